@@ -1,0 +1,16 @@
+"""The `migrate` command line: a thin layer over the library (one module per group of verbs)."""
+
+from __future__ import annotations
+
+import click
+
+from migrate import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="migrate")
+def main() -> None:
+    """Move legacy chat history into the OpenAI Conversations API."""
+
+
+# Each verb lives in its own module; registering them here keeps `main` the single entry point.
