@@ -11,7 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from adapters.model import SourceConversation
 from migrate.findings import Finding
+from migrate.policy import Policy
 
 MAX_ITEMS_PER_CALL = 20
 CONVERSATIONS_PATH = "/conversations"
@@ -71,3 +73,8 @@ class ConversationPlan(BaseModel):
             for batch in self.batches()
         ]
         return calls
+
+
+def plan_conversation(conversation: SourceConversation, policy: Policy) -> ConversationPlan:
+    """Transform, validate and batch one conversation (raises `ConversationError`)."""
+    raise NotImplementedError("planner not written yet")
