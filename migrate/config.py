@@ -40,3 +40,49 @@ def load_job_file(path: Path, overrides: dict[str, Any] | None = None) -> JobCon
         return JobConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"invalid job file {path}:\n{exc}") from exc
+
+
+def source_config_for(source: str, *, options: dict[str, Any] | None = None) -> SourceConfig:
+    """Build a source config from a command-line SOURCE: a SQLAlchemy URL or a path.
+
+    `options` holds the source flags that were given (format, preset, field names, ...).
+    """
+    fields = {key: value for key, value in (options or {}).items() if value is not None}
+    kind = "sql" if "://" in source else "json"
+    data: dict[str, Any] = {"kind": kind, **fields}
+    data["url" if kind == "sql" else "path"] = source
+    if kind == "json" and "preset" in data:
+        raise ConfigError(f"--preset applies to SQL sources; {source!r} is not a database URL")
+    if kind == "sql" and "format" in data:
+        raise ConfigError(f"--format applies to files; {source!r} is a database URL")
+    try:
+        return JobConfig.model_validate({"source": data}).source
+    except ValidationError as exc:
+        raise ConfigError(f"invalid source options for {source!r}:\n{exc}") from exc
+
+
+def build_job_config(
+    *,
+    source: str | None,
+    job_file: Path | None,
+    source_options: dict[str, Any] | None = None,
+    policy_overrides: dict[str, Any] | None = None,
+) -> JobConfig:
+    """Combine a job file (if any), a SOURCE argument and flags into one `JobConfig`."""
+    if job_file is not None:
+        config = load_job_file(job_file)
+        if source is not None:
+            config = config.model_copy(
+                update={"source": source_config_for(source, options=source_options)}
+            )
+    elif source is not None:
+        config = JobConfig(source=source_config_for(source, options=source_options))
+    else:
+        raise ConfigError("give a SOURCE (file, directory or database URL) or --job-file")
+    if policy_overrides:
+        try:
+            policy = Policy.model_validate({**config.policy.model_dump(), **policy_overrides})
+        except ValidationError as exc:
+            raise ConfigError(f"invalid --policy value:\n{exc}") from exc
+        config = config.model_copy(update={"policy": policy})
+    return config

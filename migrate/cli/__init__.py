@@ -14,3 +14,7 @@ def main() -> None:
 
 
 # Each verb lives in its own module; registering them here keeps `main` the single entry point.
+
+from migrate.cli.plan import plan  # noqa: E402
+
+main.add_command(plan)

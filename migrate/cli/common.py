@@ -1,0 +1,110 @@
+"""Options and error handling shared by the verbs that read a source (`plan`, `run`)."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from migrate.config import JobConfig, build_job_config
+from migrate.errors import EXIT_FAILED, MigrateError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+SOURCE_FLAGS = ("format", "preset", "table", "id_field", "messages_field", "metadata_field")
+
+
+def source_options(command: Callable[P, R]) -> Callable[P, R]:
+    """Add SOURCE and the flags that describe it and the transform policy."""
+    decorators = [
+        click.argument("source", required=False),
+        click.option(
+            "--job-file",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="TOML job file ([source], [policy]); flags override it.",
+        ),
+        click.option(
+            "--format",
+            type=click.Choice(
+                ["auto", "chat_completions", "finetune", "sharegpt", "chatgpt", "assistants"]
+            ),
+            help="File format; detected from the content when omitted.",
+        ),
+        click.option(
+            "--preset",
+            type=click.Choice(["langchain", "agents-sdk", "llamaindex"]),
+            help="Known schema of a SQL source.",
+        ),
+        click.option("--table", help="SQL source: table to read (overrides the preset's)."),
+        click.option("--id-field", help="Field holding the conversation id."),
+        click.option("--messages-field", help="Field holding the message list."),
+        click.option("--metadata-field", help="Field holding conversation metadata."),
+        click.option(
+            "--all-branches",
+            is_flag=True,
+            help="ChatGPT exports: migrate every branch, not only the current one.",
+        ),
+        click.option(
+            "--policy",
+            "policy_pairs",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Override a transform policy field, e.g. --policy reasoning=text.",
+        ),
+    ]
+    for decorate in reversed(decorators):
+        command = decorate(command)
+    return command
+
+
+def job_config_from(options: dict[str, Any]) -> JobConfig:
+    """Turn the values of `source_options` into a `JobConfig`."""
+    source_flags = {key: options.get(key) for key in SOURCE_FLAGS}
+    if options.get("all_branches"):
+        source_flags["chatgpt_branches"] = "all"
+    policy: dict[str, str] = {}
+    for pair in options.get("policy_pairs") or ():
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--policy")
+        policy[key.strip()] = value.strip()
+    return build_job_config(
+        source=options.get("source"),
+        job_file=options.get("job_file"),
+        source_options=source_flags,
+        policy_overrides=policy,
+    )
+
+
+def new_job_dir(verb: str) -> Path:
+    """A fresh job directory under `./jobs`, named by verb and UTC time."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    path = Path("jobs") / f"{verb}-{stamp}"
+    suffix = 1
+    while path.exists():
+        suffix += 1
+        path = Path("jobs") / f"{verb}-{stamp}-{suffix}"
+    return path
+
+
+def exits_on_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Print a `MigrateError` on stderr and exit with its code, without a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except MigrateError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_FAILED)
+
+    return wrapper

@@ -1,0 +1,78 @@
+"""`migrate plan`: the dry run."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from tqdm import tqdm
+
+from migrate.cli.common import exits_on_errors, job_config_from, new_job_dir, source_options
+from migrate.errors import EXIT_OK, EXIT_PARTIAL
+from migrate.findings import ErrorRecord
+from migrate.pipeline import PlanOutcome
+from migrate.planning import PlanSummary, plan_job
+
+SHOWN_ERRORS = 10
+
+
+@click.command()
+@source_options
+@click.option(
+    "--job-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to write the plan (default: jobs/plan-<time>).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@exits_on_errors
+def plan(job_dir: Path | None, as_json: bool, **options: Any) -> None:
+    """Dry run: plan every API call for SOURCE and report what would be lost.
+
+    SOURCE is a JSON/JSONL file or directory, or a database URL (with --preset or a job file).
+    Nothing is sent anywhere. Exit code 0: clean; 1: some conversations cannot be migrated;
+    2: usage or configuration error.
+    """
+    config = job_config_from(options)
+    target_dir = job_dir or new_job_dir("plan")
+    with tqdm(desc="planning", unit=" conv", file=sys.stderr, disable=None) as bar:
+
+        def advance(outcome: PlanOutcome) -> None:
+            bar.update(1)
+
+        summary = plan_job(config, target_dir, on_progress=advance)
+    if as_json:
+        click.echo(summary.model_dump_json())
+    else:
+        click.echo(render_summary(summary))
+    sys.exit(EXIT_PARTIAL if summary.has_errors else EXIT_OK)
+
+
+def render_summary(summary: PlanSummary) -> str:
+    """The human-readable dry-run summary."""
+    counts = summary.conversations
+    lines = [
+        f"source:        {summary.source}",
+        f"conversations: {counts.total} total, {counts.planned} planned, "
+        f"{counts.failed} failed, {counts.skipped} skipped",
+        f"items:         {summary.items.planned}",
+        f"API calls:     {summary.api_calls}",
+    ]
+    if summary.findings:
+        lines.append("findings:")
+        lines += [f"  {code:28} {count}" for code, count in summary.findings.items()]
+    else:
+        lines.append("findings:      none")
+    if summary.errors_total:
+        lines.append(f"errors:        {summary.errors_total}")
+        lines += [f"  {_describe(error)}" for error in summary.errors[:SHOWN_ERRORS]]
+        if summary.errors_total > SHOWN_ERRORS:
+            lines.append(f"  ... {summary.errors_total - SHOWN_ERRORS} more in errors.jsonl")
+    lines.append(f"plan written to {summary.job_dir}/ (plan.jsonl, findings.jsonl, errors.jsonl)")
+    return "\n".join(lines)
+
+
+def _describe(error: ErrorRecord) -> str:
+    who = f" conversation {error.conversation_id}" if error.conversation_id else ""
+    return f"{error.location}{who}: [{error.code}] {error.message}"
