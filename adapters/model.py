@@ -174,7 +174,7 @@ class SourceConversation(_Model):
     """Which reader produced it: `chat_completions`, `sharegpt`, `chatgpt`, `assistants`, ..."""
     id: str
     location: str
-    """Where the conversation starts in the source, e.g. `chats.jsonl:12` or `message_store session_id=7`."""
+    """Where it starts in the source, e.g. `chats.jsonl:12` or `message_store session_id=7`."""
     entries: list[Entry] = Field(default_factory=list)
     title: str | None = None
     created_at: float | None = None

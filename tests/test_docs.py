@@ -1,0 +1,42 @@
+"""The README is executable documentation: its commands exist and CI runs its test command."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from migrate.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_every_command_has_help_and_appears_in_readme() -> None:
+    runner = CliRunner()
+    for name, command in main.commands.items():
+        result = runner.invoke(main, [name, "--help"])
+        assert result.exit_code == 0, result.output
+        assert command.help, f"`migrate {name}` has no help text"
+        assert re.search(rf"migrate {re.escape(name)}\b", README), f"README never shows {name}"
+
+
+def test_ci_runs_the_readme_test_command_exactly() -> None:
+    block = re.search(r"<!-- test-command -->\n```sh\n(.+?)\n```\n<!-- /test-command -->", README)
+    assert block, "README lacks the test command between <!-- test-command --> markers"
+    extracted = subprocess.run(
+        [
+            "bash",
+            "-c",
+            "sed -n '/<!-- test-command -->/,/<!-- \\/test-command -->/p' README.md"
+            " | grep -v -e '^<!--' -e '^```'",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert extracted == block.group(1)
+    assert 'eval "$test_command"' in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
