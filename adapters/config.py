@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 JsonFormat = Literal["auto", "chat_completions", "finetune", "sharegpt", "chatgpt", "assistants"]
 
@@ -30,8 +30,18 @@ class JsonSourceConfig(_Config):
     """ChatGPT exports: migrate the branch ending at `current_node`, or every branch."""
 
 
+SqlPreset = Literal["langchain", "agents-sdk", "llamaindex"]
+
+
 class SqlSourceConfig(_Config):
-    """Rows in a SQL database, by preset or by an explicit column mapping."""
+    """Rows in a SQL database, by preset or by an explicit column mapping.
+
+    A preset needs only `url` (its default table names can be overridden with `table` and,
+    for `agents-sdk`, `sessions_table`). Without a preset, name the `table` (or give a read-only
+    `query`), the `conversation_column`, and one way to read messages: `role_column` plus
+    `content_column` (one row per message), `message_json_column` (one Chat Completions
+    message per row) or `messages_json_column` (a whole messages array per row).
+    """
 
     kind: Literal["sql"] = "sql"
     url: str | None = None
@@ -39,7 +49,112 @@ class SqlSourceConfig(_Config):
     url_env: str | None = None
     """Name of an environment variable holding the whole URL (may include a password)."""
     password_env: str | None = None
-    preset: Literal["langchain", "agents-sdk", "llamaindex"] | None = None
+    preset: SqlPreset | None = None
+
+    table: str | None = None
+    """Table holding the messages (a preset's default table name when a preset is set)."""
+    schema_name: str | None = Field(
+        default=None, validation_alias=AliasChoices("schema", "schema_name")
+    )
+    """Schema (PostgreSQL) or database (MySQL) of the tables; `schema` in a job file."""
+    sessions_table: str | None = None
+    """`agents-sdk` only: the sessions table (default `agent_sessions`)."""
+    query: str | None = None
+    """A single read-only SELECT (or WITH ... SELECT) used instead of `table`."""
+
+    conversation_column: str | None = None
+    """Column whose value identifies the conversation (a preset's default when unset)."""
+    order_columns: tuple[str, ...] = ()
+    """Order of messages within a conversation, e.g. `["created_at", "id"]`; default: the key."""
+    role_column: str | None = None
+    content_column: str | None = None
+    content_json: bool = False
+    """The content column holds JSON (a string or a list of Chat Completions content parts)."""
+    message_id_column: str | None = None
+    timestamp_column: str | None = None
+    tool_calls_column: str | None = None
+    """JSON of Chat Completions `tool_calls` on assistant rows."""
+    tool_call_id_column: str | None = None
+    name_column: str | None = None
+    metadata_columns: tuple[str, ...] = ()
+    """Columns copied into each message's metadata."""
+    message_json_column: str | None = None
+    """One JSON column holding a whole Chat Completions message per row."""
+    messages_json_column: str | None = None
+    """One JSON column holding a whole Chat Completions messages array: one row per conversation."""
+
+    batch_size: int = Field(default=1000, ge=1)
+    """Rows fetched per round trip from the server-side cursor."""
+
+    @model_validator(mode="after")
+    def _check_mapping(self) -> SqlSourceConfig:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("give exactly one of `url` and `url_env`")
+        if self.table is not None and self.query is not None:
+            raise ValueError("give `table` or `query`, not both")
+        mapping = [name for name in _MAPPING_FIELDS if getattr(self, name)]
+        if self.preset is not None:
+            if self.query is not None:
+                raise ValueError(f"preset {self.preset!r} reads tables; `query` needs no preset")
+            allowed = _PRESET_FIELDS[self.preset]
+            extra = [name for name in mapping if name not in allowed]
+            if extra:
+                raise ValueError(f"preset {self.preset!r} does not take {', '.join(extra)}")
+            if self.sessions_table is not None and self.preset != "agents-sdk":
+                raise ValueError("`sessions_table` applies to the agents-sdk preset only")
+            return self
+        if self.sessions_table is not None:
+            raise ValueError("`sessions_table` applies to the agents-sdk preset only")
+        if self.table is None and self.query is None:
+            raise ValueError("give a `table` or a `query` (or choose a `preset`)")
+        if self.conversation_column is None:
+            raise ValueError("give the `conversation_column` that identifies a conversation")
+        shapes = [
+            name
+            for name, used in (
+                ("role_column + content_column", self.role_column or self.content_column),
+                ("message_json_column", self.message_json_column),
+                ("messages_json_column", self.messages_json_column),
+            )
+            if used
+        ]
+        if len(shapes) != 1:
+            raise ValueError(
+                "map messages one way: role_column + content_column, message_json_column or "
+                f"messages_json_column (got {', '.join(shapes) or 'none'})"
+            )
+        if shapes[0].startswith("role") and not (self.role_column and self.content_column):
+            raise ValueError("`role_column` and `content_column` go together")
+        per_row = ("tool_calls_column", "tool_call_id_column", "name_column", "content_json")
+        per_row_used = [name for name in per_row if getattr(self, name)]
+        if not shapes[0].startswith("role") and per_row_used:
+            raise ValueError(f"{', '.join(per_row_used)} need role_column + content_column")
+        ordered = self.order_columns or self.message_id_column or self.messages_json_column
+        if self.query is not None and not ordered:
+            raise ValueError("a `query` needs `order_columns` or `message_id_column`")
+        return self
+
+
+_MAPPING_FIELDS = (
+    "conversation_column",
+    "order_columns",
+    "role_column",
+    "content_column",
+    "content_json",
+    "message_id_column",
+    "timestamp_column",
+    "tool_calls_column",
+    "tool_call_id_column",
+    "name_column",
+    "metadata_columns",
+    "message_json_column",
+    "messages_json_column",
+)
+_PRESET_FIELDS: dict[str, tuple[str, ...]] = {
+    "langchain": ("conversation_column",),
+    "agents-sdk": (),
+    "llamaindex": (),
+}
 
 
 class AssistantsLiveSourceConfig(_Config):
