@@ -164,7 +164,19 @@ class AssistantsLiveSourceConfig(_Config):
     base_url: str | None = None
     thread_ids: tuple[str, ...] = ()
     thread_ids_file: Path | None = None
+    """A text file with one thread id per line (blank lines and `#` comments ignored)."""
+    thread_ids_query: str | None = None
+    """SQL whose first column is a thread id, run on `thread_ids_url` (or `thread_ids_url_env`)."""
+    thread_ids_url: str | None = None
+    """SQLAlchemy URL of the database holding the thread ids, without a password."""
+    thread_ids_url_env: str | None = None
+    """Name of an environment variable holding that URL (may include a password)."""
     include_run_steps: bool = True
+    """Fetch runs and run steps, so tool calls and hosted tool steps are migrated too."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """Name of the environment variable holding the server's API key."""
+    resolve_filenames: bool = False
+    """Look up file names through the Files API, so file citations can be mapped."""
 
 
 SourceConfig = Annotated[

@@ -1,0 +1,444 @@
+"""Assistants threads as one timeline: thread + messages + runs + run steps -> SourceConversation.
+
+Pure: no I/O. Both the export reader and the live reader hand the API's own objects (plain
+JSON dicts) to `build_conversation`.
+
+Order. Messages are put in ascending order by `created_at`. Ids do not order messages: they
+are random, and several messages often share one `created_at` second (the real recording
+`MessagesWithRoles` has three). Ties therefore keep the order of the list as the API returned
+it; a list that is newest first (the API's default `order=desc`) is recognised by its
+timestamps and reversed first. Run steps are ordered the same way within their run.
+
+Run steps. Within a run, the tool steps that precede a `message_creation` step go right before
+the message that step names: function calls become `ToolCall` + `ToolResult` pairs (calls
+first, then outputs, for parallel calls), code interpreter, file search and v1 retrieval steps
+become `HostedToolStep`s. Tool steps after a run's last message (a run that failed, expired or
+was cancelled) go after that message, or by time when the run produced none.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from adapters.model import (
+    Annotation,
+    Entry,
+    FilePart,
+    HostedToolStep,
+    ImagePart,
+    Message,
+    Part,
+    RefusalPart,
+    SourceConversation,
+    SourceNote,
+    TextPart,
+    ToolCall,
+    ToolResult,
+)
+
+SOURCE_KIND = "assistants"
+
+JsonObject = Mapping[str, Any]
+
+
+class AssistantsFormatError(ValueError):
+    """A thread's data does not have the shape of the Assistants API's objects."""
+
+
+def build_conversation(
+    *,
+    thread: JsonObject | None,
+    messages: Sequence[JsonObject],
+    runs: Sequence[JsonObject] = (),
+    run_steps: Sequence[JsonObject] = (),
+    location: str,
+    thread_id: str | None = None,
+    filenames: Mapping[str, str] | None = None,
+) -> SourceConversation:
+    """Merge one thread's objects into a neutral conversation.
+
+    Args:
+        thread: The thread object, if known (exports of bare message lists lack it).
+        messages: The thread's messages, in the order the API listed them (either order).
+        runs: The thread's runs, if exported.
+        run_steps: The steps of those runs, in any grouping.
+        location: Where the thread came from, for errors and reports.
+        thread_id: The thread id when neither `thread` nor the messages carry one.
+        filenames: File names by file id, when they were looked up through the Files API.
+
+    Raises:
+        AssistantsFormatError: The data is not an Assistants thread; the message names the
+            offending object.
+    """
+    names = dict(filenames or {})
+    for what, objects in (("message", messages), ("run", runs), ("run step", run_steps)):
+        for index, obj in enumerate(objects):
+            if not isinstance(obj, Mapping):
+                raise AssistantsFormatError(f"{what} {index} is not a JSON object")
+    conversation_id = _thread_id(thread, messages, thread_id)
+    notes: list[SourceNote] = []
+
+    ordered = [messages[i] for i in _ascending(messages)]
+    positions = {id(m): i for i, m in enumerate(messages)}
+    entries_before: dict[str, list[Entry]] = {}
+    floating: list[tuple[float, int, int, list[Entry]]] = []
+    message_index = {str(m.get("id")): n for n, m in enumerate(ordered)}
+    last_message_of_run: dict[str, int] = {}
+    for n, message in enumerate(ordered):
+        if message.get("run_id"):
+            last_message_of_run[str(message["run_id"])] = n
+
+    for run_id, steps in _steps_by_run(run_steps):
+        pending: list[Entry] = []
+        pending_time: float | None = None
+        for index, step in steps:
+            details = step.get("step_details")
+            if not isinstance(details, Mapping):
+                raise AssistantsFormatError(f"run step {step.get('id')} has no step_details")
+            if details.get("type") == "message_creation":
+                target = str((details.get("message_creation") or {}).get("message_id"))
+                if target in message_index:
+                    entries_before.setdefault(target, []).extend(pending)
+                else:
+                    notes.append(
+                        SourceNote(
+                            code="run_step_message_missing",
+                            message=f"run step {step.get('id')} created message {target}, "
+                            "which is not in the thread; its tool steps are placed by time",
+                            source_id=str(step.get("id")),
+                        )
+                    )
+                    if pending:
+                        floating.append((pending_time or 0.0, len(floating), -1, pending))
+                pending, pending_time = [], None
+            elif details.get("type") == "tool_calls":
+                if pending_time is None:
+                    pending_time = _time(step.get("created_at"))
+                pending.extend(_tool_entries(step, index, names))
+            else:
+                raise AssistantsFormatError(
+                    f"run step {step.get('id')} has unknown type {details.get('type')!r}"
+                )
+        if pending:
+            # Steps after the run's last message happened after it, whatever the clock says.
+            floating.append(
+                (pending_time or 0.0, len(floating), last_message_of_run.get(run_id, -1), pending)
+            )
+
+    after: dict[int, list[Entry]] = {}
+    for when, _, earliest, group in sorted(floating, key=lambda f: (f[0], f[1])):
+        slot = earliest
+        for n, message in enumerate(ordered):
+            if (_time(message.get("created_at")) or 0.0) <= when:
+                slot = max(slot, n)
+        after.setdefault(slot, []).extend(group)
+
+    entries: list[Entry] = list(after.get(-1, []))
+    for n, message in enumerate(ordered):
+        message_id = str(message.get("id"))
+        entries.extend(entries_before.get(message_id, []))
+        entries.append(_message(message, positions[id(message)], names))
+        entries.extend(after.get(n, []))
+
+    return SourceConversation(
+        source_kind=SOURCE_KIND,
+        id=conversation_id,
+        location=location,
+        entries=entries,
+        created_at=_time((thread or {}).get("created_at")),
+        metadata=_conversation_metadata(thread, ordered, runs),
+        notes=notes,
+    )
+
+
+# --- ordering ------------------------------------------------------------------------------
+
+
+def _ascending(objects: Sequence[JsonObject]) -> list[int]:
+    """Indexes of `objects` oldest first; ties keep the API's own list order."""
+    indexes = list(range(len(objects)))
+    times = [_time(o.get("created_at")) or 0.0 for o in objects]
+    newest_first = len(set(times)) > 1 and all(a >= b for a, b in itertools.pairwise(times))
+    if newest_first:
+        indexes.reverse()
+    return sorted(indexes, key=lambda i: times[i])
+
+
+def _steps_by_run(
+    run_steps: Sequence[JsonObject],
+) -> list[tuple[str, list[tuple[int, JsonObject]]]]:
+    """Steps grouped by run (runs in order of first step), each group oldest first."""
+    groups: dict[str, list[tuple[int, JsonObject]]] = {}
+    for index, step in enumerate(run_steps):
+        groups.setdefault(str(step.get("run_id")), []).append((index, step))
+    ordered: list[tuple[str, list[tuple[int, JsonObject]]]] = []
+    for run_id, group in groups.items():
+        order = _ascending([step for _, step in group])
+        ordered.append((run_id, [group[i] for i in order]))
+    ordered.sort(key=lambda g: _time(g[1][0][1].get("created_at")) or 0.0)
+    return ordered
+
+
+def _time(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+# --- messages ------------------------------------------------------------------------------
+
+
+def _message(message: JsonObject, index: int, filenames: Mapping[str, str]) -> Message:
+    message_id = message.get("id")
+    role = message.get("role")
+    if not isinstance(role, str):
+        raise AssistantsFormatError(f"message {message_id} has no role")
+    content = message.get("content")
+    if isinstance(content, str):
+        # Some tools saved the create-message request shape, where content may be a string.
+        content = [{"type": "text", "text": {"value": content, "annotations": []}}]
+    if not isinstance(content, list):
+        raise AssistantsFormatError(f"message {message_id} has no content list")
+    parts: list[Part] = [_part(part, message_id, filenames) for part in content]
+    attachment_tools: dict[str, list[str]] = {}
+    for attachment in message.get("attachments") or []:
+        file_id = attachment.get("file_id") if isinstance(attachment, Mapping) else None
+        if not isinstance(file_id, str):
+            raise AssistantsFormatError(f"message {message_id} has an attachment without file_id")
+        tools = [
+            str(t.get("type")) for t in attachment.get("tools") or [] if isinstance(t, Mapping)
+        ]
+        attachment_tools[file_id] = tools
+    # Assistants v1 listed files on the message itself, for the `retrieval` tool.
+    for file_id in message.get("file_ids") or []:
+        attachment_tools.setdefault(str(file_id), [])
+    parts.extend(
+        FilePart(file_id=file_id, filename=filenames.get(file_id)) for file_id in attachment_tools
+    )
+    metadata: dict[str, Any] = {
+        key: message[key]
+        for key in ("assistant_id", "run_id", "status", "incomplete_details", "metadata")
+        if message.get(key)
+    }
+    if attachment_tools:
+        metadata["attachment_tools"] = attachment_tools
+    return Message(
+        role=role,
+        parts=parts,
+        source_id=str(message_id) if message_id is not None else None,
+        position=f"messages[{index}]",
+        created_at=_time(message.get("created_at")),
+        metadata=metadata,
+    )
+
+
+def _part(part: Any, message_id: Any, filenames: Mapping[str, str]) -> Part:
+    if not isinstance(part, Mapping):
+        raise AssistantsFormatError(
+            f"message {message_id} has a content part that is not an object"
+        )
+    kind = part.get("type")
+    if kind == "text":
+        text = part.get("text")
+        if isinstance(text, str):
+            return TextPart(text=text)
+        if not isinstance(text, Mapping) or not isinstance(text.get("value"), str):
+            raise AssistantsFormatError(f"message {message_id} has a text part without a value")
+        return TextPart(
+            text=text["value"],
+            annotations=[
+                _annotation(a, message_id, filenames) for a in text.get("annotations") or []
+            ],
+        )
+    if kind == "image_file":
+        image = part.get("image_file") or {}
+        return ImagePart(file_id=image.get("file_id"), detail=image.get("detail"))
+    if kind == "image_url":
+        image = part.get("image_url") or {}
+        return ImagePart(url=image.get("url"), detail=image.get("detail"))
+    if kind == "refusal":
+        return RefusalPart(refusal=str(part.get("refusal") or ""))
+    raise AssistantsFormatError(f"message {message_id} has an unknown content part type {kind!r}")
+
+
+def _annotation(annotation: Any, message_id: Any, filenames: Mapping[str, str]) -> Annotation:
+    if not isinstance(annotation, Mapping):
+        raise AssistantsFormatError(f"message {message_id} has an annotation that is not an object")
+    kind = annotation.get("type")
+    if kind not in ("file_citation", "file_path"):
+        raise AssistantsFormatError(f"message {message_id} has an unknown annotation type {kind!r}")
+    target = annotation.get(kind) or {}
+    file_id = target.get("file_id")
+    return Annotation(
+        kind=kind,
+        marker=annotation.get("text"),
+        start_index=annotation.get("start_index"),
+        end_index=annotation.get("end_index"),
+        file_id=file_id,
+        filename=filenames.get(file_id) if isinstance(file_id, str) else None,
+        quote=target.get("quote") or None,
+    )
+
+
+# --- run steps -----------------------------------------------------------------------------
+
+
+def _tool_entries(step: JsonObject, index: int, filenames: Mapping[str, str]) -> list[Entry]:
+    """Entries for one `tool_calls` step: function calls, then their outputs, then hosted steps."""
+    step_id = step.get("id")
+    calls = (step.get("step_details") or {}).get("tool_calls")
+    if not isinstance(calls, list):
+        raise AssistantsFormatError(f"run step {step_id} has no tool_calls list")
+    base = {
+        key: step[key]
+        for key in ("run_id", "assistant_id", "status", "last_error")
+        if step.get(key)
+    }
+    base["step_id"] = step_id
+    created_at = _time(step.get("created_at"))
+    position = f"run_steps[{index}]"
+    function_calls: list[Entry] = []
+    outputs: list[Entry] = []
+    hosted: list[Entry] = []
+    for call in calls:
+        if not isinstance(call, Mapping):
+            raise AssistantsFormatError(f"run step {step_id} has a tool call that is not an object")
+        call_id = call.get("id")
+        kind = call.get("type")
+        common: dict[str, Any] = {
+            "source_id": str(call_id) if call_id is not None else None,
+            "position": position,
+            "created_at": created_at,
+            "metadata": dict(base),
+        }
+        if kind == "function":
+            function = call.get("function") or {}
+            name = function.get("name")
+            if not isinstance(name, str):
+                raise AssistantsFormatError(
+                    f"run step {step_id}: function call {call_id} has no name"
+                )
+            function_calls.append(
+                ToolCall(
+                    call_id=call_id,
+                    name=name,
+                    arguments=_as_text(function.get("arguments")),
+                    **common,
+                )
+            )
+            if function.get("output") is not None:
+                outputs.append(
+                    ToolResult(
+                        call_id=call_id,
+                        name=name,
+                        output=_as_text(function.get("output")),
+                        **common,
+                    )
+                )
+        elif kind == "code_interpreter":
+            hosted.append(_code_interpreter(call, common))
+        elif kind == "file_search":
+            hosted.append(_file_search(call, common, filenames))
+        elif kind == "retrieval":
+            hosted.append(HostedToolStep(tool="retrieval", **common))
+        else:
+            raise AssistantsFormatError(f"run step {step_id} has unknown tool call type {kind!r}")
+    return [*function_calls, *outputs, *hosted]
+
+
+def _code_interpreter(call: JsonObject, common: dict[str, Any]) -> HostedToolStep:
+    details = call.get("code_interpreter") or {}
+    outputs: list[str] = []
+    file_ids: list[str] = []
+    for output in details.get("outputs") or []:
+        if output.get("type") == "logs":
+            outputs.append(str(output.get("logs") or ""))
+        elif output.get("type") == "image":
+            file_id = (output.get("image") or {}).get("file_id")
+            if file_id:
+                file_ids.append(str(file_id))
+    return HostedToolStep(
+        tool="code_interpreter",
+        input=details.get("input"),
+        outputs=outputs,
+        file_ids=file_ids,
+        **common,
+    )
+
+
+def _file_search(
+    call: JsonObject, common: dict[str, Any], filenames: Mapping[str, str]
+) -> HostedToolStep:
+    details = call.get("file_search") or {}
+    outputs: list[str] = []
+    file_ids: list[str] = []
+    for result in details.get("results") or []:
+        file_id = str(result.get("file_id") or "")
+        name = result.get("file_name") or filenames.get(file_id) or file_id
+        line = f"{name} (score {result.get('score')})" if "score" in result else str(name)
+        texts = [str(c.get("text")) for c in result.get("content") or [] if c.get("type") == "text"]
+        outputs.append("\n".join([line, *texts]))
+        if file_id:
+            file_ids.append(file_id)
+    return HostedToolStep(tool="file_search", outputs=outputs, file_ids=file_ids, **common)
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+# --- conversation --------------------------------------------------------------------------
+
+
+def _thread_id(thread: JsonObject | None, messages: Sequence[JsonObject], given: str | None) -> str:
+    ids = {str(m["thread_id"]) for m in messages if m.get("thread_id")}
+    if thread is not None and thread.get("id"):
+        ids.add(str(thread["id"]))
+    if given:
+        ids.add(given)
+    if len(ids) > 1:
+        raise AssistantsFormatError(f"objects of several threads in one document: {sorted(ids)}")
+    if not ids:
+        raise AssistantsFormatError("no thread id: neither a thread object nor message thread_id")
+    return ids.pop()
+
+
+def _conversation_metadata(
+    thread: JsonObject | None, messages: Iterable[JsonObject], runs: Sequence[JsonObject]
+) -> dict[str, Any]:
+    metadata: dict[str, Any] = {}
+    if thread is not None:
+        if thread.get("metadata"):
+            metadata["thread_metadata"] = dict(thread["metadata"])
+        if thread.get("tool_resources"):
+            metadata["tool_resources"] = thread["tool_resources"]
+    assistant_ids: list[str] = []
+    for obj in [*messages, *runs]:
+        assistant_id = obj.get("assistant_id")
+        if assistant_id and assistant_id not in assistant_ids:
+            assistant_ids.append(str(assistant_id))
+    if assistant_ids:
+        metadata["assistant_ids"] = assistant_ids
+    if runs:
+        metadata["runs"] = [
+            {
+                key: run[key]
+                for key in (
+                    "id",
+                    "assistant_id",
+                    "status",
+                    "model",
+                    "created_at",
+                    "last_error",
+                    "incomplete_details",
+                )
+                if run.get(key)
+            }
+            for run in sorted(runs, key=lambda r: _time(r.get("created_at")) or 0.0)
+        ]
+    return metadata
