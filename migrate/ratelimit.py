@@ -1,0 +1,233 @@
+"""A rate limiter shared by every worker of a job, steered by the target's own signals.
+
+It is a token bucket whose rate adapts: a 429 pauses every worker (for `Retry-After`, or a short
+default) and halves the rate below what was actually being sent; the server's
+`x-ratelimit-remaining-requests` / `x-ratelimit-reset-requests` headers cap what may be sent
+before the window resets; and a quiet period lets the rate climb back. A long job therefore runs
+near the account's limit instead of bouncing off it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+
+logger = logging.getLogger(__name__)
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+DEFAULT_PAUSE = 1.0
+"""Seconds every worker waits after a 429 that carries no `Retry-After`."""
+MEASURE_WINDOW = 2.0
+"""Seconds of history used to measure the rate actually sent."""
+
+
+def parse_duration(value: str) -> float | None:
+    """Seconds in an `x-ratelimit-reset-*` value such as `1s`, `6m0s`, `20ms` or `0.5`."""
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    total = 0.0
+    end = 0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != end:
+            return None
+        number, unit = float(match.group(1)), match.group(2)
+        total += number * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
+        end = match.end()
+    return total if end == len(text) and end > 0 else None
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """The delay a response asks for: `retry-after-ms`, else `retry-after` in seconds."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        raw = headers.get(name)
+        if raw is None:
+            continue
+        try:
+            return max(0.0, float(raw) * scale)
+        except ValueError:
+            continue
+    return None
+
+
+class RateLimiter:
+    """Token bucket with an adaptive rate, shared by all concurrent callers of one target.
+
+    Call `acquire()` before each request and `release(headers)` after it (with the response
+    headers, or `None` when there was no response); call `rate_limited(delay)` on a 429.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_rate: float | None = None,
+        min_rate: float = 0.5,
+        recovery: float = 0.1,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        """`max_rate` caps requests per second (None: no cap until the target pushes back).
+
+        `recovery` is the fraction by which the rate grows per second without a 429.
+        """
+        self.max_rate = max_rate
+        self.min_rate = min_rate
+        self.recovery = recovery
+        self._clock = clock
+        self._sleep = sleep
+        self._rate: float | None = max_rate
+        self._tokens = 1.0
+        self._refilled_at = clock()
+        self._paused_until = 0.0
+        self._mirror: _ServerBucket | None = None
+        self._last_decrease = float("-inf")
+        self._last_increase = clock()
+        self._sent: deque[float] = deque()
+        self._in_flight = 0
+        self._lock: asyncio.Lock | None = None
+        self.rate_limited_count = 0
+
+    @property
+    def rate(self) -> float | None:
+        """Current requests-per-second ceiling; None when unlimited."""
+        return self._rate
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    async def acquire(self) -> None:
+        """Wait until one more request may be sent, and count it as sent."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        # The lock makes waiters take tokens in arrival order instead of racing on wake-up.
+        async with self._lock:
+            while (wait := self._wait_time()) > 0:
+                await self._sleep(wait)
+            now = self._clock()
+            if self._rate is not None:
+                self._tokens -= 1.0
+            if self._mirror is not None:
+                self._mirror.tokens -= 1.0
+            self._sent.append(now)
+            self._in_flight += 1
+
+    def release(self, headers: Mapping[str, str] | None) -> None:
+        """A request finished; learn from its response headers when there was a response."""
+        self._in_flight = max(0, self._in_flight - 1)
+        if headers is not None:
+            self._observe(headers)
+        self._recover()
+
+    def rate_limited(self, delay: float | None) -> float:
+        """A 429 came back: pause everyone and slow down. Returns the pause in seconds."""
+        now = self._clock()
+        self.rate_limited_count += 1
+        pause = DEFAULT_PAUSE if delay is None else delay
+        self._paused_until = max(self._paused_until, now + pause)
+        # Concurrent requests answered by the same burst of 429s count as one signal.
+        if now - self._last_decrease >= max(pause, 1.0):
+            measured = self._measured_rate(now)
+            base = measured if self._rate is None else min(self._rate, measured or self._rate)
+            self._rate = max(self.min_rate, 0.5 * (base or self.min_rate * 2))
+            self._tokens = min(self._tokens, 1.0)
+            self._last_decrease = now
+            self._last_increase = now
+            logger.info("rate limited: pausing %.2fs, rate now %.1f/s", pause, self._rate)
+        return pause
+
+    def _wait_time(self) -> float:
+        now = self._clock()
+        if now < self._paused_until:
+            return self._paused_until - now
+        if self._mirror is not None:
+            if now >= self._mirror.full_at:
+                self._mirror = None
+            else:
+                wait = self._mirror.wait_time(now)
+                if wait > 0:
+                    return wait
+        if self._rate is None:
+            return 0.0
+        burst = max(1.0, self._rate)
+        self._tokens = min(burst, self._tokens + (now - self._refilled_at) * self._rate)
+        self._refilled_at = now
+        if self._tokens >= 1.0:
+            return 0.0
+        return (1.0 - self._tokens) / self._rate
+
+    def _observe(self, headers: Mapping[str, str]) -> None:
+        remaining = _number(headers.get("x-ratelimit-remaining-requests"))
+        reset = headers.get("x-ratelimit-reset-requests")
+        seconds = parse_duration(reset) if reset is not None else None
+        if remaining is None or seconds is None:
+            return
+        limit = _number(headers.get("x-ratelimit-limit-requests"))
+        now = self._clock()
+        refill = None
+        if limit is not None and seconds > 0 and limit > remaining:
+            refill = (limit - remaining) / seconds
+        # Requests already sent but not yet seen by the server will spend part of what is left.
+        self._mirror = _ServerBucket(
+            tokens=remaining - self._in_flight,
+            refill=refill,
+            updated_at=now,
+            full_at=now + seconds,
+        )
+
+    def _recover(self) -> None:
+        if self._rate is None:
+            return
+        now = self._clock()
+        if now - self._last_decrease < 1.0:
+            return
+        elapsed = now - self._last_increase
+        self._last_increase = now
+        grown = self._rate * (1.0 + self.recovery * elapsed)
+        if self.max_rate is not None:
+            self._rate = min(self.max_rate, grown)
+            return
+        measured = self._measured_rate(now)
+        # Far above what is being sent: the cap no longer binds, so drop it.
+        self._rate = None if measured and grown > 4 * measured else grown
+
+    def _measured_rate(self, now: float) -> float:
+        while self._sent and self._sent[0] < now - MEASURE_WINDOW:
+            self._sent.popleft()
+        return len(self._sent) / MEASURE_WINDOW
+
+
+class _ServerBucket:
+    """The server's request bucket as its last response described it."""
+
+    def __init__(self, *, tokens: float, refill: float | None, updated_at: float, full_at: float):
+        self.tokens = tokens
+        self.refill = refill
+        self.updated_at = updated_at
+        self.full_at = full_at
+
+    def wait_time(self, now: float) -> float:
+        if self.refill is not None:
+            self.tokens += (now - self.updated_at) * self.refill
+        self.updated_at = now
+        if self.tokens >= 1.0:
+            return 0.0
+        if self.refill is None:
+            # Without the limit the refill speed is unknown: look again shortly.
+            return min(self.full_at - now, 0.5)
+        return (1.0 - self.tokens) / self.refill
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
