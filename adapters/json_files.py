@@ -1,0 +1,205 @@
+"""The JSON/JSONL source: files or a directory of them, in any of the supported formats.
+
+Formats: Chat Completions message arrays, OpenAI fine-tuning JSONL, ShareGPT, the ChatGPT data
+export and (through `adapters.assistants_export`) Assistants API exports. With
+`format="auto"` each file's format is detected from its first record. A directory is read
+recursively in sorted path order (hidden files and folders skipped; `.json`, `.jsonl`,
+`.ndjson`, `.jsonlines`). Records without an id get one from the file's path relative to the
+source and the line (`chats.jsonl:12`) or array index (`export.json[3]`); such ids stay stable
+as long as the file is not edited.
+
+Every record that cannot be read becomes a `SourceFailure` naming the file, the line or array
+index (or byte offset, when a JSON array is malformed) and the conversation id when known;
+reading goes on with the next record.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import cast
+
+from pydantic import ValidationError
+
+from adapters import SourceOpenError
+from adapters._json_common import RecordContext, RecordError
+from adapters._json_stream import (
+    JSON_SUFFIXES,
+    Layout,
+    RawFailure,
+    iter_raw_records,
+    sniff_layout,
+)
+from adapters.chat_completions import read_chat_completions
+from adapters.chatgpt_export import read_chatgpt
+from adapters.config import JsonFormat, JsonSourceConfig
+from adapters.detect import detect_file_format
+from adapters.model import SourceConversation, SourceFailure, SourceRecord
+from adapters.sharegpt import read_sharegpt
+
+logger = logging.getLogger(__name__)
+
+ExportReader = Callable[[Path], Iterator[SourceRecord]]
+
+_FORMAT_HINT = (
+    "pass the format explicitly (format = chat_completions, finetune, sharegpt, chatgpt or "
+    "assistants)"
+)
+
+
+class JsonFilesSource:
+    """Conversations stored in JSON or JSONL files."""
+
+    def __init__(self, config: JsonSourceConfig) -> None:
+        self._config = config
+        self._root = config.path
+        if not self._root.exists():
+            raise SourceOpenError(f"{self._root} does not exist")
+        self._files = list_json_files(self._root)
+        if self._root.is_dir() and not self._files and config.format != "assistants":
+            raise SourceOpenError(
+                f"{self._root} holds no .json, .jsonl or .ndjson files (searched recursively)"
+            )
+        self._detected: dict[Path, tuple[Layout, JsonFormat | None]] = {}
+        if config.format == "assistants":
+            load_export_reader()
+        elif config.format == "auto":
+            self._detect_first_file()
+
+    def describe(self) -> str:
+        """A one-line description for logs and reports."""
+        kind = "directory" if self._root.is_dir() else "file"
+        return f"JSON {kind} {self._root} (format {self._config.format})"
+
+    def read(self) -> Iterator[SourceRecord]:
+        """Yield every conversation, or the failure to read it, in file order."""
+        if self._config.format == "assistants":
+            yield from load_export_reader()(self._root)
+            return
+        for path in self._files:
+            yield from self._read_file(path)
+
+    def _detect_first_file(self) -> None:
+        for path in self._files:
+            try:
+                layout = sniff_layout(path)
+                found = detect_file_format(path, layout, self._config)
+            except OSError as exc:
+                raise SourceOpenError(f"cannot read {path}: {exc}") from exc
+            self._detected[path] = (layout, found)
+            if layout is Layout.EMPTY:
+                continue
+            if found is None:
+                raise SourceOpenError(
+                    f"cannot tell the format of {path}: its first record is not a Chat "
+                    "Completions conversation, fine-tuning line, ShareGPT record, ChatGPT "
+                    f"export or Assistants export; {_FORMAT_HINT}"
+                )
+            return
+
+    def _layout_and_format(self, path: Path) -> tuple[Layout, JsonFormat | None]:
+        known = self._detected.pop(path, None)
+        if known is not None:
+            return known
+        layout = sniff_layout(path)
+        if self._config.format != "auto":
+            return layout, self._config.format
+        return layout, detect_file_format(path, layout, self._config)
+
+    def _read_file(self, path: Path) -> Iterator[SourceRecord]:
+        display = str(path)
+        relname = path.name if path == self._root else path.relative_to(self._root).as_posix()
+        try:
+            layout, found = self._layout_and_format(path)
+        except OSError as exc:
+            yield SourceFailure(
+                source_kind="json",
+                location=display,
+                code="unreadable_file",
+                message=f"cannot read {display}: {exc}",
+            )
+            return
+        if found is None:
+            if layout is not Layout.EMPTY:
+                yield SourceFailure(
+                    source_kind="json",
+                    location=display,
+                    code="unknown_format",
+                    message=f"cannot tell the format of {display}; {_FORMAT_HINT}",
+                )
+            return
+        if found == "assistants":
+            logger.debug("reading %s as an Assistants export", display)
+            yield from load_export_reader()(path)
+            return
+        logger.debug("reading %s as %s (%s)", display, found, layout.value)
+        for raw in iter_raw_records(path, display=display, relname=relname, layout=layout):
+            if isinstance(raw, RawFailure):
+                yield SourceFailure(
+                    source_kind=found, location=raw.location, code=raw.code, message=raw.message
+                )
+                continue
+            ctx = RecordContext(self._config, raw.location, raw.derived_id)
+            try:
+                yield from convert_record(raw.value, ctx, found)
+            except RecordError as exc:
+                yield SourceFailure(
+                    source_kind=found,
+                    location=raw.location,
+                    code=exc.code,
+                    message=exc.message,
+                    conversation_id=exc.conversation_id,
+                )
+            except ValidationError as exc:
+                yield SourceFailure(
+                    source_kind=found,
+                    location=raw.location,
+                    code="invalid_record",
+                    message=f"{raw.location}: a value has an unexpected type: "
+                    f"{exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}",
+                )
+
+
+def convert_record(
+    value: object, ctx: RecordContext, found: JsonFormat
+) -> list[SourceConversation]:
+    """Read one record in the given (non-auto, non-assistants) format."""
+    match found:
+        case "chat_completions" | "finetune":
+            return [read_chat_completions(value, ctx, source_kind=found)]
+        case "sharegpt":
+            return [read_sharegpt(value, ctx)]
+        case "chatgpt":
+            return read_chatgpt(value, ctx)
+    raise ValueError(f"no record reader for format {found!r}")
+
+
+def list_json_files(root: Path) -> list[Path]:
+    """`root` itself, or every JSON/JSONL file under it in sorted, stable order."""
+    if not root.is_dir():
+        return [root]
+    found = [
+        path
+        for path in root.rglob("*")
+        if path.suffix.lower() in JSON_SUFFIXES
+        and not any(part.startswith(".") for part in path.relative_to(root).parts)
+        and path.is_file()
+    ]
+    return sorted(found, key=lambda p: p.relative_to(root).parts)
+
+
+def load_export_reader() -> ExportReader:
+    """`adapters.assistants_export.read_export`, imported on first use."""
+    try:
+        module = importlib.import_module("adapters.assistants_export")
+    except ImportError as exc:
+        raise SourceOpenError(
+            f"reading Assistants API exports needs adapters.assistants_export, which cannot "
+            f"be imported ({exc})"
+        ) from exc
+    reader = getattr(module, "read_export", None)
+    if not callable(reader):
+        raise SourceOpenError("adapters.assistants_export has no read_export function")
+    return cast(ExportReader, reader)
