@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from spec import SPEC_MISSING_REASON, SpecValidator, load_spec_validator, spec_available
 
 from migrate.policy import Policy
-from spec import SPEC_MISSING_REASON, SpecValidator, load_spec_validator, spec_available
 
 
 @pytest.fixture

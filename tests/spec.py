@@ -63,10 +63,13 @@ def needs_allowance(item: Mapping[str, Any]) -> bool:
         and "status" not in item
         and isinstance(content, list)
         and bool(content)
-        and all(
-            isinstance(part, Mapping) and part.get("type") == "output_text" and "logprobs" not in part
-            for part in content
-        )
+        and all(_plain_output_text(part) for part in content)
+    )
+
+
+def _plain_output_text(part: Any) -> bool:
+    return (
+        isinstance(part, Mapping) and part.get("type") == "output_text" and "logprobs" not in part
     )
 
 
