@@ -18,3 +18,11 @@ def main() -> None:
 from migrate.cli.plan import plan  # noqa: E402
 
 main.add_command(plan)
+from migrate.cli.serve import inspect_command, serve  # noqa: E402
+
+main.add_command(serve)
+main.add_command(inspect_command)
+
+from migrate.cli.threads import export_threads_command  # noqa: E402
+
+main.add_command(export_threads_command)

@@ -1,0 +1,248 @@
+"""`migrate serve` runs the local Conversations server; `migrate inspect` reads back its data."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from migrate.errors import EXIT_FAILED, EXIT_USAGE
+from migrate.server.embedded import serve as serve_forever
+from migrate.server.options import FAULT_KINDS, FaultSettings, ServerOptions
+from migrate.server.store import ConversationStore, StoreError
+
+
+def _fault_rates(pairs: tuple[str, ...]) -> dict[str, float]:
+    rates: dict[str, float] = {}
+    for pair in pairs:
+        kind, sep, value = pair.partition("=")
+        kind = kind.strip()
+        if not sep or kind not in FAULT_KINDS:
+            raise click.BadParameter(
+                f"expected KIND=RATE with KIND one of {', '.join(FAULT_KINDS)}, got {pair!r}",
+                param_hint="--fault-rate",
+            )
+        try:
+            rates[kind] = float(value)
+        except ValueError:
+            raise click.BadParameter(
+                f"rate must be a number, got {value!r}", param_hint="--fault-rate"
+            ) from None
+    return rates
+
+
+def describe_switches(options: ServerOptions) -> str:
+    """One line naming every rehearsal switch in force (never the API key itself)."""
+    faults = options.faults
+    rates = ", ".join(f"{kind}={rate:g}" for kind, rate in faults.rates.items()) or "none"
+    parts = [
+        f"latency {options.latency_ms:g}ms+{options.jitter_ms:g}ms jitter",
+        f"rate limit {options.rpm}/min" if options.rpm else "no rate limit",
+        f"faults {rates}",
+    ]
+    if faults.script:
+        parts.append(f"fault script {','.join(faults.script)}")
+    if "stall_after_commit" in faults.rates or "stall_after_commit" in faults.script:
+        parts.append(f"stall {faults.stall_seconds:g}s")
+    if "burst_503" in faults.rates or "burst_503" in faults.script:
+        parts.append(f"503 bursts of {faults.burst_length}")
+    parts.append(f"seed {options.seed}")
+    parts.append("auth: the configured API key" if options.api_key else "auth: any bearer token")
+    return "; ".join(parts)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8765, show_default=True, type=int, help="Port to bind.")
+@click.option(
+    "--db",
+    "db_path",
+    default="rehearsal.db",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite file holding the conversations (created if missing).",
+)
+@click.option("--latency-ms", default=0.0, type=float, help="Fixed delay per request.")
+@click.option("--jitter-ms", default=0.0, type=float, help="Extra random delay, 0..N ms.")
+@click.option("--rpm", type=int, help="Requests per minute before 429s (token bucket).")
+@click.option(
+    "--fault-rate",
+    "fault_rates",
+    multiple=True,
+    metavar="KIND=RATE",
+    help=f"Inject a fault on that share of write requests; KIND: {', '.join(FAULT_KINDS)}.",
+)
+@click.option(
+    "--fault-script",
+    help="Comma-separated faults (or 'none') for the first write requests, in order.",
+)
+@click.option("--stall-seconds", default=30.0, type=float, help="How long a stall lasts.")
+@click.option("--burst-length", default=3, type=int, help="Requests per 503 burst.")
+@click.option("--seed", default=0, type=int, help="Seed for jitter and fault draws.")
+@click.option(
+    "--api-key",
+    envvar="MIGRATE_SERVE_API_KEY",
+    help="Accept only this bearer token (default: any). Env: MIGRATE_SERVE_API_KEY.",
+)
+@click.option("--access-log", is_flag=True, help="Log every request on stderr.")
+def serve(
+    host: str,
+    port: int,
+    db_path: Path,
+    latency_ms: float,
+    jitter_ms: float,
+    rpm: int | None,
+    fault_rates: tuple[str, ...],
+    fault_script: str | None,
+    stall_seconds: float,
+    burst_length: int,
+    seed: int,
+    api_key: str | None,
+    access_log: bool,
+) -> None:
+    """Run the local Conversations API server (a rehearsal target) until Ctrl-C.
+
+    Point the SDK or `migrate run` at the printed URL. Latency, rate limits and injected faults
+    (e.g. commit, then drop the connection) rehearse what a real migration meets.
+    """
+    script = [step.strip() for step in fault_script.split(",")] if fault_script else []
+    try:
+        options = ServerOptions.model_validate(
+            {
+                "api_key": api_key,
+                "latency_ms": latency_ms,
+                "jitter_ms": jitter_ms,
+                "rpm": rpm,
+                "seed": seed,
+                "access_log": access_log,
+                "faults": FaultSettings.model_validate(
+                    {
+                        "rates": _fault_rates(fault_rates),
+                        "script": script,
+                        "stall_seconds": stall_seconds,
+                        "burst_length": burst_length,
+                    }
+                ),
+            }
+        )
+    except ValidationError as exc:
+        click.echo(f"error: invalid server options:\n{exc}", err=True)
+        sys.exit(EXIT_USAGE)
+
+    def announce(base_url: str) -> None:
+        click.echo(
+            f"migrate serve: Conversations API at {base_url} (db {db_path}; "
+            f"{describe_switches(options)}). Ctrl-C to stop.",
+            err=True,
+        )
+
+    try:
+        serve_forever(options, db_path, host=host, port=port, on_ready=announce)
+    except StoreError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except OSError as exc:
+        click.echo(f"error: cannot listen on {host}:{port}: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+    click.echo("migrate serve: stopped", err=True)
+
+
+def _when(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _item_line(position: int, item: dict[str, Any]) -> str:
+    kind = item["type"]
+    if kind == "message":
+        texts = []
+        for part in item["content"]:
+            text = part.get("text") or part.get("refusal")
+            texts.append(text if text is not None else f"[{part['type']}]")
+        summary = f"{item['role']}: {' '.join(texts)}"
+    elif kind in ("function_call", "custom_tool_call"):
+        arguments = item.get("arguments", item.get("input", ""))
+        summary = f"{item['name']}({arguments}) call_id={item['call_id']}"
+    else:
+        output = item["output"] if isinstance(item["output"], str) else "[parts]"
+        summary = f"call_id={item['call_id']} -> {output}"
+    summary = summary.replace("\n", " ")
+    if len(summary) > 120:
+        summary = summary[:117] + "..."
+    return f"{position:>5}  {item['id']}  {kind:<22}  {summary}"
+
+
+@click.command("inspect")
+@click.option(
+    "--db",
+    "db_path",
+    default="rehearsal.db",
+    show_default=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The local server's SQLite file.",
+)
+@click.argument("conversation_id", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def inspect_command(db_path: Path, conversation_id: str | None, as_json: bool) -> None:
+    """List the local server's conversations, or one conversation's items in order.
+
+    Works while `migrate serve` is running. Deleted conversations are listed and marked.
+    """
+    try:
+        store = ConversationStore.from_path(db_path)
+    except StoreError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    try:
+        if conversation_id is None:
+            _print_conversations(store, as_json)
+        else:
+            _print_items(store, conversation_id, as_json, db_path)
+    finally:
+        store.close()
+
+
+def _print_conversations(store: ConversationStore, as_json: bool) -> None:
+    summaries = store.summaries()
+    if as_json:
+        for summary in summaries:
+            click.echo(summary.model_dump_json())
+        return
+    for summary in summaries:
+        flag = "  (deleted)" if summary.deleted else ""
+        metadata = json.dumps(summary.metadata, ensure_ascii=False)
+        click.echo(
+            f"{summary.id}  {_when(summary.created_at)}  {summary.item_count:>6} items  "
+            f"{metadata}{flag}"
+        )
+    click.echo(f"{len(summaries)} conversations", err=True)
+
+
+def _print_items(
+    store: ConversationStore, conversation_id: str, as_json: bool, db_path: Path
+) -> None:
+    record = store.find_conversation(conversation_id)
+    if record is None:
+        click.echo(f"error: no conversation {conversation_id} in {db_path}", err=True)
+        sys.exit(EXIT_FAILED)
+    items = store.all_items(conversation_id)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {**record.api_object(), "deleted": record.deleted, "items": items},
+                ensure_ascii=False,
+            )
+        )
+        return
+    flag = " (deleted)" if record.deleted else ""
+    click.echo(
+        f"{record.id}{flag}  created {_when(record.created_at)}  "
+        f"metadata {json.dumps(record.metadata, ensure_ascii=False)}"
+    )
+    for position, item in enumerate(items):
+        click.echo(_item_line(position, item))
+    click.echo(f"{len(items)} items", err=True)

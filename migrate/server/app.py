@@ -1,0 +1,457 @@
+"""The local Conversations API as an ASGI app (Starlette), with the rehearsal switches around it.
+
+Every `/v1` request goes through, in order: auth (401), the rate limiter (429), latency, an
+ongoing 503 burst, and, for writes (POST), the fault drawn for it. Faults that strike after the
+commit are applied by the endpoint once its transaction has committed. `/_admin` serves the
+counters, the commit log and the fault settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import math
+import re
+import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
+
+from migrate.server import validation
+from migrate.server.errors import (
+    ApiError,
+    conversation_not_found,
+    item_not_found,
+    overloaded,
+    server_error,
+)
+from migrate.server.faults import FaultInjector, Latency, RateDecision, TokenBucket
+from migrate.server.options import FaultKind, FaultSettings, ServerOptions
+from migrate.server.stats import ServerStats
+from migrate.server.store import ConversationStore, ItemNotFoundError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_FAULT_KEY = "chat_migrate.fault"
+_RAW_SEND_KEY = "chat_migrate.raw_send"
+_ID_SEGMENT = re.compile(r"^/v1/conversations/[^/]+(/items(/[^/]+)?)?$")
+_NO_AUTH_MESSAGE = (
+    "You didn't provide an API key. You need to provide your API key in an Authorization "
+    "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+)
+
+
+def route_of(method: str, path: str) -> str:
+    """`POST /v1/conversations/{conversation_id}/items` for any concrete ids."""
+    if _ID_SEGMENT.match(path):
+        parts = path.split("/")
+        parts[3] = "{conversation_id}"
+        if len(parts) > 5:
+            parts[5] = "{item_id}"
+        path = "/".join(parts)
+    return f"{method} {path}"
+
+
+def json_response(payload: object, status: int = 200) -> Response:
+    """A compact JSON response."""
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def error_response(error: ApiError, headers: dict[str, str] | None = None) -> Response:
+    """The OpenAI-style error body for `error`."""
+    return Response(
+        error.body_bytes(), status_code=error.status, media_type="application/json", headers=headers
+    )
+
+
+def list_body(
+    items_json: list[str], first_id: str | None, last_id: str | None, more: bool
+) -> bytes:
+    """The item list envelope, built around items that are already JSON."""
+    return (
+        '{"object":"list","data":['
+        + ",".join(items_json)
+        + '],"first_id":'
+        + json.dumps(first_id)
+        + ',"has_more":'
+        + ("true" if more else "false")
+        + ',"last_id":'
+        + json.dumps(last_id)
+        + "}"
+    ).encode()
+
+
+class DropConnection(Response):
+    """Not a response: closes the client's connection without sending a byte."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=500)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw_send = scope.get(_RAW_SEND_KEY)
+        # uvicorn's `send` is a bound method of the request cycle, which holds the transport.
+        cycle = getattr(raw_send, "__self__", None)
+        transport = getattr(cycle, "transport", None)
+        if transport is None:
+            raise ConnectionAbortedError("the server cannot drop this connection")
+        transport.abort()
+        for _ in range(1000):
+            if getattr(cycle, "disconnected", True):
+                return
+            await asyncio.sleep(0.001)
+
+
+class LocalConversationsServer:
+    """The ASGI app: Conversations endpoints under `/v1`, admin endpoints under `/_admin`."""
+
+    def __init__(self, options: ServerOptions, store: ConversationStore) -> None:
+        self.options = options
+        self.store = store
+        self.stats = ServerStats()
+        self.faults = FaultInjector(options.faults, seed=options.seed)
+        self._bucket = TokenBucket(options.rpm)
+        self._latency = Latency(options.latency_ms, options.jitter_ms, seed=options.seed)
+        self._api_key = options.api_key.get_secret_value() if options.api_key else None
+        # One writer thread: SQLite takes one writer at a time, so queueing here beats
+        # queueing on the file lock. Readers run beside it (WAL).
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="conversations-writer")
+        self._readers = ThreadPoolExecutor(4, thread_name_prefix="conversations-reader")
+        conversation = "/v1/conversations/{conversation_id}"
+        self._router = Starlette(
+            routes=[
+                Route("/v1/conversations", self.create_conversation, methods=["POST"]),
+                Route(conversation, self.retrieve_conversation, methods=["GET"]),
+                Route(conversation, self.update_conversation, methods=["POST"]),
+                Route(conversation, self.delete_conversation, methods=["DELETE"]),
+                Route(f"{conversation}/items", self.create_items, methods=["POST"]),
+                Route(f"{conversation}/items", self.list_items, methods=["GET"]),
+                Route(f"{conversation}/items/{{item_id}}", self.retrieve_item, methods=["GET"]),
+                Route(f"{conversation}/items/{{item_id}}", self.delete_item, methods=["DELETE"]),
+                Route("/_admin/stats", self.admin_stats, methods=["GET"]),
+                Route("/_admin/log", self.admin_log, methods=["GET"]),
+                Route("/_admin/faults", self.admin_faults, methods=["GET", "POST"]),
+            ],
+            exception_handlers={
+                ApiError: self._api_error,
+                HTTPException: self._http_error,
+                Exception: self._unexpected_error,
+            },
+        )
+
+    def close(self) -> None:
+        """Stop the worker threads (the store is closed by its owner)."""
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+
+    # -- the request pipeline -----------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._router(scope, receive, send)
+            return
+        scope[_RAW_SEND_KEY] = send
+        path: str = scope["path"]
+        if path.startswith("/_admin"):
+            await self._admin_request(scope, receive, send)
+        else:
+            await self._api_request(scope, receive, send)
+
+    async def _admin_request(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._api_key is not None:
+            denied = self._authorize(scope)
+            if denied is not None:
+                await error_response(denied)(scope, receive, send)
+                return
+        await self._router(scope, receive, send)
+
+    async def _api_request(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method: str = scope["method"]
+        route = route_of(method, scope["path"])
+        status = "dropped"
+        decision: RateDecision | None = None
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = str(message["status"])
+                shown = decision or self._bucket.peek()
+                headers = list(message.get("headers", []))
+                headers.extend(shown.headers())
+                headers.append((b"x-request-id", f"req_{secrets.token_hex(16)}".encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            denied = self._authorize(scope)
+            if denied is not None:
+                await error_response(denied)(scope, receive, send_with_headers)
+                return
+            decision = self._bucket.take()
+            if not decision.allowed:
+                await self._rate_limited(decision)(scope, receive, send_with_headers)
+                return
+            delay = self._latency.next_delay()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if self.faults.in_burst():
+                await error_response(overloaded())(scope, receive, send_with_headers)
+                return
+            if method == "POST":
+                fault = self.faults.draw_for_write()
+                if fault == "burst_503":
+                    await error_response(overloaded())(scope, receive, send_with_headers)
+                    return
+                if fault == "error_before":
+                    self.faults.record(fault)
+                    await error_response(server_error())(scope, receive, send_with_headers)
+                    return
+                scope[_FAULT_KEY] = fault
+            await self._router(scope, receive, send_with_headers)
+        finally:
+            self.stats.count_request(route, status)
+
+    def _authorize(self, scope: Scope) -> ApiError | None:
+        header = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                header = value
+                break
+        scheme, _, token = header.decode("latin-1").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return ApiError(401, _NO_AUTH_MESSAGE)
+        if self._api_key is not None and not secrets.compare_digest(
+            token.encode(), self._api_key.encode()
+        ):
+            return ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
+        return None
+
+    def _rate_limited(self, decision: RateDecision) -> Response:
+        wait = decision.retry_after_seconds
+        error = ApiError(
+            429,
+            f"Rate limit reached for requests on the local server: Limit {decision.limit} "
+            f"per minute. Please try again in {wait:.3f}s.",
+            type="requests",
+            code="rate_limit_exceeded",
+        )
+        headers = {
+            "retry-after": str(max(1, math.ceil(wait))),
+            "retry-after-ms": str(max(1, math.ceil(wait * 1000))),
+        }
+        return error_response(error, headers)
+
+    # -- after a commit -----------------------------------------------------------------
+
+    async def _committed(
+        self,
+        request: Request,
+        operation: str,
+        conversation_id: str,
+        item_ids: list[str],
+        payload: Response,
+    ) -> Response:
+        """Log the commit, then answer, or apply the fault planned for this request."""
+        fault: FaultKind | None = request.scope.get(_FAULT_KEY)
+        self.stats.record_commit(operation, conversation_id, item_ids, fault=fault)
+        if fault is None:
+            return payload
+        self.faults.record(fault)
+        logger.info("injected %s after %s on %s", fault, operation, conversation_id)
+        if fault == "error_after_commit":
+            return error_response(server_error())
+        if fault == "drop_after_commit":
+            return DropConnection()
+        await self._stall(request)
+        return payload
+
+    async def _stall(self, request: Request) -> None:
+        async def until_disconnected() -> None:
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(until_disconnected(), self.faults.settings.stall_seconds)
+
+    async def _write(self, function: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, functools.partial(function, *args))
+
+    async def _read(self, function: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, functools.partial(function, *args))
+
+    # -- endpoints ----------------------------------------------------------------------
+
+    async def create_conversation(self, request: Request) -> Response:
+        """`POST /v1/conversations`."""
+        body = validation.parse_json_body(await request.body())
+        metadata, items = validation.parse_create_conversation(body)
+        record, created = await self._write(self.store.create_conversation, metadata, items)
+        item_ids = [item["id"] for item in created]
+        response = json_response(record.api_object())
+        return await self._committed(request, "conversations.create", record.id, item_ids, response)
+
+    async def retrieve_conversation(self, request: Request) -> Response:
+        """`GET /v1/conversations/{conversation_id}`."""
+        conversation_id = request.path_params["conversation_id"]
+        record = await self._read(self.store.get_conversation, conversation_id)
+        if record is None:
+            raise conversation_not_found(conversation_id)
+        return json_response(record.api_object())
+
+    async def update_conversation(self, request: Request) -> Response:
+        """`POST /v1/conversations/{conversation_id}`: replace the metadata."""
+        conversation_id = request.path_params["conversation_id"]
+        body = validation.parse_json_body(await request.body())
+        metadata = validation.parse_update_conversation(body)
+        record = await self._write(self.store.update_metadata, conversation_id, metadata)
+        if record is None:
+            raise conversation_not_found(conversation_id)
+        response = json_response(record.api_object())
+        return await self._committed(request, "conversations.update", record.id, [], response)
+
+    async def delete_conversation(self, request: Request) -> Response:
+        """`DELETE /v1/conversations/{conversation_id}`."""
+        conversation_id = request.path_params["conversation_id"]
+        if not await self._write(self.store.delete_conversation, conversation_id):
+            raise conversation_not_found(conversation_id)
+        self.stats.record_commit("conversations.delete", conversation_id, [])
+        return json_response(
+            {"id": conversation_id, "object": "conversation.deleted", "deleted": True}
+        )
+
+    async def create_items(self, request: Request) -> Response:
+        """`POST /v1/conversations/{conversation_id}/items`."""
+        conversation_id = request.path_params["conversation_id"]
+        validation.parse_include(request.query_params.getlist("include[]"))
+        body = validation.parse_json_body(await request.body())
+        items = validation.parse_create_items(body)
+        created = await self._write(self.store.add_items, conversation_id, items)
+        if created is None:
+            raise conversation_not_found(conversation_id)
+        item_ids = [item["id"] for item in created]
+        response = json_response(
+            {
+                "object": "list",
+                "data": created,
+                "first_id": item_ids[0],
+                "has_more": False,
+                "last_id": item_ids[-1],
+            }
+        )
+        return await self._committed(request, "items.create", conversation_id, item_ids, response)
+
+    async def list_items(self, request: Request) -> Response:
+        """`GET /v1/conversations/{conversation_id}/items`."""
+        conversation_id = request.path_params["conversation_id"]
+        query = request.query_params
+        validation.parse_include(query.getlist("include[]"))
+        limit = validation.parse_limit(query.get("limit"))
+        order = validation.parse_order(query.get("order"))
+        after = query.get("after") or None
+        try:
+            page = await self._read(
+                functools.partial(
+                    self.store.list_items, conversation_id, limit=limit, order=order, after=after
+                )
+            )
+        except ItemNotFoundError as exc:
+            raise item_not_found(exc.item_id, param="after") from None
+        if page is None:
+            raise conversation_not_found(conversation_id)
+        body = list_body(page.items_json, page.first_id, page.last_id, page.has_more)
+        return Response(body, media_type="application/json")
+
+    async def retrieve_item(self, request: Request) -> Response:
+        """`GET /v1/conversations/{conversation_id}/items/{item_id}`."""
+        conversation_id = request.path_params["conversation_id"]
+        item_id = request.path_params["item_id"]
+        validation.parse_include(request.query_params.getlist("include[]"))
+        try:
+            item_json = await self._read(self.store.get_item, conversation_id, item_id)
+        except LookupError:
+            raise conversation_not_found(conversation_id) from None
+        if item_json is None:
+            raise item_not_found(item_id)
+        return Response(item_json.encode(), media_type="application/json")
+
+    async def delete_item(self, request: Request) -> Response:
+        """`DELETE .../items/{item_id}`: delete one item; answers with the conversation."""
+        conversation_id = request.path_params["conversation_id"]
+        item_id = request.path_params["item_id"]
+        try:
+            record = await self._write(self.store.delete_item, conversation_id, item_id)
+        except ItemNotFoundError:
+            raise item_not_found(item_id) from None
+        if record is None:
+            raise conversation_not_found(conversation_id)
+        self.stats.record_commit("items.delete", conversation_id, [])
+        return json_response(record.api_object())
+
+    # -- admin --------------------------------------------------------------------------
+
+    async def admin_stats(self, request: Request) -> Response:
+        """`GET /_admin/stats`: requests by route and status, faults, commits."""
+        return json_response(
+            {
+                "requests": self.stats.requests(),
+                "faults": dict(self.faults.injected),
+                "rate_limited": self.stats.count("429"),
+                "items_committed": self.stats.items_committed,
+                "conversations_created": self.stats.conversations_created,
+            }
+        )
+
+    async def admin_log(self, request: Request) -> Response:
+        """`GET /_admin/log?after=N`: committed writes, oldest first."""
+        try:
+            after = int(request.query_params.get("after", "0"))
+        except ValueError:
+            raise ApiError(400, "Invalid 'after': expected an integer.", param="after") from None
+        return json_response({"object": "list", "data": self.stats.log(after=after)})
+
+    async def admin_faults(self, request: Request) -> Response:
+        """`GET|POST /_admin/faults`: read or replace the fault settings (and script)."""
+        if request.method == "POST":
+            try:
+                settings = FaultSettings.model_validate_json(await request.body())
+            except ValidationError as exc:
+                raise ApiError(400, f"Invalid fault settings: {exc}") from None
+            self.faults.configure(settings)
+            logger.info("fault settings changed: %s", settings.model_dump_json())
+        return json_response(self.faults.settings.model_dump(mode="json"))
+
+    # -- errors -------------------------------------------------------------------------
+
+    async def _api_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return error_response(exc)
+
+    async def _http_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        message = f"Invalid URL ({request.method} {request.url.path})"
+        return error_response(ApiError(404, message))
+
+    async def _unexpected_error(self, request: Request, exc: Exception) -> Response:
+        logger.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+        return error_response(server_error())
+
+
+def create_app(options: ServerOptions, store: ConversationStore) -> LocalConversationsServer:
+    """The local server's ASGI app over `store`."""
+    return LocalConversationsServer(options, store)
