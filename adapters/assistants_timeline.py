@@ -411,34 +411,28 @@ def _thread_id(thread: JsonObject | None, messages: Sequence[JsonObject], given:
 def _conversation_metadata(
     thread: JsonObject | None, messages: Iterable[JsonObject], runs: Sequence[JsonObject]
 ) -> dict[str, Any]:
+    """The thread's own metadata first (it carries over to the conversation), then provenance."""
     metadata: dict[str, Any] = {}
-    if thread is not None:
-        if thread.get("metadata"):
-            metadata["thread_metadata"] = dict(thread["metadata"])
-        if thread.get("tool_resources"):
-            metadata["tool_resources"] = thread["tool_resources"]
+    if thread is not None and isinstance(thread.get("metadata"), Mapping):
+        metadata.update(thread["metadata"])
     assistant_ids: list[str] = []
     for obj in [*messages, *runs]:
         assistant_id = obj.get("assistant_id")
         if assistant_id and assistant_id not in assistant_ids:
             assistant_ids.append(str(assistant_id))
     if assistant_ids:
-        metadata["assistant_ids"] = assistant_ids
+        metadata.setdefault("assistant_id", ",".join(assistant_ids))
     if runs:
-        metadata["runs"] = [
-            {
-                key: run[key]
-                for key in (
-                    "id",
-                    "assistant_id",
-                    "status",
-                    "model",
-                    "created_at",
-                    "last_error",
-                    "incomplete_details",
-                )
-                if run.get(key)
-            }
-            for run in sorted(runs, key=lambda r: _time(r.get("created_at")) or 0.0)
-        ]
+        metadata.setdefault(
+            "runs",
+            [
+                {key: run[key] for key in _RUN_KEYS if run.get(key)}
+                for run in sorted(runs, key=lambda r: _time(r.get("created_at")) or 0.0)
+            ],
+        )
+    if thread is not None and thread.get("tool_resources"):
+        metadata.setdefault("tool_resources", thread["tool_resources"])
     return metadata
+
+
+_RUN_KEYS = ("id", "assistant_id", "status", "model", "last_error", "incomplete_details")

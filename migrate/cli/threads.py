@@ -1,0 +1,108 @@
+"""`migrate export-threads`: dump Assistants threads from a compatible server to JSON files."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from adapters import SourceOpenError
+from adapters.assistants_dump import ExportProgress, export_threads
+from adapters.config import AssistantsLiveSourceConfig
+from migrate.errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
+
+
+@click.command("export-threads")
+@click.option(
+    "--base-url",
+    envvar="OPENAI_BASE_URL",
+    help="Base URL of the Assistants-compatible server, e.g. http://host:8080/v1 "
+    "(default: OPENAI_BASE_URL, else api.openai.com).",
+)
+@click.option(
+    "--thread-ids-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="File with one thread id per line (# starts a comment).",
+)
+@click.option("--thread", "thread_ids", multiple=True, help="A thread id (repeatable).")
+@click.option("--thread-ids-query", help="SQL whose first column is a thread id.")
+@click.option(
+    "--thread-ids-url-env",
+    metavar="VAR",
+    help="Environment variable holding the SQLAlchemy URL for --thread-ids-query.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for the exported threads (one <thread_id>.json each).",
+)
+@click.option(
+    "--no-run-steps", is_flag=True, help="Skip runs and run steps (no tool call history)."
+)
+@click.option(
+    "--resolve-filenames",
+    is_flag=True,
+    help="Look up cited and attached files' names through the Files API.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def export_threads_command(
+    base_url: str | None,
+    thread_ids_file: Path | None,
+    thread_ids: tuple[str, ...],
+    thread_ids_query: str | None,
+    thread_ids_url_env: str | None,
+    out_dir: Path,
+    no_run_steps: bool,
+    resolve_filenames: bool,
+    as_json: bool,
+) -> None:
+    """Dump Assistants threads from a compatible server into JSON files, resumably.
+
+    Threads already in OUT are skipped, so the command can be run again after an
+    interruption. The API key comes from OPENAI_API_KEY. Read the files with
+    `migrate plan OUT --format assistants`.
+    """
+    if thread_ids_query and not thread_ids_url_env:
+        raise click.UsageError("--thread-ids-query needs --thread-ids-url-env")
+    if not (thread_ids or thread_ids_file or thread_ids_query):
+        raise click.UsageError(
+            "give thread ids: --thread, --thread-ids-file or --thread-ids-query "
+            "(the Assistants API cannot list threads)"
+        )
+    config = AssistantsLiveSourceConfig(
+        base_url=base_url,
+        thread_ids=thread_ids,
+        thread_ids_file=thread_ids_file,
+        thread_ids_query=thread_ids_query,
+        thread_ids_url_env=thread_ids_url_env,
+        include_run_steps=not no_run_steps,
+        resolve_filenames=resolve_filenames,
+    )
+    bar = tqdm(desc="threads", unit="thread", file=sys.stderr, disable=None)
+
+    def progress(event: ExportProgress) -> None:
+        bar.total = event.total
+        bar.set_postfix_str(event.status, refresh=False)
+        bar.update(1)
+
+    try:
+        summary = export_threads(config, out_dir, progress)
+    except SourceOpenError as exc:
+        bar.close()
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+    bar.close()
+    for failure in summary.failures:
+        click.echo(f"failed: {failure.message}", err=True)
+    if as_json:
+        click.echo(summary.model_dump_json(indent=2))
+    else:
+        click.echo(
+            f"{summary.total} threads: {summary.written} written, "
+            f"{summary.skipped} already exported, {summary.failed} failed -> {summary.out_dir}"
+        )
+    sys.exit(EXIT_PARTIAL if summary.failed else EXIT_OK)
