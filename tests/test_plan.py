@@ -1,0 +1,254 @@
+"""The planner: metadata, batching, fingerprint, validation, and the empty plan."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+
+from adapters.model import Entry, Message, SourceConversation, TextPart, ToolCall, ToolResult
+from migrate.errors import ConversationError
+from migrate.pipeline import is_skipped, plan_or_error
+from migrate.plan import (
+    CONVERSATIONS_PATH,
+    ITEMS_PATH,
+    MAX_ITEMS_PER_CALL,
+    ConversationPlan,
+    batch_sizes_for,
+    fingerprint,
+    plan_conversation,
+)
+from migrate.policy import Policy
+
+
+def conversation(*entries: Entry, **fields: Any) -> SourceConversation:
+    values: dict[str, Any] = {
+        "source_kind": "chat_completions",
+        "id": "conv-1",
+        "location": "chats.jsonl:3",
+    }
+    values.update(fields)
+    return SourceConversation(entries=list(entries), **values)
+
+
+def texts(count: int, prefix: str = "m") -> list[Entry]:
+    return [Message(role="user", parts=[TextPart(text=f"{prefix}{i}")]) for i in range(count)]
+
+
+def call_pair(call_id: str) -> list[Entry]:
+    return [
+        ToolCall(call_id=call_id, name="f", arguments="{}"),
+        ToolResult(call_id=call_id, output="ok"),
+    ]
+
+
+def plan(*entries: Entry, **fields: Any) -> ConversationPlan:
+    return plan_conversation(conversation(*entries, **fields), Policy())
+
+
+def assert_batches_well_formed(result: ConversationPlan) -> None:
+    assert sum(result.batch_sizes) == len(result.items)
+    assert all(1 <= size <= MAX_ITEMS_PER_CALL for size in result.batch_sizes)
+
+
+# --- batching ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("count", "sizes"),
+    [
+        (1, [1]),
+        (19, [19]),
+        (20, [20]),
+        (21, [20, 1]),
+        (40, [20, 20]),
+        (41, [20, 20, 1]),
+        (500, [20] * 25),
+    ],
+)
+def test_plain_messages_fill_batches_of_twenty(count: int, sizes: list[int]) -> None:
+    result = plan(*texts(count))
+    assert result.batch_sizes == sizes
+    assert [p.item["content"][0]["text"] for p in result.items] == [f"m{i}" for i in range(count)]
+
+
+def test_a_call_and_its_output_are_not_cut_apart() -> None:
+    result = plan(*texts(19), *call_pair("call_1"), *texts(5, "after"))
+    assert result.batch_sizes == [19, 7]
+    second = result.batches()[1]
+    assert [p.item["type"] for p in second[:2]] == ["function_call", "function_call_output"]
+
+
+def test_a_parallel_group_moves_whole_to_the_next_batch() -> None:
+    group: list[Entry] = [
+        ToolCall(call_id="a", name="f"),
+        ToolCall(call_id="b", name="f"),
+        ToolCall(call_id="c", name="f"),
+        ToolResult(call_id="a", output="1"),
+        ToolResult(call_id="b", output="2"),
+        ToolResult(call_id="c", output="3"),
+    ]
+    result = plan(*texts(17), *group, *texts(3))
+    assert result.batch_sizes == [17, 9]
+    assert_batches_well_formed(result)
+
+
+def test_a_pair_that_ends_a_batch_exactly_stays_in_it() -> None:
+    result = plan(*texts(18), *call_pair("call_1"), *texts(3))
+    assert result.batch_sizes == [20, 3]
+
+
+def test_a_group_larger_than_a_batch_is_cut_at_twenty() -> None:
+    calls: list[Entry] = [ToolCall(call_id=f"c{i}", name="f") for i in range(12)]
+    outputs: list[Entry] = [ToolResult(call_id=f"c{i}", output="x") for i in range(12)]
+    result = plan(*calls, *outputs)
+    assert result.batch_sizes == [20, 4]
+
+
+def test_a_call_answered_far_away_does_not_shrink_batches() -> None:
+    entries = [ToolCall(call_id="far", name="f"), *texts(30), ToolResult(call_id="far", output="x")]
+    result = plan(*entries)
+    assert result.batch_sizes == [20, 12]
+
+
+def test_many_tool_pairs_in_500_items() -> None:
+    entries: list[Entry] = []
+    for i in range(125):
+        entries += [*texts(2, f"t{i}-"), *call_pair(f"call_{i}")]
+    result = plan(*entries)
+    assert len(result.items) == 500
+    assert_batches_well_formed(result)
+    for batch in result.batches():
+        calls = {p.item["call_id"] for p in batch if p.item["type"] == "function_call"}
+        outputs = {p.item["call_id"] for p in batch if p.item["type"] == "function_call_output"}
+        assert calls == outputs
+
+
+def test_batch_sizes_for_empty_list() -> None:
+    assert batch_sizes_for([]) == []
+
+
+# --- zero items, requests ----------------------------------------------------------------------
+
+
+def test_a_conversation_with_nothing_to_send_is_an_empty_plan() -> None:
+    empty = conversation(Message(role="user", parts=[]))
+    result = plan_conversation(empty, Policy())
+    assert result.items == [] and result.batch_sizes == []
+    assert [f.code for f in result.findings] == ["empty_message"]
+    assert [r.path for r in result.requests()] == [CONVERSATIONS_PATH]
+    assert is_skipped(plan_or_error(empty, Policy()))
+
+
+def test_requests_create_empty_then_append_batches() -> None:
+    result = plan(*texts(25))
+    requests = result.requests()
+    assert requests[0].path == CONVERSATIONS_PATH
+    assert requests[0].body == {"metadata": result.metadata}
+    assert [r.path for r in requests[1:]] == [ITEMS_PATH, ITEMS_PATH]
+    assert [len(r.body["items"]) for r in requests[1:]] == [20, 5]
+
+
+# --- metadata ----------------------------------------------------------------------------------
+
+
+def test_metadata_carries_provenance_first() -> None:
+    result = plan(
+        *texts(1),
+        title="Trip plans",
+        created_at=1_700_000_000.5,
+        metadata={"user": "u1", "tags": ["a", "b"], "n": 3, "flag": True, "nested": {"k": "v"}},
+    )
+    assert result.metadata == {
+        "migrated_from": "chat_completions",
+        "source_id": "conv-1",
+        "title": "Trip plans",
+        "created_at": "2023-11-14T22:13:20Z",
+        "user": "u1",
+        "tags": '["a","b"]',
+        "n": "3",
+        "flag": "true",
+        "nested.k": "v",
+    }
+    assert result.findings == []
+
+
+def test_metadata_that_does_not_fit_is_reported() -> None:
+    source_metadata: dict[str, Any] = {f"key{i:02}": "v" for i in range(20)}
+    source_metadata["k" * 65] = "long key"
+    source_metadata["big"] = "v" * 513
+    source_metadata["source_id"] = "collides"
+    result = plan(*texts(1), title="t" * 600, metadata=source_metadata)
+    assert len(result.metadata) == 16
+    assert result.metadata["title"] == "t" * 512
+    assert list(result.metadata)[:3] == ["migrated_from", "source_id", "title"]
+    assert result.metadata["source_id"] == "conv-1"
+    finding = next(f for f in result.findings if f.code == "metadata_truncated")
+    for expected in ("title", "key13", "key19", "big", "source_id (name taken)", "kkkk"):
+        assert expected in finding.message
+    assert "key12" not in finding.message
+    # title cut + 7 keys over 16 pairs + long key + long value + name taken
+    assert finding.count == 11
+
+
+def test_a_long_source_id_is_hashed() -> None:
+    long_id = "x" * 600
+    result = plan(*texts(1), id=long_id)
+    assert result.metadata["source_id"] == "sha256:" + hashlib.sha256(long_id.encode()).hexdigest()
+    assert result.source_id == long_id
+    assert [f.code for f in result.findings] == ["source_id_hashed"]
+
+
+def test_an_impossible_timestamp_is_reported_not_fatal() -> None:
+    result = plan(*texts(1), created_at=1e20)
+    assert "created_at" not in result.metadata
+    assert [f.code for f in result.findings] == ["metadata_truncated"]
+
+
+# --- fingerprint -------------------------------------------------------------------------------
+
+
+def test_fingerprint_is_stable_and_sensitive() -> None:
+    base = plan(*texts(3), title="t")
+    assert base.fingerprint == plan(*texts(3), title="t").fingerprint
+    assert len(base.fingerprint) == 64
+    assert base.fingerprint != plan(*texts(3), title="other").fingerprint
+    assert base.fingerprint != plan(*texts(3, "n"), title="t").fingerprint
+    assert base.fingerprint != plan(*texts(4), title="t").fingerprint
+
+
+def test_fingerprint_depends_on_batching_not_key_order() -> None:
+    items = [
+        {"type": "message", "role": "user", "content": "a"},
+        {"content": "b", "role": "user", "type": "message"},
+    ]
+    reordered = [
+        {"role": "user", "content": "a", "type": "message"},
+        {"type": "message", "role": "user", "content": "b"},
+    ]
+    assert fingerprint({"a": "1"}, [2], items) == fingerprint({"a": "1"}, [2], reordered)
+    assert fingerprint({"a": "1"}, [2], items) != fingerprint({"a": "1"}, [1, 1], items)
+
+
+# --- validation --------------------------------------------------------------------------------
+
+
+def test_an_invalid_item_fails_the_conversation_naming_the_item() -> None:
+    entries = [
+        *texts(21),
+        ToolCall(call_id="c", name="", source_id="src-bad"),
+        ToolResult(call_id="c", output=""),
+    ]
+    with pytest.raises(ConversationError) as info:
+        plan(*entries)
+    error = info.value
+    assert error.code == "invalid_item"
+    assert error.source_id == "src-bad"
+    assert "item 21 (source entry 21, src-bad)" in error.message
+    assert "name must be a string of 1..128 characters" in error.message
+    assert "conv-1" in error.message and "chats.jsonl:3" in error.message
+
+    outcome = plan_or_error(conversation(*entries), Policy())
+    assert not isinstance(outcome, ConversationPlan)
+    assert outcome.code == "invalid_item" and outcome.source_id == "src-bad"
