@@ -43,7 +43,9 @@ _BROWSING_TOOLS = frozenset({"browser", "browsing", "web", "web.run", "web.searc
 _BROWSING_CONTENT = frozenset(
     {"tether_quote", "tether_browsing_display", "browsing", "sonic_webpage"}
 )
-_CONVERSATION_KEYS = frozenset({"mapping", "current_node", "title", "create_time"})
+_CONVERSATION_KEYS = frozenset(
+    {"mapping", "current_node", "title", "create_time", "id", "conversation_id"}
+)
 _ENTRY_METADATA_KEYS = ("citations", "content_references", "attachments", "model_slug")
 _TEXT_KEYS = ("text", "result", "summary", "content")
 

@@ -11,7 +11,8 @@ from adapters.config import JsonFormat, JsonSourceConfig
 
 FINETUNE_KEYS = frozenset({"messages", "tools", "functions", "parallel_tool_calls"})
 _SCAN_EVENTS = 2000
-_THREAD_OBJECTS = frozenset({"thread", "thread.message"})
+_THREAD_OBJECT_PREFIXES = frozenset({"object", "data.item.object", "messages.item.object"})
+_THREAD_OBJECTS = frozenset({"thread", "thread.message", "thread.run", "thread.run.step"})
 
 
 def detect_record_format(value: Any, config: JsonSourceConfig) -> JsonFormat | None:
@@ -58,7 +59,7 @@ def detect_file_format(path: Path, layout: Layout, config: JsonSourceConfig) -> 
                 return "assistants"
             if prefix == "" and event == "map_key" and value == "mapping":
                 return "chatgpt"
-            if prefix in ("object", "data.item.object") and value == "thread.message":
+            if prefix in _THREAD_OBJECT_PREFIXES and value in _THREAD_OBJECTS:
                 return "assistants"
     return detect_record_format(peek_first_value(path, layout), config)
 
@@ -66,7 +67,9 @@ def detect_file_format(path: Path, layout: Layout, config: JsonSourceConfig) -> 
 def _is_assistants(value: dict[str, Any]) -> bool:
     if "thread" in value or value.get("object") in _THREAD_OBJECTS:
         return True
-    data = value.get("data")
-    if value.get("object") == "list" and isinstance(data, list) and data:
-        return isinstance(data[0], dict) and data[0].get("object") == "thread.message"
+    for key in ("data", "messages"):
+        items = value.get(key)
+        first = items[0] if isinstance(items, list) and items else None
+        if isinstance(first, dict) and first.get("object") in _THREAD_OBJECTS:
+            return True
     return False
