@@ -324,7 +324,8 @@ class StateStore:
     def replace_outcome(self, seq: int, outcome: ConversationPlan | ErrorRecord) -> None:
         """Replace the plan of a conversation nothing was sent for yet (the source changed)."""
         values = _outcome_values(seq, outcome, time.time())
-        values.pop("seq")
+        for counter in ("seq", "calls", "retries", "reconciliations", "possible_orphans"):
+            values.pop(counter)
         values.update(conversation_id=None, landed_items=0, retryable=False)
         with self.engine.begin() as conn:
             conn.execute(update(conversations).where(conversations.c.seq == seq).values(**values))
@@ -401,6 +402,7 @@ class StateStore:
         after: tuple[int, int] = (-1, -1)
         columns = [
             items.c.seq,
+            conversations.c.conversation_id,
             items.c.source_conversation_id,
             items.c.source_item_id,
             items.c.position,
@@ -410,6 +412,7 @@ class StateStore:
             seq, position = after
             query = (
                 select(*columns)
+                .join_from(items, conversations, items.c.seq == conversations.c.seq)
                 .where((items.c.seq > seq) | ((items.c.seq == seq) & (items.c.position > position)))
                 .order_by(items.c.seq, items.c.position)
                 .limit(page)
@@ -420,6 +423,13 @@ class StateStore:
                 return
             yield from rows
             after = (rows[-1]["seq"], rows[-1]["position"])
+
+    def created_count(self) -> int:
+        """Conversations this job created on the target and has not deleted."""
+        c = conversations.c
+        query = select(func.count()).where(c.conversation_id.is_not(None), c.deleted_at.is_(None))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def open_intents(self, seq: int) -> list[OpenIntent]:
         with self.engine.connect() as conn:

@@ -23,9 +23,9 @@ from urllib.parse import urlsplit
 import httpx2
 import openai
 from openai import AsyncOpenAI
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from migrate.errors import ConfigError, JobError
+from migrate.errors import ConfigError
 from migrate.ratelimit import RateLimiter, retry_after_seconds
 
 logger = logging.getLogger(__name__)
@@ -311,12 +311,16 @@ def _base_url_for(config: TargetConfig, job_dir: Path) -> Iterator[tuple[str, st
         # Compatible servers may need no key; the SDK insists on a non-empty one.
         yield base_url, os.environ.get("OPENAI_API_KEY") or "unused"
         return
+    from migrate.server.embedded import running_server
+    from migrate.server.options import ServerOptions
+
     try:
-        from migrate.server.embedded import running_server
-    except ImportError as exc:
-        raise JobError("the local Conversations server is not available") from exc
-    with running_server(db_path=job_dir / "server.db", **config.server_options) as base_url:
-        yield str(base_url), "local"
+        options = ServerOptions.model_validate(config.server_options)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid local server options:\n{exc}") from exc
+    api_key = options.api_key.get_secret_value() if options.api_key is not None else "local"
+    with running_server(options, job_dir / "server.db") as base_url:
+        yield base_url, api_key
 
 
 def expected_item(planned: Mapping[str, Any]) -> dict[str, Any]:
