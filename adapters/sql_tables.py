@@ -6,7 +6,8 @@ LlamaIndex) or any table or SELECT through a column mapping (`adapters.config.Sq
 How it reads:
 
 - **Read-only.** SQLite is opened with `file:...?mode=ro`; PostgreSQL connections are
-  `READ ONLY` (`postgresql_readonly`); MariaDB/MySQL reads run in `START TRANSACTION READ ONLY`.
+  `READ ONLY` (`postgresql_readonly`); MariaDB/MySQL sessions are `SET SESSION TRANSACTION READ
+  ONLY` (a `START TRANSACTION READ ONLY` alone lets DDL through: DDL commits implicitly).
   A `query` must be one SELECT (or WITH ... SELECT) and is only ever run as a subquery.
 - **Quoted identifiers.** Tables are reflected and columns used as SQLAlchemy objects: no name
   from the configuration is pasted into SQL text.
@@ -217,6 +218,9 @@ class SqlTableSource:
                 if engine.dialect.name == "postgresql":
                     connection = connection.execution_options(postgresql_readonly=True)
                 elif engine.dialect.name in ("mysql", "mariadb"):
+                    # The session setting also covers DDL, which would otherwise commit the
+                    # read-only transaction implicitly and run outside it.
+                    connection.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
                     connection.exec_driver_sql("START TRANSACTION READ ONLY")
                 yield connection
         finally:
