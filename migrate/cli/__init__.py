@@ -26,3 +26,8 @@ main.add_command(inspect_command)
 from migrate.cli.threads import export_threads_command  # noqa: E402
 
 main.add_command(export_threads_command)
+
+from migrate.cli.replay import JOB_COMMANDS  # noqa: E402
+
+for _command in JOB_COMMANDS:
+    main.add_command(_command)
