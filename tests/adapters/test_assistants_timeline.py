@@ -304,7 +304,7 @@ def test_annotations_keep_marker_span_file_and_resolved_name() -> None:
     assert isinstance(part, TextPart)
     citation, file_path = part.annotations
     assert citation.kind == "file_citation" and citation.marker == cite
-    assert value[citation.start_index : citation.end_index] == cite  # type: ignore[misc]
+    assert value[citation.start_index : citation.end_index] == cite
     assert (citation.file_id, citation.filename, citation.quote) == (
         "file-guide",
         "guide.pdf",
