@@ -21,6 +21,14 @@ Decisions the design leaves open, stated here:
 - In a group of parallel calls, the outputs that follow the group are put in the calls' order.
 - With `assistant_content="string"`, the texts of one assistant message are joined with a blank
   line, annotations cannot be sent (`annotation_dropped`) and a refusal part becomes text.
+- `refusal="part"` sends a `refusal` part without a server id: the spec only defines it inside
+  a full `OutputMessage` and the live API's answer is unverified, so it is opt-in.
+- Finding codes beyond the design's table: `name_dropped`, `hidden_message_dropped`,
+  `unknown_role`, `audio_as_text` / `audio_dropped`, `unresolved_image_as_text` /
+  `unresolved_image_dropped`, `image_detail_replaced`, `refusal_dropped`,
+  `assistant_image_dropped`, `hosted_tool_dropped`, `reasoning_as_text`,
+  `citation_markers_stripped`, `tool_output_paired_by_order` (an output without call id paired
+  with the oldest open call) and `tool_part_as_text`; adapter notes keep their own codes.
 - Error codes when a policy says `fail`: `refusal`, `orphan_tool_output`,
   `tool_call_without_output`, `hosted_tool`, `reasoning`, `assistant_image`, `audio`,
   `unresolved_image`, `unknown_role`; `message_too_large` for a text over `max_text_chars`;
@@ -145,7 +153,7 @@ class _Transformer:
                 case ToolCall():
                     self._tool_call(entry)
                 case ToolResult():
-                    self._tool_result(entry.call_id, entry.output, entry.name, entry.tool_type)
+                    self._tool_result(entry.call_id, entry.output, entry.name)
                 case HostedToolStep():
                     self._hosted_tool(entry)
                 case Reasoning():
@@ -492,11 +500,9 @@ class _Transformer:
                 description = _describe_part(part)
                 self._find("tool_part_as_text", f"{description} in a tool output sent as text")
                 texts.append(f"[{description}]")
-        self._tool_result(None, "\n\n".join(texts), message.name, "function")
+        self._tool_result(None, "\n\n".join(texts), message.name)
 
-    def _tool_result(
-        self, call_id: str | None, output: str, name: str | None, tool_type: str
-    ) -> None:
+    def _tool_result(self, call_id: str | None, output: str, name: str | None) -> None:
         output = self._checked(output, "tool output")
         call = self._pair(call_id)
         if call is None:
