@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import openai
 import pytest
 from openai import OpenAI
 
+from migrate.server.testing import ServerFactory
+
 ID_SHAPE = r"[0-9a-f]{48}"
 
 
-def user(text: str) -> dict[str, Any]:
+def user(text: str) -> Any:
     return {"type": "message", "role": "user", "content": text}
 
 
@@ -21,12 +24,18 @@ def fill(client: OpenAI, count: int) -> str:
     conversation = client.conversations.create()
     for start in range(0, count, 20):
         batch = [user(f"m{n}") for n in range(start, min(count, start + 20))]
-        client.conversations.items.create(conversation.id, items=batch)  # type: ignore[arg-type]
+        client.conversations.items.create(conversation.id, items=batch)
     return conversation.id
 
 
 def texts(items: list[Any]) -> list[str]:
     return [item.content[0].text for item in items]
+
+
+def id_of(item: Any) -> str:
+    """The server-minted id of a returned item."""
+    assert isinstance(item.id, str)
+    return item.id
 
 
 def test_conversation_create_retrieve_update_delete(client: OpenAI) -> None:
@@ -72,22 +81,20 @@ def test_create_without_anything_gives_empty_metadata(client: OpenAI) -> None:
 
 def test_create_with_items_stores_them_in_order(client: OpenAI) -> None:
     items = [user(f"first {n}") for n in range(20)]
-    created = client.conversations.create(items=items)  # type: ignore[arg-type]
+    created = client.conversations.create(items=items)
     listed = client.conversations.items.list(created.id, order="asc", limit=100)
     assert texts(listed.data) == [f"first {n}" for n in range(20)]
 
 
 def test_string_content_comes_back_as_parts(client: OpenAI) -> None:
     conversation = client.conversations.create()
-    result = client.conversations.items.create(
-        conversation.id,
-        items=[
-            {"type": "message", "role": "system", "content": "be terse"},
-            {"type": "message", "role": "developer", "content": "really"},
-            {"role": "user", "content": "hello"},
-            {"type": "message", "role": "assistant", "content": "hi there"},  # type: ignore[list-item]
-        ],
-    )
+    items: list[Any] = [
+        {"type": "message", "role": "system", "content": "be terse"},
+        {"type": "message", "role": "developer", "content": "really"},
+        {"role": "user", "content": "hello"},
+        {"type": "message", "role": "assistant", "content": "hi there"},
+    ]
+    result = client.conversations.items.create(conversation.id, items=items)
     bodies = [item.model_dump(exclude_none=True) for item in result.data]
     for body, role in zip(bodies[:3], ("system", "developer", "user"), strict=True):
         assert body["role"] == role
@@ -105,7 +112,7 @@ def test_items_create_returns_the_list_envelope(client: OpenAI) -> None:
     conversation = client.conversations.create()
     raw = client.conversations.items.with_raw_response.create(
         conversation.id,
-        items=[user("second item")],  # type: ignore[list-item]
+        items=[user("second item")],
         include=["message.input_image.image_url", "web_search_call.action.sources"],
     )
     body = raw.http_response.json()
@@ -129,7 +136,7 @@ def test_tool_items_round_trip(client: OpenAI) -> None:
     ]
     created = client.conversations.items.create(conversation.id, items=items).data
     assert [item.type for item in created] == [item["type"] for item in items]
-    prefixes = [item.id.split("_")[0] for item in created]
+    prefixes = [id_of(item).split("_")[0] for item in created]
     assert prefixes == ["fc", "fc", "ctc", "ctco"]
     call = created[0].model_dump(exclude_none=True)
     assert call == {**items[0], "id": created[0].id, "status": "completed"}
@@ -148,7 +155,7 @@ def test_images_and_files_keep_their_fields(client: OpenAI) -> None:
     item = client.conversations.items.create(
         conversation.id, items=[{"type": "message", "role": "user", "content": parts}]
     ).data[0]
-    fetched = client.conversations.items.retrieve(item.id, conversation_id=conversation.id)
+    fetched = client.conversations.items.retrieve(id_of(item), conversation_id=conversation.id)
     content = fetched.model_dump(exclude_none=True)["content"]
     assert content[1] == parts[1]
     assert content[2] == parts[2]
@@ -159,10 +166,8 @@ def test_assistant_annotations_are_kept(client: OpenAI) -> None:
     conversation = client.conversations.create()
     annotation = {"type": "file_citation", "file_id": "file-1", "index": 3, "filename": "a.pdf"}
     part = {"type": "output_text", "text": "see [1]", "annotations": [annotation]}
-    item = client.conversations.items.create(
-        conversation.id,
-        items=[{"type": "message", "role": "assistant", "content": [part]}],  # type: ignore[list-item]
-    ).data[0]
+    items: list[Any] = [{"type": "message", "role": "assistant", "content": [part]}]
+    item = client.conversations.items.create(conversation.id, items=items).data[0]
     assert item.model_dump(exclude_none=True)["content"][0]["annotations"] == [annotation]
 
 
@@ -170,9 +175,10 @@ def test_retrieve_and_delete_one_item(client: OpenAI) -> None:
     conversation_id = fill(client, 3)
     items = client.conversations.items.list(conversation_id, order="asc").data
     middle = items[1]
-    assert client.conversations.items.retrieve(middle.id, conversation_id=conversation_id) == middle
+    middle_id = id_of(middle)
+    assert client.conversations.items.retrieve(middle_id, conversation_id=conversation_id) == middle
 
-    answer = client.conversations.items.delete(middle.id, conversation_id=conversation_id)
+    answer = client.conversations.items.delete(middle_id, conversation_id=conversation_id)
     assert answer.object == "conversation"
     assert answer.id == conversation_id
     assert texts(client.conversations.items.list(conversation_id, order="asc").data) == [
@@ -180,10 +186,10 @@ def test_retrieve_and_delete_one_item(client: OpenAI) -> None:
         "m2",
     ]
     with pytest.raises(openai.NotFoundError) as missing:
-        client.conversations.items.retrieve(middle.id, conversation_id=conversation_id)
-    assert missing.value.message.endswith(f"Item with id '{middle.id}' not found.")
+        client.conversations.items.retrieve(middle_id, conversation_id=conversation_id)
+    assert missing.value.message.endswith(f"Item with id '{middle_id}' not found.")
     with pytest.raises(openai.NotFoundError):
-        client.conversations.items.delete(middle.id, conversation_id=conversation_id)
+        client.conversations.items.delete(middle_id, conversation_id=conversation_id)
 
 
 def test_items_keep_insertion_order_across_batches(client: OpenAI) -> None:
@@ -208,7 +214,7 @@ def test_pagination_pages_with_after(client: OpenAI, order: str) -> None:
         page = client.conversations.items.list(conversation_id, **kwargs)
         pages.append(page)
         seen += texts(page.data)
-        assert page.first_id == page.data[0].id
+        assert page.to_dict()["first_id"] == page.data[0].id
         assert page.last_id == page.data[-1].id
         if not page.has_more:
             break
@@ -276,11 +282,11 @@ def test_limit_100_is_allowed(client: OpenAI) -> None:
 
 def test_unknown_conversation_is_404_everywhere(client: OpenAI) -> None:
     ghost = "conv_0000"
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: client.conversations.retrieve(ghost),
         lambda: client.conversations.update(ghost, metadata={}),
         lambda: client.conversations.delete(ghost),
-        lambda: client.conversations.items.create(ghost, items=[user("x")]),  # type: ignore[list-item]
+        lambda: client.conversations.items.create(ghost, items=[user("x")]),
         lambda: client.conversations.items.list(ghost),
         lambda: client.conversations.items.retrieve("msg_1", conversation_id=ghost),
         lambda: client.conversations.items.delete("msg_1", conversation_id=ghost),
@@ -297,10 +303,12 @@ def test_item_of_another_conversation_is_not_found(client: OpenAI) -> None:
     second = fill(client, 1)
     item = client.conversations.items.list(first).data[0]
     with pytest.raises(openai.NotFoundError):
-        client.conversations.items.retrieve(item.id, conversation_id=second)
+        client.conversations.items.retrieve(id_of(item), conversation_id=second)
 
 
-def test_deleted_conversation_keeps_its_items_in_the_store(local_server: Any, sdk: Any) -> None:
+def test_deleted_conversation_keeps_its_items_in_the_store(
+    local_server: ServerFactory, sdk: Callable[..., OpenAI]
+) -> None:
     base_url = local_server()
     client = sdk(base_url)
     conversation_id = fill(client, 3)
