@@ -167,11 +167,13 @@ def _path_to(current: str, mapping: dict[str, Any]) -> list[str]:
 
 
 def _roots(mapping: dict[str, Any]) -> list[str]:
-    roots = [
-        node_id
-        for node_id, node in mapping.items()
-        if isinstance(node, dict) and not node.get("parent")
-    ]
+    roots = []
+    for node_id, node in mapping.items():
+        parent = node.get("parent") if isinstance(node, dict) else None
+        if not parent:
+            roots.append(node_id)
+        elif isinstance(parent, str):
+            _node(mapping, parent, f"parent of {node_id!r}")
     if not roots and mapping:
         raise RecordError("mapping_cycle", "no root node: every node has a parent")
     return roots
