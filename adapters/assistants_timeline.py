@@ -13,7 +13,15 @@ Run steps. Within a run, the tool steps that precede a `message_creation` step g
 the message that step names: function calls become `ToolCall` + `ToolResult` pairs (calls
 first, then outputs, for parallel calls), code interpreter, file search and v1 retrieval steps
 become `HostedToolStep`s. Tool steps after a run's last message (a run that failed, expired or
-was cancelled) go after that message, or by time when the run produced none.
+was cancelled) go after that message, or by time when the run produced none. A function call
+whose output is null (the run stopped waiting for it) stays a `ToolCall` without a result; the
+transform decides what to do with it.
+
+Metadata. The thread's own metadata becomes the conversation's (it carries over to the new
+conversation within the API's limits), followed by `assistant_id`, a summary of each run
+(`runs`) and the thread's `tool_resources`. Each entry keeps its message's `assistant_id`,
+`run_id`, `status`, `incomplete_details`, own `metadata` and attachment tools, or its step's
+`run_id`, `step_id` and `status`.
 """
 
 from __future__ import annotations

@@ -99,6 +99,23 @@ def test_live_read_of_recorded_threads_equals_the_export_read(
         export_plan = plan_conversation(export_conversation, policy)
         assert live_plan.items == export_plan.items
         assert live_plan.fingerprint == export_plan.fingerprint
+        # every recorded message, image and function call is in the plan, in source order
+        entries = live_conversation.entries
+        assert [p.entry_index for p in live_plan.items] == sorted(
+            p.entry_index for p in live_plan.items
+        )
+        assert {p.entry_index for p in live_plan.items} == set(range(len(entries)))
+        images = [
+            p for e in entries if isinstance(e, Message) for p in e.parts if p.type == "image"
+        ]
+        sent_images = [
+            part
+            for p in live_plan.items
+            for part in p.item.get("content") or []
+            if isinstance(part, dict) and part.get("type") == "input_image"
+        ]
+        assert len(sent_images) == len(images)
+        assert live_plan.findings == []  # nothing in these threads needs converting
 
 
 def test_recorded_function_run_lands_call_output_then_answer(sdk: openai.OpenAI) -> None:

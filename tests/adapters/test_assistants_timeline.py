@@ -158,8 +158,8 @@ def test_steps_after_the_runs_last_message_follow_it() -> None:
             step("step_2", "run_1", 16, calls(function("call_late", "notify", None))),
         ],
     )
-    # the late call happened (16) after the run's message (20 by the clock, but earlier in
-    # the run) and before the next user message
+    # a step after the run's message_creation step never lands before that message, whatever
+    # its clock says; it still lands before the next user message
     assert kinds(conversation.entries) == [
         "message:msg_1",
         "message:msg_2",
