@@ -74,5 +74,6 @@ def render_summary(summary: PlanSummary) -> str:
 
 
 def _describe(error: ErrorRecord) -> str:
-    who = f" conversation {error.conversation_id}" if error.conversation_id else ""
-    return f"{error.location}{who}: [{error.code}] {error.message}"
+    """`[code] message`, prefixed by where it happened unless the message already says."""
+    where = "" if error.location in error.message else f"{error.location}: "
+    return f"[{error.code}] {where}{error.message}"
