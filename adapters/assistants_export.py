@@ -65,7 +65,12 @@ def looks_like_assistants(obj: dict[str, Any]) -> bool:
         return True
     if kind == "list":
         data = obj.get("data")
-        return bool(data) and isinstance(data[0], dict) and data[0].get("object") in _OBJECT_KINDS
+        return (
+            isinstance(data, list)
+            and bool(data)
+            and isinstance(data[0], dict)
+            and data[0].get("object") in _OBJECT_KINDS
+        )
     thread = obj.get("thread")
     if isinstance(thread, dict):
         return thread.get("object") == "thread" or str(thread.get("id", "")).startswith("thread_")
@@ -299,7 +304,7 @@ def _guess_id(document: Any) -> str | None:
     if isinstance(document, dict):
         thread = document.get("thread")
         if isinstance(thread, dict) and isinstance(thread.get("id"), str):
-            return thread["id"]
+            return str(thread["id"])
         if document.get("object") == "thread" and isinstance(document.get("id"), str):
             return str(document["id"])
     return None
