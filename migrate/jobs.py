@@ -243,7 +243,7 @@ def run_job(
     """
     validate_target(config.target)
     job_dir = config.job_dir
-    if (job_dir / JOB_FILE).exists():
+    if (job_dir / JOB_FILE).exists() or (job_dir / STATE_FILE).exists():
         raise ConfigError(
             f"{job_dir} already holds a job", hint=f"continue it with `migrate resume {job_dir}`"
         )
@@ -855,12 +855,14 @@ async def _with_retries(call: Callable[[], Any]) -> Any:
 def open_job(ref: JobRef) -> StateStore:
     """Open the state store of an existing job."""
     job_file = ref.job_dir / JOB_FILE
-    if not job_file.exists():
-        raise ConfigError(f"{ref.job_dir} holds no job (no {JOB_FILE})")
-    try:
-        recorded = json.loads(job_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read {job_file}: {exc}") from exc
+    recorded: dict[str, Any] = {}
+    if job_file.exists():
+        try:
+            recorded = json.loads(job_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read {job_file}: {exc}") from exc
+    elif ref.state_url is None and not (ref.job_dir / STATE_FILE).exists():
+        raise ConfigError(f"{ref.job_dir} holds no job (no {JOB_FILE}, no {STATE_FILE})")
     url = ref.state_url
     if url is None:
         stored = recorded.get("state_url")
@@ -874,7 +876,8 @@ def open_job(ref: JobRef) -> StateStore:
         else:
             url = stored
     store = StateStore.from_url(url)
-    if store.job().job_id != recorded.get("job_id"):
+    # A run killed before it wrote job.json still has its job in the default store.
+    if "job_id" in recorded and store.job().job_id != recorded["job_id"]:
         store.close()
         raise ConfigError(f"the state store at {_shown(url)} holds another job than {ref.job_dir}")
     return store
