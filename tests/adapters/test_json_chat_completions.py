@@ -38,7 +38,7 @@ def _expected_timeline(messages: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     """What the source says, message by message: texts, calls and outputs, in order."""
     expected: list[tuple[Any, ...]] = []
     for index, message in enumerate(messages):
-        role, content = message["role"], message.get("content")
+        role, content = message["role"], message["content"]
         if role == "tool":
             text = content if isinstance(content, str) else content[0]["text"]
             expected.append(("result", message["tool_call_id"], text, f"message {index}"))
@@ -73,9 +73,7 @@ def _actual_timeline(conversation: SourceConversation) -> list[tuple[Any, ...]]:
                 texts = [p.text for p in entry.parts if isinstance(p, TextPart)]
                 actual.append(("message", entry.role, texts, entry.position))
             case ToolCall():
-                actual.append(
-                    ("call", entry.call_id, entry.name, entry.arguments, entry.position)
-                )
+                actual.append(("call", entry.call_id, entry.name, entry.arguments, entry.position))
             case ToolResult():
                 actual.append(("result", entry.call_id, entry.output, entry.position))
     return actual
@@ -165,8 +163,12 @@ def test_sample_parts_images_files_audio_refusals(read_json: ReadJson, json_samp
 
     refusal = convs["conv_refusal_0005"].entries
     assert isinstance(refusal[1], Message) and isinstance(refusal[3], Message)
-    assert refusal[1].parts == [RefusalPart(refusal="I can't help find someone's private home address.")]
-    assert refusal[3].parts == [RefusalPart(refusal="I don't have verified address data for Acme Corp.")]
+    assert refusal[1].parts == [
+        RefusalPart(refusal="I can't help find someone's private home address.")
+    ]
+    assert refusal[3].parts == [
+        RefusalPart(refusal="I don't have verified address data for Acme Corp.")
+    ]
     # Null content with nothing else is kept as an empty message; the transform reports it.
     assert isinstance(refusal[4], Message) and refusal[4].parts == []
 
@@ -248,7 +250,10 @@ def test_array_file_of_conversations_and_array_of_messages(
         encoding="utf-8",
     )
     convs = _conversations(read_json(many))
-    assert [(c.id, c.location) for c in convs] == [("7", f"{many}[0]"), ("many.json[1]", f"{many}[1]")]
+    assert [(c.id, c.location) for c in convs] == [
+        ("7", f"{many}[0]"),
+        ("many.json[1]", f"{many}[1]"),
+    ]
     [single] = _conversations(read_json(one))
     assert (single.id, single.location, len(single.entries)) == ("one.json", str(one), 2)
 
@@ -297,7 +302,11 @@ def test_tool_call_shapes(read_json: ReadJson, tmp_path: Path) -> None:
             "role": "assistant",
             "content": "",
             "tool_calls": [
-                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": {"x": "é"}}},
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "f", "arguments": {"x": "é"}},
+                },
                 {"id": "c2", "type": "custom", "custom": {"name": "sql", "input": "SELECT 1"}},
                 {"type": "function", "function": {"name": "g", "arguments": None}},
             ],
@@ -311,7 +320,9 @@ def test_tool_call_shapes(read_json: ReadJson, tmp_path: Path) -> None:
     assert isinstance(first, Message)
     assert (first.source_id, first.created_at) == ("m1", 1700000000.0)
     # Empty text next to tool calls is not a message of its own.
-    assert isinstance(call1, ToolCall) and isinstance(call2, ToolCall) and isinstance(call3, ToolCall)
+    assert (
+        isinstance(call1, ToolCall) and isinstance(call2, ToolCall) and isinstance(call3, ToolCall)
+    )
     assert (call1.call_id, call1.arguments) == ("c1", '{"x":"é"}')
     assert (call2.tool_type, call2.name, call2.arguments) == ("custom", "sql", "SELECT 1")
     assert (call3.call_id, call3.arguments, call3.position) == (None, "", "message 1 tool_call 2")
@@ -369,14 +380,18 @@ def test_invalid_utf8_line_fails_alone(read_json: ReadJson, tmp_path: Path) -> N
 
 def test_unknown_part_type_keeps_text_and_notes_it(read_json: ReadJson, tmp_path: Path) -> None:
     content = [{"type": "hologram", "text": "beam me"}, {"type": "smell"}]
-    path = _write_jsonl(tmp_path / "p.jsonl", [{"messages": [{"role": "user", "content": content}]}])
+    path = _write_jsonl(
+        tmp_path / "p.jsonl", [{"messages": [{"role": "user", "content": content}]}]
+    )
     [conversation] = read_json(path, format="chat_completions")
     assert isinstance(conversation, SourceConversation)
     message = conversation.entries[0]
     assert isinstance(message, Message) and message.parts == [TextPart(text="beam me")]
     assert [n.code for n in conversation.notes] == ["unknown_part_type", "unknown_part_type"]
     assert "hologram" in conversation.notes[0].message and "kept" in conversation.notes[0].message
-    assert "smell" in conversation.notes[1].message and "not migrated" in conversation.notes[1].message
+    assert (
+        "smell" in conversation.notes[1].message and "not migrated" in conversation.notes[1].message
+    )
 
 
 def test_thirty_megabyte_message_is_read(read_json: ReadJson, tmp_path: Path) -> None:

@@ -34,7 +34,9 @@ def _texts(conversation: SourceConversation) -> list[tuple[str, str]]:
     ]
 
 
-def _node(node_id: str, parent: str | None, children: list[str], role: str | None, text: str) -> dict[str, Any]:
+def _node(
+    node_id: str, parent: str | None, children: list[str], role: str | None, text: str
+) -> dict[str, Any]:
     message = None
     if role is not None:
         message = {
@@ -130,7 +132,9 @@ def test_sample_current_branch_and_node_kinds(read_json: ReadJson, json_samples:
 
 
 def test_sample_all_branches(read_json: ReadJson, json_samples: Path) -> None:
-    convs = _conversations(read_json(json_samples / "chatgpt_conversations.json", chatgpt_branches="all"))
+    convs = _conversations(
+        read_json(json_samples / "chatgpt_conversations.json", chatgpt_branches="all")
+    )
     plot_id = "6667a3b9-1c2d-8000-9e3f-4a5b6c7d8e9f"
     assert [c.id for c in convs] == [
         f"{plot_id}#branch-1",
@@ -158,19 +162,33 @@ def test_branches_on_a_built_tree(read_json: ReadJson, tmp_path: Path) -> None:
         ("c1#branch-1", [("user", "question"), ("assistant", "first answer")]),
         (
             "c1#branch-2",
-            [("user", "question"), ("assistant", "second answer"), ("user", "follow-up"), ("assistant", "final")],
+            [
+                ("user", "question"),
+                ("assistant", "second answer"),
+                ("user", "follow-up"),
+                ("assistant", "final"),
+            ],
         ),
     ]
 
 
-def test_without_current_node_the_newest_branch_is_read(read_json: ReadJson, tmp_path: Path) -> None:
+def test_without_current_node_the_newest_branch_is_read(
+    read_json: ReadJson, tmp_path: Path
+) -> None:
     path = _write(tmp_path / "conversations.json", [_branching("c1", None)])
     [conversation] = _conversations(read_json(path))
-    assert [t for _, t in _texts(conversation)] == ["question", "second answer", "follow-up", "final"]
+    assert [t for _, t in _texts(conversation)] == [
+        "question",
+        "second answer",
+        "follow-up",
+        "final",
+    ]
     assert [(n.code, n.count) for n in conversation.notes] == [("branch_not_migrated", 1)]
 
 
-def test_cycle_and_missing_node_fail_their_conversation_only(read_json: ReadJson, tmp_path: Path) -> None:
+def test_cycle_and_missing_node_fail_their_conversation_only(
+    read_json: ReadJson, tmp_path: Path
+) -> None:
     cycle = _tree(
         "loop",
         "b",
@@ -180,7 +198,11 @@ def test_cycle_and_missing_node_fail_their_conversation_only(read_json: ReadJson
     path = _write(tmp_path / "conversations.json", [cycle, missing, _branching("fine", "a3")])
     first, second, third = read_json(path)
     assert isinstance(first, SourceFailure)
-    assert (first.code, first.conversation_id, first.location) == ("mapping_cycle", "loop", f"{path}[0]")
+    assert (first.code, first.conversation_id, first.location) == (
+        "mapping_cycle",
+        "loop",
+        f"{path}[0]",
+    )
     assert isinstance(second, SourceFailure)
     assert (second.code, second.conversation_id, second.location) == (
         "mapping_missing_node",

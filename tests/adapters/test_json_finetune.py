@@ -53,5 +53,13 @@ def test_sample_weights_tools_and_functions(read_json: ReadJson, json_samples: P
     assert legacy.metadata["functions"][0]["name"] == "lookup_fact"
     call, result = legacy.entries[1], legacy.entries[2]
     assert isinstance(call, ToolCall) and isinstance(result, ToolResult)
-    assert (call.call_id, call.name, call.position) == (None, "lookup_fact", "message 1 function_call")
-    assert (result.call_id, result.name, result.output) == (None, "lookup_fact", "384,400 km on average")
+    assert (call.call_id, call.name, call.position) == (
+        None,
+        "lookup_fact",
+        "message 1 function_call",
+    )
+    assert (result.call_id, result.name, result.output) == (
+        None,
+        "lookup_fact",
+        "384,400 km on average",
+    )

@@ -33,7 +33,13 @@ def _describe(entry: Entry) -> tuple[Any, ...]:
             texts = "".join(p.text for p in entry.parts if isinstance(p, TextPart))
             return (entry.role, texts, entry.position)
         case ToolCall():
-            return ("function_call", entry.call_id, entry.name, json.loads(entry.arguments), entry.position)
+            return (
+                "function_call",
+                entry.call_id,
+                entry.name,
+                json.loads(entry.arguments),
+                entry.position,
+            )
         case ToolResult():
             return ("observation", entry.call_id, entry.output, entry.position)
     raise AssertionError(entry)
@@ -47,7 +53,10 @@ def test_real_glaive_tool_calls_in_order(read_json: ReadJson, real_fixtures: Pat
     assert len(convs) == len(records) == len(raw) == 300
     calls = 0
     for index, (conversation, record) in enumerate(zip(convs, raw, strict=True)):
-        assert (conversation.id, conversation.location) == (f"{path.name}[{index}]", f"{path}[{index}]")
+        assert (conversation.id, conversation.location) == (
+            f"{path.name}[{index}]",
+            f"{path}[{index}]",
+        )
         assert conversation.source_kind == "sharegpt"
         assert conversation.metadata["tools"] == json.loads(record["tools"])
         want: list[tuple[Any, ...]] = []
@@ -87,10 +96,16 @@ def test_real_multimodal_images_replace_tokens(read_json: ReadJson, real_fixture
             assert text == message["content"].replace("<image>", "")
     first = convs[0].entries[0]
     assert isinstance(first, Message)
-    assert first.parts == [ImagePart(reference="mllm_demo_data/1.jpg"), TextPart(text="Who are they?")]
+    assert first.parts == [
+        ImagePart(reference="mllm_demo_data/1.jpg"),
+        TextPart(text="Who are they?"),
+    ]
     third = convs[0].entries[2]
     assert isinstance(third, Message)
-    assert third.parts == [TextPart(text="What are they doing?"), ImagePart(reference="mllm_demo_data/1.jpg")]
+    assert third.parts == [
+        TextPart(text="What are they doing?"),
+        ImagePart(reference="mllm_demo_data/1.jpg"),
+    ]
 
 
 def test_sample_roles_system_tools_and_failures(read_json: ReadJson, json_samples: Path) -> None:
@@ -104,7 +119,12 @@ def test_sample_roles_system_tools_and_failures(read_json: ReadJson, json_sample
         ("system", "You are a helpful assistant with access to a stock price tool.", "system"),
         ("user", "What's Apple trading at?", "message 0"),
         ("function_call", None, "get_stock_price", {"symbol": "AAPL"}, "message 1"),
-        ("observation", None, '{"symbol": "AAPL", "price": 189.84, "currency": "USD"}', "message 2"),
+        (
+            "observation",
+            None,
+            '{"symbol": "AAPL", "price": 189.84, "currency": "USD"}',
+            "message 2",
+        ),
     ]
     # Arguments already encoded as a string are passed through unchanged.
     msft = first.entries[6]
@@ -119,7 +139,11 @@ def test_sample_roles_system_tools_and_failures(read_json: ReadJson, json_sample
     ]
     assert isinstance(third, SourceConversation)
     assert third.id == "sharegpt.json[2]"
-    assert [e.role for e in third.entries if isinstance(e, Message)] == ["user", "assistant", "narrator"]
+    assert [e.role for e in third.entries if isinstance(e, Message)] == [
+        "user",
+        "assistant",
+        "narrator",
+    ]
     assert isinstance(fourth, SourceFailure)
     assert (fourth.code, fourth.location, fourth.conversation_id) == (
         "missing_role",
@@ -138,7 +162,11 @@ def test_bad_function_call_fails_the_conversation_only(read_json: ReadJson, tmp_
     path.write_text(json.dumps(records), encoding="utf-8")
     bad, good = read_json(path, format="sharegpt")
     assert isinstance(bad, SourceFailure)
-    assert (bad.code, bad.conversation_id, bad.location) == ("invalid_tool_call", "bad", f"{path}[0]")
+    assert (bad.code, bad.conversation_id, bad.location) == (
+        "invalid_tool_call",
+        "bad",
+        f"{path}[0]",
+    )
     assert isinstance(good, SourceConversation)
     assert good.metadata["tools"] == "{oops"
     assert [n.code for n in good.notes] == ["tools_unparsed"]
