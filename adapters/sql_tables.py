@@ -50,7 +50,7 @@ from sqlalchemy import (
     text,
     type_coerce,
 )
-from sqlalchemy.engine import RowMapping, make_url
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchTableError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.expression import ColumnClause, FromClause
@@ -118,9 +118,10 @@ _LITERALS = re.compile(
     r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|`[^`]*`|--[^\n]*|/\*.*?\*/|\$(\w*)\$.*?\$\1\$""",
     re.DOTALL,
 )
+# What can change data from inside one SELECT/WITH: data-modifying CTEs, SELECT INTO, locking
+# reads. Functions with side effects cannot be seen here; the read-only transaction stops them.
 _WRITES = re.compile(
-    r"\b(insert|update|delete|merge|upsert|replace|drop|alter|create|truncate|grant|revoke|"
-    r"call|copy|into|lock|vacuum|analyze|attach|detach|pragma|set|handler|load)\b",
+    r"\b(insert|update|delete|merge|into|truncate|drop|alter|create|grant|revoke|call|copy)\b",
     re.IGNORECASE,
 )
 
@@ -156,12 +157,12 @@ class _Reading:
     statement: Select[Any]
     key_names: tuple[str, ...]
     """Columns that identify a row in errors (the primary key when known)."""
-    decode: Callable[[RowMapping, RowInfo], Decoded]
-    source_id_of: Callable[[RowMapping], str | None]
-    created_at_of: Callable[[RowMapping], float | None]
-    metadata_of: Callable[[RowMapping], dict[str, Any]]
+    decode: Callable[[Mapping[str, Any], RowInfo], Decoded]
+    source_id_of: Callable[[Mapping[str, Any]], str | None]
+    created_at_of: Callable[[Mapping[str, Any]], float | None]
+    metadata_of: Callable[[Mapping[str, Any]], dict[str, Any]]
     one_row_per_conversation: bool = False
-    conversation_fields: Callable[[RowMapping], dict[str, Any]] | None = None
+    conversation_fields: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
 
 
 def _raw(expression: ColumnElement[Any], label: str) -> ColumnElement[Any]:
@@ -197,7 +198,7 @@ class SqlTableSource:
                     stream_results=True, yield_per=self._config.batch_size
                 )
                 result = streaming.execute(reading.statement)
-                for key, rows in _conversation_runs(r._mapping for r in result):
+                for key, rows in _conversation_runs(row._asdict() for row in result):
                     yield self._record(reading, key, rows)
         except SourceOpenError:
             raise
@@ -292,7 +293,7 @@ class SqlTableSource:
             _raw(table.c.id, "id"), _raw(table.c[key], "conversation"), _raw(table.c.message, "m")
         ).order_by(table.c[key], table.c.id)
 
-        def decode(values: RowMapping, info: RowInfo) -> Decoded:
+        def decode(values: Mapping[str, Any], info: RowInfo) -> Decoded:
             return langchain_entries(json_value(values["m"], "message"), info)
 
         return _Reading(
@@ -331,10 +332,10 @@ class SqlTableSource:
             select(*columns).select_from(source).order_by(messages.c.session_id, messages.c.id)
         )
 
-        def decode(values: RowMapping, info: RowInfo) -> Decoded:
+        def decode(values: Mapping[str, Any], info: RowInfo) -> Decoded:
             return agents_item_entries(json_value(values["m"], "message_data"), info)
 
-        def conversation_fields(values: RowMapping) -> dict[str, Any]:
+        def conversation_fields(values: Mapping[str, Any]) -> dict[str, Any]:
             raw = values.get("session_created_at")
             try:
                 return {"created_at": timestamp_value(raw, f"{sessions_name}.created_at")}
@@ -367,11 +368,11 @@ class SqlTableSource:
             columns.append(_raw(table.c.status, "status"))
         statement = select(*columns).order_by(table.c.key, table.c.timestamp, table.c.id)
 
-        def decode(values: RowMapping, info: RowInfo) -> Decoded:
+        def decode(values: Mapping[str, Any], info: RowInfo) -> Decoded:
             message = json_value(values["m"], "data")
             return llamaindex_entries(message, info, row_role=values["role"])
 
-        def metadata_of(values: RowMapping) -> dict[str, Any]:
+        def metadata_of(values: Mapping[str, Any]) -> dict[str, Any]:
             status = values.get("status")
             # Archived rows are history the memory no longer sends to the model: kept, marked.
             return {"status": status} if status not in (None, "active") else {}
@@ -438,17 +439,17 @@ class SqlTableSource:
         statement = select(*selected).order_by(*order)
         decode = self._mapping_decoder()
 
-        def source_id_of(values: RowMapping) -> str | None:
+        def source_id_of(values: Mapping[str, Any]) -> str | None:
             if "message_id" in values:
                 return _text(values["message_id"])
             return "/".join(str(values[f"key_{i}"]) for i in range(len(key_names))) or None
 
-        def created_at_of(values: RowMapping) -> float | None:
+        def created_at_of(values: Mapping[str, Any]) -> float | None:
             if "ts" not in values:
                 return None
             return timestamp_value(values["ts"], str(config.timestamp_column))
 
-        def metadata_of(values: RowMapping) -> dict[str, Any]:
+        def metadata_of(values: Mapping[str, Any]) -> dict[str, Any]:
             return {name: json_safe(values[label]) for label, name in metadata.items()}
 
         return _Reading(
@@ -463,12 +464,12 @@ class SqlTableSource:
             one_row_per_conversation=config.messages_json_column is not None,
         )
 
-    def _mapping_decoder(self) -> Callable[[RowMapping, RowInfo], Decoded]:
+    def _mapping_decoder(self) -> Callable[[Mapping[str, Any], RowInfo], Decoded]:
         config = self._config
         if config.message_json_column:
             column_name = config.message_json_column
 
-            def decode_message(values: RowMapping, info: RowInfo) -> Decoded:
+            def decode_message(values: Mapping[str, Any], info: RowInfo) -> Decoded:
                 message = json_object(values["message_json"], column_name)
                 return Decoded(chat_message_entries(message, info))
 
@@ -476,7 +477,7 @@ class SqlTableSource:
         if config.messages_json_column:
             column_name = config.messages_json_column
 
-            def decode_messages(values: RowMapping, info: RowInfo) -> Decoded:
+            def decode_messages(values: Mapping[str, Any], info: RowInfo) -> Decoded:
                 messages = json_value(values["messages_json"], column_name)
                 if not isinstance(messages, list):
                     raise RowError("unexpected_json", f"column {column_name} is not a JSON array")
@@ -500,7 +501,7 @@ class SqlTableSource:
 
         content_column = str(config.content_column)
 
-        def decode_columns(values: RowMapping, info: RowInfo) -> Decoded:
+        def decode_columns(values: Mapping[str, Any], info: RowInfo) -> Decoded:
             content = values["content"]
             if config.content_json or not isinstance(content, str | None):
                 content = json_value(content, content_column)
@@ -517,7 +518,9 @@ class SqlTableSource:
 
     # --- rows to records ---
 
-    def _record(self, reading: _Reading, key: str | None, rows: list[RowMapping]) -> SourceRecord:
+    def _record(
+        self, reading: _Reading, key: str | None, rows: list[Mapping[str, Any]]
+    ) -> SourceRecord:
         label, column_name = reading.label, reading.conversation_column
         if key is None:
             keys = ", ".join(_row_key(reading, row) for row in rows[:MAX_LISTED_ROWS])
@@ -540,7 +543,7 @@ class SqlTableSource:
                 conversation_id=key,
             )
         decoded = Decoded()
-        problems: list[tuple[RowMapping, RowError]] = []
+        problems: list[tuple[Mapping[str, Any], RowError]] = []
         for row in rows:
             try:
                 info = RowInfo(
@@ -576,7 +579,7 @@ class SqlTableSource:
         self,
         reading: _Reading,
         key: str,
-        problems: list[tuple[RowMapping, RowError]],
+        problems: list[tuple[Mapping[str, Any], RowError]],
         total: int,
     ) -> SourceFailure:
         label = reading.label
@@ -599,8 +602,8 @@ class SqlTableSource:
 
 
 def _conversation_runs(
-    rows: Iterable[RowMapping],
-) -> Iterator[tuple[str | None, list[RowMapping]]]:
+    rows: Iterable[Mapping[str, Any]],
+) -> Iterator[tuple[str | None, list[Mapping[str, Any]]]]:
     """Group rows ordered by conversation key into conversations.
 
     Keys that differ only by case or trailing spaces can be interleaved when the database
@@ -608,7 +611,7 @@ def _conversation_runs(
     exact key, so each conversation still comes out whole, in its order.
     """
     run_token: object = object()
-    groups: dict[str | None, list[RowMapping]] = {}
+    groups: dict[str | None, list[Mapping[str, Any]]] = {}
     for row in rows:
         key = _text(row["conversation"])
         token = key.casefold().rstrip(" ") if key is not None else None
@@ -620,7 +623,7 @@ def _conversation_runs(
     yield from groups.items()
 
 
-def _row_key(reading: _Reading, row: RowMapping) -> str:
+def _row_key(reading: _Reading, row: Mapping[str, Any]) -> str:
     if reading.key_names == ("id",) and "id" in row:
         return f"id={row['id']}"
     pairs = [f"{name}={row.get(f'key_{index}')}" for index, name in enumerate(reading.key_names)]

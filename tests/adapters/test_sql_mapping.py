@@ -105,6 +105,7 @@ def test_cli_helper_builds_a_config_or_a_clear_error() -> None:
         "select 'drop table x; insert' as note, id from m -- update me\n",
         'select "update" from m',
         "select $$;delete$$ as x from m",
+        "SELECT id, replace(body, 'a', 'b') AS body, lower(thread) AS thread FROM m",
     ],
 )
 def test_single_selects_are_accepted(query: str) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import JSON, Column, Integer, String, Table, func, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlhelpers import (
     ENGINES,
@@ -343,3 +343,56 @@ def test_readme_job_files_parse_and_the_generic_one_runs(
         generic["schema"] = database.schema
     records = read(SqlSourceConfig.model_validate(generic))
     assert sorted(conversations(records)) == ["conv-faq", "conv-trip"]
+
+
+def test_keys_equal_under_a_case_insensitive_collation_stay_whole(database: Database) -> None:
+    table = chat_messages_table(database.metadata())
+    rows = [
+        (1, "Conv", "2025-01-01 10:00:01", "Conv one"),
+        (2, "conv", "2025-01-01 10:00:02", "conv one"),
+        (3, "Conv", "2025-01-01 10:00:03", "Conv two"),
+        (4, "conv", "2025-01-01 10:00:04", "conv two"),
+        (5, "conv ", "2025-01-01 10:00:05", "padded"),
+    ]
+    database.insert(
+        table,
+        [
+            {"id": i, "conversation_id": key, "created_at": at, "role": "user", "content": body}
+            for i, key, at, body in rows
+        ],
+    )
+    records = read(database.config(**MAPPING))
+    assert len(records) == 3
+    by_id = conversations(records)
+    assert texts(by_id["Conv"]) == ["Conv one", "Conv two"]
+    assert texts(by_id["conv"]) == ["conv one", "conv two"]
+    assert texts(by_id["conv "]) == ["padded"]
+
+
+def test_json_typed_columns_are_read_as_parsed_values(database: Database) -> None:
+    table = Table(
+        "typed_json",
+        database.metadata(),
+        Column("id", Integer, primary_key=True, autoincrement=False),
+        Column("thread", String(32)),
+        Column("body", JSON),
+    )
+    table.create(database.engine)
+    with database.engine.begin() as connection:
+        connection.execute(
+            insert(table),
+            [
+                {"id": 1, "thread": "t", "body": {"role": "user", "content": "naïve café ☕"}},
+                {
+                    "id": 2,
+                    "thread": "t",
+                    "body": {"role": "assistant", "content": [{"type": "text", "text": "oui"}]},
+                },
+            ],
+        )
+    config = database.config(
+        table="typed_json", conversation_column="thread", message_json_column="body"
+    )
+    [record] = read(config)
+    assert isinstance(record, SourceConversation)
+    assert texts(record) == ["naïve café ☕", "oui"]
