@@ -2,33 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 from spec import SPEC_MISSING_REASON, SpecValidator, load_spec_validator, spec_available
 
-
-def _import_real_adapters_package() -> None:
-    # pytest puts this folder on sys.path, where `tests/adapters/` (no __init__.py) would be
-    # imported as a namespace package named `adapters`, shadowing the real one
-    here = Path(__file__).resolve().parent
-    shadowed = sys.modules.get("adapters")
-    if shadowed is not None and getattr(shadowed, "__file__", None) is None:
-        del sys.modules["adapters"]
-    saved = list(sys.path)
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
-    try:
-        importlib.import_module("adapters")
-    finally:
-        sys.path[:] = saved
-
-
-_import_real_adapters_package()
-
-from migrate.policy import Policy  # noqa: E402
+from migrate.policy import Policy
 
 
 @pytest.fixture
