@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from sqlalchemy import (
@@ -105,7 +105,7 @@ def _only_comments(statement: str) -> bool:
     return all(not line.strip() or line.strip().startswith("--") for line in statement.splitlines())
 
 
-def _unreachable(what: str, exc: Exception) -> None:
+def unreachable(what: str, exc: Exception) -> NoReturn:
     reason = f"{what} is not reachable: {str(exc).splitlines()[0]}"
     if os.environ.get("CI") == "true":
         pytest.fail(f"{reason} (CI=true: the database tests must run)")
@@ -122,7 +122,7 @@ def postgres_schema() -> Iterator[str]:
             connection.execute(text(f"CREATE SCHEMA {schema}"))
     except SQLAlchemyError as exc:
         engine.dispose()
-        _unreachable("PostgreSQL on 127.0.0.1:5432", exc)
+        unreachable("PostgreSQL on 127.0.0.1:5432", exc)
     yield schema
     with engine.begin() as connection:
         connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
@@ -141,7 +141,7 @@ def mariadb_database() -> Iterator[str]:
             )
     except SQLAlchemyError as exc:
         engine.dispose()
-        _unreachable("MariaDB on 127.0.0.1:3306", exc)
+        unreachable("MariaDB on 127.0.0.1:3306", exc)
     yield name
     with engine.begin() as connection:
         connection.execute(text(f"DROP DATABASE {name}"))

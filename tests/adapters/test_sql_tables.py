@@ -20,6 +20,7 @@ from sqlhelpers import (
     mariadb_database,
     message_json_table,
     postgres_schema,
+    unreachable,
 )
 
 from adapters import SourceOpenError, SqlSourceConfig, open_source
@@ -396,3 +397,14 @@ def test_json_typed_columns_are_read_as_parsed_values(database: Database) -> Non
     [record] = read(config)
     assert isinstance(record, SourceConversation)
     assert texts(record) == ["naïve café ☕", "oui"]
+
+
+def test_unreachable_servers_skip_locally_and_fail_under_ci(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="PostgreSQL is not reachable: refused"):
+        unreachable("PostgreSQL", OSError("refused"))
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        unreachable("PostgreSQL", OSError("refused"))
