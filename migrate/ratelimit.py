@@ -125,14 +125,19 @@ class RateLimiter:
             self._observe(headers)
         self._recover()
 
-    def rate_limited(self, delay: float | None) -> float:
-        """A 429 came back: pause everyone and slow down. Returns the pause in seconds."""
+    def rate_limited(self, delay: float | None, headers: Mapping[str, str] | None = None) -> float:
+        """A 429 came back: pause everyone and slow down. Returns the pause in seconds.
+
+        When the answer describes the server's bucket (`x-ratelimit-*-requests`), that
+        description paces what follows; otherwise the adaptive rate is halved.
+        """
         now = self._clock()
         self.rate_limited_count += 1
         pause = DEFAULT_PAUSE if delay is None else delay
         self._paused_until = max(self._paused_until, now + pause)
+        described = headers is not None and "x-ratelimit-remaining-requests" in headers
         # Concurrent requests answered by the same burst of 429s count as one signal.
-        if now - self._last_decrease >= max(pause, 1.0):
+        if not described and now - self._last_decrease >= max(pause, 1.0):
             measured = self._measured_rate(now)
             base = measured if self._rate is None else min(self._rate, measured or self._rate)
             self._rate = max(self.min_rate, 0.5 * (base or self.min_rate * 2))

@@ -220,7 +220,7 @@ class Target:
             headers = exc.response.headers
             error = classify(exc)
             if exc.status_code == 429 and error.kind == "not_applied":
-                error.retry_after = self.limiter.rate_limited(error.retry_after)
+                error.retry_after = self.limiter.rate_limited(error.retry_after, headers)
             raise error from exc
         except openai.APIConnectionError as exc:
             raise classify(exc) from exc

@@ -11,9 +11,9 @@ import pytest
 from conftest import assert_exactly_once, run_config
 
 from migrate.jobs import run_job
-from migrate.server.validation import MAX_TEXT
 from migrate.server.options import FaultKind
 from migrate.server.testing import AdminClient, ServerFactory
+from migrate.server.validation import MAX_TEXT
 from migrate.target import TargetConfig
 
 FAULTS: list[FaultKind] = [
