@@ -7,6 +7,7 @@ the `openai` SDK (`http://127.0.0.1:PORT/v1`) and shuts everything down on exit.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import tempfile
@@ -181,7 +182,9 @@ def serve(
         try:
             if on_ready is not None:
                 on_ready(_base_url(sock))
-            uvicorn.Server(_uvicorn_config(app, log_config=True)).run(sockets=[sock])
+            # uvicorn shuts down gracefully on Ctrl-C, then re-raises the signal it captured.
+            with contextlib.suppress(KeyboardInterrupt):
+                uvicorn.Server(_uvicorn_config(app, log_config=True)).run(sockets=[sock])
         finally:
             sock.close()
     finally:

@@ -247,7 +247,8 @@ class ConversationStore:
                 sa.func.coalesce(counts.c.n, 0),
             )
             .outerjoin(counts, counts.c.conversation_id == conversations_table.c.id)
-            .order_by(conversations_table.c.created_at, conversations_table.c.id)
+            # rowid is insertion order (the server never VACUUMs); created_at has 1 s resolution.
+            .order_by(sa.literal_column("conversations.rowid"))
         )
         if not include_deleted:
             query = query.where(conversations_table.c.deleted_at.is_(None))
