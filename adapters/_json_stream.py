@@ -9,6 +9,7 @@ whose location names the byte offset.
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 from collections.abc import Iterator
@@ -249,39 +250,56 @@ def _iter_object(path: Path, display: str, relname: str) -> Iterator[RawRecord |
 def _array_failure(
     exc: Exception, reader: _CountingReader, display: str, count: int, whole: bool
 ) -> RawFailure:
-    offset = error_offset(str(exc), reader)
+    text = _error_bytes(exc)
+    offset = error_offset(text, reader)
     if offset is None:
         where = f"between bytes {reader.last_start} and {reader.consumed}"
         location = f"{display} byte {reader.last_start}"
     else:
         where = f"at byte {offset}"
         location = f"{display} byte {offset}"
-    reason = str(exc).split("\n", 1)[0]
+    reason = text.split(b"\n", 1)[0].decode("utf-8", "replace")
+    code, what = (
+        ("invalid_utf8", "invalid UTF-8")
+        if b"UTF8" in text
+        else ("malformed_json", "malformed JSON")
+    )
     if whole:
-        message = f"{display}: malformed JSON {where} ({reason}); the file was not read"
+        message = f"{display}: {what} {where} ({reason}); the file was not read"
     else:
         message = (
-            f"{display}: malformed JSON {where} ({reason}) after {count} item(s); "
+            f"{display}: {what} {where} ({reason}) after {count} item(s); "
             "the rest of the file was not read"
         )
-    return RawFailure(location, "malformed_json", message)
+    return RawFailure(location, code, message)
 
 
-def error_offset(message: str, reader: _CountingReader) -> int | None:
+def _error_bytes(exc: Exception) -> bytes:
+    """The parser's message as bytes (yajl quotes raw input, which may not be valid UTF-8)."""
+    text = str(exc)
+    if text.startswith(("b'", 'b"')):
+        # ijson shows a message it could not decode as the repr of its bytes.
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = None
+        if isinstance(value, bytes):
+            return value
+    return text.encode("utf-8", "surrogateescape")
+
+
+def error_offset(message: bytes, reader: _CountingReader) -> int | None:
     """The absolute byte offset of a yajl parse error, from the excerpt yajl quotes.
 
     yajl renders the 30 bytes around the error, indented by `40 - consumed` spaces when fewer
     than 30 bytes of the chunk were consumed, else by 10; newlines show as spaces.
     """
-    if "premature EOF" in message:
+    if b"premature EOF" in message:
         return reader.consumed
-    lines = message.split("\n")
+    lines = message.split(b"\n")
     if len(lines) < 2:
         return None
-    try:
-        rendered = lines[1].encode("utf-8")
-    except UnicodeEncodeError:
-        return None
+    rendered = lines[1]
     chunk = reader.last_chunk.replace(b"\n", b" ").replace(b"\r", b" ")
     for consumed in range(1, 30):
         if rendered == b" " * (40 - consumed) + chunk[: consumed + 30]:

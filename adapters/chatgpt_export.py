@@ -264,6 +264,8 @@ def _entries(path: list[str], mapping: dict[str, Any], notes: list[SourceNote]) 
             ):
                 # The tool's answer completes the step the assistant's call opened.
                 previous.outputs.extend(entry.outputs)
+                for key, value in entry.metadata.items():
+                    previous.metadata.setdefault(key, value)
                 previous.metadata["output_source_id"] = entry.source_id
                 continue
             entries.append(entry)

@@ -260,3 +260,33 @@ def test_real_export_sample(read_json: ReadJson, real_fixtures: Path) -> None:
             n for n in record["mapping"] if record["mapping"][n]["message"] is not None
         ]
         assert conversation.notes == []
+
+
+def test_hidden_system_prompt_and_generated_image(read_json: ReadJson, tmp_path: Path) -> None:
+    system = _node("s", None, ["u"], "system", "You are a pirate.")
+    system["message"]["metadata"] = {"is_visually_hidden_from_conversation": True}
+    user = _node("u", "s", ["call"], "user", "Draw a ship")
+    call = _node("call", "u", ["img"], "assistant", '{"prompt": "a pirate ship at dawn"}')
+    call["message"]["recipient"] = "dalle.text2im"
+    image = _node("img", "call", [], "tool", "")
+    image["message"]["author"]["name"] = "dalle.text2im"
+    image["message"]["content"] = {
+        "content_type": "multimodal_text",
+        "parts": [
+            {"content_type": "image_asset_pointer", "asset_pointer": "file-service://file-Ab1"}
+        ],
+    }
+    path = _write(tmp_path / "conversations.json", [_tree("c", "img", [system, user, call, image])])
+    [conversation] = _conversations(read_json(path))
+    prompt, question, step = conversation.entries
+    assert isinstance(prompt, Message)
+    assert (prompt.role, prompt.hidden, prompt.parts) == (
+        "system",
+        True,
+        [TextPart(text="You are a pirate.")],
+    )
+    assert isinstance(question, Message) and question.hidden is False
+    assert isinstance(step, HostedToolStep)
+    assert (step.tool, step.input) == ("dalle.text2im", '{"prompt": "a pirate ship at dawn"}')
+    assert step.outputs == ["[image file-service://file-Ab1]"]
+    assert step.metadata["asset_pointers"] == ["file-service://file-Ab1"]

@@ -134,3 +134,17 @@ def test_big_files_read_with_flat_memory(big_files: tuple[Path, Path, int], whic
         tracemalloc.stop()
     assert (seen, messages) == (count, count * 10)
     assert peak < PEAK_LIMIT_BYTES
+
+
+def test_invalid_utf8_in_an_array_names_the_byte(read_json: ReadJson, tmp_path: Path) -> None:
+    head = json.dumps([_record(0)])[:-1].encode() + b', {"id": "c1", "messages": [{"role": "user", '
+    path = tmp_path / "latin1.json"
+    path.write_bytes(head + b'"content": "caf\xe9"}]}]')
+    records = read_json(path)
+    assert isinstance(records[0], SourceConversation)
+    failure = records[1]
+    assert isinstance(failure, SourceFailure)
+    assert failure.code == "invalid_utf8"
+    offset = int(failure.location.rsplit(" ", 1)[1])
+    assert len(head) < offset <= len(head) + len('"content": "caf\xe9')
+    assert "after 1 item(s)" in failure.message
