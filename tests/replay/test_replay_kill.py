@@ -1,0 +1,76 @@
+"""`kill -9` of a real `migrate run` at random moments, then `migrate resume`, several times."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import assert_exactly_once, write_source
+
+from migrate.jobs import JobRef, job_status
+
+ROUNDS = 5
+
+
+def start(arguments: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "migrate", *arguments],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+
+def wait_until_started(log: Path, offset: int, process: subprocess.Popen[bytes]) -> None:
+    """Until the process has its target up (it prints `target:`), so kills land mid-job."""
+    deadline = time.monotonic() + 60.0
+    while process.poll() is None and time.monotonic() < deadline:
+        if b"target:" in log.read_bytes()[offset:]:
+            return
+        time.sleep(0.01)
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_then_resume_lands_everything_once(tmp_path: Path) -> None:
+    source = write_source(tmp_path / "source.jsonl", conversations=100, messages=30)
+    job_dir = tmp_path / "job"
+    log = tmp_path / "migrate.log"
+    chance = random.Random(20261122)
+    killed = 0
+    landed: list[int] = []
+    for round_number in range(ROUNDS):
+        if round_number == 0:
+            arguments = ["run", str(source), "--job-dir", str(job_dir)]
+        else:
+            arguments = ["resume", str(job_dir)]
+        offset = log.stat().st_size if log.exists() else 0
+        process = start([*arguments, "--concurrency", "4", "--latency-ms", "5"], log)
+        wait_until_started(log, offset, process)
+        time.sleep(chance.uniform(0.0, 0.8))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            killed += 1
+        process.wait(timeout=30)
+        landed.append(job_status(JobRef(job_dir=job_dir)).items.landed)
+    assert killed >= 3, log.read_text(errors="replace")
+    # The kills fell in the middle of the work, not only before or after it.
+    planned = job_status(JobRef(job_dir=job_dir)).items.planned
+    assert 0 < landed[0] < landed[-1] < planned, landed
+    final = start(["resume", str(job_dir)], log)
+    assert final.wait(timeout=120) == 0, log.read_text(errors="replace")
+    verify = subprocess.run(
+        [sys.executable, "-m", "migrate", "verify", str(job_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "differing:   0" in verify.stdout
+    assert_exactly_once(job_dir, migrated=100)
