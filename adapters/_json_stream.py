@@ -207,7 +207,8 @@ def _iter_jsonl(path: Path, display: str, relname: str) -> Iterator[RawRecord | 
                 yield RawFailure(
                     location,
                     "malformed_json",
-                    f"{location}: malformed JSON at column {exc.colno}: {exc.msg}",
+                    f"{location}: malformed JSON at column {exc.colno}: "
+                    f"{exc.msg.removesuffix(' at')}",
                 )
                 continue
             yield RawRecord(value, location, f"{relname}:{lineno}")

@@ -1,4 +1,11 @@
-"""Tell the JSON conversation formats apart from a file's first record."""
+"""Tell the JSON conversation formats apart from a file's first record.
+
+Rules, first match wins: a `mapping` is a ChatGPT export; a `thread` key or `thread.*` objects
+are an Assistants export; turns with `from` (or `images`, or a top-level `system` string) are
+ShareGPT; a record with only `messages`, `tools`, `functions` and `parallel_tool_calls` is a
+fine-tuning line (read exactly like Chat Completions, reported as `finetune`); any other record
+with a messages array is Chat Completions.
+"""
 
 from __future__ import annotations
 
