@@ -37,6 +37,7 @@ from migrate.server.errors import (
     server_error,
 )
 from migrate.server.faults import FaultInjector, Latency, RateDecision, TokenBucket
+from migrate.server.ids import request_id
 from migrate.server.options import FaultKind, FaultSettings, ServerOptions
 from migrate.server.stats import ServerStats
 from migrate.server.store import ConversationStore, ItemNotFoundError
@@ -191,7 +192,7 @@ class LocalConversationsServer:
                 shown = decision or self._bucket.peek()
                 headers = list(message.get("headers", []))
                 headers.extend(shown.headers())
-                headers.append((b"x-request-id", f"req_{secrets.token_hex(16)}".encode()))
+                headers.append((b"x-request-id", request_id().encode()))
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -58,6 +58,7 @@ def _uvicorn_config(app: LocalConversationsServer, *, log_config: bool) -> uvico
         loop="asyncio",
         lifespan="off",
         access_log=options.access_log,
+        proxy_headers=False,
         log_config=uvicorn.config.LOGGING_CONFIG if log_config else None,
         log_level="info" if options.access_log else "warning",
         timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.engine import Connection, Engine
 
+from migrate.server.ids import mint_id
 from migrate.server.validation import ID_PREFIXES, StoredItem
 
 logger = logging.getLogger(__name__)
@@ -103,17 +103,6 @@ class ItemNotFoundError(Exception):
     def __init__(self, item_id: str) -> None:
         super().__init__(item_id)
         self.item_id = item_id
-
-
-def mint_id(prefix: str, *, suffix: str | None = None) -> str:
-    """A server id like the real ones: prefix, 8 hex of the clock, 40 random hex.
-
-    Items reuse their conversation's last 16 hex digits, as the real API's ids do.
-    """
-    head = f"{int(time.time()) & 0xFFFFFFFF:08x}"
-    if suffix is None:
-        return f"{prefix}_{head}{secrets.token_hex(20)}"
-    return f"{prefix}_{head}{secrets.token_hex(12)}{suffix}"
 
 
 def _encode(value: object) -> str:
