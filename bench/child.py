@@ -1,0 +1,285 @@
+"""One measured workload in a fresh process: `python -m bench.child '<request JSON>'`.
+
+Each workload runs alone in its own interpreter so that its peak memory and CPU time are its
+own, and so that the client never shares an event loop (or the GIL) with the server. The result
+is printed as one JSON object on the last line of stdout.
+
+Workloads:
+
+- `plan`: `migrate.planning.plan_job` over a source (the dry run).
+- `read`: only iterate the source (the adapter alone, no transform or plan): a baseline.
+- `job`: `migrate.jobs.run_job` against a running server (`openai` target with its base URL).
+- `verify`: `migrate.jobs.verify_job` of a finished job.
+- `bare`: the same requests as `job`, from an async `openai` client with no state store and no
+  checkpointing (raw `client.post`, no SDK request transform): the baseline for the tool.
+- `sdk`: the same requests through the typed SDK methods (`conversations.create`,
+  `conversations.items.create`), which run the SDK's request transform on every item.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter
+
+from adapters import SourceConfig, open_source
+from migrate.config import JobConfig
+from migrate.pipeline import iterate_plans
+from migrate.plan import ConversationPlan
+
+_SOURCE = TypeAdapter[SourceConfig](SourceConfig)
+
+
+class ChildRequest(BaseModel):
+    """What a child process is asked to do."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    workload: str
+    source: dict[str, Any] | None = None
+    job_dir: str | None = None
+    base_url: str | None = None
+    concurrency: int = 8
+    timeout: float = 60.0
+
+
+def _usage() -> dict[str, float]:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mb": usage.ru_maxrss / 1024,  # Linux reports KiB
+    }
+
+
+def _source(request: ChildRequest) -> SourceConfig:
+    return _SOURCE.validate_python(request.source)
+
+
+def run_plan(request: ChildRequest) -> dict[str, Any]:
+    """The dry run over the source, timed from the first read to the last plan written."""
+    from migrate.planning import plan_job
+
+    assert request.job_dir is not None
+    before = _usage()
+    started = time.perf_counter()
+    summary = plan_job(JobConfig(source=_source(request)), Path(request.job_dir))
+    seconds = time.perf_counter() - started
+    after = _usage()
+    return {
+        "seconds": seconds,
+        "cpu_seconds": after["cpu_seconds"] - before["cpu_seconds"],
+        "peak_rss_mb_before": before["peak_rss_mb"],
+        "peak_rss_mb": after["peak_rss_mb"],
+        "conversations": summary.conversations.model_dump(),
+        "items": summary.items.planned,
+        "api_calls": summary.api_calls,
+        "errors": summary.errors_total,
+    }
+
+
+def run_read(request: ChildRequest) -> dict[str, Any]:
+    """Iterate the source and count what it yields: the reading cost inside `plan`."""
+    from adapters.model import SourceConversation
+
+    before = _usage()
+    started = time.perf_counter()
+    conversations = entries = failures = 0
+    for record in open_source(_source(request)).read():
+        if isinstance(record, SourceConversation):
+            conversations += 1
+            entries += len(record.entries)
+        else:
+            failures += 1
+    seconds = time.perf_counter() - started
+    after = _usage()
+    return {
+        "seconds": seconds,
+        "cpu_seconds": after["cpu_seconds"] - before["cpu_seconds"],
+        "peak_rss_mb": after["peak_rss_mb"],
+        "conversations": conversations,
+        "entries": entries,
+        "failures": failures,
+    }
+
+
+def run_job_workload(request: ChildRequest) -> dict[str, Any]:
+    """`run_job` into the server at `base_url`; returns the job summary and timings."""
+    from migrate.jobs import RunConfig, run_job
+    from migrate.replay import ReplayOptions
+    from migrate.target import TargetConfig
+
+    assert request.job_dir is not None and request.base_url is not None
+    config = RunConfig(
+        job=JobConfig(source=_source(request)),
+        job_dir=Path(request.job_dir),
+        target=TargetConfig(kind="openai", base_url=request.base_url, timeout=request.timeout),
+        replay=ReplayOptions(concurrency=request.concurrency),
+    )
+    before = _usage()
+    started = time.perf_counter()
+    summary = run_job(config)
+    seconds = time.perf_counter() - started
+    after = _usage()
+    return {
+        "seconds": seconds,
+        "cpu_seconds": after["cpu_seconds"] - before["cpu_seconds"],
+        "peak_rss_mb": after["peak_rss_mb"],
+        "summary": summary.model_dump(mode="json"),
+    }
+
+
+def run_verify(request: ChildRequest) -> dict[str, Any]:
+    """`verify_job` of the job in `job_dir`; returns the report with problems counted by kind."""
+    from migrate.jobs import JobRef, verify_job
+
+    assert request.job_dir is not None
+    report = verify_job(JobRef(job_dir=Path(request.job_dir)))
+    kinds: dict[str, int] = {}
+    for check in report.conversations:
+        for problem in check.problems:
+            kinds[problem.kind] = kinds.get(problem.kind, 0) + 1
+    return {
+        "checked": report.checked,
+        "matching": report.matching,
+        "differing": report.differing,
+        "not_migrated": report.not_migrated,
+        "problems": kinds,
+    }
+
+
+def _plans(request: ChildRequest) -> list[ConversationPlan]:
+    outcomes = iterate_plans(
+        open_source(_source(request)), JobConfig(source=_source(request)).policy
+    )
+    return [
+        outcome for outcome in outcomes if isinstance(outcome, ConversationPlan) and outcome.items
+    ]
+
+
+def run_bare(request: ChildRequest) -> dict[str, Any]:
+    """Send every plan's requests with raw `client.post` calls: no state, no checkpoints."""
+    from openai import AsyncOpenAI
+
+    plans = _plans(request)
+
+    async def land_all(client: AsyncOpenAI) -> int:
+        import httpx2
+
+        async def land(plan: ConversationPlan) -> int:
+            response = await client.post(
+                "/conversations", cast_to=httpx2.Response, body={"metadata": plan.metadata}
+            )
+            conversation_id = response.json()["id"]
+            for batch in plan.batches():
+                await client.post(
+                    f"/conversations/{conversation_id}/items",
+                    cast_to=httpx2.Response,
+                    body={"items": [planned.item for planned in batch]},
+                )
+            return 1 + len(plan.batch_sizes)
+
+        return await _pool(plans, land, request.concurrency)
+
+    return _timed_client(request, land_all)
+
+
+def run_sdk(request: ChildRequest) -> dict[str, Any]:
+    """Send every plan's requests through the typed SDK methods (with their request transform)."""
+    from openai import AsyncOpenAI
+
+    plans = _plans(request)
+
+    async def land_all(client: AsyncOpenAI) -> int:
+        async def land(plan: ConversationPlan) -> int:
+            conversation = await client.conversations.create(metadata=plan.metadata)
+            for batch in plan.batches():
+                await client.conversations.items.create(
+                    conversation.id,
+                    items=[planned.item for planned in batch],  # type: ignore[misc]
+                )
+            return 1 + len(plan.batch_sizes)
+
+        return await _pool(plans, land, request.concurrency)
+
+    return _timed_client(request, land_all)
+
+
+async def _pool(
+    plans: list[ConversationPlan],
+    land: Callable[[ConversationPlan], Awaitable[int]],
+    concurrency: int,
+) -> int:
+    queue: asyncio.Queue[ConversationPlan] = asyncio.Queue()
+    for plan in plans:
+        queue.put_nowait(plan)
+    calls = 0
+
+    async def worker() -> None:
+        nonlocal calls
+        while not queue.empty():
+            landed = await land(queue.get_nowait())
+            calls += landed
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return calls
+
+
+def _timed_client(
+    request: ChildRequest, land_all: Callable[[Any], Awaitable[int]]
+) -> dict[str, Any]:
+    import httpx2
+    from openai import AsyncOpenAI
+
+    assert request.base_url is not None
+
+    async def main() -> int:
+        client = AsyncOpenAI(
+            api_key="bench",
+            base_url=request.base_url,
+            max_retries=0,
+            timeout=httpx2.Timeout(request.timeout, connect=5.0),
+        )
+        try:
+            return await land_all(client)
+        finally:
+            await client.close()
+
+    before = _usage()
+    started = time.perf_counter()
+    calls = asyncio.run(main())
+    seconds = time.perf_counter() - started
+    after = _usage()
+    return {
+        "seconds": seconds,
+        "cpu_seconds": after["cpu_seconds"] - before["cpu_seconds"],
+        "peak_rss_mb": after["peak_rss_mb"],
+        "calls": calls,
+    }
+
+
+WORKLOADS: dict[str, Callable[[ChildRequest], dict[str, Any]]] = {
+    "plan": run_plan,
+    "read": run_read,
+    "job": run_job_workload,
+    "verify": run_verify,
+    "bare": run_bare,
+    "sdk": run_sdk,
+}
+
+
+def main(argv: list[str]) -> None:
+    """Run the workload described by the JSON in `argv[0]`; print its result as JSON."""
+    request = ChildRequest.model_validate_json(argv[0])
+    result = WORKLOADS[request.workload](request)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,663 @@
+"""The benchmark scenarios: calls, throughput, rate-limit use, faults, planning memory and speed.
+
+Every scenario generates its own seeded data under a work directory, runs the server (when it
+needs one) as a `migrate serve` child process and each measured workload in another child
+process (`bench.child`), and returns `Result`s whose ratios compare with a reference measured in
+the same run or with what the protocol allows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from adapters.config import JsonSourceConfig, SqlSourceConfig
+from bench.child import ChildRequest
+from bench.data import (
+    length_mix,
+    lengths_for_total,
+    write_chat_jsonl,
+    write_sqlite_messages,
+)
+from bench.results import Result, ratio
+from bench.server import (
+    ServerProcess,
+    requests_with_status,
+    total_requests,
+    window_rate,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_ITEMS_PER_CALL = 20
+LATENCY_MS = 50.0
+THROUGHPUT_ITEMS = 100
+"""Messages per conversation in the throughput runs: one create and five 20-item appends."""
+PLANNING_TARGET = 20_000
+"""Messages per second `plan` must reach on one core."""
+
+
+class BenchError(Exception):
+    """A workload failed; the message carries the child's stderr."""
+
+
+class Scale(BaseModel):
+    """How big each scenario runs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    call_conversations: int
+    longest: int
+    concurrencies: tuple[int, ...]
+    throughput_seconds: float
+    """Roughly how long each throughput measurement lasts."""
+    sdk_concurrency: int | None
+    """Also measure the typed SDK methods at this concurrency (None: skip)."""
+    rpm: int
+    rate_seconds: float
+    """Seconds of the rate-limited run after the server's initial bucket is spent."""
+    fault_conversations: int
+    fault_limited_seconds: float
+    """Roughly how long the fault run stays at its rate limit (so that it meets 429s)."""
+    plan_sizes: tuple[int, int]
+    sql_sizes: tuple[int, int]
+
+
+SCALES: dict[str, Scale] = {
+    "tiny": Scale(
+        name="tiny",
+        call_conversations=12,
+        longest=60,
+        concurrencies=(2,),
+        throughput_seconds=1.0,
+        sdk_concurrency=2,
+        rpm=60,
+        rate_seconds=5.0,
+        fault_conversations=20,
+        fault_limited_seconds=1.0,
+        plan_sizes=(300, 1_200),
+        sql_sizes=(300, 1_200),
+    ),
+    "quick": Scale(
+        name="quick",
+        call_conversations=60,
+        longest=500,
+        concurrencies=(1, 8, 32, 64),
+        throughput_seconds=4.0,
+        sdk_concurrency=32,
+        rpm=600,
+        rate_seconds=15.0,
+        fault_conversations=150,
+        fault_limited_seconds=8.0,
+        plan_sizes=(20_000, 200_000),
+        sql_sizes=(20_000, 200_000),
+    ),
+    "full": Scale(
+        name="full",
+        call_conversations=300,
+        longest=500,
+        concurrencies=(1, 8, 32, 64),
+        throughput_seconds=12.0,
+        sdk_concurrency=32,
+        rpm=600,
+        rate_seconds=60.0,
+        fault_conversations=600,
+        fault_limited_seconds=15.0,
+        plan_sizes=(100_000, 1_000_000),
+        sql_sizes=(100_000, 1_000_000),
+    ),
+}
+
+
+def run_child(request: ChildRequest) -> dict[str, Any]:
+    """Run one workload in a fresh interpreter; returns the JSON it prints."""
+    path = os.environ.get("PYTHONPATH")
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + (os.pathsep + path if path else "")}
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.child", request.model_dump_json()],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise BenchError(
+            f"workload {request.workload} exited with {completed.returncode}:\n"
+            + completed.stderr[-4000:]
+        )
+    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return result
+
+
+def minimum_calls(lengths: list[int]) -> int:
+    """The protocol's count: one empty create plus ceil(items / 20) appends per conversation."""
+    return sum(1 + math.ceil(length / MAX_ITEMS_PER_CALL) for length in lengths if length)
+
+
+def _source_dump(config: JsonSourceConfig | SqlSourceConfig) -> dict[str, Any]:
+    return config.model_dump(mode="json", by_alias=False)
+
+
+# --- 1. API calls per conversation -----------------------------------------------------------
+
+
+def api_calls(scale: Scale, workdir: Path, *, seed: int) -> list[Result]:
+    """Calls a fault-free run makes, against the minimum the protocol needs."""
+    lengths = length_mix(scale.call_conversations, seed=seed, longest=scale.longest)
+    source = write_chat_jsonl(workdir / "calls.jsonl", lengths, seed=seed)
+    minimum = minimum_calls(lengths)
+    with ServerProcess(workdir / "calls-server.db", seed=seed) as server:
+        out = run_child(
+            ChildRequest(
+                workload="job",
+                source=_source_dump(source),
+                job_dir=str(workdir / "calls-job"),
+                base_url=server.base_url,
+                concurrency=8,
+            )
+        )
+        stats = server.stats()
+    summary = out["summary"]
+    served = total_requests(stats)
+    conversations = summary["conversations"]
+    complete = (
+        conversations["migrated"] == len(lengths)
+        and summary["items"]["landed"] == sum(lengths)
+        and stats["items_committed"] == sum(lengths)
+    )
+    exact = served == minimum and summary["calls"] == minimum
+    return [
+        Result(
+            scenario="calls",
+            name=f"API calls per conversation (lengths {min(lengths)}..{max(lengths)})",
+            value=served / len(lengths),
+            unit="calls/conversation",
+            ratio=ratio(served, minimum),
+            reference="protocol minimum ceil(items/20)+1",
+            target="ratio 1.000 (0 extra calls)",
+            met=exact and complete,
+            detail={
+                "conversations": len(lengths),
+                "items": sum(lengths),
+                "minimum_calls": minimum,
+                "server_requests": served,
+                "job_calls": summary["calls"],
+                "extra_calls": served - minimum,
+                "migrated": conversations["migrated"],
+                "items_committed": stats["items_committed"],
+                "requests_by_route": stats["requests"],
+            },
+        )
+    ]
+
+
+# --- 2. throughput against latency -------------------------------------------------------------
+
+
+def _measure_send(
+    server: ServerProcess,
+    workload: str,
+    source: JsonSourceConfig,
+    job_dir: Path,
+    concurrency: int,
+) -> dict[str, Any]:
+    """One workload against `server`; its rate comes from the server's own commit log."""
+    first_seq = server.last_seq()
+    requests_before = total_requests(server.stats())
+    cpu_before = server.cpu_seconds()
+    out = run_child(
+        ChildRequest(
+            workload=workload,
+            source=_source_dump(source),
+            job_dir=str(job_dir),
+            base_url=server.base_url,
+            concurrency=concurrency,
+        )
+    )
+    server_cpu = server.cpu_seconds() - cpu_before
+    rate, commits, seconds = window_rate(server.commit_log(after=first_seq))
+    calls = total_requests(server.stats()) - requests_before
+    shutil.rmtree(job_dir, ignore_errors=True)
+    return {
+        "calls_per_second": rate,
+        "window_seconds": seconds,
+        "calls": calls,
+        "commits": commits,
+        "client_seconds": out["seconds"],
+        "client_cpu_ms_per_call": 1000 * out["cpu_seconds"] / max(1, calls),
+        "server_cpu_ms_per_call": 1000 * server_cpu / max(1, calls),
+        "client_cpu_share": out["cpu_seconds"] / out["seconds"] if out["seconds"] else 0.0,
+        "server_cpu_share": server_cpu / seconds if seconds else 0.0,
+        "client_peak_rss_mb": out["peak_rss_mb"],
+    }
+
+
+def throughput(scale: Scale, workdir: Path, *, seed: int) -> list[Result]:
+    """Calls/s at each concurrency against the ideal (concurrency / latency) and the bare loop.
+
+    The machine's CPU limit is the first concurrency at which even the bare loop scales below
+    0.85 of linear (its rate per unit of concurrency, measured at the lowest concurrency).
+    """
+    calls_per_conversation = 1 + THROUGHPUT_ITEMS // MAX_ITEMS_PER_CALL
+    # Sized for what two cores can do (about 200 calls/s), not for the ideal, so that the
+    # CPU-bound runs do not last minutes.
+    plausible_rate = 200.0
+    measured: list[tuple[int, int, dict[str, Any], dict[str, Any], dict[str, Any] | None]] = []
+    with ServerProcess(
+        workdir / "throughput-server.db", latency_ms=LATENCY_MS, seed=seed
+    ) as server:
+        for concurrency in scale.concurrencies:
+            ideal = concurrency / (LATENCY_MS / 1000)
+            conversations = max(
+                2 * concurrency,
+                math.ceil(
+                    min(ideal, plausible_rate) * scale.throughput_seconds / calls_per_conversation
+                ),
+            )
+            source = write_chat_jsonl(
+                workdir / f"throughput-{concurrency}.jsonl",
+                [THROUGHPUT_ITEMS] * conversations,
+                seed=seed,
+            )
+            bare = _measure_send(server, "bare", source, workdir / "bare-job", concurrency)
+            job = _measure_send(server, "job", source, workdir / "run-job", concurrency)
+            sdk = None
+            if concurrency == scale.sdk_concurrency:
+                sdk = _measure_send(server, "sdk", source, workdir / "sdk-job", concurrency)
+            measured.append((concurrency, conversations, bare, job, sdk))
+
+    results: list[Result] = []
+    lowest, _, first_bare, _, _ = measured[0]
+    per_unit = first_bare["calls_per_second"] / lowest
+    cpu_limit_at: int | None = None
+    for concurrency, conversations, bare, job, sdk in measured:
+        ideal = concurrency / (LATENCY_MS / 1000)
+        bare_rate, job_rate = bare["calls_per_second"], job["calls_per_second"]
+        scaling = bare_rate / (per_unit * concurrency) if per_unit else 0.0
+        cpu_bound = scaling < 0.85
+        if cpu_bound and cpu_limit_at is None:
+            cpu_limit_at = concurrency
+        detail = {
+            "conversations": conversations,
+            "ideal_calls_per_second": ideal,
+            "bare_scaling_vs_linear": scaling,
+            "beyond_cpu_limit": cpu_bound,
+        }
+        results.append(
+            Result(
+                scenario="throughput",
+                name=f"migrate run, concurrency {concurrency}, 50 ms latency",
+                value=job_rate,
+                unit="calls/s",
+                ratio=job_rate / ideal,
+                reference=f"ideal {ideal:.0f} calls/s (concurrency / latency)",
+                target=">= 0.85 of ideal below the CPU limit",
+                met=None if cpu_bound else job_rate >= 0.85 * ideal,
+                detail={**detail, **job},
+            )
+        )
+        results.append(
+            Result(
+                scenario="throughput",
+                name=f"bare SDK loop, concurrency {concurrency}",
+                value=bare_rate,
+                unit="calls/s",
+                ratio=bare_rate / ideal,
+                reference=f"ideal {ideal:.0f} calls/s",
+                detail={**detail, **bare},
+            )
+        )
+        results.append(
+            Result(
+                scenario="throughput",
+                name=f"migrate run vs bare loop, concurrency {concurrency}",
+                value=job_rate,
+                unit="calls/s",
+                ratio=ratio(job_rate, bare_rate),
+                reference="bare SDK loop (no state store)",
+                target=">= 0.8 of the bare loop",
+                met=job_rate >= 0.8 * bare_rate,
+                detail={
+                    "client_cpu_ms_per_call": job["client_cpu_ms_per_call"],
+                    "bare_client_cpu_ms_per_call": bare["client_cpu_ms_per_call"],
+                },
+            )
+        )
+        if sdk is not None:
+            results.append(
+                Result(
+                    scenario="throughput",
+                    name=f"typed SDK methods, concurrency {concurrency}",
+                    value=sdk["calls_per_second"],
+                    unit="calls/s",
+                    ratio=ratio(sdk["calls_per_second"], bare_rate),
+                    reference="bare SDK loop (no request transform)",
+                    detail={**detail, **sdk},
+                )
+            )
+    limit = (
+        f"concurrency {cpu_limit_at}"
+        if cpu_limit_at is not None
+        else f"not reached up to concurrency {scale.concurrencies[-1]}"
+    )
+    results.append(
+        Result(
+            scenario="throughput",
+            name=f"CPU limit of this machine: {limit}",
+            value=cpu_limit_at or 0,
+            unit="concurrency",
+            detail={
+                "rule": "first concurrency where the bare loop scales below 0.85 of linear",
+                "bare_calls_per_second_per_unit_concurrency": per_unit,
+            },
+        )
+    )
+    return results
+
+
+# --- 3. rate-limit use -------------------------------------------------------------------------
+
+
+def sustained_start(times: list[float], rpm: int) -> int:
+    """Index of the first commit after the server's initial bucket (`rpm` tokens) ran dry.
+
+    The bucket starts full and refills at rpm/60 per second, so the k-th request (from 0) can
+    only be on time-limited footing once k exceeds rpm plus the refill since the first one.
+    """
+    for index, at in enumerate(times):
+        if index >= rpm + (at - times[0]) * rpm / 60:
+            return index
+    return len(times)
+
+
+def rate_limit(scale: Scale, workdir: Path, *, seed: int) -> list[Result]:
+    """A run against a server limited to `rpm`: achieved requests/minute and 429s."""
+    rpm = scale.rpm
+    # the initial bucket drains at a loaded machine's client speed, after a start-up ramp
+    burst_seconds = rpm / 30 + 3
+    calls = rpm + rpm / 60 * (burst_seconds + scale.rate_seconds)
+    calls_per_conversation = 1 + THROUGHPUT_ITEMS // MAX_ITEMS_PER_CALL
+    conversations = math.ceil(calls / calls_per_conversation)
+    source = write_chat_jsonl(workdir / "rate.jsonl", [THROUGHPUT_ITEMS] * conversations, seed=seed)
+    with ServerProcess(
+        workdir / "rate-server.db", latency_ms=LATENCY_MS, rpm=rpm, seed=seed
+    ) as server:
+        out = run_child(
+            ChildRequest(
+                workload="job",
+                source=_source_dump(source),
+                job_dir=str(workdir / "rate-job"),
+                base_url=server.base_url,
+                concurrency=32,
+            )
+        )
+        stats = server.stats()
+        log = server.commit_log()
+    times = sorted(float(record["at"]) for record in log)
+    start = sustained_start(times, rpm)
+    rate, commits, seconds = window_rate(log, skip=start)
+    achieved = rate * 60
+    served = total_requests(stats)
+    limited = requests_with_status(stats, "429")
+    summary = out["summary"]
+    failed = summary["conversations"]["failed"]
+    overall_rate, _, overall_seconds = window_rate(log)
+    share_429 = limited / served if served else 0.0
+    return [
+        Result(
+            scenario="rate_limit",
+            name=f"sustained requests/minute at a {rpm}/min limit",
+            value=achieved,
+            unit="requests/min",
+            ratio=ratio(achieved, rpm),
+            reference=f"the server's limit R = {rpm}/min",
+            target=">= 0.9 of R, 429s < 1%, 0 failed",
+            met=achieved >= 0.9 * rpm and share_429 < 0.01 and failed == 0,
+            detail={
+                "sustained_seconds": seconds,
+                "sustained_commits": commits,
+                "burst_commits": start,
+                "overall_requests_per_minute": overall_rate * 60,
+                "overall_seconds": overall_seconds,
+                "requests": served,
+                "rate_limited_429": limited,
+                "failed_conversations": failed,
+                "migrated": summary["conversations"]["migrated"],
+            },
+        ),
+        Result(
+            scenario="rate_limit",
+            name="429 answers",
+            value=limited,
+            unit="requests",
+            ratio=share_429,
+            reference=f"all {served} requests",
+            target="< 1% of requests",
+            met=share_429 < 0.01,
+        ),
+    ]
+
+
+# --- 4. faults and verify ----------------------------------------------------------------------
+
+
+def faults(scale: Scale, workdir: Path, *, seed: int) -> list[Result]:
+    """5% of writes commit then drop the connection, under a rate limit; then `verify`."""
+    lengths = length_mix(scale.fault_conversations, seed=seed + 1, longest=200)
+    source = write_chat_jsonl(workdir / "faults.jsonl", lengths, seed=seed)
+    minimum = minimum_calls(lengths)
+    # A limit the job outruns for a few seconds, so that it meets 429s as well as drops.
+    rpm = max(60, int(minimum * 1.05 / (1 + scale.fault_limited_seconds / 60)))
+    job_dir = workdir / "faults-job"
+    with ServerProcess(
+        workdir / "faults-server.db",
+        rpm=rpm,
+        fault_rates={"drop_after_commit": 0.05},
+        seed=seed,
+    ) as server:
+        out = run_child(
+            ChildRequest(
+                workload="job",
+                source=_source_dump(source),
+                job_dir=str(job_dir),
+                base_url=server.base_url,
+                concurrency=16,
+                timeout=10.0,
+            )
+        )
+        after_run = server.stats()
+        checked = run_child(ChildRequest(workload="verify", job_dir=str(job_dir)))
+    summary = out["summary"]
+    served = total_requests(after_run)
+    problems: dict[str, int] = checked["problems"]
+    missing = problems.get("missing", 0)
+    duplicated = problems.get("duplicated", 0) + problems.get("extra", 0)
+    surplus_items = after_run["items_committed"] - sum(lengths)
+    drops = after_run["faults"].get("drop_after_commit", 0)
+    migrated = summary["conversations"]["migrated"]
+    extra = served - minimum
+    reads = sum(
+        count
+        for route, by_status in after_run["requests"].items()
+        if route.startswith("GET")
+        for count in by_status.values()
+    )
+    base = {
+        "conversations": len(lengths),
+        "migrated": migrated,
+        "failed": summary["conversations"]["failed"],
+        "verify": checked,
+        "drop_after_commit_injected": drops,
+        "rate_limit_rpm": rpm,
+        "rate_limited_429": requests_with_status(after_run, "429"),
+    }
+    return [
+        Result(
+            scenario="faults",
+            name="items missing or duplicated after verify",
+            value=missing + duplicated,
+            unit="items",
+            target="0 missing, 0 duplicated, every conversation migrated",
+            met=missing == 0
+            and duplicated == 0
+            and surplus_items == 0
+            and migrated == len(lengths)
+            and checked["differing"] == 0,
+            detail={
+                **base,
+                "missing": missing,
+                "duplicated_or_extra": duplicated,
+                "items_committed_minus_planned": surplus_items,
+            },
+        ),
+        Result(
+            scenario="faults",
+            name=f"extra calls for {drops} drops and 429s",
+            value=extra,
+            unit="calls",
+            ratio=ratio(served, minimum),
+            reference=f"protocol minimum {minimum} calls",
+            detail={
+                **base,
+                "server_requests": served,
+                "minimum_calls": minimum,
+                "job_calls": summary["calls"],
+                "reconciliation_reads": reads,
+                "retries": summary["retries"],
+                "reconciliations": summary["reconciliations"],
+                "possible_orphans": summary["possible_orphans"],
+                "conversations_created_minus_migrated": after_run["conversations_created"]
+                - migrated,
+                "extra_calls_per_drop": extra / drops if drops else None,
+            },
+        ),
+    ]
+
+
+# --- 5. memory and planning speed --------------------------------------------------------------
+
+
+def _plan_once(
+    label: str,
+    messages: int,
+    workdir: Path,
+    write: Callable[[Path, list[int]], JsonSourceConfig | SqlSourceConfig],
+    suffix: str,
+    *,
+    seed: int,
+    read_baseline: bool,
+) -> dict[str, Any]:
+    lengths = lengths_for_total(messages, seed=seed)
+    data = workdir / f"{label}-{messages}{suffix}"
+    source = write(data, lengths)
+    job_dir = workdir / f"{label}-{messages}-plan"
+    out = run_child(
+        ChildRequest(workload="plan", source=_source_dump(source), job_dir=str(job_dir))
+    )
+    out["messages"] = messages
+    out["source_conversations"] = len(lengths)
+    if read_baseline:
+        out["read"] = run_child(ChildRequest(workload="read", source=_source_dump(source)))
+    shutil.rmtree(job_dir, ignore_errors=True)
+    data.unlink()
+    return out
+
+
+def planning(scale: Scale, workdir: Path, *, seed: int) -> list[Result]:
+    """`plan` over a small and a large JSONL file and SQLite table: peak RSS and messages/s."""
+    results: list[Result] = []
+    kinds: list[
+        tuple[
+            str,
+            tuple[int, int],
+            Callable[[Path, list[int]], JsonSourceConfig | SqlSourceConfig],
+            str,
+        ]
+    ] = [
+        ("jsonl", scale.plan_sizes, lambda p, n: write_chat_jsonl(p, n, seed=seed), ".jsonl"),
+        ("sqlite", scale.sql_sizes, lambda p, n: write_sqlite_messages(p, n, seed=seed), ".db"),
+    ]
+    for label, sizes, write, suffix in kinds:
+        runs = [
+            _plan_once(
+                label,
+                size,
+                workdir,
+                write,
+                suffix,
+                seed=seed,
+                read_baseline=size == sizes[-1],
+            )
+            for size in sizes
+        ]
+        for run in runs:
+            if run["conversations"]["failed"] or run["items"] != run["messages"]:
+                raise BenchError(f"plan of {label} {run['messages']} went wrong: {run}")
+            speed = run["messages"] / run["seconds"]
+            results.append(
+                Result(
+                    scenario="planning",
+                    name=f"plan {run['messages']:,} messages ({label})",
+                    value=speed,
+                    unit="messages/s",
+                    ratio=speed / PLANNING_TARGET,
+                    reference=f"target {PLANNING_TARGET:,} messages/s",
+                    target=">= 1.0",
+                    met=speed >= PLANNING_TARGET,
+                    detail={
+                        "seconds": run["seconds"],
+                        "messages_per_cpu_second": run["messages"] / run["cpu_seconds"],
+                        "peak_rss_mb": run["peak_rss_mb"],
+                        "peak_rss_mb_after_imports": run["peak_rss_mb_before"],
+                        "conversations": run["source_conversations"],
+                        "api_calls": run["api_calls"],
+                    },
+                )
+            )
+        small, large = runs
+        growth = large["peak_rss_mb"] / small["peak_rss_mb"]
+        results.append(
+            Result(
+                scenario="planning",
+                name=f"peak RSS, {large['messages']:,} vs {small['messages']:,} messages ({label})",
+                value=large["peak_rss_mb"],
+                unit="MiB",
+                ratio=growth,
+                reference=f"peak at {small['messages']:,} ({small['peak_rss_mb']:.0f} MiB)",
+                target="<= 1.5",
+                met=growth <= 1.5,
+            )
+        )
+        read = large["read"]
+        read_speed = large["messages"] / read["seconds"]
+        results.append(
+            Result(
+                scenario="planning",
+                name=f"source read alone, {large['messages']:,} messages ({label})",
+                value=read_speed,
+                unit="messages/s",
+                ratio=ratio(read["seconds"], large["seconds"]),
+                reference="share of plan time spent reading the source",
+                detail={"seconds": read["seconds"], "peak_rss_mb": read["peak_rss_mb"]},
+            )
+        )
+    return results
+
+
+SCENARIOS: dict[str, Callable[..., list[Result]]] = {
+    "calls": api_calls,
+    "throughput": throughput,
+    "rate_limit": rate_limit,
+    "faults": faults,
+    "planning": planning,
+}

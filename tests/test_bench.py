@@ -1,0 +1,128 @@
+"""Smoke test of the benchmarks: every scenario runs at the tiny scale and reports sane figures.
+
+Speed is never asserted here (that is what `bench/run.py` reports); the figures must only be
+consistent with each other and with what the protocol allows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One tiny run of every scenario through the entry point, as JSON."""
+    workdir = tmp_path_factory.mktemp("bench")
+    completed = subprocess.run(
+        [sys.executable, "bench/run.py", "--scale", "tiny", "--json", "--workdir", str(workdir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert completed.returncode in (0, 1), completed.stderr[-4000:]
+    document: dict[str, Any] = json.loads(completed.stdout)
+    return document
+
+
+def _results(report: dict[str, Any], scenario: str) -> list[dict[str, Any]]:
+    found = [result for result in report["results"] if result["scenario"] == scenario]
+    assert found, f"scenario {scenario} reported nothing"
+    return found
+
+
+def test_every_scenario_reports_without_errors(report: dict[str, Any]) -> None:
+    assert report["errors"] == {}
+    assert {result["scenario"] for result in report["results"]} == {
+        "calls",
+        "throughput",
+        "rate_limit",
+        "faults",
+        "planning",
+    }
+    assert report["scale"] == "tiny"
+    assert report["machine"]["cpus"] >= 1
+    for result in report["results"]:
+        assert set(result) >= {"name", "value", "unit", "ratio", "target", "met", "detail"}
+        assert math.isfinite(result["value"])
+        assert result["met"] in (True, False, None)
+        if result["target"] is not None:
+            assert result["met"] is not None, result["name"]
+
+
+def test_fault_free_run_makes_exactly_the_protocol_calls(report: dict[str, Any]) -> None:
+    (calls,) = _results(report, "calls")
+    detail = calls["detail"]
+    assert detail["server_requests"] == detail["minimum_calls"] == detail["job_calls"]
+    assert detail["migrated"] == detail["conversations"]
+    assert detail["items_committed"] == detail["items"]
+    assert calls["ratio"] == 1.0
+    assert calls["met"] is True
+
+
+def test_throughput_figures_are_consistent(report: dict[str, Any]) -> None:
+    results = _results(report, "throughput")
+    runs = [r for r in results if r["name"].startswith("migrate run, concurrency")]
+    bare = [r for r in results if r["name"].startswith("bare SDK loop")]
+    assert runs and len(runs) == len(bare)
+    for result in runs + bare:
+        detail = result["detail"]
+        # no call can beat the server's latency: at most concurrency / 50 ms
+        assert 0 < result["value"] <= detail["ideal_calls_per_second"] * 1.05
+        assert result["ratio"] == pytest.approx(result["value"] / detail["ideal_calls_per_second"])
+        assert detail["calls"] == detail["conversations"] * 6
+        assert detail["client_cpu_ms_per_call"] > 0
+        assert detail["server_cpu_ms_per_call"] > 0
+    assert any(r["name"].startswith("typed SDK methods") for r in results)
+    assert any(r["name"].startswith("CPU limit of this machine") for r in results)
+
+
+def test_rate_limited_run_stays_under_the_limit(report: dict[str, Any]) -> None:
+    sustained, answers = _results(report, "rate_limit")
+    detail = sustained["detail"]
+    assert detail["failed_conversations"] == 0
+    assert detail["sustained_commits"] >= 2
+    # the server's bucket cannot let more than R per minute through once it is empty
+    assert 0 < sustained["ratio"] <= 1.1
+    assert answers["value"] == detail["rate_limited_429"]
+
+
+def test_faults_leave_nothing_missing_or_duplicated(report: dict[str, Any]) -> None:
+    outcome, extra = _results(report, "faults")
+    detail = outcome["detail"]
+    assert outcome["value"] == 0
+    assert detail["items_committed_minus_planned"] == 0
+    assert detail["migrated"] == detail["conversations"]
+    assert detail["verify"]["checked"] == detail["conversations"]
+    spent = extra["detail"]
+    assert extra["value"] == spent["server_requests"] - spent["minimum_calls"]
+    # every read and every 429 is a call beyond the protocol's minimum
+    assert spent["reconciliation_reads"] + spent["rate_limited_429"] <= extra["value"]
+
+
+def test_planning_reports_speed_and_memory(report: dict[str, Any]) -> None:
+    results = _results(report, "planning")
+    speeds = [r for r in results if r["name"].startswith("plan ")]
+    memory = [r for r in results if r["name"].startswith("peak RSS")]
+    reads = [r for r in results if r["name"].startswith("source read alone")]
+    assert len(speeds) == 4 and len(memory) == 2 and len(reads) == 2
+    for result in speeds:
+        assert result["value"] > 0
+        assert result["detail"]["peak_rss_mb"] >= result["detail"]["peak_rss_mb_after_imports"]
+    for result in memory:
+        assert result["value"] > 10  # MiB: an interpreter with the package loaded
+        assert result["ratio"] > 0.5
+    for result in reads:
+        assert 0 < result["ratio"] < 1.5
