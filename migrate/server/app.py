@@ -303,7 +303,7 @@ class LocalConversationsServer:
         body = validation.parse_json_body(await request.body())
         metadata, items = validation.parse_create_conversation(body)
         record, created = await self._write(self.store.create_conversation, metadata, items)
-        item_ids = [item["id"] for item in created]
+        item_ids = [item.id for item in created]
         response = json_response(record.api_object())
         return await self._committed(request, "conversations.create", record.id, item_ids, response)
 
@@ -345,16 +345,9 @@ class LocalConversationsServer:
         created = await self._write(self.store.add_items, conversation_id, items)
         if created is None:
             raise conversation_not_found(conversation_id)
-        item_ids = [item["id"] for item in created]
-        response = json_response(
-            {
-                "object": "list",
-                "data": created,
-                "first_id": item_ids[0],
-                "has_more": False,
-                "last_id": item_ids[-1],
-            }
-        )
+        item_ids = [item.id for item in created]
+        listed = list_body([item.body_json for item in created], item_ids[0], item_ids[-1], False)
+        response = Response(listed, media_type="application/json")
         return await self._committed(request, "items.create", conversation_id, item_ids, response)
 
     async def list_items(self, request: Request) -> Response:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
@@ -97,6 +97,13 @@ class ItemPage(BaseModel):
     has_more: bool
 
 
+class NewItem(NamedTuple):
+    """An item just stored: its minted id and its JSON as the API returns it."""
+
+    id: str
+    body_json: str
+
+
 class ItemNotFoundError(Exception):
     """An item id that is not in the conversation."""
 
@@ -173,7 +180,7 @@ class ConversationStore:
 
     def create_conversation(
         self, metadata: dict[str, str], items: Sequence[StoredItem]
-    ) -> tuple[ConversationRecord, list[dict[str, Any]]]:
+    ) -> tuple[ConversationRecord, list[NewItem]]:
         """Create a conversation with its first items, atomically."""
         record = ConversationRecord(
             id=mint_id("conv"), created_at=int(time.time()), metadata=metadata
@@ -270,9 +277,7 @@ class ConversationStore:
 
     # -- items --------------------------------------------------------------------------
 
-    def add_items(
-        self, conversation_id: str, items: Sequence[StoredItem]
-    ) -> list[dict[str, Any]] | None:
+    def add_items(self, conversation_id: str, items: Sequence[StoredItem]) -> list[NewItem] | None:
         """Append items, all or none; None if there is no such conversation."""
         with self._write() as conn:
             if self._live_conversation(conn, conversation_id) is None:
@@ -388,23 +393,23 @@ class ConversationStore:
     @staticmethod
     def _insert_items(
         conn: Connection, conversation_id: str, last_seq: int, items: Sequence[StoredItem]
-    ) -> list[dict[str, Any]]:
+    ) -> list[NewItem]:
         if not items:
             return []
         suffix = conversation_id[-16:]
-        created: list[dict[str, Any]] = []
+        created: list[NewItem] = []
         rows: list[dict[str, Any]] = []
         for offset, item in enumerate(items, start=1):
             item_id = mint_id(ID_PREFIXES[item["type"]], suffix=suffix)
-            body = {"id": item_id, **item}
-            created.append(body)
+            body_json = _encode({"id": item_id, **item})
+            created.append(NewItem(item_id, body_json))
             rows.append(
                 {
                     "id": item_id,
                     "conversation_id": conversation_id,
                     "seq": last_seq + offset,
                     "type": item["type"],
-                    "body_json": _encode(body),
+                    "body_json": body_json,
                 }
             )
         conn.execute(items_table.insert(), rows)

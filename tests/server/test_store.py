@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
 from pathlib import Path
@@ -44,7 +45,10 @@ def test_data_survives_reopening(tmp_path: Path) -> None:
         assert again.get_conversation(record.id) == record
         assert texts(again, record.id) == ["a-0", "a-1", "b-0"]
         assert [summary.item_count for summary in again.summaries()] == [3]
-        assert created[0]["id"].startswith("msg_")
+        assert [item.id for item in created] == [item["id"] for item in again.all_items(record.id)][
+            :2
+        ]
+        assert json.loads(created[0].body_json)["content"][0]["text"] == "a-0"
     finally:
         again.close()
 
