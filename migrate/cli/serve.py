@@ -25,13 +25,13 @@ def _fault_rates(pairs: tuple[str, ...]) -> dict[str, float]:
         if not sep or kind not in FAULT_KINDS:
             raise click.BadParameter(
                 f"expected KIND=RATE with KIND one of {', '.join(FAULT_KINDS)}, got {pair!r}",
-                param_hint="--fault-rate",
+                param_hint="--fault",
             )
         try:
             rates[kind] = float(value)
         except ValueError:
             raise click.BadParameter(
-                f"rate must be a number, got {value!r}", param_hint="--fault-rate"
+                f"rate must be a number, got {value!r}", param_hint="--fault"
             ) from None
     return rates
 
@@ -71,6 +71,7 @@ def describe_switches(options: ServerOptions) -> str:
 @click.option("--jitter-ms", default=0.0, type=float, help="Extra random delay, 0..N ms.")
 @click.option("--rpm", type=int, help="Requests per minute before 429s (token bucket).")
 @click.option(
+    "--fault",
     "--fault-rate",
     "fault_rates",
     multiple=True,
