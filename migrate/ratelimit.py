@@ -23,6 +23,9 @@ DEFAULT_PAUSE = 1.0
 """Seconds every worker waits after a 429 that carries no `Retry-After`."""
 MEASURE_WINDOW = 2.0
 """Seconds of history used to measure the rate actually sent."""
+_EPSILON = 1e-9
+_MIN_WAIT = 0.001
+"""Shortest wait: a shorter one could be lost in the clock's rounding and spin."""
 
 
 def parse_duration(value: str) -> float | None:
@@ -163,9 +166,9 @@ class RateLimiter:
         burst = max(1.0, self._rate)
         self._tokens = min(burst, self._tokens + (now - self._refilled_at) * self._rate)
         self._refilled_at = now
-        if self._tokens >= 1.0:
+        if self._tokens >= 1.0 - _EPSILON:
             return 0.0
-        return (1.0 - self._tokens) / self._rate
+        return max(_MIN_WAIT, (1.0 - self._tokens) / self._rate)
 
     def _observe(self, headers: Mapping[str, str]) -> None:
         remaining = _number(headers.get("x-ratelimit-remaining-requests"))
@@ -221,12 +224,12 @@ class _ServerBucket:
         if self.refill is not None:
             self.tokens += (now - self.updated_at) * self.refill
         self.updated_at = now
-        if self.tokens >= 1.0:
+        if self.tokens >= 1.0 - _EPSILON:
             return 0.0
         if self.refill is None:
             # Without the limit the refill speed is unknown: look again shortly.
             return min(self.full_at - now, 0.5)
-        return (1.0 - self.tokens) / self.refill
+        return max(_MIN_WAIT, (1.0 - self.tokens) / self.refill)
 
 
 def _number(value: str | None) -> float | None:

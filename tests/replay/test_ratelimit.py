@@ -1,0 +1,127 @@
+"""The shared rate limiter, on a fake clock: pauses, the server's bucket, the adaptive rate."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from migrate.ratelimit import RateLimiter, parse_duration, retry_after_seconds
+
+
+class FakeClock:
+    """Time that moves only when someone sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def limiter(clock: FakeClock, **options: float) -> RateLimiter:
+    return RateLimiter(clock=clock, sleep=clock.sleep, **options)  # type: ignore[arg-type]
+
+
+def send(limiter: RateLimiter, count: int, headers: dict[str, str] | None = None) -> None:
+    async def go() -> None:
+        for _ in range(count):
+            await limiter.acquire()
+            limiter.release(headers)
+
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("1s", 1.0), ("6m0s", 360.0), ("20ms", 0.02), ("1h2m3.5s", 3723.5), ("0.5", 0.5)],
+)
+def test_reset_durations_are_read_as_the_api_spells_them(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "soon", "5 s", "1s2x"])
+def test_unreadable_durations_are_ignored(text: str) -> None:
+    assert parse_duration(text) is None
+
+
+def test_retry_after_prefers_milliseconds() -> None:
+    assert retry_after_seconds({"retry-after-ms": "250", "retry-after": "1"}) == 0.25
+    assert retry_after_seconds({"retry-after": "2"}) == 2.0
+    assert retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) is None
+    assert retry_after_seconds({}) is None
+
+
+def test_without_signals_nothing_waits() -> None:
+    clock = FakeClock()
+    shared = limiter(clock)
+    send(shared, 50)
+    assert clock.slept == []
+    assert shared.rate is None
+
+
+def test_a_429_pauses_every_caller_for_its_retry_after() -> None:
+    clock = FakeClock()
+    shared = limiter(clock)
+    assert shared.rate_limited(2.5) == 2.5
+    send(shared, 1)
+    assert sum(clock.slept) == pytest.approx(2.5)
+
+
+def test_the_servers_bucket_paces_requests_once_it_runs_dry() -> None:
+    clock = FakeClock()
+    shared = limiter(clock)
+    # 60 per minute, 2 left, 58 to refill: one more request per second after the two.
+    headers = {
+        "x-ratelimit-limit-requests": "60",
+        "x-ratelimit-remaining-requests": "2",
+        "x-ratelimit-reset-requests": "58s",
+    }
+    send(shared, 1, headers)
+    start = clock.now
+    empty = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "60s"}
+    send(shared, 6, headers | empty)
+    # After the answer saying 0 are left, each request waits for one token (1 s).
+    assert clock.now - start == pytest.approx(5.0, abs=0.01)
+
+
+def test_a_429_without_headers_halves_the_rate_actually_sent() -> None:
+    clock = FakeClock()
+    shared = limiter(clock)
+
+    async def steady(count: int, gap: float) -> None:
+        for _ in range(count):
+            await shared.acquire()
+            shared.release(None)
+            await clock.sleep(gap)
+
+    asyncio.run(steady(20, 0.1))  # 10 requests per second
+    shared.rate_limited(None)
+    assert shared.rate == pytest.approx(5.0, rel=0.15)
+    # A burst of 429s answering requests already in flight does not halve it again.
+    shared.rate_limited(None)
+    assert shared.rate == pytest.approx(5.0, rel=0.15)
+
+
+def test_the_rate_recovers_after_a_quiet_period() -> None:
+    clock = FakeClock()
+    shared = limiter(clock, recovery=0.5)
+    shared.rate_limited(0.1)
+    low = shared.rate
+    assert low is not None
+    clock.now += 5.0
+    send(shared, 3)
+    assert shared.rate is None or shared.rate > low
+
+
+def test_a_429_that_describes_the_bucket_does_not_cut_the_rate() -> None:
+    clock = FakeClock()
+    shared = limiter(clock)
+    headers = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1s"}
+    shared.rate_limited(0.2, headers)
+    assert shared.rate is None
