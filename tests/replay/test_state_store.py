@@ -1,0 +1,208 @@
+"""The state store: schema versions, claims, and the whole protocol on every SQL engine."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from conftest import assert_exactly_once, run_config, write_source
+from sqlalchemy import Connection, create_engine, select, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from migrate import state
+from migrate.errors import JobError
+from migrate.findings import ErrorRecord
+from migrate.jobs import JobRef, ResumeConfig, job_status, resume_job, run_job
+from migrate.plan import ConversationPlan, PlannedItem
+from migrate.replay import SimulatedCrash
+from migrate.state import JobRecord, StateStore
+
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
+MARIADB = "mysql+pymysql://root@127.0.0.1:3306"
+
+
+def fresh_database(server: str, what: str) -> Iterator[str]:
+    """A new empty database on `server`, dropped afterwards; skips if the server is down."""
+    name = f"migrate_state_{secrets.token_hex(5)}"
+    admin_db = "/test" if server.startswith("postgresql") else "/"
+    engine = create_engine(
+        server + admin_db, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+    )
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {name}"))
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{what} is not reachable: {exc}")
+        pytest.skip(f"{what} is not reachable")
+    try:
+        yield f"{server}/{name}"
+    finally:
+        with engine.connect() as conn:
+            if server.startswith("postgresql"):
+                conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+            else:
+                conn.execute(text(f"DROP DATABASE {name}"))
+        engine.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    yield from fresh_database(POSTGRES, "PostgreSQL on 127.0.0.1:5432")
+
+
+@pytest.fixture
+def mariadb_url() -> Iterator[str]:
+    yield from fresh_database(MARIADB, "MariaDB on 127.0.0.1:3306")
+
+
+def plan_of(source_id: str, items: int) -> ConversationPlan:
+    planned = [
+        PlannedItem(item={"type": "message", "role": "user", "content": f"m{i}"}, entry_index=i)
+        for i in range(items)
+    ]
+    return ConversationPlan(
+        source_kind="test",
+        source_id=source_id,
+        location=f"test:{source_id}",
+        metadata={"source_id": source_id},
+        items=planned,
+        batch_sizes=[items] if items else [],
+        fingerprint=f"fp-{source_id}",
+        findings=[],
+    )
+
+
+def new_store(tmp_path: Path) -> StateStore:
+    store = StateStore.from_url(f"sqlite:///{tmp_path / 'state.db'}", create=True)
+    store.create_job(JobRecord(job_id="j", created_at=0.0, config={}, source="test", target={}))
+    return store
+
+
+def test_a_new_store_records_its_schema_version(tmp_path: Path) -> None:
+    store = new_store(tmp_path)
+    assert store.schema_version() == state.SCHEMA_VERSION
+    store.close()
+    with pytest.raises(JobError, match="holds no job"):
+        StateStore.from_url(f"sqlite:///{tmp_path / 'other.db'}")
+
+
+def test_older_stores_are_upgraded_step_by_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    new_store(tmp_path).close()
+    steps: list[int] = []
+
+    def add_note(conn: Connection) -> None:
+        steps.append(1)
+        conn.execute(text("ALTER TABLE conversations ADD COLUMN note TEXT"))
+
+    def add_other(conn: Connection) -> None:
+        steps.append(2)
+
+    monkeypatch.setattr(state, "SCHEMA_VERSION", 3)
+    monkeypatch.setattr(state, "UPGRADES", {1: add_note, 2: add_other})
+    store = StateStore.from_url(f"sqlite:///{tmp_path / 'state.db'}")
+    assert steps == [1, 2]
+    assert store.schema_version() == 3
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT note FROM conversations")).all() == []
+    store.close()
+
+
+def test_a_store_newer_than_the_program_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    new_store(tmp_path).close()
+    monkeypatch.setattr(state, "SCHEMA_VERSION", 0)
+    with pytest.raises(JobError, match="newer than this program"):
+        StateStore.from_url(f"sqlite:///{tmp_path / 'state.db'}")
+
+
+def test_claims_take_in_flight_work_first_and_never_twice(tmp_path: Path) -> None:
+    store = new_store(tmp_path)
+    outcomes: list[tuple[int, ConversationPlan | ErrorRecord]] = [
+        (n, plan_of(f"c{n}", 3)) for n in range(6)
+    ]
+    outcomes.append((6, plan_of("empty", 0)))
+    outcomes.append((7, ErrorRecord(code="bad", message="unreadable", location="x:8")))
+    store.add_outcomes(outcomes)
+    store.record_intent(4, "create", start=0, count=0)  # conversation 4 is in flight
+    first = store.claim_conversations("a", limit=3)
+    second = store.claim_conversations("b", limit=10)
+    assert first == [4, 0, 1]
+    assert second == [2, 3, 5]
+    assert store.claim_conversations("c", limit=10) == []
+    store.release_claims("a")
+    assert store.claim_conversations("c", limit=10) == [4, 0, 1]
+    totals = store.totals()
+    assert (totals.total, totals.pending, totals.in_progress) == (8, 5, 1)
+    assert (totals.skipped, totals.failed, totals.items_planned) == (1, 1, 18)
+    store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_workers_skip_rows_another_worker_holds(postgres_url: str) -> None:
+    store = StateStore.from_url(postgres_url, create=True)
+    store.create_job(JobRecord(job_id="j", created_at=0.0, config={}, source="t", target={}))
+    store.add_outcomes([(n, plan_of(f"c{n}", 2)) for n in range(5)])
+    other = create_engine(postgres_url)
+    c = state.conversations.c
+    with other.begin() as conn:
+        # Another worker is in the middle of claiming the first two rows.
+        held = conn.execute(
+            select(c.seq).order_by(c.seq).limit(2).with_for_update(skip_locked=True)
+        ).scalars()
+        assert list(held) == [0, 1]
+        assert store.claim_conversations("mine", limit=10) == [2, 3, 4]
+    other.dispose()
+    assert store.claim_conversations("later", limit=10) == [0, 1]
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "engine",
+    [
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ],
+)
+def test_a_crashed_job_resumes_with_its_state_on_any_engine(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'elsewhere.db'}"
+        if engine == "sqlite"
+        else request.getfixturevalue(f"{engine}_url")
+    )
+    source = write_source(tmp_path / "source.jsonl", conversations=4, messages=25)
+    job_dir = tmp_path / "job"
+    config = run_config(source, job_dir).model_copy(update={"state_url": url})
+    crashes = iter([False, False, True])
+
+    def hook(point: str, seq: int) -> None:
+        if point == "after_append_call" and next(crashes, False):
+            raise SimulatedCrash(point)
+
+    with pytest.raises(SimulatedCrash):
+        run_job(config, crash_hook=hook)
+    assert not (job_dir / "state.db").exists()
+    ref = JobRef(job_dir=job_dir, state_url=url)
+    resume_job(ResumeConfig(job=ref))
+    assert job_status(ref).conversations.migrated == 4
+    if engine == "sqlite":
+        # The job dir remembers a password-free URL: status needs no --state.
+        assert job_status(JobRef(job_dir=job_dir)).conversations.migrated == 4
+        assert_exactly_once(job_dir, migrated=4)
+
+
+def test_the_job_dir_refuses_a_second_run(tmp_path: Path, source_file: Callable[..., Path]) -> None:
+    source = source_file(conversations=1, messages=2)
+    run_job(run_config(source, tmp_path / "job"))
+    with pytest.raises(Exception, match="already holds a job"):
+        run_job(run_config(source, tmp_path / "job"))
