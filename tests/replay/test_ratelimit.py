@@ -25,7 +25,7 @@ class FakeClock:
 
 
 def limiter(clock: FakeClock, **options: float) -> RateLimiter:
-    return RateLimiter(clock=clock, sleep=clock.sleep, **options)  # type: ignore[arg-type]
+    return RateLimiter(clock=clock, sleep=clock.sleep, **options)
 
 
 def send(limiter: RateLimiter, count: int, headers: dict[str, str] | None = None) -> None:

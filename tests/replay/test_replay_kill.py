@@ -62,7 +62,8 @@ def test_kill_9_at_random_moments_then_resume_lands_everything_once(tmp_path: Pa
     assert killed >= 3, log.read_text(errors="replace")
     # The kills fell in the middle of the work, not only before or after it.
     planned = job_status(JobRef(job_dir=job_dir)).items.planned
-    assert 0 < landed[0] < landed[-1] < planned, landed
+    assert any(0 < count < planned for count in landed), landed
+    assert landed == sorted(landed), landed
     final = start(["resume", str(job_dir)], log)
     assert final.wait(timeout=120) == 0, log.read_text(errors="replace")
     verify = subprocess.run(
