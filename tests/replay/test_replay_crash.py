@@ -6,6 +6,7 @@ cancelled mid-call, exactly as a real crash leaves them.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,10 +15,11 @@ import pytest
 from conftest import assert_exactly_once, run_config, server_contents, write_source
 from openai import OpenAI
 
-from migrate.errors import JobError
+from migrate.errors import EXIT_FAILED, JobError
 from migrate.jobs import JobRef, ResumeConfig, job_status, resume_job, run_job
 from migrate.replay import CRASH_POINTS, CrashHook, CrashPoint, SimulatedCrash
 from migrate.server.embedded import running_server
+from migrate.state import StateStore
 
 
 def crash_at(point: CrashPoint, nth: int = 2) -> CrashHook:
@@ -176,3 +178,27 @@ def test_a_conversation_deleted_on_the_target_fails_with_a_clear_error(tmp_path:
     assert (summary.conversations.migrated, summary.conversations.failed) == (1, 1)
     errors = (job_dir / "errors.jsonl").read_text(encoding="utf-8")
     assert "target_missing" in errors
+
+
+def test_a_stop_request_finishes_the_calls_in_flight_and_resume_goes_on(
+    tmp_path: Path,
+) -> None:
+    source = write_source(tmp_path / "source.jsonl", conversations=6, messages=25)
+    job_dir = tmp_path / "job"
+    stop = threading.Event()
+
+    def press_ctrl_c(point: CrashPoint, seq: int) -> None:
+        if point == "after_append_outcome":
+            stop.set()
+
+    summary = run_job(run_config(source, job_dir), stop=stop, crash_hook=press_ctrl_c)
+    assert summary.exit_code == EXIT_FAILED
+    assert not summary.complete
+    assert summary.state == "interrupted"
+    assert summary.conversations.migrated < 6
+    # Stopping left no write in doubt: every intent has its outcome.
+    store = StateStore.from_url(f"sqlite:///{job_dir / 'state.db'}")
+    assert all(not store.open_intents(row.seq) for row, _ in store.iter_conversations())
+    store.close()
+    resume(job_dir)
+    assert_exactly_once(job_dir, migrated=6)
