@@ -431,7 +431,7 @@ async def _planned_work(
             listener.planned(numbered)
             for number, outcome in numbered:
                 if isinstance(outcome, ConversationPlan) and outcome.items:
-                    yield Work(seq=number, plan=outcome)
+                    yield Work(seq=number, plan=outcome, fresh=True)
         store.update_job(planning_complete=True)
         listener.planning_done()
     finally:

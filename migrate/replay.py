@@ -89,6 +89,8 @@ class Work(BaseModel):
 
     seq: int
     plan: ConversationPlan
+    fresh: bool = False
+    """Just planned by this process: nothing was sent for it, so there is no state to read."""
 
 
 class ReplayListener(Protocol):
@@ -178,7 +180,7 @@ class Replayer:
             while (item := await queue.get()) is not None:
                 if self.stop.is_set():
                     continue
-                await self.replay(item.seq, item.plan)
+                await self.replay(item.seq, item.plan, fresh=item.fresh)
 
         tasks = [asyncio.create_task(feed())]
         tasks += [asyncio.create_task(drain()) for _ in range(workers)]
@@ -193,14 +195,18 @@ class Replayer:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def replay(self, seq: int, plan: ConversationPlan) -> Status:
-        """Land one conversation (or record why not); returns its status afterwards."""
-        row = self.store.conversation(seq)
-        if row.status in ("migrated", "failed", "skipped"):
-            return row.status
+    async def replay(self, seq: int, plan: ConversationPlan, *, fresh: bool = False) -> Status:
+        """Land one conversation (or record why not); returns its status afterwards.
+
+        `fresh` says nothing was ever sent for it (it was planned by this process).
+        """
+        if not fresh:
+            row = self.store.conversation(seq)
+            if row.status in ("migrated", "failed", "skipped"):
+                return row.status
         budget = _Budget(self.options.retry_budget)
         try:
-            await self._land(seq, plan, budget)
+            await self._land(seq, plan, budget, fresh=fresh)
         except _Failed as failure:
             logger.warning(
                 "conversation %s (%s) failed: %s", plan.source_id, plan.location, failure.message
@@ -221,10 +227,11 @@ class Replayer:
 
     # --- the protocol ------------------------------------------------------------------------
 
-    async def _land(self, seq: int, plan: ConversationPlan, budget: _Budget) -> None:
-        row = self.store.conversation(seq)
-        open_intents = self.store.open_intents(seq)
-        conversation_id = row.conversation_id
+    async def _land(
+        self, seq: int, plan: ConversationPlan, budget: _Budget, *, fresh: bool
+    ) -> None:
+        open_intents = [] if fresh else self.store.open_intents(seq)
+        conversation_id = None if fresh else self.store.conversation(seq).conversation_id
         ambiguous = False
         if conversation_id is None:
             lost = [intent.id for intent in open_intents if intent.kind == "create"]
