@@ -50,12 +50,21 @@ class ChildRequest(BaseModel):
     timeout: float = 60.0
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set size in MiB.
+
+    `VmHWM` rather than `ru_maxrss`: Linux keeps `ru_maxrss` across `execve`, so a child would
+    report its parent's peak at fork time whenever that is higher than its own.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _usage() -> dict[str, float]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {
-        "cpu_seconds": usage.ru_utime + usage.ru_stime,
-        "peak_rss_mb": usage.ru_maxrss / 1024,  # Linux reports KiB
-    }
+    return {"cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_rss_mb": peak_rss_mb()}
 
 
 def _source(request: ChildRequest) -> SourceConfig:

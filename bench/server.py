@@ -13,8 +13,12 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections import Counter
 from pathlib import Path
 from typing import IO, Any
+
+import httpx2
 
 from migrate.server.testing import AdminClient
 
@@ -158,3 +162,42 @@ def window_rate(log: list[dict[str, Any]], *, skip: int = 0) -> tuple[float, int
         return 0.0, len(times), 0.0
     seconds = times[-1] - times[0]
     return ((len(times) - 1) / seconds if seconds > 0 else 0.0), len(times), seconds
+
+
+class Neighbour:
+    """Another client of the same account: spends the server's rate limit at a steady pace.
+
+    Its requests (reads of a conversation that does not exist) take tokens from the server's
+    bucket like any other, so a job sharing the limit meets 429s it could not foresee from its
+    own sending. `answers` counts the neighbour's own responses by status.
+    """
+
+    def __init__(self, base_url: str, *, per_second: float) -> None:
+        self._url = f"{base_url}/conversations/conv_neighbour"
+        self._interval = 1.0 / per_second
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="neighbour", daemon=True)
+        self.answers: Counter[str] = Counter()
+
+    def __enter__(self) -> Neighbour:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def sent(self) -> int:
+        """Requests the neighbour has sent."""
+        return sum(self.answers.values())
+
+    def _run(self) -> None:
+        with httpx2.Client(headers={"Authorization": "Bearer neighbour"}, timeout=10.0) as client:
+            next_at = time.monotonic()
+            while not self._stop.wait(max(0.0, next_at - time.monotonic())):
+                next_at += self._interval
+                try:
+                    self.answers[str(client.get(self._url).status_code)] += 1
+                except httpx2.HTTPError:
+                    self.answers["error"] += 1
