@@ -170,9 +170,7 @@ class Target:
             }
             if after is not None:
                 params["after"] = after
-            page = await self._call(
-                "get", f"/conversations/{conversation_id}/items", params=params
-            )
+            page = await self._call("get", f"/conversations/{conversation_id}/items", params=params)
             data = page.get("data")
             if not isinstance(data, list):
                 raise CallError("ambiguous", f"unexpected item list from the target: {page}")
@@ -212,9 +210,7 @@ class Target:
             elif method == "get":
                 response = await self.client.get(path, cast_to=httpx2.Response, options=options)
             else:
-                response = await self.client.delete(
-                    path, cast_to=httpx2.Response, options=options
-                )
+                response = await self.client.delete(path, cast_to=httpx2.Response, options=options)
             headers = response.headers
         except openai.APIStatusError as exc:
             headers = exc.response.headers
