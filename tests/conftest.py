@@ -23,7 +23,7 @@ def spec_check(
     """The official spec validator and spec document (skips if the shared folder is absent)."""
     if not spec_available():
         pytest.skip(SPEC_MISSING_REASON)
-    cache = request.config.cache
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
     cache_dir = cache.mkdir("openapi-spec") if cache else tmp_path_factory.mktemp("openapi-spec")
     return load_spec_validator(cache_dir)
 
