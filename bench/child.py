@@ -34,6 +34,7 @@ from migrate.config import JobConfig
 from migrate.pipeline import iterate_plans
 from migrate.plan import ConversationPlan
 
+MAX_ERRORS_SHOWN = 20
 _SOURCE = TypeAdapter[SourceConfig](SourceConfig)
 
 
@@ -136,11 +137,14 @@ def run_job_workload(request: ChildRequest) -> dict[str, Any]:
     summary = run_job(config)
     seconds = time.perf_counter() - started
     after = _usage()
+    errors_file = Path(request.job_dir) / "errors.jsonl"
+    errors = errors_file.read_text(encoding="utf-8").splitlines() if errors_file.exists() else []
     return {
         "seconds": seconds,
         "cpu_seconds": after["cpu_seconds"] - before["cpu_seconds"],
         "peak_rss_mb": after["peak_rss_mb"],
         "summary": summary.model_dump(mode="json"),
+        "errors": [json.loads(line) for line in errors[:MAX_ERRORS_SHOWN]],
     }
 
 

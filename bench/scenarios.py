@@ -511,6 +511,7 @@ def faults(scale: Scale, workdir: Path, *, seed: int) -> list[Result]:
         "rate_limited_429": limited,
         "neighbour_requests": neighbour.sent,
         "neighbour_429": neighbour.answers["429"],
+        "errors": out["errors"],
     }
     return [
         Result(
