@@ -1,10 +1,12 @@
-"""Read throughput and peak memory of the SQL source on PostgreSQL.
+"""Read (or plan) throughput and peak memory of the SQL source on PostgreSQL.
 
 Fills a throwaway schema with `--rows` messages (interleaved across `--conversations`
 conversations, generated server-side with `generate_series`), reads them back through
-`SqlTableSource` by column mapping, and prints rows per second and peak RSS as JSON.
+`SqlTableSource` by column mapping, and prints rows per second and peak RSS as JSON. With
+`--plan` it runs the whole dry run (`migrate.planning.plan_job`: read, transform, validate,
+batch, write the plan files) instead of reading alone.
 
-    .venv/bin/python bench/sql_read.py --rows 1000000
+    .venv/bin/python bench/sql_read.py --rows 1000000 [--plan]
 """
 
 from __future__ import annotations
@@ -13,13 +15,17 @@ import argparse
 import json
 import resource
 import secrets
+import tempfile
 import time
+from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
 from adapters.config import SqlSourceConfig
 from adapters.model import SourceConversation
 from adapters.sql_tables import SqlTableSource
+from migrate.config import JobConfig
+from migrate.planning import plan_job
 
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -35,6 +41,7 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=10_000)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--url", default=ADMIN_URL, help="PostgreSQL database to use")
+    parser.add_argument("--plan", action="store_true", help="run the whole dry run, not a read")
     args = parser.parse_args()
 
     schema = f"bench_{secrets.token_hex(4)}"
@@ -67,28 +74,33 @@ def main() -> None:
             connection.execute(text(f"ANALYZE {schema}.chat_messages"))
         filled = time.perf_counter() - started
 
-        source = SqlTableSource(
-            SqlSourceConfig(
-                url=args.url,
-                schema=schema,
-                table="chat_messages",
-                conversation_column="conversation_id",
-                order_columns=("created_at", "id"),
-                role_column="role",
-                content_column="content",
-                timestamp_column="created_at",
-                batch_size=args.batch_size,
-            )
+        config = SqlSourceConfig(
+            url=args.url,
+            schema=schema,
+            table="chat_messages",
+            conversation_column="conversation_id",
+            order_columns=("created_at", "id"),
+            role_column="role",
+            content_column="content",
+            timestamp_column="created_at",
+            batch_size=args.batch_size,
         )
         rss_before = peak_rss_mb()
         started = time.perf_counter()
         conversations = entries = failures = 0
-        for record in source.read():
-            if isinstance(record, SourceConversation):
-                conversations += 1
-                entries += len(record.entries)
-            else:
-                failures += 1
+        if args.plan:
+            with tempfile.TemporaryDirectory() as job_dir:
+                summary = plan_job(JobConfig(source=config), Path(job_dir))
+            conversations = summary.conversations.planned
+            entries = summary.items.planned
+            failures = summary.conversations.failed
+        else:
+            for record in SqlTableSource(config).read():
+                if isinstance(record, SourceConversation):
+                    conversations += 1
+                    entries += len(record.entries)
+                else:
+                    failures += 1
         elapsed = time.perf_counter() - started
         print(
             json.dumps(
@@ -97,6 +109,7 @@ def main() -> None:
                     "conversations": conversations,
                     "entries": entries,
                     "failures": failures,
+                    "mode": "plan" if args.plan else "read",
                     "batch_size": args.batch_size,
                     "fill_seconds": round(filled, 1),
                     "read_seconds": round(elapsed, 1),
