@@ -6,16 +6,24 @@ prints. A job lives in a directory: `job.json` (which state store holds it), `st
 default SQLite state store), `server.db` (the local target's conversations, for
 `--target local`) and the report files (`migrate.report`).
 
+A job whose state store is a database server (`--state postgresql://...`) can be shared:
+`work_on_job` (`migrate work --state URL --job JOB_ID`) joins it as one more worker from any
+machine, and `status`, `verify`, `report` and `rollback` take the same `--state URL --job
+JOB_ID` instead of the job directory. How the work is shared: `migrate.workers`.
+
 Decisions worth knowing:
 
-- `run` plans and replays in one stream: plans are stored as they are made, so neither the
-  plans nor the work queue grow with the size of the source.
+- `run` plans and replays at once: the source is planned chunk by chunk into the state store,
+  and the process claims its work from the store like any other worker of the job, so neither
+  the plans nor the work queue grow in memory with the size of the source.
 - `resume` re-reads the source first and compares each conversation with the stored plan.
   Conversations nothing was sent for take the new plan; a conversation already in progress or
   migrated whose plan changed makes `resume` refuse (nothing is written). Conversations that
   failed for a transient reason (retry budget) are tried again.
-- Elapsed time adds up the time spent in `run`/`resume` processes that ended on their own or
-  by Ctrl-C (a process killed with `kill -9` cannot record its time).
+- Elapsed time is the time during which at least one worker of the job was alive (a process
+  killed with `kill -9` counts until its last heartbeat).
+- `resume` takes a job over: it frees the claims of workers known to be dead and refuses while
+  another worker of the job is still alive (`migrate work` adds capacity to a running job).
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
@@ -42,7 +50,7 @@ from migrate.errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, ConfigError, JobE
 from migrate.findings import ErrorRecord
 from migrate.pipeline import PlanOutcome, iterate_plans
 from migrate.plan import ConversationPlan
-from migrate.replay import CrashHook, Replayer, ReplayOptions, SimulatedCrash, Work
+from migrate.replay import CrashHook, Replayer, ReplayOptions, SimulatedCrash
 from migrate.report import write_report_files
 from migrate.state import ConversationRow, JobRecord, StateStore, Status, Totals
 from migrate.target import (
@@ -55,6 +63,7 @@ from migrate.target import (
     resolve_base_url,
     validate_target,
 )
+from migrate.workers import WorkerSession, claimed_work, forget_gone_workers
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +71,8 @@ JOB_FILE = "job.json"
 STATE_FILE = "state.db"
 PLAN_CHUNK = 100
 """Conversations planned (and stored) per transaction while a run streams its source."""
+CLAIM_BATCH = 32
+"""Most conversations a worker claims at once (fewer when its concurrency is lower)."""
 READ_ATTEMPTS = 6
 """Attempts of one listing or deletion in `verify` and `rollback` before giving up on it."""
 
@@ -83,12 +94,27 @@ class RunConfig(BaseModel):
 
 
 class JobRef(BaseModel):
-    """An existing job: its directory and, if it is not the default, its state store URL."""
+    """An existing job: its directory, or its state store URL and job id (from any machine)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    job_dir: Path
+    job_dir: Path | None = None
     state_url: str | None = None
+    """The state store, when it is not the job directory's default (or there is no directory)."""
+    job_id: str | None = None
+    """Required without a job directory: the store must hold this job."""
+
+
+class WorkConfig(BaseModel):
+    """`migrate work`: join a shared job as one more worker."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    state_url: str
+    job_id: str
+    concurrency: int | None = Field(default=None, ge=1, le=1024)
+    timeout: float | None = Field(default=None, gt=0)
+    lease: float | None = Field(default=None, gt=0)
 
 
 class ResumeConfig(BaseModel):
@@ -126,7 +152,7 @@ class JobSummary(BaseModel):
     """The state of a job, as `migrate status --json` prints it and `summary.json` holds it."""
 
     job_id: str
-    job_dir: str
+    job_dir: str | None
     state: str
     source: str
     target: str
@@ -193,7 +219,7 @@ class ConversationCheck(BaseModel):
 class VerifyReport(BaseModel):
     """What `migrate verify` found."""
 
-    job_dir: str
+    job_dir: str | None
     target: str
     checked: int = 0
     matching: int = 0
@@ -211,7 +237,7 @@ class VerifyReport(BaseModel):
 class RollbackResult(BaseModel):
     """What `migrate rollback` deleted."""
 
-    job_dir: str
+    job_dir: str | None
     target: str
     deleted: int = 0
     already_gone: int = 0
@@ -225,7 +251,7 @@ class RollbackResult(BaseModel):
         return EXIT_PARTIAL if self.failed else EXIT_OK
 
 
-# --- run and resume --------------------------------------------------------------------------
+# --- run, resume, work -----------------------------------------------------------------------
 
 
 def run_job(
@@ -275,10 +301,10 @@ def run_job(
             job_dir,
             target,
             config.replay,
-            lambda: _planned_work(store, outcomes, listener, first_seq=0),
             listener,
             stop,
             crash_hook,
+            planner=_Planner(store, outcomes, first_seq=0),
         )
     finally:
         store.close()
@@ -296,7 +322,7 @@ def resume_job(
     try:
         job = store.job()
         if job.state == "rolled_back":
-            raise ConfigError(f"{config.job.job_dir} was rolled back; start a new run instead")
+            raise ConfigError(f"{_name(config.job)} was rolled back; start a new run instead")
         stored_replay = ReplayOptions.model_validate(job.config.get("replay", {}))
         replay = stored_replay.model_copy(
             update={"concurrency": config.concurrency or stored_replay.concurrency}
@@ -309,8 +335,8 @@ def resume_job(
             updates["server_options"] = config.server_options
         target = target.model_copy(update=updates)
         validate_target(target)
-        store.release_claims()
-        outcomes: Iterator[PlanOutcome] | None = None
+        _take_over(store)
+        planner: _Planner | None = None
         stored = store.planned_count()
         if config.check_source:
             job_config = JobConfig.model_validate(job.config["job"])
@@ -323,6 +349,7 @@ def resume_job(
                 ) from exc
             outcomes = iterate_plans(source, job_config.policy)
             _check_source(store, outcomes)
+            planner = _Planner(store, outcomes, first_seq=stored)
         else:
             if not job.planning_complete:
                 raise ConfigError(
@@ -330,42 +357,136 @@ def resume_job(
                     "resume needs the source (drop --no-source-check)"
                 )
             _retry_transient_failures(store)
-        worker = f"resume-{uuid.uuid4().hex[:12]}"
         listener = _Listener(progress, store.totals(), planning_complete=job.planning_complete)
-
-        async def work() -> AsyncIterator[Work]:
-            async for item in _stored_work(store, worker):
-                yield item
-            if outcomes is not None:
-                async for item in _planned_work(store, outcomes, listener, first_seq=stored):
-                    yield item
-
-        try:
-            return _drive(
-                store, config.job.job_dir, target, replay, work, listener, stop, crash_hook
-            )
-        finally:
-            store.release_claims(worker)
+        return _drive(
+            store,
+            config.job.job_dir,
+            target,
+            replay,
+            listener,
+            stop,
+            crash_hook,
+            planner=planner,
+        )
     finally:
         store.close()
 
 
+def work_on_job(
+    config: WorkConfig,
+    *,
+    progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
+    crash_hook: CrashHook | None = None,
+) -> JobSummary:
+    """Join a job shared through its state store as one more worker, until the job is done.
+
+    The worker needs no source and no job directory: the plans are in the state store, put
+    there by the `run` (or `resume`) that plans the job. Returns the job's summary.
+    """
+    store = open_job(JobRef(state_url=config.state_url, job_id=config.job_id))
+    try:
+        job = store.job()
+        if job.state == "rolled_back":
+            raise ConfigError(f"job {job.job_id} was rolled back; there is nothing to do")
+        target = TargetConfig.model_validate(job.target)
+        if target.kind == "local":
+            raise ConfigError(
+                f"job {job.job_id} writes to the local server inside the process that ran it; "
+                "other workers cannot reach it",
+                hint="to rehearse with several workers, run `migrate serve` and give `migrate "
+                "run` --target openai --base-url http://HOST:PORT/v1",
+            )
+        if config.timeout is not None:
+            target = target.model_copy(update={"timeout": config.timeout})
+        validate_target(target)
+        stored_replay = ReplayOptions.model_validate(job.config.get("replay", {}))
+        updates: dict[str, Any] = {}
+        if config.concurrency is not None:
+            updates["concurrency"] = config.concurrency
+        if config.lease is not None:
+            updates["lease"] = config.lease
+        replay = stored_replay.model_copy(update=updates)
+        listener = _Listener(progress, store.totals(), planning_complete=job.planning_complete)
+        return _drive(store, None, target, replay, listener, stop, crash_hook, planner=None)
+    finally:
+        store.close()
+
+
+def _take_over(store: StateStore) -> None:
+    """Before `resume`: free the claims of dead workers; refuse if another worker is alive."""
+    live = forget_gone_workers(store)
+    if live:
+        shown = ", ".join(f"{row.worker_id} (pid {row.pid})" for row in live[:5])
+        longest = max(row.lease for row in live)
+        raise ConfigError(
+            f"{len(live)} worker(s) of this job are still alive: {shown}",
+            hint="`migrate work` adds a worker to a running job; resume only once they have "
+            f"stopped (a worker that died elsewhere counts as alive for up to {longest:g}s)",
+        )
+    store.release_claims()
+
+
+class _Planner:
+    """Reads the source chunk by chunk (in a thread) and stores each chunk's plans."""
+
+    def __init__(
+        self, store: StateStore, outcomes: Iterator[PlanOutcome], *, first_seq: int
+    ) -> None:
+        self.store = store
+        self.outcomes = outcomes
+        self.seq = first_seq
+
+    async def run(self, planned: asyncio.Event, stop: threading.Event, listener: _Listener) -> None:
+        """Plan until the source ends (then mark planning complete) or a stop is requested."""
+        loop = asyncio.get_running_loop()
+        # One thread only: some sources hold connections that must stay on one thread.
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="migrate-plan")
+        try:
+            while not stop.is_set():
+                try:
+                    chunk = await loop.run_in_executor(executor, _take, self.outcomes, PLAN_CHUNK)
+                except Exception as exc:
+                    raise JobError(
+                        f"reading the source failed after {self.seq} records: {exc}",
+                        hint="fix the source, then `migrate resume` the job",
+                    ) from exc
+                if not chunk:
+                    self.store.update_job(planning_complete=True)
+                    listener.planning_done()
+                    planned.set()
+                    return
+                numbered = list(enumerate(chunk, start=self.seq))
+                self.seq += len(chunk)
+                self.store.add_outcomes(numbered)
+                listener.planned(numbered)
+                planned.set()
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+
 def _drive(
     store: StateStore,
-    job_dir: Path,
+    job_dir: Path | None,
     target_config: TargetConfig,
     options: ReplayOptions,
-    work: Callable[[], AsyncIterator[Work]],
     listener: _Listener,
     stop: threading.Event | None,
     crash_hook: CrashHook | None,
+    *,
+    planner: _Planner | None,
 ) -> JobSummary:
-    started = time.monotonic()
+    stop = stop or threading.Event()
+    session = WorkerSession(
+        store, timeout=target_config.timeout, lease=options.lease, plans=planner is not None
+    )
     job = store.job()
+    session.start()
     store.update_job(state="running", started_at=job.started_at or time.time())
 
     async def replay() -> None:
         async with open_target(target_config, job_dir=job_dir) as target:
+            session.attach(target)
             listener.started(target.description)
             replayer = Replayer(
                 store,
@@ -375,77 +496,52 @@ def _drive(
                 stop=stop,
                 crash_hook=crash_hook,
             )
-            await replayer.replay_all(work())
+            planned = asyncio.Event()
+            planning = None
+            if planner is not None:
+                planning = asyncio.create_task(planner.run(planned, stop, listener))
+            work = claimed_work(
+                store,
+                session,
+                batch=min(options.concurrency, CLAIM_BATCH),
+                stop=stop,
+                planning=planning,
+                planned=planned,
+                idle=lambda: listener.refresh(store) if planner is None else None,
+            )
+            try:
+                await replayer.replay_all(work)
+            finally:
+                if planning is not None:
+                    planning.cancel()
+                    await asyncio.gather(planning, return_exceptions=True)
 
     try:
         asyncio.run(replay())
     except SimulatedCrash:
+        session.stop(crashed=True)
         raise
     except BaseException:
-        _finish(store, job_dir, started, listener)
+        session.stop()
+        _finish(store, job_dir, listener)
         raise
-    return _finish(store, job_dir, started, listener)
+    session.stop()
+    return _finish(store, job_dir, listener)
 
 
-def _finish(store: StateStore, job_dir: Path, started: float, listener: _Listener) -> JobSummary:
+def _finish(store: StateStore, job_dir: Path | None, listener: _Listener) -> JobSummary:
     job = store.job()
     totals = store.totals()
     complete = job.planning_complete and totals.pending == 0 and totals.in_progress == 0
-    store.update_job(
-        state="finished" if complete else "interrupted",
-        finished_at=time.time() if complete else None,
-        elapsed=job.elapsed + (time.monotonic() - started),
-    )
+    if complete:
+        store.update_job(state="finished", finished_at=job.finished_at or time.time())
+    elif store.live_workers()[0] == 0:
+        store.update_job(state="interrupted", finished_at=None)
     summary = _summary(store, job_dir)
-    write_report_files(store, job_dir, summary.model_dump(mode="json"))
+    if job_dir is not None:
+        write_report_files(store, job_dir, summary.model_dump(mode="json"))
     listener.finished()
     return summary
-
-
-async def _planned_work(
-    store: StateStore,
-    outcomes: Iterator[PlanOutcome],
-    listener: _Listener,
-    *,
-    first_seq: int,
-) -> AsyncIterator[Work]:
-    """Plan the source chunk by chunk (in a thread), store each chunk, yield what to send."""
-    loop = asyncio.get_running_loop()
-    # One thread only: some sources hold connections that must stay on one thread.
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="migrate-plan")
-    seq = first_seq
-    try:
-        while True:
-            try:
-                chunk = await loop.run_in_executor(executor, _take, outcomes, PLAN_CHUNK)
-            except Exception as exc:
-                raise JobError(
-                    f"reading the source failed after {seq} records: {exc}",
-                    hint="fix the source, then `migrate resume` the job",
-                ) from exc
-            if not chunk:
-                break
-            numbered = list(enumerate(chunk, start=seq))
-            seq += len(chunk)
-            store.add_outcomes(numbered)
-            listener.planned(numbered)
-            for number, outcome in numbered:
-                if isinstance(outcome, ConversationPlan) and outcome.items:
-                    yield Work(seq=number, plan=outcome, fresh=True)
-        store.update_job(planning_complete=True)
-        listener.planning_done()
-    finally:
-        executor.shutdown(wait=False, cancel_futures=True)
-
-
-async def _stored_work(store: StateStore, worker: str) -> AsyncIterator[Work]:
-    """Conversations already in the store and not finished: in-flight ones first."""
-    while True:
-        seqs = store.claim_conversations(worker, limit=PLAN_CHUNK)
-        if not seqs:
-            return
-        for seq in seqs:
-            yield Work(seq=seq, plan=store.plan(seq))
 
 
 def _take(outcomes: Iterator[PlanOutcome], count: int) -> list[PlanOutcome]:
@@ -540,6 +636,14 @@ class _Listener:
         self.planning_complete = True
         self._send("progress")
 
+    def refresh(self, store: StateStore) -> None:
+        """A worker that does not plan learns how far planning has got (cheap reads only)."""
+        known = store.known_count()
+        if known != self.known:
+            self.known = known
+            self.planning_complete = store.job().planning_complete
+            self._send("progress")
+
     def items_landed(self, count: int) -> None:
         self.landed += count
         self._send("progress")
@@ -579,23 +683,32 @@ def job_status(ref: JobRef) -> JobSummary:
         store.close()
 
 
-def write_report(ref: JobRef) -> list[Path]:
-    """(Re)write the report files in the job directory; returns their paths."""
+def write_report(ref: JobRef, *, out: Path | None = None) -> list[Path]:
+    """(Re)write the report files into `out` (default: the job directory); returns their paths."""
+    directory = _output_dir(ref, out, "the report")
     store = open_job(ref)
     try:
         summary = _summary(store, ref.job_dir)
-        return write_report_files(store, ref.job_dir, summary.model_dump(mode="json"))
+        return write_report_files(store, directory, summary.model_dump(mode="json"))
     finally:
         store.close()
 
 
-def _summary(store: StateStore, job_dir: Path) -> JobSummary:
+def _output_dir(ref: JobRef, out: Path | None, what: str) -> Path:
+    directory = out or ref.job_dir
+    if directory is None:
+        raise ConfigError(f"without a job directory, {what} needs a directory to go to (--out)")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def _summary(store: StateStore, job_dir: Path | None) -> JobSummary:
     job = store.job()
     totals = store.totals()
     target = TargetConfig.model_validate(job.target)
     return JobSummary(
         job_id=job.job_id,
-        job_dir=str(job_dir),
+        job_dir=None if job_dir is None else str(job_dir),
         state=job.state,
         source=job.source,
         target=describe_target(target),
@@ -615,7 +728,7 @@ def _summary(store: StateStore, job_dir: Path) -> JobSummary:
         possible_orphans=totals.possible_orphans,
         findings=totals.findings,
         deleted=totals.deleted,
-        elapsed=round(job.elapsed, 3),
+        elapsed=round(job.elapsed + store.worker_time(), 3),
     )
 
 
@@ -630,7 +743,10 @@ def verify_job(ref: JobRef, *, concurrency: int = 8) -> VerifyReport:
 
         async def check_all() -> VerifyReport:
             async with open_target(target_config, job_dir=ref.job_dir) as target:
-                report = VerifyReport(job_dir=str(ref.job_dir), target=target.description)
+                report = VerifyReport(
+                    job_dir=None if ref.job_dir is None else str(ref.job_dir),
+                    target=target.description,
+                )
                 gate = asyncio.Semaphore(concurrency)
 
                 async def check(row: ConversationRow, plan: ConversationPlan) -> None:
@@ -771,17 +887,22 @@ def rollback_preview(ref: JobRef) -> tuple[int, str]:
         store.close()
 
 
-def rollback_job(ref: JobRef, *, concurrency: int = 8) -> RollbackResult:
-    """Delete every conversation the job created; record each deletion (and `rollback.jsonl`)."""
+def rollback_job(ref: JobRef, *, concurrency: int = 8, out: Path | None = None) -> RollbackResult:
+    """Delete every conversation the job created; record each deletion (and `rollback.jsonl`).
+
+    The log goes to `out`, by default the job directory.
+    """
+    log_path = _output_dir(ref, out, "the rollback log") / "rollback.jsonl"
     store = open_job(ref)
-    log_path = ref.job_dir / "rollback.jsonl"
     try:
         target_config = _clean_target(store)
 
         async def delete_all() -> RollbackResult:
             async with open_target(target_config, job_dir=ref.job_dir) as target:
                 result = RollbackResult(
-                    job_dir=str(ref.job_dir), target=target.description, log=str(log_path)
+                    job_dir=None if ref.job_dir is None else str(ref.job_dir),
+                    target=target.description,
+                    log=str(log_path),
                 )
                 gate = asyncio.Semaphore(concurrency)
                 with log_path.open("a", encoding="utf-8") as log:
@@ -853,7 +974,14 @@ async def _with_retries(call: Callable[[], Any]) -> Any:
 
 
 def open_job(ref: JobRef) -> StateStore:
-    """Open the state store of an existing job."""
+    """Open the state store of an existing job (by its directory, or by store URL and job id)."""
+    if ref.job_dir is None:
+        if ref.state_url is None or ref.job_id is None:
+            raise ConfigError(
+                "name the job: its directory, or --state URL and --job JOB_ID",
+                hint="`migrate status` on the machine that ran it shows the job id",
+            )
+        return _checked(StateStore.from_url(ref.state_url), ref.job_id, ref.state_url)
     job_file = ref.job_dir / JOB_FILE
     recorded: dict[str, Any] = {}
     if job_file.exists():
@@ -880,7 +1008,24 @@ def open_job(ref: JobRef) -> StateStore:
     if "job_id" in recorded and store.job().job_id != recorded["job_id"]:
         store.close()
         raise ConfigError(f"the state store at {_shown(url)} holds another job than {ref.job_dir}")
+    return store if ref.job_id is None else _checked(store, ref.job_id, url)
+
+
+def _checked(store: StateStore, job_id: str, url: str) -> StateStore:
+    """The store, if it holds job `job_id`."""
+    try:
+        held = store.job().job_id
+    except JobError:
+        store.close()
+        raise
+    if held != job_id:
+        store.close()
+        raise ConfigError(f"the state store at {_shown(url)} holds job {held}, not {job_id}")
     return store
+
+
+def _name(ref: JobRef) -> str:
+    return str(ref.job_dir) if ref.job_dir is not None else f"job {ref.job_id}"
 
 
 def _write_job_file(job_dir: Path, job_id: str, state_url: str | None) -> None:

@@ -5,6 +5,10 @@ default) and halves the rate below what was actually being sent; the server's
 `x-ratelimit-remaining-requests` / `x-ratelimit-reset-requests` headers cap what may be sent
 before the window resets; and a quiet period lets the rate climb back. A long job therefore runs
 near the account's limit instead of bouncing off it.
+
+Several processes on one job each hold a limiter: `set_share` gives each its part of the budget
+(of `max_rate` and of what the server says remains), `hold` applies a pause another process
+met, and `on_pause` tells the process's worker about a pause met here (`migrate.workers`).
 """
 
 from __future__ import annotations
@@ -94,7 +98,10 @@ class RateLimiter:
         self._sent: deque[float] = deque()
         self._in_flight = 0
         self._lock: asyncio.Lock | None = None
+        self._share = 1.0
         self.rate_limited_count = 0
+        self.on_pause: Callable[[float], None] | None = None
+        """Called with the pause after each 429 (to share it with other processes)."""
 
     @property
     def rate(self) -> float | None:
@@ -104,6 +111,27 @@ class RateLimiter:
     @property
     def in_flight(self) -> int:
         return self._in_flight
+
+    @property
+    def share(self) -> float:
+        """This limiter's part of the account's budget (1.0 when alone)."""
+        return self._share
+
+    def set_share(self, share: float) -> None:
+        """Take only `share` (0..1] of `max_rate` and of what the server says remains."""
+        share = min(1.0, max(1e-6, share))
+        if share == self._share:
+            return
+        self._share = share
+        cap = self._cap()
+        # A larger share lets the rate grow back to the new cap as it recovers, not at once.
+        if cap is not None and (self._rate is None or self._rate > cap):
+            self._rate = cap
+            self._tokens = min(self._tokens, max(1.0, cap))
+
+    def hold(self, seconds: float) -> None:
+        """Send nothing for `seconds` (a pause another process of the job met)."""
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
 
     async def acquire(self) -> None:
         """Wait until one more request may be sent, and count it as sent."""
@@ -148,7 +176,12 @@ class RateLimiter:
             self._last_decrease = now
             self._last_increase = now
             logger.info("rate limited: pausing %.2fs, rate now %.1f/s", pause, self._rate)
+        if self.on_pause is not None:
+            self.on_pause(pause)
         return pause
+
+    def _cap(self) -> float | None:
+        return None if self.max_rate is None else self.max_rate * self._share
 
     def _wait_time(self) -> float:
         now = self._clock()
@@ -180,10 +213,10 @@ class RateLimiter:
         now = self._clock()
         refill = None
         if limit is not None and seconds > 0 and limit > remaining:
-            refill = (limit - remaining) / seconds
+            refill = (limit - remaining) / seconds * self._share
         # Requests already sent but not yet seen by the server will spend part of what is left.
         self._mirror = _ServerBucket(
-            tokens=remaining - self._in_flight,
+            tokens=remaining * self._share - self._in_flight,
             refill=refill,
             updated_at=now,
             full_at=now + seconds,
@@ -198,8 +231,9 @@ class RateLimiter:
         elapsed = now - self._last_increase
         self._last_increase = now
         grown = self._rate * (1.0 + self.recovery * elapsed)
-        if self.max_rate is not None:
-            self._rate = min(self.max_rate, grown)
+        cap = self._cap()
+        if cap is not None:
+            self._rate = min(cap, grown)
             return
         measured = self._measured_rate(now)
         # Far above what is being sent: the cap no longer binds, so drop it.

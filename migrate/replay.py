@@ -20,6 +20,10 @@ The protocol, per conversation (strictly sequential within one, concurrent acros
 
 Each conversation has a retry budget; when it runs out the conversation fails (retryable on
 resume) and the job goes on. Only a `fatal` failure (bad key, no quota) stops the job.
+
+Several processes may replay one job (`migrate.workers`); each works only on conversations it
+has claimed. If this process loses its claim (`ClaimLostError`: its lease could not be renewed
+in time), it stops at once and leaves the conversation to the worker that takes it over.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from migrate.errors import JobError
 from migrate.plan import ConversationPlan
-from migrate.state import OpenIntent, StateStore, Status
+from migrate.state import ClaimLostError, OpenIntent, StateStore, Status
 from migrate.target import CallError, Target, item_difference
 
 logger = logging.getLogger(__name__)
@@ -80,6 +84,9 @@ class ReplayOptions(BaseModel):
     """Failed calls a conversation may take before it fails (the job goes on)."""
     backoff_base: float = Field(default=0.5, gt=0)
     backoff_max: float = Field(default=30.0, gt=0)
+    lease: float | None = Field(default=None, gt=0)
+    """Seconds a claim on a conversation lasts unless renewed (other workers take it over
+    after a crash); None: twice the call timeout, at least 30 s. Must exceed the timeout."""
 
 
 class Work(BaseModel):
@@ -90,7 +97,7 @@ class Work(BaseModel):
     seq: int
     plan: ConversationPlan
     fresh: bool = False
-    """Just planned by this process: nothing was sent for it, so there is no state to read."""
+    """Claimed while still pending: nothing was ever sent for it, so there is no state to read."""
 
 
 class ReplayListener(Protocol):
@@ -167,14 +174,13 @@ class Replayer:
         workers = self.options.concurrency
 
         async def feed() -> None:
-            try:
-                async for item in work:
-                    if self.stop.is_set():
-                        break
-                    await queue.put(item)
-            finally:
-                for _ in range(workers):
-                    await queue.put(None)
+            async for item in work:
+                if self.stop.is_set():
+                    break
+                await queue.put(item)
+            # Not on cancellation: the drains are cancelled too, and a full queue would block.
+            for _ in range(workers):
+                await queue.put(None)
 
         async def drain() -> None:
             while (item := await queue.get()) is not None:
@@ -198,8 +204,17 @@ class Replayer:
     async def replay(self, seq: int, plan: ConversationPlan, *, fresh: bool = False) -> Status:
         """Land one conversation (or record why not); returns its status afterwards.
 
-        `fresh` says nothing was ever sent for it (it was planned by this process).
+        `fresh` says nothing was ever sent for it (it was claimed while pending).
         """
+        try:
+            return await self._replay(seq, plan, fresh=fresh)
+        except ClaimLostError as lost:
+            if not self.stop.is_set():
+                logger.error("stopping: %s", lost)
+            self.stop.set()
+            return "in_progress"
+
+    async def _replay(self, seq: int, plan: ConversationPlan, *, fresh: bool) -> Status:
         if not fresh:
             row = self.store.conversation(seq)
             if row.status in ("migrated", "failed", "skipped"):

@@ -1,8 +1,11 @@
 """The job's state store: what was planned, what was sent, what landed, one transaction per change.
 
 SQLAlchemy Core tables defined in code; a SQLite file (`<job dir>/state.db`, WAL) by default,
-any SQLAlchemy URL otherwise. With PostgreSQL several worker processes can share one job:
-`claim_conversations` takes work with `SELECT ... FOR UPDATE SKIP LOCKED`.
+any SQLAlchemy URL otherwise. Several worker processes (on one machine or several) can share
+one job in PostgreSQL: `claim_work` takes a few conversations at a time with
+`SELECT ... FOR UPDATE SKIP LOCKED` and a lease that expires unless renewed (`renew`), so a
+dead worker's conversations go back to the others. Leases, heartbeats and the shared 429 pause
+are read against the database's clock (`epoch_now`), never the workers' own clocks.
 
 Tables:
 
@@ -13,6 +16,10 @@ Tables:
   (calls, retries, reconciliations, possible orphans).
 - `items`: one row per landed item: source conversation id, position, source item id, new id.
 - `intents`: one row per remote write, written before it is sent; its outcome after.
+- `workers`: one row per process that replayed the job: host, pid, start, last heartbeat,
+  lease, whether it plans the source; the rate limit's share and the job's elapsed time come
+  from it.
+- `pace`: one row; the time until which every worker holds off after a 429.
 - `schema_version`: the version of this layout; `UPGRADES` moves older stores forward.
 """
 
@@ -28,6 +35,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Connection,
+    Double,
     Engine,
     Float,
     ForeignKey,
@@ -43,18 +51,22 @@ from sqlalchemy import (
     func,
     insert,
     inspect,
+    or_,
     select,
     update,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from migrate.errors import JobError
 from migrate.findings import ErrorRecord
 from migrate.plan import ConversationPlan
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 Status = Literal["pending", "in_progress", "migrated", "failed", "skipped"]
 FINAL_STATUSES: tuple[Status, ...] = ("migrated", "failed", "skipped")
@@ -114,8 +126,11 @@ conversations = Table(
     Column("claimed_at", Float),
     Column("deleted_at", Float),
     Column("updated_at", Float, nullable=False),
+    Column("lease_until", Double),
     Index("ix_conversations_status", "status"),
     Index("ix_conversations_source_id", "source_id"),
+    # Claims walk the pending rows in source order without sorting the whole table.
+    Index("ix_conversations_status_seq", "status", "seq"),
 )
 
 items = Table(
@@ -142,8 +157,63 @@ intents = Table(
     Index("ix_intents_open", "seq", "outcome"),
 )
 
+workers = Table(
+    "workers",
+    metadata,
+    Column("worker_id", String(64), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("plans", Boolean, nullable=False, default=False),
+    Column("lease", Double, nullable=False),
+    Column("started_at", Double, nullable=False),
+    Column("seen_at", Double, nullable=False),
+    Column("stopped_at", Double),
+)
+
+pace = Table(
+    "pace",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("paused_until", Double, nullable=False),
+)
+
+
+class epoch_now(FunctionElement[float]):
+    """The database server's current time in seconds since the epoch."""
+
+    type = Double()
+    inherit_cache = True
+
+
+@compiles(epoch_now)
+def _epoch_now_default(element: epoch_now, compiler: SQLCompiler, **kw: Any) -> str:
+    return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
+
+
+@compiles(epoch_now, "sqlite")
+def _epoch_now_sqlite(element: epoch_now, compiler: SQLCompiler, **kw: Any) -> str:
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+@compiles(epoch_now, "mysql")
+@compiles(epoch_now, "mariadb")
+def _epoch_now_mysql(element: epoch_now, compiler: SQLCompiler, **kw: Any) -> str:
+    return "(UNIX_TIMESTAMP(SYSDATE(6)) + 0.0)"
+
+
+def _upgrade_to_workers(conn: Connection) -> None:
+    """Version 1 -> 2: leases on claims, the workers and pace tables, the claim index."""
+    column_type = Double().compile(dialect=conn.dialect)
+    conn.exec_driver_sql(f"ALTER TABLE conversations ADD COLUMN lease_until {column_type}")
+    for index in conversations.indexes:
+        if index.name == "ix_conversations_status_seq":
+            index.create(conn)
+    workers.create(conn)
+    pace.create(conn)
+
+
 Upgrade = Callable[[Connection], None]
-UPGRADES: dict[int, Upgrade] = {}
+UPGRADES: dict[int, Upgrade] = {1: _upgrade_to_workers}
 """`UPGRADES[n]` moves a store at version `n` to version `n + 1`, inside one transaction."""
 
 
@@ -202,6 +272,35 @@ class OpenIntent(BaseModel):
     count: int
 
 
+class Claim(BaseModel):
+    """A conversation a worker now holds, with its status at the moment of the claim."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seq: int
+    status: Status
+    plan: ConversationPlan
+
+
+class WorkerRow(BaseModel):
+    """One `workers` row (times in the database's clock)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    worker_id: str
+    host: str
+    pid: int
+    plans: bool
+    lease: float
+    started_at: float
+    seen_at: float
+    stopped_at: float | None
+
+
+class ClaimLostError(JobError):
+    """This worker no longer holds the conversation: its lease ran out and it may be another's."""
+
+
 class Totals(BaseModel):
     """Counts over the whole job."""
 
@@ -228,6 +327,9 @@ class StateStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.owner: str | None = None
+        """The worker this store writes for: the replay protocol's updates then apply only
+        while the worker still holds the conversation (else `ClaimLostError`)."""
 
     @classmethod
     def from_url(cls, url: str, *, create: bool = False) -> StateStore:
@@ -462,42 +564,196 @@ class StateStore:
 
     # --- work distribution -------------------------------------------------------------------
 
+    def db_now(self) -> float:
+        """The database server's clock (seconds since the epoch)."""
+        with self.engine.connect() as conn:
+            return float(conn.execute(select(epoch_now())).scalar_one())
+
+    def claim_work(self, worker: str, *, limit: int, lease: float | None) -> list[Claim]:
+        """Take up to `limit` conversations for `worker`, in-flight ones first, with their plans.
+
+        A conversation is free when nobody claimed it or its lease ran out; rows another
+        worker is claiming at this moment are skipped (`FOR UPDATE SKIP LOCKED`). The claim
+        lasts `lease` seconds unless renewed (None: until released).
+        """
+        claimed: list[Claim] = []
+        with self.engine.begin() as conn:
+            for status in ("in_progress", "pending"):
+                wanted = limit - len(claimed)
+                if wanted <= 0:
+                    break
+                rows = conn.execute(_claimable(status, wanted, with_plan=True)).all()
+                claimed += [
+                    Claim(
+                        seq=int(seq), status=status, plan=ConversationPlan.model_validate_json(plan)
+                    )
+                    for seq, plan in rows
+                ]
+            _take(conn, worker, [claim.seq for claim in claimed], lease)
+        return claimed
+
     def claim_conversations(
-        self, worker: str, *, limit: int, statuses: Sequence[Status] = ("in_progress", "pending")
+        self,
+        worker: str,
+        *,
+        limit: int,
+        statuses: Sequence[Status] = ("in_progress", "pending"),
+        lease: float | None = None,
     ) -> list[int]:
-        """Take up to `limit` unclaimed conversations for `worker`, in-flight ones first.
+        """Take up to `limit` free conversations for `worker`, in-flight ones first (no plans).
 
         On PostgreSQL rows another worker is claiming are skipped (`FOR UPDATE SKIP LOCKED`),
         so several processes can share one job.
         """
-        c = conversations.c
-        order = case((c.status == "in_progress", 0), else_=1)
-        query = (
-            select(c.seq)
-            .where(c.status.in_(statuses), c.claimed_by.is_(None))
-            .order_by(order, c.seq)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+        seqs: list[int] = []
         with self.engine.begin() as conn:
-            seqs = [int(s) for s in conn.execute(query).scalars()]
-            if seqs:
-                conn.execute(
-                    update(conversations)
-                    .where(c.seq.in_(seqs))
-                    .values(claimed_by=worker, claimed_at=time.time())
-                )
+            for status in ("in_progress", "pending"):
+                if status not in statuses or len(seqs) >= limit:
+                    continue
+                rows = conn.execute(_claimable(status, limit - len(seqs), with_plan=False))
+                seqs += [int(seq) for seq in rows.scalars()]
+            _take(conn, worker, seqs, lease)
         return seqs
 
     def release_claims(self, worker: str | None = None) -> None:
         """Forget claims (of one worker, or all of them: the job's processes are gone)."""
-        query = update(conversations).values(claimed_by=None, claimed_at=None)
+        query = update(conversations).values(claimed_by=None, claimed_at=None, lease_until=None)
         if worker is not None:
             query = query.where(conversations.c.claimed_by == worker)
         else:
             query = query.where(conversations.c.claimed_by.is_not(None))
         with self.engine.begin() as conn:
             conn.execute(query)
+
+    def register_worker(
+        self, worker_id: str, *, host: str, pid: int, plans: bool, lease: float
+    ) -> None:
+        """Add a worker to the job (its first heartbeat)."""
+        now = epoch_now()
+        values = {"host": host, "pid": pid, "plans": plans, "lease": lease}
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(workers).values(worker_id=worker_id, started_at=now, seen_at=now, **values)
+            )
+
+    def renew(self, worker: str, *, lease: float) -> None:
+        """Heartbeat: the worker is alive and its claims last `lease` seconds from now."""
+        c = conversations.c
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(workers).where(workers.c.worker_id == worker).values(seen_at=epoch_now())
+            )
+            conn.execute(
+                update(conversations)
+                .where(c.claimed_by == worker, c.status.in_(("pending", "in_progress")))
+                .values(lease_until=epoch_now() + lease)
+            )
+
+    def stop_worker(self, worker: str, *, release: bool = True) -> None:
+        """The worker is leaving: last heartbeat, and (unless it crashed) its claims released."""
+        with self.engine.begin() as conn:
+            now = epoch_now()
+            conn.execute(
+                update(workers)
+                .where(workers.c.worker_id == worker)
+                .values(seen_at=now, stopped_at=now)
+            )
+            if release:
+                conn.execute(
+                    update(conversations)
+                    .where(conversations.c.claimed_by == worker)
+                    .values(claimed_by=None, claimed_at=None, lease_until=None)
+                )
+
+    def forget_workers(self, worker_ids: Sequence[str]) -> None:
+        """Workers known to be gone: mark them stopped and free their claims at once."""
+        if not worker_ids:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(workers)
+                .where(workers.c.worker_id.in_(worker_ids), workers.c.stopped_at.is_(None))
+                .values(stopped_at=workers.c.seen_at)
+            )
+            conn.execute(
+                update(conversations)
+                .where(conversations.c.claimed_by.in_(worker_ids))
+                .values(claimed_by=None, claimed_at=None, lease_until=None)
+            )
+
+    def worker_rows(self) -> tuple[list[WorkerRow], float]:
+        """Every worker that ever joined the job, and the database's clock."""
+        with self.engine.connect() as conn:
+            now = float(conn.execute(select(epoch_now())).scalar_one())
+            rows = conn.execute(select(workers).order_by(workers.c.started_at)).mappings().all()
+        return [WorkerRow.model_validate(dict(row)) for row in rows], now
+
+    def live_workers(self) -> tuple[int, bool]:
+        """Workers whose heartbeat is within their lease, and whether one of them plans."""
+        w = workers.c
+        alive = (w.stopped_at.is_(None)) & (w.seen_at + w.lease > epoch_now())
+        query = select(func.count(), func.coalesce(func.sum(case((w.plans, 1), else_=0)), 0)).where(
+            alive
+        )
+        with self.engine.connect() as conn:
+            count, planners = conn.execute(query).one()
+        return int(count), int(planners) > 0
+
+    def pause_left(self) -> float:
+        """Seconds every worker still holds off after a 429 (0 when none)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(pace.c.paused_until - epoch_now()).where(pace.c.id == 1)
+            ).first()
+        return max(0.0, float(row[0])) if row is not None else 0.0
+
+    def publish_pause(self, seconds: float) -> None:
+        """A worker met a 429: all hold off for `seconds` (a longer pause already set stays)."""
+        until = epoch_now() + seconds
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                update(pace)
+                .where(pace.c.id == 1)
+                .values(
+                    paused_until=case(
+                        (pace.c.paused_until > until, pace.c.paused_until), else_=until
+                    )
+                )
+            ).rowcount
+            if not changed:
+                conn.execute(insert(pace).values(id=1, paused_until=until))
+
+    def unfinished_count(self) -> int:
+        """Conversations still pending or in progress (whoever holds them)."""
+        c = conversations.c
+        query = select(func.count()).where(c.status.in_(("pending", "in_progress")))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def known_count(self) -> int:
+        """Source records planned so far (an index lookup, not a count)."""
+        with self.engine.connect() as conn:
+            top = conn.execute(select(func.max(conversations.c.seq))).scalar_one()
+        return 0 if top is None else int(top) + 1
+
+    def worker_time(self) -> float:
+        """Seconds during which at least one worker was alive (union of their lifetimes)."""
+        with self.engine.connect() as conn:
+            spans = conn.execute(
+                select(workers.c.started_at, workers.c.seen_at).order_by(workers.c.started_at)
+            ).all()
+        total = 0.0
+        open_start, open_end = None, None
+        for start, end in spans:
+            if open_end is None or start > open_end:
+                if open_start is not None and open_end is not None:
+                    total += open_end - open_start
+                open_start, open_end = start, end
+            else:
+                open_end = max(open_end, end)
+        if open_start is not None and open_end is not None:
+            total += open_end - open_start
+        return total
 
     # --- the replay protocol -----------------------------------------------------------------
 
@@ -509,10 +765,12 @@ class StateStore:
                 insert(intents).values(seq=seq, kind=kind, start=start, count=count, created_at=now)
             )
             if kind != "delete":
-                conn.execute(
-                    update(conversations)
-                    .where(conversations.c.seq == seq, conversations.c.status == "pending")
-                    .values(status="in_progress", updated_at=now)
+                status = conversations.c.status
+                self._update(
+                    conn,
+                    seq,
+                    status=case((status == "pending", "in_progress"), else_=status),
+                    updated_at=now,
                 )
             key = result.inserted_primary_key
             assert key is not None
@@ -522,16 +780,14 @@ class StateStore:
         """The conversation exists: its id and the outcome in one transaction."""
         now = time.time()
         with self.engine.begin() as conn:
-            _resolve(conn, intent_id, "applied", now)
-            conn.execute(
-                update(conversations)
-                .where(conversations.c.seq == seq)
-                .values(
-                    conversation_id=conversation_id,
-                    calls=conversations.c.calls + 1,
-                    updated_at=now,
-                )
+            self._update(
+                conn,
+                seq,
+                conversation_id=conversation_id,
+                calls=conversations.c.calls + 1,
+                updated_at=now,
             )
+            _resolve(conn, intent_id, "applied", now)
 
     def record_appended(
         self,
@@ -547,7 +803,17 @@ class StateStore:
     ) -> None:
         """Items landed (`(position, source item id, new item id)`): rows, counts, outcome."""
         now = time.time()
+        values: dict[str, Any] = {
+            "landed_items": conversations.c.landed_items + len(landed),
+            "calls": conversations.c.calls + calls,
+            "updated_at": now,
+        }
+        if reconciled:
+            values["reconciliations"] = conversations.c.reconciliations + 1
+        if migrated:
+            values["status"] = "migrated"
         with self.engine.begin() as conn:
+            self._update(conn, seq, **values)
             if intent_id is not None:
                 _resolve(conn, intent_id, outcome, now)
             if landed:
@@ -564,16 +830,6 @@ class StateStore:
                         for position, source_item_id, item_id in landed
                     ],
                 )
-            values: dict[str, Any] = {
-                "landed_items": conversations.c.landed_items + len(landed),
-                "calls": conversations.c.calls + calls,
-                "updated_at": now,
-            }
-            if reconciled:
-                values["reconciliations"] = conversations.c.reconciliations + 1
-            if migrated:
-                values["status"] = "migrated"
-            conn.execute(update(conversations).where(conversations.c.seq == seq).values(**values))
 
     def record_attempt_failed(
         self, seq: int, intent_id: int | None, outcome: IntentOutcome, *, orphan: bool = False
@@ -590,7 +846,7 @@ class StateStore:
             }
             if orphan:
                 values["possible_orphans"] = conversations.c.possible_orphans + 1
-            conn.execute(update(conversations).where(conversations.c.seq == seq).values(**values))
+            self._update(conn, seq, **values)
 
     def record_reads(self, seq: int, *, calls: int, reconciled: bool) -> None:
         """Listing calls made to reconcile a conversation."""
@@ -598,19 +854,15 @@ class StateStore:
         if reconciled:
             values["reconciliations"] = conversations.c.reconciliations + 1
         with self.engine.begin() as conn:
-            conn.execute(update(conversations).where(conversations.c.seq == seq).values(**values))
+            self._update(conn, seq, **values)
 
     def record_orphans(self, seq: int, intent_ids: Sequence[int], count: int) -> None:
         """Create calls whose outcome is unknown: each may have left an empty conversation."""
         now = time.time()
         with self.engine.begin() as conn:
+            self._update(conn, seq, possible_orphans=conversations.c.possible_orphans + count)
             for intent_id in intent_ids:
                 _resolve(conn, intent_id, "ambiguous", now)
-            conn.execute(
-                update(conversations)
-                .where(conversations.c.seq == seq)
-                .values(possible_orphans=conversations.c.possible_orphans + count)
-            )
 
     def resolve_intents(self, intent_ids: Sequence[int], outcome: IntentOutcome) -> None:
         now = time.time()
@@ -632,21 +884,19 @@ class StateStore:
         """The conversation cannot go on: status, error and the last call's outcome."""
         now = time.time()
         with self.engine.begin() as conn:
+            self._update(
+                conn,
+                seq,
+                status="failed",
+                error_code=code,
+                error_message=message,
+                error_hint=hint,
+                retryable=retryable,
+                calls=conversations.c.calls + calls,
+                updated_at=now,
+            )
             if intent_id is not None:
                 _resolve(conn, intent_id, "rejected", now)
-            conn.execute(
-                update(conversations)
-                .where(conversations.c.seq == seq)
-                .values(
-                    status="failed",
-                    error_code=code,
-                    error_message=message,
-                    error_hint=hint,
-                    retryable=retryable,
-                    calls=conversations.c.calls + calls,
-                    updated_at=now,
-                )
-            )
 
     def record_deleted(self, seq: int, intent_id: int) -> None:
         """Rollback deleted this conversation's target copy."""
@@ -659,19 +909,58 @@ class StateStore:
                 .values(deleted_at=now, calls=conversations.c.calls + 1, updated_at=now)
             )
 
+    def _update(self, conn: Connection, seq: int, **values: Any) -> None:
+        """Update one conversation the replay protocol works on, if this worker still holds it."""
+        query = update(conversations).where(conversations.c.seq == seq)
+        if self.owner is not None:
+            query = query.where(conversations.c.claimed_by == self.owner)
+        if conn.execute(query.values(**values)).rowcount == 0 and self.owner is not None:
+            raise ClaimLostError(
+                f"conversation #{seq} is no longer held by worker {self.owner}",
+                hint="its lease ran out (the state store was unreachable or too slow); another "
+                "worker takes it over and reconciles it",
+            )
+
 
 _STATUSES: tuple[Status, ...] = ("pending", "in_progress", "migrated", "failed", "skipped")
 
 _ROW_COLUMNS = [
     column
     for column in conversations.c
-    if column.name not in ("plan", "claimed_by", "claimed_at", "updated_at")
+    if column.name not in ("plan", "claimed_by", "claimed_at", "updated_at", "lease_until")
 ]
 
 
 def _row_select(*, with_plan: bool = False) -> Any:
     columns = [*_ROW_COLUMNS, conversations.c.plan] if with_plan else _ROW_COLUMNS
     return select(*columns)
+
+
+def _claimable(status: Status, limit: int, *, with_plan: bool) -> Any:
+    """Free conversations of one status in source order, skipping rows being claimed."""
+    c = conversations.c
+    columns = [c.seq, c.plan] if with_plan else [c.seq]
+    return (
+        select(*columns)
+        .where(c.status == status, or_(c.claimed_by.is_(None), c.lease_until < epoch_now()))
+        .order_by(c.seq)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def _take(conn: Connection, worker: str, seqs: Sequence[int], lease: float | None) -> None:
+    if not seqs:
+        return
+    conn.execute(
+        update(conversations)
+        .where(conversations.c.seq.in_(seqs))
+        .values(
+            claimed_by=worker,
+            claimed_at=epoch_now(),
+            lease_until=None if lease is None else epoch_now() + lease,
+        )
+    )
 
 
 def _resolve(conn: Connection, intent_id: int, outcome: IntentOutcome, now: float) -> None:

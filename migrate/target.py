@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -133,6 +133,8 @@ class Target:
         self.timeout = timeout
         self.description = description
         self.calls = 0
+        self.write_guard: Callable[[], None] | None = None
+        """Called right before each write is sent; raises to keep it from being sent."""
 
     async def create_conversation(self, metadata: Mapping[str, str]) -> str:
         """Create an empty conversation with `metadata`; returns its id."""
@@ -200,6 +202,12 @@ class Target:
         if params is not None:
             options["params"] = params
         await self.limiter.acquire()
+        if method != "get" and self.write_guard is not None:
+            try:
+                self.write_guard()
+            except BaseException:
+                self.limiter.release(None)
+                raise
         self.calls += 1
         headers: Mapping[str, str] | None = None
         try:
@@ -275,8 +283,8 @@ def _is_openai(base_url: str) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def open_target(config: TargetConfig, *, job_dir: Path) -> AsyncIterator[Target]:
-    """Connect to the target (starting the local server for `kind="local"`)."""
+async def open_target(config: TargetConfig, *, job_dir: Path | None) -> AsyncIterator[Target]:
+    """Connect to the target (starting the local server for `kind="local"`, in `job_dir`)."""
     validate_target(config)
     with _base_url_for(config, job_dir) as (base_url, api_key):
         client = AsyncOpenAI(
@@ -301,12 +309,18 @@ async def open_target(config: TargetConfig, *, job_dir: Path) -> AsyncIterator[T
 
 
 @contextlib.contextmanager
-def _base_url_for(config: TargetConfig, job_dir: Path) -> Iterator[tuple[str, str]]:
+def _base_url_for(config: TargetConfig, job_dir: Path | None) -> Iterator[tuple[str, str]]:
     if config.kind == "openai":
         base_url = resolve_base_url(config)
         # Compatible servers may need no key; the SDK insists on a non-empty one.
         yield base_url, os.environ.get("OPENAI_API_KEY") or "unused"
         return
+    if job_dir is None:
+        raise ConfigError(
+            "this job writes to the local target, whose conversations live in its job directory",
+            hint="give the job directory; to share a job between processes or machines, run "
+            "`migrate serve` and write to it with --target openai --base-url",
+        )
     from migrate.server.embedded import running_server
     from migrate.server.options import ServerOptions
 

@@ -95,22 +95,42 @@ def test_older_stores_are_upgraded_step_by_step(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     new_store(tmp_path).close()
+    current = state.SCHEMA_VERSION
     steps: list[int] = []
 
     def add_note(conn: Connection) -> None:
-        steps.append(1)
+        steps.append(current)
         conn.execute(text("ALTER TABLE conversations ADD COLUMN note TEXT"))
 
     def add_other(conn: Connection) -> None:
-        steps.append(2)
+        steps.append(current + 1)
 
-    monkeypatch.setattr(state, "SCHEMA_VERSION", 3)
-    monkeypatch.setattr(state, "UPGRADES", {1: add_note, 2: add_other})
+    monkeypatch.setattr(state, "SCHEMA_VERSION", current + 2)
+    monkeypatch.setattr(state, "UPGRADES", {current: add_note, current + 1: add_other})
     store = StateStore.from_url(f"sqlite:///{tmp_path / 'state.db'}")
-    assert steps == [1, 2]
-    assert store.schema_version() == 3
+    assert steps == [current, current + 1]
+    assert store.schema_version() == current + 2
     with store.engine.connect() as conn:
         assert conn.execute(text("SELECT note FROM conversations")).all() == []
+    store.close()
+
+
+def test_a_version_1_store_gains_leases_and_workers(tmp_path: Path) -> None:
+    store = new_store(tmp_path)
+    store.add_outcomes([(n, plan_of(f"c{n}", 2)) for n in range(3)])
+    with store.engine.begin() as conn:
+        # The layout of version 1: no leases, no workers, no pace.
+        conn.execute(text("DROP INDEX ix_conversations_status_seq"))
+        conn.execute(text("ALTER TABLE conversations DROP COLUMN lease_until"))
+        conn.execute(text("DROP TABLE workers"))
+        conn.execute(text("DROP TABLE pace"))
+        conn.execute(text("UPDATE schema_version SET version = 1"))
+    store.close()
+    store = StateStore.from_url(f"sqlite:///{tmp_path / 'state.db'}")
+    assert store.schema_version() == 2
+    assert [claim.seq for claim in store.claim_work("w", limit=2, lease=30.0)] == [0, 1]
+    store.register_worker("w", host="h", pid=1, plans=False, lease=30.0)
+    assert store.live_workers() == (1, False)
     store.close()
 
 
