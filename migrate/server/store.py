@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from migrate.server.ids import mint_id
 from migrate.server.validation import ID_PREFIXES, StoredItem
+from migrate.sqlite import configure_sqlite
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ class ConversationStore:
             pool_size=8,
             max_overflow=8,
         )
-        _configure_sqlite(engine)
+        configure_sqlite(engine, immediate_only_for_writes=True)
         return cls(engine)
 
     def close(self) -> None:
@@ -414,23 +415,3 @@ class ConversationStore:
             )
         conn.execute(items_table.insert(), rows)
         return created
-
-
-def _configure_sqlite(engine: Engine) -> None:
-    """WAL, a busy timeout, and `BEGIN IMMEDIATE` for connections marked as writers."""
-
-    @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy's "begin" event, not pysqlite, decide how transactions start.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @sa.event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        immediate = conn.get_execution_options().get("write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
