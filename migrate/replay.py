@@ -386,12 +386,21 @@ class Replayer:
     async def _list(
         self, seq: int, plan: ConversationPlan, conversation_id: str, budget: _Budget
     ) -> tuple[list[dict[str, object]], int]:
-        calls_before = self.target.calls
+        # Count this conversation's own pages: the target's counter is shared by every task.
+        earlier_pages = 0
         while True:
+            pages = 0
+
+            def count_page() -> None:
+                nonlocal pages
+                pages += 1
+
             try:
-                listed = await self.target.list_items(conversation_id)
-                return listed, self.target.calls - calls_before
+                listed = await self.target.list_items(conversation_id, on_page=count_page)
+                return listed, earlier_pages + pages
             except CallError as error:
+                # The page that failed is counted with the failed attempt, the ones before not.
+                earlier_pages += max(pages - 1, 0)
                 if error.kind == "fatal":
                     raise JobError(f"the target refuses every call: {error.message}") from error
                 if error.kind in ("not_found", "rejected"):

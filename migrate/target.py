@@ -160,11 +160,15 @@ class Target:
             )
         return [item for item in data if isinstance(item, dict)]
 
-    async def list_items(self, conversation_id: str) -> list[dict[str, Any]]:
-        """Every item of a conversation, oldest first (all pages)."""
+    async def list_items(
+        self, conversation_id: str, *, on_page: Callable[[], None] | None = None
+    ) -> list[dict[str, Any]]:
+        """Every item of a conversation, oldest first (all pages); `on_page` before each call."""
         found: list[dict[str, Any]] = []
         after: str | None = None
         while True:
+            if on_page is not None:
+                on_page()
             params: dict[str, Any] = {
                 "order": "asc",
                 "limit": LIST_PAGE_SIZE,
