@@ -112,6 +112,8 @@ class WorkConfig(BaseModel):
 
     state_url: str
     job_id: str
+    target_kind: Literal["local", "openai"] | None = None
+    """The target the worker expects (a check against the job's own)."""
     concurrency: int | None = Field(default=None, ge=1, le=1024)
     timeout: float | None = Field(default=None, gt=0)
     lease: float | None = Field(default=None, gt=0)
@@ -184,6 +186,7 @@ class ProgressUpdate(BaseModel):
     """Where a run stands; sent to the progress callback after each step."""
 
     event: Literal["started", "progress", "finished"]
+    job_id: str | None = None
     target: str | None = None
     conversations_known: int = 0
     """Conversations read from the source so far (the total once planning is complete)."""
@@ -390,6 +393,11 @@ def work_on_job(
         if job.state == "rolled_back":
             raise ConfigError(f"job {job.job_id} was rolled back; there is nothing to do")
         target = TargetConfig.model_validate(job.target)
+        if config.target_kind is not None and config.target_kind != target.kind:
+            raise ConfigError(
+                f"job {job.job_id} writes to {describe_target(target)}, not --target "
+                f"{config.target_kind}"
+            )
         if target.kind == "local":
             raise ConfigError(
                 f"job {job.job_id} writes to the local server inside the process that ran it; "
@@ -487,7 +495,7 @@ def _drive(
     async def replay() -> None:
         async with open_target(target_config, job_dir=job_dir) as target:
             session.attach(target)
-            listener.started(target.description)
+            listener.started(target.description, job.job_id)
             replayer = Replayer(
                 store,
                 target,
@@ -613,14 +621,16 @@ class _Listener:
     ) -> None:
         self.callback = callback
         self.target: str | None = None
+        self.job_id: str | None = None
         self.known = totals.total
         self.planning_complete = planning_complete
         self.done = totals.migrated + totals.failed + totals.skipped
         self.items_planned = totals.items_planned
         self.landed = totals.items_landed
 
-    def started(self, target: str) -> None:
+    def started(self, target: str, job_id: str) -> None:
         self.target = target
+        self.job_id = job_id
         self._send("started")
 
     def planned(self, outcomes: list[tuple[int, PlanOutcome]]) -> None:
@@ -661,6 +671,7 @@ class _Listener:
         self.callback(
             ProgressUpdate(
                 event=event,
+                job_id=self.job_id,
                 target=self.target,
                 conversations_known=self.known,
                 planning_complete=self.planning_complete,
@@ -1007,7 +1018,9 @@ def open_job(ref: JobRef) -> StateStore:
     # A run killed before it wrote job.json still has its job in the default store.
     if "job_id" in recorded and store.job().job_id != recorded["job_id"]:
         store.close()
-        raise ConfigError(f"the state store at {_shown(url)} holds another job than {ref.job_dir}")
+        raise ConfigError(
+            f"the state store at {shown_url(url)} holds another job than {ref.job_dir}"
+        )
     return store if ref.job_id is None else _checked(store, ref.job_id, url)
 
 
@@ -1020,7 +1033,7 @@ def _checked(store: StateStore, job_id: str, url: str) -> StateStore:
         raise
     if held != job_id:
         store.close()
-        raise ConfigError(f"the state store at {_shown(url)} holds job {held}, not {job_id}")
+        raise ConfigError(f"the state store at {shown_url(url)} holds job {held}, not {job_id}")
     return store
 
 
@@ -1029,7 +1042,7 @@ def _name(ref: JobRef) -> str:
 
 
 def _write_job_file(job_dir: Path, job_id: str, state_url: str | None) -> None:
-    content = {"job_id": job_id, "state_url": _shown(state_url) if state_url else None}
+    content = {"job_id": job_id, "state_url": shown_url(state_url) if state_url else None}
     (job_dir / JOB_FILE).write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
 
 
@@ -1037,7 +1050,8 @@ def _default_state_url(job_dir: Path) -> str:
     return f"sqlite:///{(job_dir / STATE_FILE).resolve()}"
 
 
-def _shown(url: str) -> str:
+def shown_url(url: str) -> str:
+    """A database URL fit to print: its password masked."""
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
@@ -1061,5 +1075,5 @@ def _secret_free(data: dict[str, Any]) -> dict[str, Any]:
     """The job config with any password in a database URL masked."""
     source = data.get("source")
     if isinstance(source, dict) and isinstance(source.get("url"), str):
-        source["url"] = _shown(source["url"])
+        source["url"] = shown_url(source["url"])
     return data

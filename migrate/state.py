@@ -616,8 +616,11 @@ class StateStore:
         return seqs
 
     def release_claims(self, worker: str | None = None) -> None:
-        """Forget claims (of one worker, or all of them: the job's processes are gone)."""
-        query = update(conversations).values(claimed_by=None, claimed_at=None, lease_until=None)
+        """Forget claims (of one worker, or all of them: the job's processes are gone).
+
+        Finished conversations keep `claimed_by`: it names the worker that finished them.
+        """
+        query = _release()
         if worker is not None:
             query = query.where(conversations.c.claimed_by == worker)
         else:
@@ -659,11 +662,7 @@ class StateStore:
                 .values(seen_at=now, stopped_at=now)
             )
             if release:
-                conn.execute(
-                    update(conversations)
-                    .where(conversations.c.claimed_by == worker)
-                    .values(claimed_by=None, claimed_at=None, lease_until=None)
-                )
+                conn.execute(_release().where(conversations.c.claimed_by == worker))
 
     def forget_workers(self, worker_ids: Sequence[str]) -> None:
         """Workers known to be gone: mark them stopped and free their claims at once."""
@@ -675,11 +674,7 @@ class StateStore:
                 .where(workers.c.worker_id.in_(worker_ids), workers.c.stopped_at.is_(None))
                 .values(stopped_at=workers.c.seen_at)
             )
-            conn.execute(
-                update(conversations)
-                .where(conversations.c.claimed_by.in_(worker_ids))
-                .values(claimed_by=None, claimed_at=None, lease_until=None)
-            )
+            conn.execute(_release().where(conversations.c.claimed_by.in_(worker_ids)))
 
     def worker_rows(self) -> tuple[list[WorkerRow], float]:
         """Every worker that ever joined the job, and the database's clock."""
@@ -946,6 +941,15 @@ def _claimable(status: Status, limit: int, *, with_plan: bool) -> Any:
         .order_by(c.seq)
         .limit(limit)
         .with_for_update(skip_locked=True)
+    )
+
+
+def _release() -> Any:
+    """Free the claims on unfinished conversations (add the `where`)."""
+    return (
+        update(conversations)
+        .where(conversations.c.status.in_(("pending", "in_progress")))
+        .values(claimed_by=None, claimed_at=None, lease_until=None)
     )
 
 

@@ -1,7 +1,8 @@
-"""`migrate run`, `resume`, `status`, `verify`, `rollback`, `report`: the job verbs.
+"""`migrate run`, `resume`, `work`, `status`, `verify`, `rollback`, `report`: the job verbs.
 
 Each command parses its flags, calls one function of `migrate.jobs`, prints the result (data
-on stdout, progress and messages on stderr) and exits with the result's code.
+on stdout, progress and messages on stderr) and exits with the result's code. A job is named by
+its directory, or (from a machine without it) by `--state URL --job JOB_ID`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import click
 from tqdm import tqdm
 
 from migrate.cli.common import exits_on_errors, job_config_from, new_job_dir, source_options
+from migrate.errors import ConfigError
 from migrate.jobs import (
     JobRef,
     JobSummary,
@@ -27,12 +29,15 @@ from migrate.jobs import (
     RollbackResult,
     RunConfig,
     VerifyReport,
+    WorkConfig,
     job_status,
     resume_job,
     rollback_job,
     rollback_preview,
     run_job,
+    shown_url,
     verify_job,
+    work_on_job,
     write_report,
 )
 from migrate.replay import ReplayOptions
@@ -53,6 +58,40 @@ def state_option(command: Callable[P, R]) -> Callable[P, R]:
         metavar="URL",
         help="SQLAlchemy URL of the state store (default: sqlite in the job dir). "
         "Also read from MIGRATE_STATE_URL.",
+    )(command)
+
+
+def job_options(command: Callable[P, R]) -> Callable[P, R]:
+    """Optional JOB_DIR, or `--state URL --job JOB_ID` on a machine without the directory."""
+    decorators = [
+        click.argument("job_dir", required=False, type=click.Path(file_okay=False, path_type=Path)),
+        click.option(
+            "--job",
+            "job_id",
+            metavar="JOB_ID",
+            help="With --state and no JOB_DIR: the job's id (`migrate status` shows it).",
+        ),
+    ]
+    for decorate in reversed(decorators):
+        command = decorate(command)
+    return state_option(command)
+
+
+def job_ref(job_dir: Path | None, state_url: str | None, job_id: str | None) -> JobRef:
+    """The job named on the command line."""
+    if job_dir is None and (state_url is None or job_id is None):
+        raise click.UsageError("name the job: JOB_DIR, or --state URL --job JOB_ID")
+    return JobRef(job_dir=job_dir, state_url=state_url, job_id=job_id)
+
+
+def lease_option(command: Callable[P, R]) -> Callable[P, R]:
+    """`--lease SECONDS`: how long a claim outlives a worker that stopped renewing it."""
+    return click.option(
+        "--lease",
+        type=click.FloatRange(min=1.0),
+        help="Seconds a worker's claim on a conversation lasts without renewal; another worker "
+        "takes over a dead worker's conversations after it. Default: twice --timeout, at "
+        "least 30; must exceed --timeout.",
     )(command)
 
 
@@ -156,6 +195,7 @@ def server_options_from(options: dict[str, Any]) -> dict[str, Any] | None:
     show_default=True,
     help="Failed calls a conversation may take before it fails.",
 )
+@lease_option
 @state_option
 @rehearsal_options
 @exits_on_errors
@@ -169,6 +209,7 @@ def run(
     timeout: float,
     max_rate: float | None,
     retry_budget: int,
+    lease: float | None,
     state_url: str | None,
     **options: Any,
 ) -> None:
@@ -177,7 +218,8 @@ def run(
     SOURCE is what `migrate plan` takes (file, directory, database URL or --job-file). The
     default target is the local server; writing to OpenAI needs `--target openai`. Exit code
     0: all migrated; 1: some conversations failed; 2: usage error; 3: the job did not finish
-    (resume it with `migrate resume JOB_DIR`).
+    (resume it with `migrate resume JOB_DIR`). With `--state` on a database server, other
+    machines can join the job with `migrate work` while this process plans and replays.
     """
     job = job_config_from(options)
     server_options = server_options_from(options) or {}
@@ -195,17 +237,17 @@ def run(
         job=job,
         job_dir=directory,
         target=target,
-        replay=ReplayOptions(concurrency=concurrency, retry_budget=retry_budget),
+        replay=ReplayOptions(concurrency=concurrency, retry_budget=retry_budget, lease=lease),
         state_url=state_url,
     )
     click.echo(f"job: {directory}", err=True)
-    with _stoppable() as stop, _ProgressBars() as bars:
+    with _stoppable() as stop, _ProgressBars(state_url) as bars:
         summary = run_job(config, progress=bars.update, stop=stop)
     _finish(summary)
 
 
 @click.command()
-@click.argument("job_dir", type=click.Path(file_okay=False, path_type=Path))
+@job_options
 @click.option("--concurrency", type=click.IntRange(1, 1024), help="Override the run's value.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Override the run's value.")
 @click.option(
@@ -213,11 +255,11 @@ def run(
     is_flag=True,
     help="Replay the stored plans without re-reading the source.",
 )
-@state_option
 @rehearsal_options
 @exits_on_errors
 def resume(
-    job_dir: Path,
+    job_dir: Path | None,
+    job_id: str | None,
     concurrency: int | None,
     timeout: float | None,
     no_source_check: bool,
@@ -227,10 +269,12 @@ def resume(
     """Finish an interrupted job: reconcile what was in flight, then go on.
 
     The source is read again first; if a conversation already in progress or migrated has
-    changed, nothing is sent and the command says which. Exit codes as for `migrate run`.
+    changed, nothing is sent and the command says which. Resume takes the job over: it refuses
+    while another worker of the job is alive (use `migrate work` to add one). Exit codes as for
+    `migrate run`.
     """
     config = ResumeConfig(
-        job=JobRef(job_dir=job_dir, state_url=state_url),
+        job=job_ref(job_dir, state_url, job_id),
         concurrency=concurrency,
         timeout=timeout,
         server_options=server_options_from(options),
@@ -242,64 +286,135 @@ def resume(
 
 
 @click.command()
-@click.argument("job_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the counts as one JSON object.")
-@state_option
+@click.option(
+    "--state",
+    "state_url",
+    envvar="MIGRATE_STATE_URL",
+    metavar="URL",
+    required=True,
+    help="SQLAlchemy URL of the job's shared state store. Also read from MIGRATE_STATE_URL.",
+)
+@click.option("--job", "job_id", metavar="JOB_ID", required=True, help="The job to join.")
+@click.option(
+    "--target",
+    "target_kind",
+    type=click.Choice(["local", "openai"]),
+    help="Where the job writes, as a check: it must be the job's own target.",
+)
+@click.option("--concurrency", type=click.IntRange(1, 1024), help="Override the run's value.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), help="Override the run's value.")
+@lease_option
 @exits_on_errors
-def status(job_dir: Path, as_json: bool, state_url: str | None) -> None:
+def work(
+    state_url: str,
+    job_id: str,
+    target_kind: str | None,
+    concurrency: int | None,
+    timeout: float | None,
+    lease: float | None,
+) -> None:
+    """Join a running job as one more worker (on this machine or another).
+
+    The job's plans, target and progress live in its state store, so the worker needs neither
+    the source nor the job directory; the key comes from OPENAI_API_KEY. It claims
+    conversations a few at a time, takes over those of workers that died, and stops when the
+    whole job is done. Exit codes as for `migrate run`.
+    """
+    config = WorkConfig(
+        state_url=state_url,
+        job_id=job_id,
+        target_kind=target_kind,
+        concurrency=concurrency,
+        timeout=timeout,
+        lease=lease,
+    )
+    with _stoppable() as stop, _ProgressBars() as bars:
+        summary = work_on_job(config, progress=bars.update, stop=stop)
+    _finish(summary)
+
+
+@click.command()
+@job_options
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as one JSON object.")
+@exits_on_errors
+def status(job_dir: Path | None, job_id: str | None, as_json: bool, state_url: str | None) -> None:
     """Show a job's counts: conversations by status, items, calls, retries, orphans."""
-    summary = job_status(JobRef(job_dir=job_dir, state_url=state_url))
+    summary = job_status(job_ref(job_dir, state_url, job_id))
     click.echo(summary.model_dump_json(indent=2) if as_json else render_summary(summary))
 
 
 @click.command()
-@click.argument("job_dir", type=click.Path(file_okay=False, path_type=Path))
+@job_options
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as one JSON object.")
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=8, show_default=True)
-@state_option
 @exits_on_errors
-def verify(job_dir: Path, as_json: bool, concurrency: int, state_url: str | None) -> None:
+def verify(
+    job_dir: Path | None,
+    job_id: str | None,
+    as_json: bool,
+    concurrency: int,
+    state_url: str | None,
+) -> None:
     """Read every migrated conversation back and compare it item by item with the plan.
 
     Reports missing, extra, duplicated, reordered and changed items. Exit code 0: everything
     matches; 1: some conversation differs.
     """
-    report = verify_job(JobRef(job_dir=job_dir, state_url=state_url), concurrency=concurrency)
+    report = verify_job(job_ref(job_dir, state_url, job_id), concurrency=concurrency)
     click.echo(report.model_dump_json(indent=2) if as_json else render_verify(report))
     sys.exit(report.exit_code)
 
 
 @click.command()
-@click.argument("job_dir", type=click.Path(file_okay=False, path_type=Path))
+@job_options
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=8, show_default=True)
-@state_option
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for rollback.jsonl (default: the job directory; required without one).",
+)
 @exits_on_errors
-def rollback(job_dir: Path, yes: bool, concurrency: int, state_url: str | None) -> None:
+def rollback(
+    job_dir: Path | None,
+    job_id: str | None,
+    yes: bool,
+    concurrency: int,
+    out: Path | None,
+    state_url: str | None,
+) -> None:
     """Delete every conversation the job created on the target (after confirmation).
 
     Each deletion is recorded in the state store and in rollback.jsonl. Exit code 0: all
     deleted; 1: some deletions failed.
     """
-    ref = JobRef(job_dir=job_dir, state_url=state_url)
+    ref = job_ref(job_dir, state_url, job_id)
+    if out is None and job_dir is None:
+        raise ConfigError("without JOB_DIR, rollback needs --out DIR for rollback.jsonl")
     count, target = rollback_preview(ref)
     if count == 0:
         click.echo("nothing to delete: the job created no conversation that still exists")
         return
     if not yes:
         click.confirm(f"Delete {count} conversation(s) from the {target}?", abort=True, err=True)
-    result = rollback_job(ref, concurrency=concurrency)
+    result = rollback_job(ref, concurrency=concurrency, out=out)
     click.echo(render_rollback(result))
     sys.exit(result.exit_code)
 
 
 @click.command()
-@click.argument("job_dir", type=click.Path(file_okay=False, path_type=Path))
-@state_option
+@job_options
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for the report files (default: the job directory; required without one).",
+)
 @exits_on_errors
-def report(job_dir: Path, state_url: str | None) -> None:
+def report(
+    job_dir: Path | None, job_id: str | None, out: Path | None, state_url: str | None
+) -> None:
     """(Re)write the job's report: id maps (CSV, JSON Lines), findings, errors, summary."""
-    for path in write_report(JobRef(job_dir=job_dir, state_url=state_url)):
+    for path in write_report(job_ref(job_dir, state_url, job_id), out=out):
         click.echo(str(path))
 
 
@@ -372,21 +487,21 @@ def render_rollback(result: RollbackResult) -> str:
 
 def _finish(summary: JobSummary) -> None:
     click.echo(render_summary(summary))
-    click.echo(f"report: {summary.job_dir}/", err=True)
+    if summary.job_dir is not None:
+        click.echo(f"report: {summary.job_dir}/", err=True)
     if not summary.complete:
-        click.echo(
-            f"the job is not finished; continue it with: migrate resume {summary.job_dir}",
-            err=True,
-        )
+        where = summary.job_dir or f"--state URL --job {summary.job_id}"
+        click.echo(f"the job is not finished; continue it with: migrate resume {where}", err=True)
     sys.exit(summary.exit_code)
 
 
 class _ProgressBars:
     """Two tqdm bars on stderr: conversations and items, with rates and ETAs."""
 
-    def __init__(self) -> None:
+    def __init__(self, state_url: str | None = None) -> None:
         self.conversations: tqdm[Any] | None = None
         self.items: tqdm[Any] | None = None
+        self.state_url = state_url
 
     def __enter__(self) -> _ProgressBars:
         return self
@@ -399,6 +514,12 @@ class _ProgressBars:
     def update(self, progress: ProgressUpdate) -> None:
         if progress.event == "started":
             click.echo(f"target: {progress.target}", err=True)
+            if self.state_url is not None and progress.job_id is not None:
+                click.echo(
+                    f"job id: {progress.job_id}; add workers with: migrate work "
+                    f"--state {shown_url(self.state_url)} --job {progress.job_id}",
+                    err=True,
+                )
         if self.conversations is None or self.items is None:
             self.conversations = tqdm(
                 desc="conversations", unit=" conv", file=sys.stderr, position=0, disable=None
@@ -438,4 +559,4 @@ def _stoppable() -> Iterator[threading.Event]:
         signal.signal(signal.SIGINT, previous)
 
 
-JOB_COMMANDS = (run, resume, status, verify, rollback, report)
+JOB_COMMANDS = (run, resume, work, status, verify, rollback, report)

@@ -4,12 +4,16 @@ what the local server really holds (its own database, not the job's state store)
 from __future__ import annotations
 
 import json
+import os
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from migrate.config import build_job_config
 from migrate.jobs import JobRef, RunConfig, job_status, verify_job
@@ -129,3 +133,45 @@ def source_file(tmp_path: Path) -> Callable[..., Path]:
         return write_source(tmp_path / "source.jsonl", **options)
 
     return make
+
+
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
+MARIADB = "mysql+pymysql://root@127.0.0.1:3306"
+
+
+def fresh_database(server: str, what: str) -> Iterator[str]:
+    """A new empty database on `server`, dropped afterwards; skips if the server is down."""
+    name = f"migrate_state_{secrets.token_hex(5)}"
+    admin_db = "/test" if server.startswith("postgresql") else "/"
+    engine = create_engine(
+        server + admin_db, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+    )
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {name}"))
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{what} is not reachable: {exc}")
+        pytest.skip(f"{what} is not reachable")
+    try:
+        yield f"{server}/{name}"
+    finally:
+        with engine.connect() as conn:
+            if server.startswith("postgresql"):
+                conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+            else:
+                conn.execute(text(f"DROP DATABASE {name}"))
+        engine.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database (skips when PostgreSQL is down, fails under CI=true)."""
+    yield from fresh_database(POSTGRES, "PostgreSQL on 127.0.0.1:5432")
+
+
+@pytest.fixture
+def mariadb_url() -> Iterator[str]:
+    """A fresh MariaDB database (skips when MariaDB is down, fails under CI=true)."""
+    yield from fresh_database(MARIADB, "MariaDB on 127.0.0.1:3306")

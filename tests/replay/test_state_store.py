@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest import assert_exactly_once, run_config, write_source
 from sqlalchemy import Connection, create_engine, select, text
-from sqlalchemy.exc import SQLAlchemyError
 
 from migrate import state
 from migrate.errors import JobError
@@ -19,45 +16,6 @@ from migrate.jobs import JobRef, ResumeConfig, job_status, resume_job, run_job
 from migrate.plan import ConversationPlan, PlannedItem
 from migrate.replay import SimulatedCrash
 from migrate.state import JobRecord, StateStore
-
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
-MARIADB = "mysql+pymysql://root@127.0.0.1:3306"
-
-
-def fresh_database(server: str, what: str) -> Iterator[str]:
-    """A new empty database on `server`, dropped afterwards; skips if the server is down."""
-    name = f"migrate_state_{secrets.token_hex(5)}"
-    admin_db = "/test" if server.startswith("postgresql") else "/"
-    engine = create_engine(
-        server + admin_db, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
-    )
-    try:
-        with engine.connect() as conn:
-            conn.execute(text(f"CREATE DATABASE {name}"))
-    except SQLAlchemyError as exc:
-        engine.dispose()
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{what} is not reachable: {exc}")
-        pytest.skip(f"{what} is not reachable")
-    try:
-        yield f"{server}/{name}"
-    finally:
-        with engine.connect() as conn:
-            if server.startswith("postgresql"):
-                conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
-            else:
-                conn.execute(text(f"DROP DATABASE {name}"))
-        engine.dispose()
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    yield from fresh_database(POSTGRES, "PostgreSQL on 127.0.0.1:5432")
-
-
-@pytest.fixture
-def mariadb_url() -> Iterator[str]:
-    yield from fresh_database(MARIADB, "MariaDB on 127.0.0.1:3306")
 
 
 def plan_of(source_id: str, items: int) -> ConversationPlan:
