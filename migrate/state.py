@@ -210,6 +210,7 @@ def _upgrade_to_workers(conn: Connection) -> None:
             index.create(conn)
     workers.create(conn)
     pace.create(conn)
+    conn.execute(insert(pace).values(id=1, paused_until=0.0))
 
 
 Upgrade = Callable[[Connection], None]
@@ -363,6 +364,7 @@ class StateStore:
                     raise JobError("the state store holds no job (no schema_version table)")
                 metadata.create_all(conn)
                 conn.execute(insert(schema_version).values(version=SCHEMA_VERSION))
+                conn.execute(insert(pace).values(id=1, paused_until=0.0))
                 return
             version = conn.execute(select(schema_version.c.version)).scalar_one()
             if version > SCHEMA_VERSION:
@@ -705,18 +707,13 @@ class StateStore:
     def publish_pause(self, seconds: float) -> None:
         """A worker met a 429: all hold off for `seconds` (a longer pause already set stays)."""
         until = epoch_now() + seconds
+        current = pace.c.paused_until
         with self.engine.begin() as conn:
-            changed = conn.execute(
+            conn.execute(
                 update(pace)
                 .where(pace.c.id == 1)
-                .values(
-                    paused_until=case(
-                        (pace.c.paused_until > until, pace.c.paused_until), else_=until
-                    )
-                )
-            ).rowcount
-            if not changed:
-                conn.execute(insert(pace).values(id=1, paused_until=until))
+                .values(paused_until=case((current > until, current), else_=until))
+            )
 
     def unfinished_count(self) -> int:
         """Conversations still pending or in progress (whoever holds them)."""

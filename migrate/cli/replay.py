@@ -241,7 +241,9 @@ def run(
         state_url=state_url,
     )
     click.echo(f"job: {directory}", err=True)
-    with _stoppable() as stop, _ProgressBars(state_url) as bars:
+    # Only a job on a target other processes can reach can take more workers.
+    shared = state_url if target.kind == "openai" else None
+    with _stoppable() as stop, _ProgressBars(shared) as bars:
         summary = run_job(config, progress=bars.update, stop=stop)
     _finish(summary)
 

@@ -482,6 +482,10 @@ def test_three_workers_one_killed_every_conversation_lands_once(
                 # Read back before anything else was written into it.
                 assert row.reconciliations >= 1, row
         assert len(owners) >= 2
+        # `run` told how to add workers, with a password-free URL.
+        assert f"add workers with: migrate work --state {postgres_url} --job {job_id}" in (
+            log.read_text(errors="replace")
+        )
         with AdminClient(base_url) as admin:
             stats = admin.stats()
         assert stats["faults"].get("drop_after_commit", 0) > 0, stats
