@@ -47,7 +47,6 @@ from sqlalchemy import (
     Text,
     case,
     create_engine,
-    event,
     func,
     insert,
     inspect,
@@ -65,6 +64,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from migrate.errors import JobError
 from migrate.findings import ErrorRecord
 from migrate.plan import ConversationPlan
+from migrate.sqlite import configure_sqlite
 
 SCHEMA_VERSION = 2
 
@@ -341,7 +341,7 @@ class StateStore:
             raise JobError(f"invalid state store URL: {exc}") from exc
         engine = create_engine(parsed, future=True)
         if engine.dialect.name == "sqlite":
-            _configure_sqlite(engine)
+            configure_sqlite(engine)
         store = cls(engine)
         try:
             store._prepare(create=create)
@@ -1019,21 +1019,3 @@ def _outcome_values(
         "error_message": None,
         "error_hint": None,
     }
-
-
-def _configure_sqlite(engine: Engine) -> None:
-    """WAL, a busy timeout, and `BEGIN IMMEDIATE` so concurrent writers queue instead of failing."""
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -490,7 +490,12 @@ def render_rollback(result: RollbackResult) -> str:
 def _finish(summary: JobSummary) -> None:
     click.echo(render_summary(summary))
     if summary.job_dir is not None:
-        click.echo(f"report: {summary.job_dir}/", err=True)
+        click.echo(
+            f"report:           {summary.job_dir}/ (conversations.csv, items.csv, "
+            "findings.jsonl, errors.jsonl, summary.json)"
+        )
+        if summary.conversations.failed:
+            click.echo(f"why each failed conversation failed: {summary.job_dir}/errors.jsonl")
     if not summary.complete:
         where = summary.job_dir or f"--state URL --job {summary.job_id}"
         click.echo(f"the job is not finished; continue it with: migrate resume {where}", err=True)
