@@ -19,15 +19,18 @@ import argparse
 import contextlib
 import json
 import math
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from migrate.config import build_job_config
+
+if __package__ in (None, ""):
+    # Run as a script (`python bench/...py`): make the repository root importable.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.server import ServerProcess
 from migrate.jobs import RunConfig, run_job
 from migrate.replay import ReplayOptions
 from migrate.target import TargetConfig
@@ -44,31 +47,6 @@ def write_source(path: Path, *, conversations: int, items: int) -> None:
             out.write(json.dumps({"id": f"bench-{number}", "messages": messages}) + "\n")
 
 
-@contextlib.contextmanager
-def separate_server(work: Path, name: str, latency_ms: float) -> Iterator[str]:
-    """`migrate serve` in its own process; yields its base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "migrate", "serve", "--port", str(port)]
-    command += ["--db", str(work / f"{name}.db"), "--latency-ms", str(latency_ms)]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("the server did not start") from None
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-
 def measure(
     source: Path, work: Path, *, concurrency: int, latency_ms: float, server: str
 ) -> dict[str, float]:
@@ -76,7 +54,8 @@ def measure(
     name = f"c{concurrency}"
     with contextlib.ExitStack() as stack:
         if server == "process":
-            base_url = stack.enter_context(separate_server(work, name, latency_ms))
+            server_process = ServerProcess(work / f"{name}.db", latency_ms=latency_ms)
+            base_url = stack.enter_context(server_process).base_url
             target = TargetConfig(kind="openai", base_url=base_url)
         else:
             target = TargetConfig(server_options={"latency_ms": latency_ms})

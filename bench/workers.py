@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,12 @@ from typing import Any
 from sqlalchemy import create_engine, text
 
 from migrate.server.testing import AdminClient
+
+if __package__ in (None, ""):
+    # Run as a script (`python bench/...py`): make the repository root importable.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.server import ServerProcess
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
 
@@ -70,40 +75,17 @@ def migrate(*arguments: str, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-@contextlib.contextmanager
-def separate_server(work: Path, name: str, latency_ms: float) -> Iterator[str]:
-    """`migrate serve` in its own process, no rate limit; yields its base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = migrate(
-        *("serve", "--port", str(port), "--db", str(work / f"{name}.db")),
-        *("--latency-ms", str(latency_ms)),
-        log=work / f"{name}.log",
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("the server did not start") from None
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-
-
 def measure(
     source: Path, work: Path, *, workers: int, concurrency: int, latency_ms: float
 ) -> dict[str, Any]:
     """One shared job with `workers` processes; returns its rates."""
     name = f"w{workers}"
     log = work / f"{name}-clients.log"
-    with separate_server(work, name, latency_ms) as base_url, fresh_database() as state_url:
+    with (
+        ServerProcess(work / f"{name}.db", latency_ms=latency_ms) as server,
+        fresh_database() as state_url,
+    ):
+        base_url = server.base_url
         job_dir = work / f"{name}-job"
         started = time.monotonic()
         run = migrate(
