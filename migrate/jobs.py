@@ -48,7 +48,7 @@ from adapters import SourceOpenError, open_source
 from migrate.config import JobConfig
 from migrate.errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, ConfigError, JobError
 from migrate.findings import ErrorRecord
-from migrate.pipeline import PlanOutcome, iterate_plans
+from migrate.pipeline import PlanOutcome, iterate_plans, open_configured_source
 from migrate.plan import ConversationPlan
 from migrate.replay import CrashHook, Replayer, ReplayOptions, SimulatedCrash
 from migrate.report import write_report_files
@@ -276,10 +276,7 @@ def run_job(
         raise ConfigError(
             f"{job_dir} already holds a job", hint=f"continue it with `migrate resume {job_dir}`"
         )
-    try:
-        source = open_source(config.job.source)
-    except SourceOpenError as exc:
-        raise ConfigError(str(exc)) from exc
+    source = open_configured_source(config.job.source)
     job_dir.mkdir(parents=True, exist_ok=True)
     state_url = config.state_url or _default_state_url(job_dir)
     store = StateStore.from_url(state_url, create=True)

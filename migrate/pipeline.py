@@ -8,14 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from adapters import Source
+from adapters import Source, SourceConfig, SourceOpenError, open_source
 from adapters.model import SourceConversation, SourceFailure
-from migrate.errors import ConversationError
+from migrate.errors import ConfigError, ConversationError
 from migrate.findings import ErrorRecord
 from migrate.plan import ConversationPlan, plan_conversation
 from migrate.policy import Policy
 
 PlanOutcome = ConversationPlan | ErrorRecord
+
+
+def open_configured_source(config: SourceConfig) -> Source:
+    """The reader for `config`; a source that cannot be opened is a configuration error."""
+    try:
+        return open_source(config)
+    except SourceOpenError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def iterate_plans(source: Source, policy: Policy) -> Iterator[PlanOutcome]:

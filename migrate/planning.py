@@ -23,11 +23,9 @@ from typing import IO, Any, Literal, Self
 
 from pydantic import BaseModel, Field
 
-from adapters import SourceOpenError, open_source
 from migrate.config import JobConfig
-from migrate.errors import ConfigError
 from migrate.findings import ErrorRecord
-from migrate.pipeline import PlanOutcome, iterate_plans
+from migrate.pipeline import PlanOutcome, iterate_plans, open_configured_source
 from migrate.plan import ConversationPlan
 
 MAX_ERRORS_IN_SUMMARY = 1000
@@ -108,19 +106,16 @@ def plan_job(
     Raises `ConfigError` when the source cannot be opened at all. Conversation-level problems
     never raise: they are counted and written to `errors.jsonl`.
     """
-    try:
-        source = open_source(config.source)
-        outcomes = iterate_plans(source, config.policy)
-        job_dir.mkdir(parents=True, exist_ok=True)
-        summary = PlanSummary(source=source.describe(), job_dir=str(job_dir))
-        findings: Counter[str] = Counter()
-        with _PlanFiles(job_dir) as files:
-            for outcome in outcomes:
-                _record(outcome, files, summary, findings)
-                if on_progress is not None:
-                    on_progress(outcome)
-    except SourceOpenError as exc:
-        raise ConfigError(str(exc)) from exc
+    source = open_configured_source(config.source)
+    outcomes = iterate_plans(source, config.policy)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    summary = PlanSummary(source=source.describe(), job_dir=str(job_dir))
+    findings: Counter[str] = Counter()
+    with _PlanFiles(job_dir) as files:
+        for outcome in outcomes:
+            _record(outcome, files, summary, findings)
+            if on_progress is not None:
+                on_progress(outcome)
     summary.findings = dict(sorted(findings.items()))
     (job_dir / "summary.json").write_text(summary.model_dump_json(indent=2) + "\n", "utf-8")
     return summary
