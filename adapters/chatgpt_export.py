@@ -434,6 +434,14 @@ def _multimodal_parts(
         elif isinstance(pointer, str):
             # Audio and video recordings live in the export zip; the transcript carries the words.
             entry_metadata.setdefault("asset_pointers", []).append(pointer)
+            notes.append(
+                SourceNote(
+                    code="media_not_migrated",
+                    message=f"node {node_id!r}: {kind or 'media'} {pointer} lives in the "
+                    "export zip and cannot be sent; any transcript is kept as text",
+                    source_id=source_id,
+                )
+            )
         elif isinstance(raw.get("text"), str):
             parts.append(TextPart(text=raw["text"]))
             notes.append(

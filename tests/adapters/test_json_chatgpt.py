@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.model import (
+    AudioPart,
     HostedToolStep,
     ImagePart,
     Message,
@@ -290,3 +291,26 @@ def test_hidden_system_prompt_and_generated_image(read_json: ReadJson, tmp_path:
     assert (step.tool, step.input) == ("dalle.text2im", '{"prompt": "a pirate ship at dawn"}')
     assert step.outputs == ["[image file-service://file-Ab1]"]
     assert step.metadata["asset_pointers"] == ["file-service://file-Ab1"]
+
+
+def test_audio_and_video_recordings_are_noted_and_transcripts_kept(
+    read_json: ReadJson, tmp_path: Path
+) -> None:
+    node = _node("n1", None, [], "user", "")
+    node["message"]["content"] = {
+        "content_type": "multimodal_text",
+        "parts": [
+            {"content_type": "audio_transcription", "text": "book a table for two"},
+            {"content_type": "audio_asset_pointer", "asset_pointer": "sediment://file_a1"},
+            {"content_type": "video_container_asset_pointer", "asset_pointer": "sediment://v2"},
+        ],
+    }
+    path = _write(tmp_path / "conversations.json", [_tree("c", "n1", [node])])
+    [conversation] = _conversations(read_json(path))
+    [message] = conversation.entries
+    assert isinstance(message, Message)
+    assert [p.transcript for p in message.parts if isinstance(p, AudioPart)] == [
+        "book a table for two"
+    ]
+    assert [n.code for n in conversation.notes] == ["media_not_migrated"] * 2
+    assert "sediment://file_a1" in conversation.notes[0].message
