@@ -12,7 +12,7 @@ from adapters import JsonSourceConfig, open_source
 from adapters.model import SourceRecord
 
 SAMPLES_JSON = Path(__file__).resolve().parents[2] / "samples" / "json"
-REAL_FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "real"
+REAL_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "real"
 
 ReadJson = Callable[..., list[SourceRecord]]
 
@@ -30,9 +30,7 @@ def json_samples() -> Path:
 
 @pytest.fixture
 def real_fixtures() -> Path:
-    """The shared folder of real recorded data (read in place, never copied)."""
-    if not REAL_FIXTURES.is_dir():
-        pytest.skip(f"real fixtures not found at {REAL_FIXTURES}")
+    """The real recorded data committed under tests/fixtures/real (read in place)."""
     return REAL_FIXTURES
 
 

@@ -105,8 +105,15 @@ def _only_comments(statement: str) -> bool:
     return all(not line.strip() or line.strip().startswith("--") for line in statement.splitlines())
 
 
+HOW_TO_START = {
+    "PostgreSQL on 127.0.0.1:5432": "Start it with: pg_ctlcluster $(ls /etc/postgresql) main start",
+    "MariaDB on 127.0.0.1:3306": "Start it with: start-stop-daemon --start --background "
+    "--exec /usr/sbin/mariadbd",
+}
+
+
 def unreachable(what: str, exc: Exception) -> NoReturn:
-    reason = f"{what} is not reachable: {str(exc).splitlines()[0]}"
+    reason = f"{what} is not reachable: {str(exc).splitlines()[0]}. {HOW_TO_START[what]}"
     if os.environ.get("CI") == "true":
         pytest.fail(f"{reason} (CI=true: the database tests must run)")
     pytest.skip(reason)

@@ -16,8 +16,10 @@ from urllib.parse import parse_qs
 import httpx2
 import openai
 import pytest
+import sqlalchemy
 import vcr
 from click.testing import CliRunner
+from sqlhelpers import postgres_schema
 
 from adapters import SourceOpenError, open_source
 from adapters.assistants_dump import export_threads, thread_file
@@ -28,6 +30,8 @@ from adapters.model import Message, SourceConversation, SourceFailure, TextPart
 from migrate.cli import main
 from migrate.plan import plan_conversation
 from migrate.policy import Policy
+
+__all__ = ["postgres_schema"]  # a fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 CASSETTES = ROOT / "tests" / "cassettes" / "assistants"
@@ -192,8 +196,6 @@ def test_cassettes_are_what_the_builder_makes_from_the_recordings(tmp_path: Path
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    if not module.FIXTURES.is_dir():
-        pytest.skip(f"real recordings not found at {module.FIXTURES}")
     module.build(tmp_path)
     built = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
     assert built
@@ -496,33 +498,21 @@ def test_a_failing_id_query_is_a_clear_error_without_password() -> None:
 
 
 @pytest.mark.postgres
-def test_thread_ids_from_postgresql(monkeypatch: pytest.MonkeyPatch) -> None:
-    sqlalchemy = pytest.importorskip("sqlalchemy")
+def test_thread_ids_from_postgresql(postgres_schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
     url = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-    try:
-        engine = sqlalchemy.create_engine(url)
-        with engine.begin() as connection:
-            connection.execute(sqlalchemy.text("DROP TABLE IF EXISTS assistants_thread_ids"))
-            connection.execute(
-                sqlalchemy.text("CREATE TABLE assistants_thread_ids (n int, thread_id text)")
-            )
-            connection.execute(
-                sqlalchemy.text(
-                    "INSERT INTO assistants_thread_ids VALUES (2, 'thread_y'), (1, 'thread_x')"
-                )
-            )
-    except sqlalchemy.exc.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable: {exc.orig}")
-    try:
-        monkeypatch.setenv("THREADS_DB", url)
-        source = AssistantsLiveSource(
-            AssistantsLiveSourceConfig(
-                thread_ids_query="SELECT thread_id FROM assistants_thread_ids ORDER BY n",
-                thread_ids_url_env="THREADS_DB",
-            )
+    table = f"{postgres_schema}.assistants_thread_ids"
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text(f"CREATE TABLE {table} (n int, thread_id text)"))
+        connection.execute(
+            sqlalchemy.text(f"INSERT INTO {table} VALUES (2, 'thread_y'), (1, 'thread_x')")
         )
-        assert source.thread_ids() == ["thread_x", "thread_y"]
-    finally:
-        with engine.begin() as connection:
-            connection.execute(sqlalchemy.text("DROP TABLE assistants_thread_ids"))
-        engine.dispose()
+    engine.dispose()
+    monkeypatch.setenv("THREADS_DB", url)
+    source = AssistantsLiveSource(
+        AssistantsLiveSourceConfig(
+            thread_ids_query=f"SELECT thread_id FROM {table} ORDER BY n",
+            thread_ids_url_env="THREADS_DB",
+        )
+    )
+    assert source.thread_ids() == ["thread_x", "thread_y"]

@@ -38,13 +38,7 @@ from adapters.model import (
 
 __all__ = ["database", "mariadb_database", "postgres_schema"]
 
-REAL_AGENTS_DB = (
-    Path(__file__).resolve().parents[3]
-    / "shared"
-    / "fixtures"
-    / "real"
-    / "agents-sdk-sqlite-market-agent"
-)
+REAL_AGENTS_DB = Path(__file__).resolve().parents[1] / "fixtures" / "real" / "agents-sdk-sqlite-market-agent"
 
 
 def read(config: SqlSourceConfig) -> list[SourceRecord]:
@@ -287,8 +281,6 @@ def test_agents_sdk_bad_items_fail_their_session(database: Database) -> None:
 
 
 def test_real_agents_sdk_database_is_fully_accounted_for(tmp_path: Path) -> None:
-    if not REAL_AGENTS_DB.is_dir():
-        pytest.skip(f"shared fixtures not found at {REAL_AGENTS_DB}")
     for name in (
         "conversation_history_1.db",
         "conversation_history_1.db-wal",

@@ -139,6 +139,13 @@ POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
 MARIADB = "mysql+pymysql://root@127.0.0.1:3306"
 
 
+HOW_TO_START = {
+    "PostgreSQL on 127.0.0.1:5432": "Start it with: pg_ctlcluster $(ls /etc/postgresql) main start",
+    "MariaDB on 127.0.0.1:3306": "Start it with: start-stop-daemon --start --background "
+    "--exec /usr/sbin/mariadbd",
+}
+
+
 def fresh_database(server: str, what: str) -> Iterator[str]:
     """A new empty database on `server`, dropped afterwards; skips if the server is down."""
     name = f"migrate_state_{secrets.token_hex(5)}"
@@ -153,7 +160,7 @@ def fresh_database(server: str, what: str) -> Iterator[str]:
         engine.dispose()
         if os.environ.get("CI") == "true":
             pytest.fail(f"{what} is not reachable: {exc}")
-        pytest.skip(f"{what} is not reachable")
+        pytest.skip(f"{what} is not reachable. {HOW_TO_START[what]}")
     try:
         yield f"{server}/{name}"
     finally:

@@ -11,15 +11,7 @@ import pytest
 from openai import OpenAI
 
 RECORDINGS = (
-    Path(__file__).resolve().parents[3]
-    / "shared"
-    / "fixtures"
-    / "real"
-    / "openai-dotnet-conversations-responses"
-)
-
-pytestmark = pytest.mark.skipif(
-    not RECORDINGS.is_dir(), reason=f"real recordings not found at {RECORDINGS}"
+    Path(__file__).resolve().parents[1] / "fixtures" / "real" / "openai-dotnet-conversations-responses"
 )
 
 

@@ -1,8 +1,8 @@
 """Build vcrpy cassettes and export files from real recorded Assistants API traffic.
 
-Inputs (read-only): `shared/fixtures/real/openai-dotnet-assistants/*.json` (Azure test-proxy
+Inputs (read-only): `tests/fixtures/real/openai-dotnet-assistants/*.json` (Azure test-proxy
 records of the official .NET SDK's tests against api.openai.com) and
-`shared/fixtures/real/ruby-openai-assistants-vcr/*.yml` (VCR cassettes of ruby-openai's tests).
+`tests/fixtures/real/ruby-openai-assistants-vcr/*.yml` (VCR cassettes of ruby-openai's tests).
 
 Outputs (committed next to this file):
 
@@ -42,7 +42,7 @@ from vcr.serialize import serialize
 from vcr.serializers import yamlserializer
 
 HERE = Path(__file__).resolve().parent
-FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "real"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "real"
 DOTNET = FIXTURES / "openai-dotnet-assistants"
 RUBY = FIXTURES / "ruby-openai-assistants-vcr"
 BASE = "https://api.openai.com/v1"
