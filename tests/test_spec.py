@@ -15,7 +15,6 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import pytest
 from spec import (
     REAL_FIXTURES,
     SpecValidator,

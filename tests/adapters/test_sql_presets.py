@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
+from spec import REAL_FIXTURES
 from sqlhelpers import (
     SAMPLES,
     Database,
@@ -38,7 +38,7 @@ from adapters.model import (
 
 __all__ = ["database", "mariadb_database", "postgres_schema"]
 
-REAL_AGENTS_DB = Path(__file__).resolve().parents[1] / "fixtures" / "real" / "agents-sdk-sqlite-market-agent"
+REAL_AGENTS_DB = REAL_FIXTURES / "agents-sdk-sqlite-market-agent"
 
 
 def read(config: SqlSourceConfig) -> list[SourceRecord]:

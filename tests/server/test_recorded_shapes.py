@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import httpx2
-import pytest
 from openai import OpenAI
+from spec import REAL_FIXTURES
 
-RECORDINGS = (
-    Path(__file__).resolve().parents[1] / "fixtures" / "real" / "openai-dotnet-conversations-responses"
-)
+RECORDINGS = REAL_FIXTURES / "openai-dotnet-conversations-responses"
 
 
 def recorded_call(name: str, method: str, path_part: str) -> Any:
