@@ -10,7 +10,9 @@ resume, and again by `migrate report`:
 - `findings.jsonl`: every lossy or repairing step of the transform, per conversation.
 - `errors.jsonl`: why each failed conversation failed, and what to do about it.
 - `summary.json`: the job's counts (`total = migrated + failed + skipped + pending +
-  in_progress`), API calls, retries, reconciliations, possible orphans, elapsed time.
+  in_progress`), API calls, retries, reconciliations, possible orphans, elapsed time; under
+  `report`, what `report.html` shows (`migrate.reporting`).
+- `report.html`: the page a person reads.
 
 Nothing here ever holds a secret: the state store has none to give.
 """
@@ -25,6 +27,9 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from migrate.reporting import run_report
+from migrate.reporting.collect import CodeTally, run_samples
+from migrate.reporting.render import write_report_html
 from migrate.state import StateStore
 
 CONVERSATION_FIELDS = [
@@ -55,15 +60,18 @@ ITEM_FIELDS = [
 
 def write_report_files(store: StateStore, job_dir: Path, summary: dict[str, Any]) -> list[Path]:
     """Write every report file into `job_dir` (replacing old ones); returns their paths."""
+    tally = CodeTally()
     written = [
         *_write_both(job_dir, "conversations", CONVERSATION_FIELDS, _conversation_rows(store)),
         *_write_both(job_dir, "items", ITEM_FIELDS, _item_rows(store)),
-        _write_lines(job_dir / "findings.jsonl", _finding_rows(store)),
+        _write_lines(job_dir / "findings.jsonl", _finding_rows(store, tally)),
         _write_lines(job_dir / "errors.jsonl", _error_rows(store)),
     ]
+    summary = summary | {"report": run_report(store, job_dir, tally).model_dump(mode="json")}
     summary_path = job_dir / "summary.json"
     _replace(summary_path, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     written.append(summary_path)
+    written.append(write_report_html(job_dir, summary, run_samples(store, job_dir)))
     return written
 
 
@@ -93,11 +101,12 @@ def _item_rows(store: StateStore) -> Iterator[dict[str, Any]]:
         yield {field: item[field] for field in ITEM_FIELDS}
 
 
-def _finding_rows(store: StateStore) -> Iterator[dict[str, Any]]:
+def _finding_rows(store: StateStore, tally: CodeTally) -> Iterator[dict[str, Any]]:
     for row, plan in store.iter_conversations(with_plans=True):
         if plan is None:
             continue
         for finding in plan.findings:
+            tally.add_finding(finding, row.location)
             yield finding.model_dump(mode="json") | {"location": row.location}
 
 
