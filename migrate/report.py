@@ -58,15 +58,26 @@ ITEM_FIELDS = [
 ]
 
 
-def write_report_files(store: StateStore, job_dir: Path, summary: dict[str, Any]) -> list[Path]:
-    """Write every report file into `job_dir` (replacing old ones); returns their paths."""
+def write_report_files(
+    store: StateStore, job_dir: Path, summary: dict[str, Any], *, html_only: bool = False
+) -> list[Path]:
+    """Write every report file into `job_dir` (replacing old ones); returns their paths.
+
+    `html_only`: only `summary.json` and `report.html` (the findings are still counted)."""
     tally = CodeTally()
-    written = [
-        *_write_both(job_dir, "conversations", CONVERSATION_FIELDS, _conversation_rows(store)),
-        *_write_both(job_dir, "items", ITEM_FIELDS, _item_rows(store)),
-        _write_lines(job_dir / "findings.jsonl", _finding_rows(store, tally)),
-        _write_lines(job_dir / "errors.jsonl", _error_rows(store)),
-    ]
+    if html_only:
+        for _ in _finding_rows(store, tally):
+            pass
+    written = (
+        []
+        if html_only
+        else [
+            *_write_both(job_dir, "conversations", CONVERSATION_FIELDS, _conversation_rows(store)),
+            *_write_both(job_dir, "items", ITEM_FIELDS, _item_rows(store)),
+            _write_lines(job_dir / "findings.jsonl", _finding_rows(store, tally)),
+            _write_lines(job_dir / "errors.jsonl", _error_rows(store)),
+        ]
+    )
     summary = summary | {"report": run_report(store, job_dir, tally).model_dump(mode="json")}
     summary_path = job_dir / "summary.json"
     _replace(summary_path, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")

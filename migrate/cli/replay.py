@@ -41,6 +41,7 @@ from migrate.jobs import (
     write_report,
 )
 from migrate.replay import ReplayOptions
+from migrate.reporting.terminal import code_lines, page_line, saved_report
 from migrate.target import TargetConfig
 
 P = ParamSpec("P")
@@ -411,12 +412,21 @@ def rollback(
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory for the report files (default: the job directory; required without one).",
 )
+@click.option(
+    "--html", "html_only", is_flag=True, help="Rewrite only report.html (and summary.json)."
+)
 @exits_on_errors
 def report(
-    job_dir: Path | None, job_id: str | None, out: Path | None, state_url: str | None
+    job_dir: Path | None,
+    job_id: str | None,
+    out: Path | None,
+    state_url: str | None,
+    html_only: bool,
 ) -> None:
-    """(Re)write the job's report: id maps (CSV, JSON Lines), findings, errors, summary."""
-    for path in write_report(job_ref(job_dir, state_url, job_id), out=out):
+    """(Re)write the job's report: id maps (CSV, JSON Lines), findings, errors, summary, and
+    report.html."""
+    ref = job_ref(job_dir, state_url, job_id)
+    for path in write_report(ref, out=out, html_only=html_only):
         click.echo(str(path))
 
 
@@ -490,6 +500,10 @@ def render_rollback(result: RollbackResult) -> str:
 def _finish(summary: JobSummary) -> None:
     click.echo(render_summary(summary))
     if summary.job_dir is not None:
+        saved = saved_report(Path(summary.job_dir))
+        if saved is not None:
+            click.echo("\n".join(code_lines(saved)))
+            click.echo(page_line(summary.job_dir))
         click.echo(
             f"report:           {summary.job_dir}/ (conversations.csv, items.csv, "
             "findings.jsonl, errors.jsonl, summary.json)"

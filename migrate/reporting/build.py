@@ -195,7 +195,10 @@ def _timeline(store: StateStore, pauses: list[dict[str, Any]] | None) -> Timelin
             bucket.writes += int(calls)
             if outcome in ("not_applied", "ambiguous"):
                 bucket.retries += int(calls)
-            if outcome == "reconciled":
+            # an append whose outcome is unknown is reconciled before it is resent (an unknown
+            # create cannot be: it counts as a possible orphan); `reconciled` closes the open
+            # writes of a conversation taken over from a stopped process
+            if outcome == "reconciled" or (outcome == "ambiguous" and kind == "append"):
                 bucket.reconciliations += int(calls)
             if kind == "append" and outcome in ("applied", "reconciled"):
                 bucket.items += int(landed or 0)

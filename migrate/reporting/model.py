@@ -73,6 +73,8 @@ class Bucket(BaseModel):
     retries: int = 0
     """Writes that failed and were sent again (429, timeouts, dropped connections)."""
     reconciliations: int = 0
+    """Appends with an unknown outcome (each reconciled before it is resent), and open writes
+    reconciled when a conversation was taken over."""
     pauses: int = 0
     """429 pauses met (from `events.jsonl`)."""
 

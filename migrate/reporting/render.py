@@ -51,6 +51,13 @@ def _num(value: Any, path: str, style: str = "int") -> Markup:
     )
 
 
+def _ticks(value: str) -> Markup:
+    """Free text whose `backticked` words are shown as code."""
+    parts = str(escape(value)).split("`")
+    html = "".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts))
+    return Markup('<span data-free="">{}</span>').format(Markup(html))
+
+
 def _free(value: Any) -> Markup:
     return Markup('<span data-free="">{}</span>').format("" if value is None else value)
 
@@ -64,7 +71,7 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals.update(num=_num, free=_free, escape=escape)
+    env.globals.update(num=_num, free=_free, ticks=_ticks)
     return env
 
 
