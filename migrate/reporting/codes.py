@@ -36,7 +36,7 @@ _FE: tuple[Kind, ...] = ("finding", "error")
 
 
 def _policy_choice(kind: str, key: str) -> str:
-    return f"{kind}; set `policy.{key}` to `text` (keep it readable) or `drop` (accept the loss)"
+    return f"{kind}; set `policy.{key}` to `text` (keep it readable) or `drop` (accept the loss)."
 
 
 _TABLE: list[tuple[str, tuple[Kind, ...], str, str]] = [
