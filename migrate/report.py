@@ -78,11 +78,13 @@ def write_report_files(
             _write_lines(job_dir / "errors.jsonl", _error_rows(store)),
         ]
     )
-    summary = summary | {"report": run_report(store, job_dir, tally).model_dump(mode="json")}
+    samples = run_samples(store, job_dir)
+    report = run_report(store, job_dir, tally).model_copy(update={"samples": len(samples)})
+    summary = summary | {"report": report.model_dump(mode="json")}
     summary_path = job_dir / "summary.json"
     _replace(summary_path, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     written.append(summary_path)
-    written.append(write_report_html(job_dir, summary, run_samples(store, job_dir)))
+    written.append(write_report_html(job_dir, summary, samples))
     return written
 
 

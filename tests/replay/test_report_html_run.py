@@ -102,7 +102,8 @@ def test_a_run_with_failures_lists_them_by_code_with_their_location(
     assert result.exit_code == 0, result.output
     assert not (tmp_path / "job" / "items.csv").exists()
     assert (tmp_path / "job" / "report.html").read_text("utf-8") == page
-    # the failed conversation is in the viewer with its final status and code
+    # the failed conversations are in the viewer, with their final status and code
+    assert data["report"]["samples"] == page.count('<details data-free=""') == 5
     assert 'class="status-failed">failed</span>' in page
     assert '<span class="tag err">api_string_above_max_length</span>' in page
 
