@@ -99,11 +99,11 @@ class LargestHeap:
     def add(self, plan: ConversationPlan) -> None:
         self._seen += 1
         # the sequence number breaks ties: the earlier conversation wins
-        entry = (len(plan.items), -self._seen, _largest(plan))
+        key = (len(plan.items), -self._seen)
         if len(self._heap) < MAX_LARGEST:
-            heapq.heappush(self._heap, entry)
-        elif entry[:2] > self._heap[0][:2]:
-            heapq.heapreplace(self._heap, entry)
+            heapq.heappush(self._heap, (*key, _largest(plan)))
+        elif key > self._heap[0][:2]:
+            heapq.heapreplace(self._heap, (*key, _largest(plan)))
 
     def rows(self) -> list[Largest]:
         return [entry[2] for entry in sorted(self._heap, key=lambda e: e[:2], reverse=True)]
