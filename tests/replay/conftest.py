@@ -160,7 +160,7 @@ def fresh_database(server: str, what: str) -> Iterator[str]:
         engine.dispose()
         if os.environ.get("CI") == "true":
             pytest.fail(f"{what} is not reachable: {exc}")
-        pytest.skip(f"{what} is not reachable. {HOW_TO_START.get(what, "")}")
+        pytest.skip(f"{what} is not reachable. {HOW_TO_START.get(what, '')}")
     try:
         yield f"{server}/{name}"
     finally:
