@@ -5,7 +5,7 @@
 Generates a seeded Chat Completions JSONL source of short conversations (1 to 6 messages), with
 findings (unanswered tool calls, author names) and errors (unknown roles, malformed lines) in a
 few percent of them, so the page has codes, examples and viewer samples to show. Then runs
-`migrate.planning.plan_job` on it once, timing the whole plan and, inside it, the writing of
+`migrate.jobs.plan.plan_job` on it once, timing the whole plan and, inside it, the writing of
 `report.html` (`write_report_html`, the Jinja2 render and the file). A second plan with the
 report's aggregation switched off measures what gathering the aggregates costs the plan.
 
@@ -28,10 +28,10 @@ if __package__ in (None, ""):
     # Run as a script (`python bench/...py`): make the repository root importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import migrate.planning
+import migrate.jobs.plan
 from adapters.config import JsonSourceConfig
 from migrate.config import JobConfig
-from migrate.planning import plan_job
+from migrate.jobs.plan import plan_job
 
 SIZE_TARGET = 2_000_000
 TIME_SHARE_TARGET = 0.10
@@ -73,7 +73,7 @@ def write_source(path: Path, conversations: int, *, seed: int) -> None:
 def _plan(source: Path, job_dir: Path) -> tuple[float, float, int]:
     """Seconds of the whole plan, seconds of writing report.html, and the page's size."""
     spent: list[float] = []
-    original = migrate.planning.write_report_html
+    original = migrate.jobs.plan.write_report_html
 
     def timed(*args: Any, **kwargs: Any) -> Path:
         began = time.perf_counter()
@@ -81,28 +81,28 @@ def _plan(source: Path, job_dir: Path) -> tuple[float, float, int]:
         spent.append(time.perf_counter() - began)
         return path
 
-    migrate.planning.write_report_html = timed
+    migrate.jobs.plan.write_report_html = timed
     try:
         config = JobConfig(source=JsonSourceConfig(path=source, format="chat_completions"))
         began = time.perf_counter()
         plan_job(config, job_dir)
         total = time.perf_counter() - began
     finally:
-        migrate.planning.write_report_html = original
+        migrate.jobs.plan.write_report_html = original
     return total, sum(spent), (job_dir / "report.html").stat().st_size
 
 
 def _plan_without_aggregates(source: Path, job_dir: Path) -> float:
     """The same plan with the report's per-conversation aggregation made a no-op."""
-    original: Callable[..., Any] = migrate.planning.PlanReportBuilder.observe
-    migrate.planning.PlanReportBuilder.observe = lambda self, source, outcome: None  # type: ignore[method-assign]
+    original: Callable[..., Any] = migrate.jobs.plan.PlanReportBuilder.observe
+    migrate.jobs.plan.PlanReportBuilder.observe = lambda self, source, outcome: None  # type: ignore[method-assign]
     try:
         config = JobConfig(source=JsonSourceConfig(path=source, format="chat_completions"))
         began = time.perf_counter()
         plan_job(config, job_dir)
         return time.perf_counter() - began
     finally:
-        migrate.planning.PlanReportBuilder.observe = original  # type: ignore[method-assign]
+        migrate.jobs.plan.PlanReportBuilder.observe = original  # type: ignore[method-assign]
 
 
 def main() -> None:

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from htmlreport import check_numbers, open_in_chromium
 
 from migrate.cli import main
+from tests.htmlreport import check_numbers, open_in_chromium
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 

@@ -17,7 +17,6 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from adapters.model import SourceConversation
-from migrate.findings import ErrorRecord
 from migrate.reporting.codes import describe
 from migrate.reporting.collect import CodeTally, LargestHeap, PlanOutcome, SampleCollector, share
 from migrate.reporting.events import read_pauses
@@ -33,7 +32,9 @@ from migrate.reporting.model import (
     Session,
     Timeline,
 )
-from migrate.state import StateStore, conversations, intents
+from migrate.state.schema import conversations, intents
+from migrate.state.store import StateStore
+from migrate.transform.findings import ErrorRecord
 
 DEFAULT_RATE_PER_MINUTE = 300
 """Requests per minute assumed by a plan's estimate when none is given: no rate is published

@@ -12,12 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from adapters.model import SourceConversation
-from migrate.findings import ErrorRecord, Finding
-from migrate.plan import ConversationPlan
+from migrate.plan.model import ConversationPlan
 from migrate.reporting.codes import describe
 from migrate.reporting.model import MAX_EXAMPLES, MAX_LARGEST, CodeCount, Example, Largest
 from migrate.reporting.viewer import MAX_SAMPLES, Sample, sample_from
-from migrate.state import StateStore
+from migrate.state.store import StateStore
+from migrate.transform.findings import ErrorRecord, Finding
 
 PlanOutcome = ConversationPlan | ErrorRecord
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from migrate.ratelimit import RateLimiter
+from migrate.replay.ratelimit import RateLimiter
 
 EVENTS_FILE = "events.jsonl"
 

@@ -27,8 +27,8 @@ from adapters.model import (
     ToolCall,
     ToolResult,
 )
-from migrate.findings import ErrorRecord
-from migrate.plan import ConversationPlan
+from migrate.plan.model import ConversationPlan
+from migrate.transform.findings import ErrorRecord
 
 MAX_SAMPLES = 30
 MAX_TEXT_CHARS = 500

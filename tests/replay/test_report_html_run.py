@@ -11,14 +11,14 @@ from pathlib import Path
 import httpx2
 import pytest
 from click.testing import CliRunner
-from conftest import assert_exactly_once, run_config
-from htmlreport import check_numbers, open_in_chromium
 
 from migrate.cli import main
-from migrate.jobs import run_job
+from migrate.jobs.run import run_job
+from migrate.limits import MAX_INPUT_TEXT_CHARS as MAX_TEXT
+from migrate.replay.target import TargetConfig
 from migrate.server.testing import ServerFactory
-from migrate.server.validation import MAX_TEXT
-from migrate.target import TargetConfig
+from tests.htmlreport import check_numbers, open_in_chromium
+from tests.replay.helpers import assert_exactly_once, run_config
 
 
 def _store_counts(job_dir: Path) -> tuple[int, int, int]:

@@ -30,7 +30,7 @@ from typing import IO, Any
 from migrate.reporting import run_report
 from migrate.reporting.collect import CodeTally, run_samples
 from migrate.reporting.render import write_report_html
-from migrate.state import StateStore
+from migrate.state.store import StateStore
 
 CONVERSATION_FIELDS = [
     "source_id",
