@@ -117,7 +117,7 @@ def _floor_default(element: _floor, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(_floor, "sqlite")
 def _floor_sqlite(element: _floor, compiler: SQLCompiler, **kw: Any) -> str:
-    # only used on non-negative values, where truncation is the floor
+    # truncation is the floor except below zero, where `_bucket` clamps to the first bucket
     return f"CAST({compiler.process(element.clauses, **kw)} AS INTEGER)"
 
 
@@ -186,11 +186,22 @@ def _timeline(store: StateStore, pauses: list[dict[str, Any]] | None) -> Timelin
         def slot(column: Any) -> Any:
             return _floor((column - start) / width)
 
-        resolved = i.resolved_at.is_not(None) & (i.resolved_at >= start)
-        for n, outcome, kind, calls, landed in conn.execute(
-            select(slot(i.resolved_at), i.outcome, i.kind, func.count(), func.sum(i.count))
+        # the slot is computed in a subquery: PostgreSQL will not match a GROUP BY expression
+        # whose bound parameters differ from the SELECT's
+        # no `>= start` filter: MariaDB keeps these FLOAT columns in single precision (steps
+        # of 128 s at today's epoch), so a write may appear to end before the first began;
+        # `_bucket` puts such a slot in the first bucket
+        resolved = i.resolved_at.is_not(None)
+        writes = (
+            select(slot(i.resolved_at).label("slot"), i.outcome, i.kind, i.count)
             .where(resolved)
-            .group_by(slot(i.resolved_at), i.outcome, i.kind)
+            .subquery()
+        )
+        w = writes.c
+        for n, outcome, kind, calls, landed in conn.execute(
+            select(w.slot, w.outcome, w.kind, func.count(), func.sum(w.count)).group_by(
+                w.slot, w.outcome, w.kind
+            )
         ):
             bucket = _bucket(buckets, n, width)
             bucket.writes += int(calls)
@@ -203,14 +214,12 @@ def _timeline(store: StateStore, pauses: list[dict[str, Any]] | None) -> Timelin
                 bucket.reconciliations += int(calls)
             if kind == "append" and outcome in ("applied", "reconciled"):
                 bucket.items += int(landed or 0)
-        final = c.status.in_(("migrated", "failed")) & (c.updated_at >= start)
-        for n, count in conn.execute(
-            select(slot(c.updated_at), func.count()).where(final).group_by(slot(c.updated_at))
-        ):
+        final = c.status.in_(("migrated", "failed"))
+        done = select(slot(c.updated_at).label("slot")).where(final).subquery()
+        for n, count in conn.execute(select(done.c.slot, func.count()).group_by(done.c.slot)):
             _bucket(buckets, n, width).conversations += int(count)
     for event in pauses or []:
-        if float(event["at"]) >= start:
-            _bucket(buckets, math.floor((float(event["at"]) - start) / width), width).pauses += 1
+        _bucket(buckets, math.floor((float(event["at"]) - start) / width), width).pauses += 1
     ordered = [buckets[n] for n in sorted(buckets)]
     return Timeline(
         bucket_seconds=width,

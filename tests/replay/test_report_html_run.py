@@ -11,14 +11,19 @@ from pathlib import Path
 import httpx2
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import func, select
 
 from migrate.cli import main
-from migrate.jobs.run import run_job
+from migrate.jobs.models import JobRef, ResumeConfig
+from migrate.jobs.run import resume_job, run_job
 from migrate.limits import MAX_INPUT_TEXT_CHARS as MAX_TEXT
+from migrate.replay.replayer import SimulatedCrash
 from migrate.replay.target import TargetConfig
 from migrate.server.testing import ServerFactory
+from migrate.state.schema import intents
+from migrate.state.store import StateStore
 from tests.htmlreport import check_numbers, open_in_chromium
-from tests.replay.helpers import assert_exactly_once, run_config
+from tests.replay.helpers import assert_exactly_once, run_config, write_source
 
 
 def _store_counts(job_dir: Path) -> tuple[int, int, int]:
@@ -130,3 +135,48 @@ def test_rate_limit_pauses_are_logged_and_shown(
     assert pauses["seconds"] == round(sum(json.loads(e)["pause"] for e in events), 1)
     assert sum(b["pauses"] for b in data["report"]["timeline"]["buckets"]) == len(events)
     assert "report.pauses.count" in {path for path, _, _ in numbers}
+
+
+@pytest.mark.parametrize(
+    "engine",
+    [
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ],
+)
+def test_a_resumed_job_reports_both_sessions_on_any_engine(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'elsewhere.db'}"
+        if engine == "sqlite"
+        else request.getfixturevalue(f"{engine}_url")
+    )
+    source = write_source(tmp_path / "source.jsonl", conversations=4, messages=25)
+    job_dir = tmp_path / "job"
+    config = run_config(source, job_dir).model_copy(update={"state_url": url})
+    crashes = iter([False, True])
+
+    def hook(point: str, seq: int) -> None:
+        if point == "after_append_call" and next(crashes, False):
+            raise SimulatedCrash(point)
+
+    with pytest.raises(SimulatedCrash):
+        run_job(config, crash_hook=hook)
+    resume_job(ResumeConfig(job=JobRef(job_dir=job_dir, state_url=url)))
+    data, _ = check_numbers(job_dir)
+    report = data["report"]
+    assert data["conversations"]["migrated"] == 4
+    assert len(report["sessions"]) == 2
+    assert [session["planner"] for session in report["sessions"]] == [True, True]
+    store = StateStore.from_url(url)
+    try:
+        with store.engine.connect() as conn:
+            writes = conn.execute(
+                select(func.count()).select_from(intents).where(intents.c.resolved_at.is_not(None))
+            ).scalar_one()
+    finally:
+        store.close()
+    assert sum(bucket["writes"] for bucket in report["timeline"]["buckets"]) == writes > 0
+    assert sum(bucket["conversations"] for bucket in report["timeline"]["buckets"]) == 4
