@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from spec import SpecValidator, load_spec_validator
 
-from migrate.policy import Policy
+from migrate.transform.policy import Policy
 
 
 @pytest.fixture

@@ -38,9 +38,10 @@ from adapters.model import (
     ToolCall,
     ToolResult,
 )
-from migrate.plan import ConversationPlan, PlannedRequest, plan_conversation
-from migrate.policy import Policy
-from migrate.validate import batch_problems, metadata_problems
+from migrate.plan.model import ConversationPlan, PlannedRequest
+from migrate.plan.planner import plan_conversation
+from migrate.plan.validate import batch_problems, metadata_problems
+from migrate.transform.policy import Policy
 
 ITEMS_URL = "/conversations/conv_spec/items"
 

@@ -113,7 +113,7 @@ HOW_TO_START = {
 
 
 def unreachable(what: str, exc: Exception) -> NoReturn:
-    reason = f"{what} is not reachable: {str(exc).splitlines()[0]}. {HOW_TO_START[what]}"
+    reason = f"{what} is not reachable: {str(exc).splitlines()[0]}. {HOW_TO_START.get(what, '')}"
     if os.environ.get("CI") == "true":
         pytest.fail(f"{reason} (CI=true: the database tests must run)")
     pytest.skip(reason)

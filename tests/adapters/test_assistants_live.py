@@ -28,8 +28,8 @@ from adapters.assistants.live import AssistantsLiveSource
 from adapters.config import AssistantsLiveSourceConfig
 from adapters.model import Message, SourceConversation, SourceFailure, TextPart
 from migrate.cli import main
-from migrate.plan import plan_conversation
-from migrate.policy import Policy
+from migrate.plan.planner import plan_conversation
+from migrate.transform.policy import Policy
 
 __all__ = ["postgres_schema"]  # a fixture
 

@@ -16,11 +16,13 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from migrate.config import build_job_config
-from migrate.jobs import JobRef, RunConfig, job_status, verify_job
-from migrate.replay import ReplayOptions
+from migrate.jobs.models import JobRef, RunConfig
+from migrate.jobs.status import job_status
+from migrate.jobs.verify import verify_job
+from migrate.replay.replayer import ReplayOptions
+from migrate.replay.target import TargetConfig
 from migrate.server.store import ConversationStore
 from migrate.server.testing import ServerFactory
-from migrate.target import TargetConfig
 
 
 def write_source(
@@ -160,7 +162,7 @@ def fresh_database(server: str, what: str) -> Iterator[str]:
         engine.dispose()
         if os.environ.get("CI") == "true":
             pytest.fail(f"{what} is not reachable: {exc}")
-        pytest.skip(f"{what} is not reachable. {HOW_TO_START[what]}")
+        pytest.skip(f"{what} is not reachable. {HOW_TO_START.get(what, '')}")
     try:
         yield f"{server}/{name}"
     finally:

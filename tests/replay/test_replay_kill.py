@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import assert_exactly_once, write_source
 
-from migrate.jobs import JobRef, job_status
+from migrate.jobs.models import JobRef
+from migrate.jobs.status import job_status
 
 ROUNDS = 5
 
