@@ -16,13 +16,13 @@ reading goes on with the next record.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from adapters.assistants.export import read_export
-from adapters.base import DecodeError, SourceOpenError
+from adapters.base import DecodeError, SourceOpenError, replace_lone_surrogates
 from adapters.config import JsonFormat, JsonSourceConfig
 from adapters.json.chat_completions import read_chat_completions
 from adapters.json.chatgpt_export import read_chatgpt
@@ -33,10 +33,11 @@ from adapters.json.stream import (
     JSON_SUFFIXES,
     Layout,
     RawFailure,
+    RawRecord,
     iter_raw_records,
     sniff_layout,
 )
-from adapters.model import SourceConversation, SourceFailure, SourceRecord
+from adapters.model import SourceConversation, SourceFailure, SourceNote, SourceRecord
 
 logger = logging.getLogger(__name__)
 
@@ -138,8 +139,17 @@ class JsonFilesSource:
                 )
                 continue
             ctx = RecordContext(self._config, raw.location, raw.derived_id)
+            value, replaced = raw.value, None
+            if raw.surrogates:
+                if self._config.lone_surrogates == "fail":
+                    yield lone_surrogate_failure(found, raw.location, raw.surrogates)
+                    continue
+                value, replaced = replace_lone_surrogates(value), lone_surrogate_note(raw)
             try:
-                yield from convert_record(raw.value, ctx, found)
+                for conversation in convert_record(value, ctx, found):
+                    if replaced is not None:
+                        conversation.notes.append(replaced)
+                    yield conversation
             except DecodeError as exc:
                 yield SourceFailure(
                     source_kind=found,
@@ -156,6 +166,30 @@ class JsonFilesSource:
                     message=f"{raw.location}: a value has an unexpected type: "
                     f"{exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}",
                 )
+
+
+def lone_surrogate_failure(
+    source_kind: str, location: str, paths: Sequence[str], conversation_id: str | None = None
+) -> SourceFailure:
+    """The failure of a record holding lone surrogates, under the default policy."""
+    return SourceFailure(
+        source_kind=source_kind,
+        location=location,
+        code="lone_surrogate",
+        message=f"{location}: a lone UTF-16 surrogate escape in {', '.join(paths)}; it is not "
+        "text and cannot be sent (lone_surrogates = 'replace' migrates it with U+FFFD)",
+        conversation_id=conversation_id,
+    )
+
+
+def lone_surrogate_note(raw: RawRecord) -> SourceNote:
+    """The finding for lone surrogates replaced by U+FFFD."""
+    return SourceNote(
+        code="lone_surrogate_replaced",
+        message=f"{raw.location}: a lone UTF-16 surrogate in {', '.join(raw.surrogates)} was "
+        "replaced by U+FFFD",
+        count=len(raw.surrogates),
+    )
 
 
 def convert_record(
