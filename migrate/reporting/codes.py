@@ -355,6 +355,27 @@ _TABLE: list[tuple[str, tuple[Kind, ...], str, str]] = [
         "An Assistants thread export does not have the expected layout.",
         "Export the thread again (`migrate export-threads`).",
     ),
+    (
+        "lone_surrogate",
+        _E,
+        "A JSON string holds a lone UTF-16 surrogate escape (such as `\\udc00`): it is not text "
+        "and cannot be sent.",
+        "Fix the record, or set `source.lone_surrogates = 'replace'` to migrate it with U+FFFD "
+        "in its place.",
+    ),
+    (
+        "lone_surrogate_replaced",
+        _F,
+        "A lone UTF-16 surrogate escape was replaced by U+FFFD "
+        "(`source.lone_surrogates = 'replace'`).",
+        "Nothing to do; the original escape was not text.",
+    ),
+    (
+        "tool_output_as_json",
+        _F,
+        "A tool output holds parts other than text; it was sent as their JSON text.",
+        "Nothing to do; a tool output can only carry text.",
+    ),
     # --- errors of the readers: databases ----------------------------------------------------
     (
         "null_conversation_key",
