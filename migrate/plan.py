@@ -25,6 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from adapters.model import SourceConversation
+from migrate.context.fit import fit_context
 from migrate.errors import ConversationError
 from migrate.findings import Finding
 from migrate.policy import Policy
@@ -77,6 +78,8 @@ class ConversationPlan(BaseModel):
     """Sizes of the `items.create` calls, in order; they add up to `len(items)`."""
     fingerprint: str
     findings: list[Finding]
+    tokens: int | None = None
+    """Input tokens of `items` for the policy's model (`migrate.context`); None in old plans."""
 
     def batches(self) -> list[list[PlannedItem]]:
         """The items grouped as they will be sent, one list per `items.create` call."""
@@ -105,7 +108,14 @@ def plan_conversation(conversation: SourceConversation, policy: Policy) -> Conve
     result = transform(conversation, policy)
     findings = list(result.findings)
     metadata = build_metadata(conversation, findings)
-    items = result.items
+    fit = fit_context(
+        [planned.item for planned in result.items],
+        source_ids=[planned.source_id for planned in result.items],
+        conversation_id=conversation.id,
+        policy=policy,
+    )
+    findings += fit.findings
+    items = result.items[fit.dropped :]
     batch_sizes = batch_sizes_for([planned.item for planned in items])
     plan = ConversationPlan(
         source_kind=conversation.source_kind,
@@ -116,6 +126,7 @@ def plan_conversation(conversation: SourceConversation, policy: Policy) -> Conve
         batch_sizes=batch_sizes,
         fingerprint=fingerprint(metadata, batch_sizes, [planned.item for planned in items]),
         findings=findings,
+        tokens=fit.tokens,
     )
     validate_plan(plan)
     return plan
