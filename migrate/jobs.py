@@ -40,12 +40,16 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
+import openai
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from adapters import SourceOpenError, open_source
 from migrate.config import JobConfig
+from migrate.context.count import count_items
+from migrate.context.exact import TokenCheck, exact_input_tokens
+from migrate.context.models import ModelSpec, model_spec
 from migrate.errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, ConfigError, JobError
 from migrate.findings import ErrorRecord
 from migrate.pipeline import PlanOutcome, iterate_plans, open_configured_source
@@ -57,6 +61,7 @@ from migrate.target import (
     CallError,
     Target,
     TargetConfig,
+    classify,
     describe_target,
     item_difference,
     open_target,
@@ -231,6 +236,8 @@ class VerifyReport(BaseModel):
     """Conversations not verified because they are not (yet) migrated."""
     conversations: list[ConversationCheck] = Field(default_factory=list)
     """Only the conversations that differ."""
+    tokens: TokenCheck | None = None
+    """With `count_tokens`: the estimate against the target's own count."""
 
     @property
     def exit_code(self) -> int:
@@ -743,8 +750,15 @@ def _summary(store: StateStore, job_dir: Path | None) -> JobSummary:
 # --- verify ------------------------------------------------------------------------------------
 
 
-def verify_job(ref: JobRef, *, concurrency: int = 8) -> VerifyReport:
-    """Read every migrated conversation back and compare it item by item with its plan."""
+def verify_job(
+    ref: JobRef, *, concurrency: int = 8, count_tokens: str | None = None
+) -> VerifyReport:
+    """Read every migrated conversation back and compare it item by item with its plan.
+
+    With `count_tokens` (a model name), also ask the target for each conversation's input
+    tokens (`POST /responses/input_tokens`) and compare them with the estimate.
+    """
+    token_model = None if count_tokens is None else model_spec(count_tokens)
     store = open_job(ref)
     try:
         target_config = _clean_target(store)
@@ -754,12 +768,15 @@ def verify_job(ref: JobRef, *, concurrency: int = 8) -> VerifyReport:
                 report = VerifyReport(
                     job_dir=None if ref.job_dir is None else str(ref.job_dir),
                     target=target.description,
+                    tokens=None if count_tokens is None else TokenCheck(model=count_tokens),
                 )
                 gate = asyncio.Semaphore(concurrency)
 
                 async def check(row: ConversationRow, plan: ConversationPlan) -> None:
                     async with gate:
                         result = await _check_conversation(store, target, row, plan)
+                        if report.tokens is not None and token_model is not None:
+                            await _check_tokens(target, row, plan, report.tokens, token_model)
                     report.checked += 1
                     if result is None:
                         report.matching += 1
@@ -816,6 +833,28 @@ async def _check_conversation(
     check.found = len(listed)
     check.problems = compare_with_plan(plan, listed, store.item_ids(row.seq))
     return check if check.problems else None
+
+
+async def _check_tokens(
+    target: Target,
+    row: ConversationRow,
+    plan: ConversationPlan,
+    check: TokenCheck,
+    model: ModelSpec,
+) -> None:
+    conversation_id = row.conversation_id
+    assert conversation_id is not None
+    estimate = count_items([planned.item for planned in plan.items], model).total
+
+    async def count() -> int:
+        try:
+            return await exact_input_tokens(
+                target.client, conversation_id=conversation_id, model=check.model
+            )
+        except openai.APIError as exc:
+            raise classify(exc) from exc
+
+    check.add(row.source_id, conversation_id, estimate, await _with_retries(count))
 
 
 def compare_with_plan(

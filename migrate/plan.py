@@ -110,7 +110,7 @@ def plan_conversation(conversation: SourceConversation, policy: Policy) -> Conve
     metadata = build_metadata(conversation, findings)
     fit = fit_context(
         [planned.item for planned in result.items],
-        source_ids=[planned.source_id for planned in result.items],
+        entries=[(planned.entry_index, planned.source_id) for planned in result.items],
         conversation_id=conversation.id,
         policy=policy,
     )

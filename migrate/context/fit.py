@@ -49,11 +49,14 @@ class ContextFit:
 def fit_context(
     items: Sequence[Mapping[str, Any]],
     *,
-    source_ids: Sequence[str | None],
+    entries: Sequence[tuple[int, str | None]],
     conversation_id: str,
     policy: Policy,
 ) -> ContextFit:
-    """Count `items` for `policy.model` and apply `policy.oversize` (raises `ConversationError`)."""
+    """Count `items` for `policy.model` and apply `policy.oversize` (raises `ConversationError`).
+
+    `entries` holds, per item, the index and id of the source entry it came from.
+    """
     model = model_spec(policy.model)
     limit = policy.context_limit if policy.context_limit is not None else model.input_limit
     count = count_items(items, model)
@@ -96,14 +99,17 @@ def fit_context(
             )
         fit.tokens = sum(count.per_item[start:]) + count.reply_overhead
         fit.dropped = start
-        dropped_ids = list(dict.fromkeys(s for s in source_ids[:start] if s is not None))
+        dropped = dict.fromkeys(
+            f"{index} ({source_id})" if source_id else str(index)
+            for index, source_id in entries[:start]
+        )
         fit.findings.append(
             Finding(
                 code="context_trimmed",
                 conversation_id=conversation_id,
                 message=f"{total:,} input tokens, over the limit {where}: the oldest {start} "
                 f"item(s) ({total - fit.tokens:,} tokens) are not migrated, {fit.tokens:,} "
-                f"tokens land; dropped source entries: {', '.join(dropped_ids) or 'none with ids'}",
+                f"tokens land; dropped source entries: {', '.join(dropped)}",
                 count=start,
             )
         )
