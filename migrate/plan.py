@@ -80,6 +80,8 @@ class ConversationPlan(BaseModel):
     findings: list[Finding]
     tokens: int | None = None
     """Input tokens of `items` for the policy's model (`migrate.context`); None in old plans."""
+    tokens_estimate: str | None = None
+    """None when `tokens` is exact; else what the estimate rests on (images, files)."""
 
     def batches(self) -> list[list[PlannedItem]]:
         """The items grouped as they will be sent, one list per `items.create` call."""
@@ -127,6 +129,7 @@ def plan_conversation(conversation: SourceConversation, policy: Policy) -> Conve
         fingerprint=fingerprint(metadata, batch_sizes, [planned.item for planned in items]),
         findings=findings,
         tokens=fit.tokens,
+        tokens_estimate=fit.estimate,
     )
     validate_plan(plan)
     return plan

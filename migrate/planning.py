@@ -121,7 +121,9 @@ def plan_job(
             if isinstance(outcome, ErrorRecord):
                 tally.add_failure(outcome.code)
             elif outcome.items:
-                tally.add(outcome.tokens, outcome.findings)
+                tally.add(
+                    outcome.tokens, outcome.findings, estimated=outcome.tokens_estimate is not None
+                )
             if on_progress is not None:
                 on_progress(outcome)
     summary.findings = dict(sorted(findings.items()))
@@ -169,6 +171,7 @@ def _record(
             "items": len(outcome.items),
             "calls": 1 + len(outcome.batch_sizes) if outcome.items else 0,
             "tokens": outcome.tokens,
+            "tokens_estimate": outcome.tokens_estimate,
             "fingerprint": outcome.fingerprint,
         }
     )

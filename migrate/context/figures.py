@@ -45,8 +45,8 @@ class TokenTally:
         )
         self._counts: array[int] = array("Q")
 
-    def add(self, tokens: int | None, findings: Iterable[Finding]) -> None:
-        """One planned conversation: its token count and its findings."""
+    def add(self, tokens: int | None, findings: Iterable[Finding], *, estimated: bool) -> None:
+        """One planned conversation: its token count, its findings, whether it is estimated."""
         if tokens is not None:
             self._counts.append(tokens)
         codes = {finding.code for finding in findings}
@@ -54,7 +54,7 @@ class TokenTally:
         figures.over_limit += "context_over_limit" in codes
         figures.near_limit += "context_near_limit" in codes
         figures.trimmed += "context_trimmed" in codes
-        figures.estimated += "context_estimated" in codes
+        figures.estimated += estimated
 
     def add_failure(self, code: str) -> None:
         """One failed conversation: counted over the limit when that is why it failed."""

@@ -11,8 +11,8 @@ The policy's `oversize` decides what happens to a conversation over the limit:
   the dropped items and lists their source ids. When not even the newest item fits, the
   conversation fails with `context_over_limit`.
 
-A conversation at or above 80% of the limit (and not over it) gets `context_near_limit`; a
-count that rests on estimates (images, files) gets `context_estimated`.
+A conversation at or above 80% of the limit (and not over it) gets `context_near_limit`. A
+count that rests on estimates (images, files) says so in the plan (`tokens_estimate`).
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ class ContextFit:
     """Input tokens of the items that land (for the policy's model)."""
     dropped: int = 0
     """Items dropped from the head (`keep_recent` only)."""
+    estimate: str | None = None
+    """None when the count is exact; else what the estimate rests on (images, files)."""
     findings: list[Finding] = field(default_factory=list)
 
 
@@ -61,16 +63,8 @@ def fit_context(
     limit = policy.context_limit if policy.context_limit is not None else model.input_limit
     count = count_items(items, model)
     total = count.total
-    fit = ContextFit(tokens=total)
+    fit = ContextFit(tokens=total, estimate=count.describe_estimate() or None)
     where = f"for {policy.model} (input limit {limit:,})"
-    if count.estimated:
-        fit.findings.append(
-            Finding(
-                code="context_estimated",
-                conversation_id=conversation_id,
-                message=f"{total:,} tokens is an estimate: {count.describe_estimate()}",
-            )
-        )
     if total > limit:
         if policy.oversize == "fail":
             raise ConversationError(
