@@ -669,7 +669,7 @@ def planning(scale: Scale, workdir: Path, *, seed: int) -> list[Result]:
             results.append(
                 Result(
                     scenario="planning",
-                    name=f"plan with token counting, {large['messages']:,} messages ({label})",
+                    name=f"token counting cost, {large['messages']:,} messages ({label})",
                     value=large["messages"] / large["seconds"],
                     unit="messages/s",
                     ratio=ratio(uncounted["seconds"], large["seconds"]),
