@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from pydantic import BaseModel
 
 from migrate.context.models import model_spec
-from migrate.findings import Finding
-from migrate.policy import Policy
+from migrate.transform.findings import Finding
+from migrate.transform.policy import Policy
 
 
 class TokenFigures(BaseModel):

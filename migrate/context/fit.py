@@ -24,8 +24,8 @@ from typing import Any
 from migrate.context.count import TokenCount, count_items
 from migrate.context.models import NEAR_LIMIT_SHARE, model_spec
 from migrate.errors import ConversationError
-from migrate.findings import Finding
-from migrate.policy import Policy
+from migrate.transform.findings import Finding
+from migrate.transform.policy import Policy
 
 _CALLS = frozenset({"function_call", "custom_tool_call"})
 _OUTPUTS = frozenset({"function_call_output", "custom_tool_call_output"})

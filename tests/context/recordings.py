@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from spec import REAL_FIXTURES
+from tests.spec import REAL_FIXTURES
 
 _COUNTED = re.compile(r"/v1/responses(/input_tokens)?$")
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from context.recordings import RecordedCall, recorded_calls
 
 from migrate.context.count import count_items
 from migrate.context.models import ModelSpec, model_spec
+from tests.context.recordings import RecordedCall, recorded_calls
 
 CALLS = list(recorded_calls())
 TEXT_ONLY = [call for call in CALLS if call.text_only]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import openai
 import pytest
-from context.recordings import recorded_calls
 from openai import OpenAI
 
 from migrate.context.encoding import o200k_base
+from tests.context.recordings import recorded_calls
 
 
 def test_a_conversation_is_counted_like_the_recorded_api_call(client: OpenAI) -> None:

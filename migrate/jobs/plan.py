@@ -1,0 +1,192 @@
+"""`migrate plan`: the dry run. Everything a run does up to the target, written to a job directory.
+
+Files written (all JSON Lines except the summary):
+
+- `plan.jsonl`: exactly the requests a run would send, one per line:
+  `{"conversation", "call", "method", "path", "body"}`; `path` is relative to the base URL and
+  `{conversation_id}` stands for the id the target will mint.
+- `conversations.jsonl`: one line per source conversation: status (`planned`, `skipped`,
+  `failed`), location, item and call counts, plan fingerprint.
+- `findings.jsonl`: every lossy or repairing step, per conversation.
+- `errors.jsonl`: every conversation or record that cannot be migrated, and why.
+- `summary.json`: the counts (`total = planned + failed + skipped`), API calls, findings by code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Literal, Self
+
+from pydantic import BaseModel, Field
+
+from migrate.config import JobConfig
+from migrate.context.figures import TokenFigures, TokenTally
+from migrate.plan.model import ConversationPlan
+from migrate.plan.pipeline import PlanOutcome, iterate_plans, open_configured_source
+from migrate.transform.findings import ErrorRecord
+
+MAX_ERRORS_IN_SUMMARY = 1000
+
+ProgressCallback = Callable[[PlanOutcome], None]
+
+
+class PlannedConversationCounts(BaseModel):
+    """Source records by what the plan does with them; `total = planned + failed + skipped`."""
+
+    total: int = 0
+    planned: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+class PlannedItemCounts(BaseModel):
+    planned: int = 0
+
+
+class PlanSummary(BaseModel):
+    """What a run of this plan would do; `--json` prints exactly this."""
+
+    source: str
+    job_dir: str
+    conversations: PlannedConversationCounts = Field(default_factory=PlannedConversationCounts)
+    items: PlannedItemCounts = Field(default_factory=PlannedItemCounts)
+    api_calls: int = 0
+    findings: dict[str, int] = Field(default_factory=dict)
+    errors: list[ErrorRecord] = Field(default_factory=list)
+    errors_total: int = 0
+    """All errors; `errors` lists at most the first `MAX_ERRORS_IN_SUMMARY`."""
+    tokens: TokenFigures | None = None
+    """Input tokens per conversation for the policy's model (`migrate.context`)."""
+
+    @property
+    def has_errors(self) -> bool:
+        return self.errors_total > 0
+
+
+class _JsonLines:
+    """Append-only JSON Lines file."""
+
+    def __init__(self, path: Path) -> None:
+        self._file: IO[str] = path.open("w", encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+        self._file.write("\n")
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _PlanFiles:
+    """The dry run's output files, open for the duration of one plan."""
+
+    def __init__(self, job_dir: Path) -> None:
+        self.plan = _JsonLines(job_dir / "plan.jsonl")
+        self.conversations = _JsonLines(job_dir / "conversations.jsonl")
+        self.findings = _JsonLines(job_dir / "findings.jsonl")
+        self.errors = _JsonLines(job_dir / "errors.jsonl")
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        for lines in (self.plan, self.conversations, self.findings, self.errors):
+            lines.close()
+
+
+def plan_job(
+    config: JobConfig, job_dir: Path, *, on_progress: ProgressCallback | None = None
+) -> PlanSummary:
+    """Read, transform, validate and batch every conversation; write the plan files.
+
+    Raises `ConfigError` when the source cannot be opened at all. Conversation-level problems
+    never raise: they are counted and written to `errors.jsonl`.
+    """
+    source = open_configured_source(config.source)
+    outcomes = iterate_plans(source, config.policy)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    summary = PlanSummary(source=source.describe(), job_dir=str(job_dir))
+    findings: Counter[str] = Counter()
+    tally = TokenTally(config.policy)
+    with _PlanFiles(job_dir) as files:
+        for outcome in outcomes:
+            _record(outcome, files, summary, findings)
+            if isinstance(outcome, ErrorRecord):
+                tally.add_failure(outcome.code)
+            elif outcome.items:
+                tally.add(
+                    outcome.tokens, outcome.findings, estimated=outcome.tokens_estimate is not None
+                )
+            if on_progress is not None:
+                on_progress(outcome)
+    summary.findings = dict(sorted(findings.items()))
+    summary.tokens = tally.figures()
+    (job_dir / "summary.json").write_text(summary.model_dump_json(indent=2) + "\n", "utf-8")
+    return summary
+
+
+def _record(
+    outcome: PlanOutcome, files: _PlanFiles, summary: PlanSummary, findings: Counter[str]
+) -> None:
+    counts = summary.conversations
+    counts.total += 1
+    if isinstance(outcome, ErrorRecord):
+        counts.failed += 1
+        summary.errors_total += 1
+        if len(summary.errors) < MAX_ERRORS_IN_SUMMARY:
+            summary.errors.append(outcome)
+        files.errors.write(outcome.model_dump(mode="json"))
+        files.conversations.write(
+            {
+                "source_id": outcome.conversation_id,
+                "location": outcome.location,
+                "status": "failed",
+                "error": outcome.code,
+            }
+        )
+        return
+    status: Literal["planned", "skipped"] = "planned" if outcome.items else "skipped"
+    if status == "planned":
+        counts.planned += 1
+        _write_requests(outcome, files)
+        summary.items.planned += len(outcome.items)
+        summary.api_calls += 1 + len(outcome.batch_sizes)
+    else:
+        counts.skipped += 1
+    for finding in outcome.findings:
+        findings[finding.code] += finding.count
+        files.findings.write(finding.model_dump(mode="json"))
+    files.conversations.write(
+        {
+            "source_id": outcome.source_id,
+            "location": outcome.location,
+            "status": status,
+            "items": len(outcome.items),
+            "calls": 1 + len(outcome.batch_sizes) if outcome.items else 0,
+            "tokens": outcome.tokens,
+            "tokens_estimate": outcome.tokens_estimate,
+            "fingerprint": outcome.fingerprint,
+        }
+    )
+
+
+def _write_requests(plan: ConversationPlan, files: _PlanFiles) -> None:
+    for call, request in enumerate(plan.requests()):
+        files.plan.write(
+            {
+                "conversation": plan.source_id,
+                "call": call,
+                "method": request.method,
+                "path": request.path,
+                "body": request.body,
+            }
+        )

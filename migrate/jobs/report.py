@@ -1,0 +1,167 @@
+"""The job's report: the id map and what happened, as files in the job directory.
+
+Written from the state store (streamed, whatever the job's size) at the end of every run and
+resume, and again by `migrate report`:
+
+- `conversations.csv` / `.jsonl`: source id -> new conversation id, status, item counts,
+  input tokens (for the job's model, `migrate.context`), findings, calls, retries,
+  reconciliations, possible orphans, error.
+- `items.csv` / `.jsonl`: source conversation id, source item id, position, new item id (and
+  the new conversation id), one row per landed item.
+- `findings.jsonl`: every lossy or repairing step of the transform, per conversation.
+- `errors.jsonl`: why each failed conversation failed, and what to do about it.
+- `summary.json`: the job's counts (`total = migrated + failed + skipped + pending +
+  in_progress`), API calls, retries, reconciliations, possible orphans, elapsed time, and the
+  token figures (`tokens`: total, p50/p90/p99/max, conversations over or near the limit).
+
+Nothing here ever holds a secret: the state store has none to give.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from migrate.context.figures import TokenTally
+from migrate.state.store import StateStore
+from migrate.transform.policy import Policy
+
+CONVERSATION_FIELDS = [
+    "source_id",
+    "conversation_id",
+    "status",
+    "planned_items",
+    "landed_items",
+    "tokens",
+    "findings",
+    "source_kind",
+    "location",
+    "calls",
+    "retries",
+    "reconciliations",
+    "possible_orphans",
+    "error_code",
+    "error_message",
+    "deleted",
+]
+ITEM_FIELDS = [
+    "source_conversation_id",
+    "source_item_id",
+    "position",
+    "item_id",
+    "conversation_id",
+]
+
+
+def write_report_files(store: StateStore, job_dir: Path, summary: dict[str, Any]) -> list[Path]:
+    """Write every report file into `job_dir` (replacing old ones); returns their paths."""
+    tally = TokenTally(Policy.model_validate(store.job().config.get("policy") or {}))
+    rows = _conversation_rows(store, tally)
+    written = [
+        *_write_both(job_dir, "conversations", CONVERSATION_FIELDS, rows),
+        *_write_both(job_dir, "items", ITEM_FIELDS, _item_rows(store)),
+        _write_lines(job_dir / "findings.jsonl", _finding_rows(store)),
+        _write_lines(job_dir / "errors.jsonl", _error_rows(store)),
+    ]
+    summary = {**summary, "tokens": tally.figures().model_dump(mode="json")}
+    summary_path = job_dir / "summary.json"
+    _replace(summary_path, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    written.append(summary_path)
+    return written
+
+
+def _conversation_rows(store: StateStore, tally: TokenTally) -> Iterator[dict[str, Any]]:
+    for row, plan in store.iter_conversations(with_plans=True):
+        if row.error_code is not None:
+            tally.add_failure(row.error_code)
+        elif plan is not None and plan.items:
+            tally.add(plan.tokens, plan.findings, estimated=plan.tokens_estimate is not None)
+        yield {
+            "source_id": row.source_id,
+            "conversation_id": row.conversation_id,
+            "status": row.status,
+            "planned_items": row.planned_items,
+            "landed_items": row.landed_items,
+            "tokens": None if plan is None else plan.tokens,
+            "findings": row.findings,
+            "source_kind": row.source_kind,
+            "location": row.location,
+            "calls": row.calls,
+            "retries": row.retries,
+            "reconciliations": row.reconciliations,
+            "possible_orphans": row.possible_orphans,
+            "error_code": row.error_code,
+            "error_message": row.error_message,
+            "deleted": row.deleted_at is not None,
+        }
+
+
+def _item_rows(store: StateStore) -> Iterator[dict[str, Any]]:
+    for item in store.iter_items():
+        yield {field: item[field] for field in ITEM_FIELDS}
+
+
+def _finding_rows(store: StateStore) -> Iterator[dict[str, Any]]:
+    for row, plan in store.iter_conversations(with_plans=True):
+        if plan is None:
+            continue
+        for finding in plan.findings:
+            yield finding.model_dump(mode="json") | {"location": row.location}
+
+
+def _error_rows(store: StateStore) -> Iterator[dict[str, Any]]:
+    for row, _ in store.iter_conversations(statuses=["failed"]):
+        yield {
+            "code": row.error_code,
+            "message": row.error_message,
+            "location": row.location,
+            "conversation_id": row.source_id,
+            "target_conversation_id": row.conversation_id,
+            "hint": row.error_hint,
+            "retryable": row.retryable,
+        }
+
+
+def _write_both(
+    job_dir: Path, name: str, fields: list[str], rows: Iterable[dict[str, Any]]
+) -> list[Path]:
+    """The same rows as `name.csv` and `name.jsonl`, in one pass."""
+    csv_path, jsonl_path = job_dir / f"{name}.csv", job_dir / f"{name}.jsonl"
+    with ExitStack() as stack:
+        csv_file = stack.enter_context(_atomic(csv_path, newline=""))
+        jsonl_file = stack.enter_context(_atomic(jsonl_path))
+        writer = csv.DictWriter(csv_file, fieldnames=fields)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: "" if value is None else value for key, value in row.items()})
+            jsonl_file.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return [csv_path, jsonl_path]
+
+
+def _write_lines(path: Path, rows: Iterable[dict[str, Any]]) -> Path:
+    with _atomic(path) as file:
+        for row in rows:
+            file.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path
+
+
+@contextmanager
+def _atomic(path: Path, *, newline: str | None = None) -> Iterator[IO[str]]:
+    """A text file written under a temporary name and renamed into place when complete."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        with temporary.open("w", encoding="utf-8", newline=newline) as file:
+            yield file
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _replace(path: Path, text: str) -> None:
+    with _atomic(path) as file:
+        file.write(text)

@@ -1,0 +1,231 @@
+"""The planner: one source conversation becomes the exact API calls a run would send.
+
+A plan is: create the conversation empty with its metadata, then append the items in batches
+of at most `MAX_ITEMS_PER_CALL`. The plan carries a fingerprint so a resumed job can tell
+whether the source changed under a conversation already in progress.
+
+Metadata, in this order and within 16 pairs / keys <= 64 / values <= 512 characters:
+`migrated_from` (the source kind), `source_id` (`sha256:<hex>` when longer than 512, finding
+`source_id_hashed`), `title` (cut to 512 characters if longer), `created_at` (ISO 8601 UTC), then
+the source's own metadata flattened to strings (nested objects as dotted keys, other values as
+compact JSON). Whatever does not fit is listed in one `metadata_truncated` finding.
+
+A conversation that yields no items is not an error: its plan has zero items and zero batches,
+and the pipeline counts it as skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from adapters.model import SourceConversation
+from migrate.context.fit import fit_context
+from migrate.errors import ConversationError
+from migrate.limits import (
+    MAX_ITEMS_PER_CALL,
+    MAX_METADATA_KEY_CHARS,
+    MAX_METADATA_PAIRS,
+    MAX_METADATA_VALUE_CHARS,
+)
+from migrate.plan.model import ConversationPlan
+from migrate.plan.validate import batch_problems, item_problems, metadata_problems
+from migrate.transform.findings import Finding
+from migrate.transform.policy import Policy
+from migrate.transform.transformer import PlannedItem
+
+
+def plan_conversation(conversation: SourceConversation, policy: Policy) -> ConversationPlan:
+    """Transform, validate and batch one conversation (raises `ConversationError`)."""
+    # transform imports PlannedItem from this module, so it is imported here, not at the top
+    from migrate.transform.transformer import transform
+
+    result = transform(conversation, policy)
+    findings = list(result.findings)
+    metadata = build_metadata(conversation, findings)
+    fit = fit_context(
+        [planned.item for planned in result.items],
+        entries=[(planned.entry_index, planned.source_id) for planned in result.items],
+        conversation_id=conversation.id,
+        policy=policy,
+    )
+    findings += fit.findings
+    items = result.items[fit.dropped :]
+    batch_sizes = batch_sizes_for([planned.item for planned in items])
+    plan = ConversationPlan(
+        source_kind=conversation.source_kind,
+        source_id=conversation.id,
+        location=conversation.location,
+        metadata=metadata,
+        items=items,
+        batch_sizes=batch_sizes,
+        fingerprint=fingerprint(metadata, batch_sizes, [planned.item for planned in items]),
+        findings=findings,
+        tokens=fit.tokens,
+        tokens_estimate=fit.estimate,
+    )
+    validate_plan(plan)
+    return plan
+
+
+def build_metadata(conversation: SourceConversation, findings: list[Finding]) -> dict[str, str]:
+    """The conversation metadata; appends a finding for anything that does not fit."""
+    metadata: dict[str, str] = {
+        "migrated_from": conversation.source_kind[:MAX_METADATA_VALUE_CHARS]
+    }
+    left_out: list[str] = []
+    source_id = conversation.id
+    if len(source_id) > MAX_METADATA_VALUE_CHARS:
+        source_id = "sha256:" + hashlib.sha256(source_id.encode()).hexdigest()
+        findings.append(
+            Finding(
+                code="source_id_hashed",
+                conversation_id=conversation.id,
+                message=f"source id longer than {MAX_METADATA_VALUE_CHARS} characters "
+                f"stored in metadata as {source_id}",
+            )
+        )
+    metadata["source_id"] = source_id
+    if conversation.title:
+        metadata["title"] = conversation.title[:MAX_METADATA_VALUE_CHARS]
+        if len(conversation.title) > MAX_METADATA_VALUE_CHARS:
+            left_out.append("title (cut to 512 characters)")
+    if conversation.created_at is not None:
+        try:
+            created = datetime.fromtimestamp(conversation.created_at, tz=UTC)
+            metadata["created_at"] = created.strftime("%Y-%m-%dT%H:%M:%SZ")
+        except (OverflowError, OSError, ValueError):
+            left_out.append(f"created_at (not a valid timestamp: {conversation.created_at!r})")
+    for key, value in _flatten_metadata(conversation.metadata):
+        if key in metadata:
+            left_out.append(f"{key} (name taken)")
+        elif not 1 <= len(key) <= MAX_METADATA_KEY_CHARS:
+            left_out.append(f"{key[:MAX_METADATA_KEY_CHARS]}... (key over 64 characters)")
+        elif len(value) > MAX_METADATA_VALUE_CHARS:
+            left_out.append(f"{key} (value over 512 characters)")
+        elif len(metadata) >= MAX_METADATA_PAIRS:
+            left_out.append(f"{key} (over 16 pairs)")
+        else:
+            metadata[key] = value
+    if left_out:
+        findings.append(
+            Finding(
+                code="metadata_truncated",
+                conversation_id=conversation.id,
+                message="metadata kept in the report only: " + ", ".join(left_out),
+                count=len(left_out),
+            )
+        )
+    return metadata
+
+
+def _flatten_metadata(metadata: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    for key, value in metadata.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            yield from _flatten_metadata(value, f"{name}.")
+        elif isinstance(value, str):
+            yield name, value
+        else:
+            yield name, json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def batch_sizes_for(items: list[dict[str, Any]]) -> list[int]:
+    """Cut `items` into calls of at most 20, keeping a tool call and its output together.
+
+    A cut moves back to before a call whose output would land in the next batch, as long as
+    that keeps the batch non-empty and the pair can share one batch at all.
+    """
+    output_at: dict[str, int] = {}
+    for position, item in enumerate(items):
+        if item.get("type") in _OUTPUT_TYPES:
+            output_at.setdefault(str(item.get("call_id")), position)
+    # for each call, where its output is; -1 when it has none
+    pair_end = [
+        output_at.get(str(item.get("call_id")), -1) if item.get("type") in _CALL_TYPES else -1
+        for item in items
+    ]
+    sizes: list[int] = []
+    start, total = 0, len(items)
+    while start < total:
+        end = min(start + MAX_ITEMS_PER_CALL, total)
+        if end < total:
+            best, reach = end, -1
+            for cut in range(start + 1, end + 1):
+                previous = cut - 1
+                if 0 <= pair_end[previous] - previous < MAX_ITEMS_PER_CALL:
+                    reach = max(reach, pair_end[previous])
+                if reach < cut:
+                    best = cut
+            end = best
+        sizes.append(end - start)
+        start = end
+    return sizes
+
+
+def fingerprint(
+    metadata: Mapping[str, str], batch_sizes: list[int], items: list[dict[str, Any]]
+) -> str:
+    """sha256 over the canonical JSON of the metadata and the batches, as they will be sent."""
+    batches: list[list[dict[str, Any]]] = []
+    start = 0
+    for size in batch_sizes:
+        batches.append(items[start : start + size])
+        start += size
+    canonical = json.dumps(
+        {"metadata": metadata, "batches": batches},
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def validate_plan(plan: ConversationPlan) -> None:
+    """Raise `ConversationError` (`invalid_item`, `invalid_metadata`) for what would be rejected."""
+    problems = metadata_problems(plan.metadata)
+    if problems:
+        raise ConversationError(
+            "invalid_metadata",
+            f"conversation {plan.source_id!r} at {plan.location}: metadata: {'; '.join(problems)}",
+            conversation_id=plan.source_id,
+            location=plan.location,
+        )
+    seen_call_ids: set[str] = set()
+    offset = 0
+    for batch in plan.batches():
+        items = [planned.item for planned in batch]
+        problems = batch_problems(items, seen_call_ids)
+        if problems:
+            raise _invalid_item(plan, batch, offset, problems)
+        offset += len(batch)
+
+
+def _invalid_item(
+    plan: ConversationPlan, batch: list[PlannedItem], offset: int, problems: list[str]
+) -> ConversationError:
+    # name the first offending item by its position in the plan and its source entry
+    culprit: PlannedItem | None = None
+    for position, planned in enumerate(batch):
+        if item_problems(planned.item) or any(p.startswith(f"item {position}:") for p in problems):
+            culprit = planned
+            offset += position
+            break
+    where = ""
+    if culprit is not None:
+        source = culprit.source_id or "no source id"
+        where = f", item {offset} (source entry {culprit.entry_index}, {source})"
+    return ConversationError(
+        "invalid_item",
+        f"conversation {plan.source_id!r} at {plan.location}{where}: {'; '.join(problems)}",
+        conversation_id=plan.source_id,
+        location=plan.location,
+        source_id=culprit.source_id if culprit is not None else None,
+    )
+
+
+_CALL_TYPES = frozenset({"function_call", "custom_tool_call"})
+_OUTPUT_TYPES = frozenset({"function_call_output", "custom_tool_call_output"})

@@ -1,0 +1,506 @@
+"""The replayer: lands each planned conversation in the target exactly once.
+
+The protocol, per conversation (strictly sequential within one, concurrent across them):
+
+1. Create the conversation empty (metadata only). The intent is written to the state store
+   before the call; the new id is written with the outcome, in one transaction.
+2. Append the planned items in batches of at most 20, from the first item not yet landed;
+   intent before each call, outcome (new item ids) after, one transaction each.
+3. Retry by kind of failure (`migrate.target.CallError`): `not_applied` (429, connection
+   refused) waits and resends; `ambiguous` (timeout, dropped connection, 5xx) reconciles first:
+   list the conversation's items oldest first, compare with the plan, and go on from the first
+   planned item that is not there; `rejected` (400) fails the conversation with the API's
+   message. An ambiguous create cannot be reconciled (no endpoint lists conversations): it is
+   sent again and counted as a possible orphan (an empty conversation).
+4. A conversation picked up with an id already recorded (a resumed job) is reconciled before
+   any write. If the target holds anything the plan does not (foreign or duplicated items),
+   the conversation fails with a clear error; nothing is ever deleted to "fix" it.
+5. A conversation that went through an ambiguous call is listed once more after its last
+   batch, so that a write the target applied late is caught, not reported as a success.
+
+Each conversation has a retry budget; when it runs out the conversation fails (retryable on
+resume) and the job goes on. Only a `fatal` failure (bad key, no quota) stops the job.
+
+Several processes may replay one job (`migrate.workers`); each works only on conversations it
+has claimed. If this process loses its claim (`ClaimLostError`: its lease could not be renewed
+in time), it stops at once and leaves the conversation to the worker that takes it over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from migrate.errors import JobError
+from migrate.plan.model import ConversationPlan
+from migrate.replay.target import CallError, Target, item_difference
+from migrate.state.records import ClaimLostError, OpenIntent
+from migrate.state.schema import Status
+from migrate.state.store import StateStore
+
+logger = logging.getLogger(__name__)
+
+CrashPoint = Literal[
+    "after_create_intent",
+    "after_create_call",
+    "after_create_outcome",
+    "after_append_intent",
+    "after_append_call",
+    "after_append_outcome",
+    "after_reconcile",
+]
+"""Named moments between the steps of the protocol where a test may stop the process."""
+
+CRASH_POINTS: tuple[CrashPoint, ...] = (
+    "after_create_intent",
+    "after_create_call",
+    "after_create_outcome",
+    "after_append_intent",
+    "after_append_call",
+    "after_append_outcome",
+    "after_reconcile",
+)
+
+CrashHook = Callable[[CrashPoint, int], None]
+"""Called at each `CrashPoint` with the conversation's `seq`; may raise `SimulatedCrash`."""
+
+
+class SimulatedCrash(BaseException):
+    """Stops the replayer at once, as if the process died; no `except Exception` catches it."""
+
+
+class ReplayOptions(BaseModel):
+    """How hard the replayer works and how patiently it retries."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    concurrency: int = Field(default=8, ge=1, le=1024)
+    """Conversations in flight at once."""
+    retry_budget: int = Field(default=10, ge=0)
+    """Failed calls a conversation may take before it fails (the job goes on)."""
+    backoff_base: float = Field(default=0.5, gt=0)
+    backoff_max: float = Field(default=30.0, gt=0)
+    lease: float | None = Field(default=None, gt=0)
+    """Seconds a claim on a conversation lasts unless renewed (other workers take it over
+    after a crash); None: twice the call timeout, at least 30 s. Must exceed the timeout."""
+
+
+class Work(BaseModel):
+    """One conversation to land: its row number in the state store and its plan."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seq: int
+    plan: ConversationPlan
+    fresh: bool = False
+    """Claimed while still pending: nothing was ever sent for it, so there is no state to read."""
+
+
+class ReplayListener(Protocol):
+    """What the replayer tells the job as it goes (for progress bars)."""
+
+    def items_landed(self, count: int) -> None: ...
+
+    def conversation_finished(self, status: Status) -> None: ...
+
+
+class _Failed(Exception):
+    """This conversation cannot go on."""
+
+    def __init__(
+        self, code: str, message: str, *, hint: str | None = None, retryable: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.hint = hint
+        self.retryable = retryable
+
+
+class _Stopped(Exception):
+    """A stop was requested; the conversation stays in progress for `migrate resume`."""
+
+
+class _Budget:
+    def __init__(self, allowed: int) -> None:
+        self.left = allowed
+        self.spent = 0
+
+    def spend(self, error: CallError) -> None:
+        if self.left <= 0:
+            raise _Failed(
+                "retries_exhausted",
+                f"gave up after {self.spent + 1} failed calls; last: {error.message}",
+                hint="the target kept failing; `migrate resume` tries this conversation again",
+                retryable=True,
+            )
+        self.left -= 1
+        self.spent += 1
+
+
+class Replayer:
+    """Replays conversations into one target, recording every step in one state store."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        target: Target,
+        *,
+        options: ReplayOptions | None = None,
+        listener: ReplayListener | None = None,
+        stop: threading.Event | None = None,
+        crash_hook: CrashHook | None = None,
+    ) -> None:
+        self.store = store
+        self.target = target
+        self.options = options or ReplayOptions()
+        self.listener = listener
+        self.stop = stop or threading.Event()
+        self.crash_hook = crash_hook
+        self._random = random.Random()
+
+    async def replay_all(self, work: AsyncIterator[Work]) -> None:
+        """Replay everything `work` yields with `options.concurrency` workers.
+
+        Returns when `work` is exhausted and every conversation is finished, or a stop was
+        requested and the calls in flight have ended. Re-raises the first job-level failure
+        (`JobError`, `SimulatedCrash`) after cancelling the other workers.
+        """
+        queue: asyncio.Queue[Work | None] = asyncio.Queue(maxsize=self.options.concurrency * 2)
+        workers = self.options.concurrency
+
+        async def feed() -> None:
+            async for item in work:
+                if self.stop.is_set():
+                    break
+                await queue.put(item)
+            # Not on cancellation: the drains are cancelled too, and a full queue would block.
+            for _ in range(workers):
+                await queue.put(None)
+
+        async def drain() -> None:
+            while (item := await queue.get()) is not None:
+                if self.stop.is_set():
+                    continue
+                await self.replay(item.seq, item.plan, fresh=item.fresh)
+
+        tasks = [asyncio.create_task(feed())]
+        tasks += [asyncio.create_task(drain()) for _ in range(workers)]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                error = task.exception()
+                if error is not None:
+                    raise error
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def replay(self, seq: int, plan: ConversationPlan, *, fresh: bool = False) -> Status:
+        """Land one conversation (or record why not); returns its status afterwards.
+
+        `fresh` says nothing was ever sent for it (it was claimed while pending).
+        """
+        try:
+            return await self._replay(seq, plan, fresh=fresh)
+        except ClaimLostError as lost:
+            if not self.stop.is_set():
+                logger.error("stopping: %s", lost)
+            self.stop.set()
+            return "in_progress"
+
+    async def _replay(self, seq: int, plan: ConversationPlan, *, fresh: bool) -> Status:
+        if not fresh:
+            row = self.store.conversation(seq)
+            if row.status in ("migrated", "failed", "skipped"):
+                return row.status
+        budget = _Budget(self.options.retry_budget)
+        try:
+            await self._land(seq, plan, budget, fresh=fresh)
+        except _Failed as failure:
+            logger.warning(
+                "conversation %s (%s) failed: %s", plan.source_id, plan.location, failure.message
+            )
+            self.store.record_failed(
+                seq,
+                code=failure.code,
+                message=failure.message,
+                hint=failure.hint,
+                retryable=failure.retryable,
+            )
+            self._finished("failed")
+            return "failed"
+        except _Stopped:
+            return "in_progress"
+        self._finished("migrated")
+        return "migrated"
+
+    # --- the protocol ------------------------------------------------------------------------
+
+    async def _land(
+        self, seq: int, plan: ConversationPlan, budget: _Budget, *, fresh: bool
+    ) -> None:
+        open_intents = [] if fresh else self.store.open_intents(seq)
+        conversation_id = None if fresh else self.store.conversation(seq).conversation_id
+        ambiguous = False
+        if conversation_id is None:
+            lost = [intent.id for intent in open_intents if intent.kind == "create"]
+            if lost:
+                # A create whose outcome was never recorded may have made a conversation whose
+                # id we will never learn; it holds no items.
+                self.store.record_orphans(seq, lost, len(lost))
+            conversation_id = await self._create(seq, plan, budget)
+            landed = 0
+        else:
+            landed = await self._reconcile(seq, plan, conversation_id, budget, open_intents)
+        total = len(plan.items)
+        ends = _batch_ends(plan)
+        while True:
+            while landed < total:
+                self._check_stop()
+                end = next(e for e in ends if e > landed)
+                batch = plan.items[landed:end]
+                intent = self.store.record_intent(seq, "append", start=landed, count=len(batch))
+                self._crash_point("after_append_intent", seq)
+                try:
+                    created = await self.target.create_items(
+                        conversation_id, [planned.item for planned in batch]
+                    )
+                except CallError as error:
+                    ambiguous |= error.kind == "ambiguous"
+                    landed = await self._after_failed_append(
+                        seq, plan, conversation_id, intent, error, budget, landed
+                    )
+                    continue
+                self._crash_point("after_append_call", seq)
+                self.store.record_appended(
+                    seq,
+                    intent,
+                    landed=[
+                        (landed + offset, planned.source_id, str(created[offset].get("id")))
+                        for offset, planned in enumerate(batch)
+                    ],
+                    source_conversation_id=plan.source_id,
+                    migrated=end == total and not ambiguous,
+                )
+                self._crash_point("after_append_outcome", seq)
+                self._items_landed(len(batch))
+                landed = end
+            if not ambiguous:
+                return
+            ambiguous = False
+            landed = await self._reconcile(seq, plan, conversation_id, budget, [])
+            if landed == total:
+                return
+
+    async def _create(self, seq: int, plan: ConversationPlan, budget: _Budget) -> str:
+        while True:
+            self._check_stop()
+            intent = self.store.record_intent(seq, "create", start=0, count=0)
+            self._crash_point("after_create_intent", seq)
+            try:
+                conversation_id = await self.target.create_conversation(plan.metadata)
+            except CallError as error:
+                self._raise_if_final(error, seq, plan, intent)
+                orphan = error.kind == "ambiguous"
+                self.store.record_attempt_failed(
+                    seq, intent, "ambiguous" if orphan else "not_applied", orphan=orphan
+                )
+                budget.spend(error)
+                await self._back_off(error, budget)
+                continue
+            self._crash_point("after_create_call", seq)
+            self.store.record_created(seq, intent, conversation_id)
+            self._crash_point("after_create_outcome", seq)
+            return conversation_id
+
+    async def _after_failed_append(
+        self,
+        seq: int,
+        plan: ConversationPlan,
+        conversation_id: str,
+        intent: int,
+        error: CallError,
+        budget: _Budget,
+        landed: int,
+    ) -> int:
+        """Handle a failed append; returns how many planned items are now known to be there."""
+        self._raise_if_final(error, seq, plan, intent, conversation_id)
+        if error.kind == "not_applied":
+            self.store.record_attempt_failed(seq, intent, "not_applied")
+            budget.spend(error)
+            await self._back_off(error, budget)
+            return landed
+        self.store.record_attempt_failed(seq, intent, "ambiguous")
+        budget.spend(error)
+        logger.info(
+            "conversation %s: %s; reconciling before resending", plan.source_id, error.message
+        )
+        return await self._reconcile(seq, plan, conversation_id, budget, [])
+
+    async def _reconcile(
+        self,
+        seq: int,
+        plan: ConversationPlan,
+        conversation_id: str,
+        budget: _Budget,
+        open_intents: list[OpenIntent],
+    ) -> int:
+        """Compare the target with the plan and record what landed; returns the landed count."""
+        listed, calls = await self._list(seq, plan, conversation_id, budget)
+        known = self.store.item_ids(seq)
+        problem = _divergence(plan, listed, known)
+        if problem is not None:
+            self.store.record_reads(seq, calls=calls, reconciled=True)
+            raise _Failed(
+                "target_diverged",
+                f"conversation {conversation_id} on the target does not match the plan: {problem}",
+                hint="someone else wrote into it, or a write landed twice; check it, then "
+                "`migrate rollback` the job or fix the conversation by hand",
+            )
+        new = [
+            (position, plan.items[position].source_id, str(listed[position]["id"]))
+            for position in range(len(listed))
+            if position not in known
+        ]
+        self.store.record_appended(
+            seq,
+            None,
+            landed=new,
+            source_conversation_id=plan.source_id,
+            migrated=len(listed) == len(plan.items),
+            calls=calls,
+            reconciled=True,
+        )
+        if open_intents:
+            self.store.resolve_intents([intent.id for intent in open_intents], "reconciled")
+        self._crash_point("after_reconcile", seq)
+        self._items_landed(len(new))
+        return len(listed)
+
+    async def _list(
+        self, seq: int, plan: ConversationPlan, conversation_id: str, budget: _Budget
+    ) -> tuple[list[dict[str, object]], int]:
+        # Count this conversation's own pages: the target's counter is shared by every task.
+        earlier_pages = 0
+        while True:
+            pages = 0
+
+            def count_page() -> None:
+                nonlocal pages
+                pages += 1
+
+            try:
+                listed = await self.target.list_items(conversation_id, on_page=count_page)
+                return listed, earlier_pages + pages
+            except CallError as error:
+                # The page that failed is counted with the failed attempt, the ones before not.
+                earlier_pages += max(pages - 1, 0)
+                if error.kind == "fatal":
+                    raise JobError(f"the target refuses every call: {error.message}") from error
+                if error.kind in ("not_found", "rejected"):
+                    raise _Failed(
+                        "target_missing" if error.kind == "not_found" else "target_rejected",
+                        f"cannot list conversation {conversation_id}: {error.message}",
+                        hint="it was deleted on the target, or the job points at another target",
+                    ) from error
+                self.store.record_attempt_failed(seq, None, "not_applied")
+                budget.spend(error)
+                await self._back_off(error, budget)
+
+    def _raise_if_final(
+        self,
+        error: CallError,
+        seq: int,
+        plan: ConversationPlan,
+        intent: int,
+        conversation_id: str | None = None,
+    ) -> None:
+        if error.kind == "fatal":
+            self.store.record_attempt_failed(seq, intent, "rejected")
+            raise JobError(
+                f"the target refuses every call: {error.message}",
+                hint="check OPENAI_API_KEY, the organization/project and the account's quota",
+            )
+        if error.kind == "rejected":
+            self.store.resolve_intents([intent], "rejected")
+            raise _Failed(
+                f"api_{error.code or error.status or 'rejected'}",
+                f"the target rejected the request: {error.message}",
+                hint="fix the source or the policy, then migrate this conversation again",
+            )
+        if error.kind == "not_found":
+            self.store.resolve_intents([intent], "rejected")
+            raise _Failed(
+                "target_missing",
+                f"conversation {conversation_id} no longer exists on the target",
+                hint="it was deleted on the target; roll back and run the job again",
+            )
+
+    async def _back_off(self, error: CallError, budget: _Budget) -> None:
+        if error.retry_after is not None:
+            # The shared limiter already holds every worker for this long.
+            return
+        attempt = max(0, budget.spent - 1)
+        delay = min(self.options.backoff_max, self.options.backoff_base * 2**attempt)
+        await asyncio.sleep(delay * (0.5 + self._random.random() / 2))
+
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise _Stopped()
+
+    def _crash_point(self, point: CrashPoint, seq: int) -> None:
+        if self.crash_hook is not None:
+            self.crash_hook(point, seq)
+
+    def _items_landed(self, count: int) -> None:
+        if self.listener is not None and count:
+            self.listener.items_landed(count)
+
+    def _finished(self, status: Status) -> None:
+        if self.listener is not None:
+            self.listener.conversation_finished(status)
+
+
+def _batch_ends(plan: ConversationPlan) -> list[int]:
+    ends: list[int] = []
+    total = 0
+    for size in plan.batch_sizes:
+        total += size
+        ends.append(total)
+    return ends
+
+
+def _divergence(
+    plan: ConversationPlan, listed: list[dict[str, object]], known: dict[int, str]
+) -> str | None:
+    """Why the listed items cannot be a prefix of the plan (None when they are)."""
+    if len(listed) > len(plan.items):
+        return (
+            f"it holds {len(listed)} items, the plan has {len(plan.items)} "
+            "(extra or duplicated items)"
+        )
+    listed_ids = {str(item.get("id")) for item in listed}
+    for position, item_id in sorted(known.items()):
+        if item_id not in listed_ids:
+            return f"item {item_id} (position {position}) recorded as landed is missing"
+    for position, item in enumerate(listed):
+        expected_id = known.get(position)
+        if expected_id is not None and str(item.get("id")) != expected_id:
+            return (
+                f"position {position} holds {item.get('id')}, the job recorded {expected_id} "
+                "(items reordered or inserted)"
+            )
+        difference = item_difference(plan.items[position].item, item)
+        if difference is not None:
+            source = plan.items[position].source_id
+            where = f"position {position}" + (f" (source item {source})" if source else "")
+            return f"{where} differs: {difference}"
+    return None

@@ -1,0 +1,406 @@
+"""The target: a Conversations API reached through the official `openai` SDK.
+
+Either the OpenAI API (or any Conversations-compatible server at `base_url`), or the local
+server started in-process for the job (`kind="local"`). Every call goes through `AsyncOpenAI`
+with the SDK's retries off: `migrate.replay` retries by kind of failure, which this module
+classifies (`CallError.kind`). Item writes skip the SDK's request transform (we validate items
+ourselves when planning); the SDK still supplies base URL, auth, headers and error classes.
+
+This module also knows how the target stores what we send (`item_difference`), which is what
+reconciliation and `verify` compare.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import httpx2
+import openai
+from openai import AsyncOpenAI
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from migrate.errors import ConfigError
+from migrate.replay.ratelimit import RateLimiter, retry_after_seconds
+
+logger = logging.getLogger(__name__)
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+LIST_PAGE_SIZE = 100
+LIST_INCLUDE = ["message.input_image.image_url"]
+"""Listed items leave image URLs out unless asked for them; verification compares them."""
+
+FailureKind = Literal["not_applied", "ambiguous", "rejected", "not_found", "fatal"]
+
+
+class TargetConfig(BaseModel):
+    """Where a job writes and how it talks to it. Holds no secret: the key is read from env."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["local", "openai"] = "local"
+    base_url: str | None = None
+    """`openai` only: a Conversations-compatible server; else `OPENAI_BASE_URL` or the API."""
+    organization: str | None = None
+    project: str | None = None
+    timeout: float = 60.0
+    """Seconds before a call counts as timed out (and, for a write, as ambiguous)."""
+    max_rate: float | None = None
+    """Requests per second never to exceed; None lets the target's signals decide."""
+    server_options: dict[str, Any] = Field(default_factory=dict)
+    """`local` only: keyword options for the embedded server (latency, faults, rate limit)."""
+
+
+class CallError(Exception):
+    """A target call failed; `kind` says what the replayer may do about it.
+
+    - `not_applied`: the write certainly did not happen (429, connection refused): resend.
+    - `ambiguous`: it may or may not have happened (timeout, dropped connection, 5xx).
+    - `rejected`: the target refused it (400-class): fail the conversation with `message`.
+    - `not_found`: the conversation does not exist on the target.
+    - `fatal`: nothing can succeed (bad key, no quota): stop the job.
+    """
+
+    def __init__(
+        self,
+        kind: FailureKind,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
+
+
+def resolve_base_url(config: TargetConfig) -> str:
+    """The base URL an `openai` target writes to (flag, then `OPENAI_BASE_URL`, then the API)."""
+    if config.kind == "local":
+        raise ConfigError("a local target's base URL is known only once its server runs")
+    return config.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL
+
+
+def validate_target(config: TargetConfig) -> None:
+    """Refuse combinations that cannot work, before anything is planned or written."""
+    if config.kind == "local":
+        if config.base_url is not None:
+            raise ConfigError(
+                "--base-url needs --target openai", hint="the local target runs its own server"
+            )
+        return
+    if config.server_options:
+        raise ConfigError("server options (latency, faults) apply to --target local only")
+    base_url = resolve_base_url(config)
+    if _is_openai(base_url) and not os.environ.get("OPENAI_API_KEY"):
+        raise ConfigError(
+            "--target openai needs an API key", hint="set OPENAI_API_KEY in the environment"
+        )
+
+
+def describe_target(config: TargetConfig, base_url: str | None = None) -> str:
+    """One secret-free line naming where writes go."""
+    if config.kind == "local":
+        where = f" at {base_url}" if base_url else ""
+        return f"local Conversations server{where}"
+    url = base_url or resolve_base_url(config)
+    name = "OpenAI API" if _is_openai(url) else "Conversations-compatible server"
+    extra = "".join(
+        f", {label} {value}"
+        for label, value in (("organization", config.organization), ("project", config.project))
+        if value
+    )
+    return f"{name} at {url}{extra}"
+
+
+class Target:
+    """Raw Conversations calls through one `AsyncOpenAI` client and one shared rate limiter."""
+
+    def __init__(
+        self, client: AsyncOpenAI, *, limiter: RateLimiter, timeout: float, description: str
+    ) -> None:
+        self.client = client
+        self.limiter = limiter
+        self.timeout = timeout
+        self.description = description
+        self.calls = 0
+        self.write_guard: Callable[[], None] | None = None
+        """Called right before each write is sent; raises to keep it from being sent."""
+
+    async def create_conversation(self, metadata: Mapping[str, str]) -> str:
+        """Create an empty conversation with `metadata`; returns its id."""
+        body = await self._call("post", "/conversations", body={"metadata": dict(metadata)})
+        conversation_id = body.get("id")
+        if not isinstance(conversation_id, str) or not conversation_id:
+            raise CallError("ambiguous", f"the target answered without a conversation id: {body}")
+        return conversation_id
+
+    async def create_items(
+        self, conversation_id: str, batch: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Append `batch` (1..20 items, sent as is); returns the created items in order."""
+        body = await self._call(
+            "post", f"/conversations/{conversation_id}/items", body={"items": batch}
+        )
+        data = body.get("data")
+        if not isinstance(data, list) or len(data) != len(batch):
+            got = len(data) if isinstance(data, list) else "no"
+            raise CallError(
+                "ambiguous",
+                f"the target answered {got} items for a batch of {len(batch)}",
+            )
+        return [item for item in data if isinstance(item, dict)]
+
+    async def list_items(
+        self, conversation_id: str, *, on_page: Callable[[], None] | None = None
+    ) -> list[dict[str, Any]]:
+        """Every item of a conversation, oldest first (all pages); `on_page` before each call."""
+        found: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            if on_page is not None:
+                on_page()
+            params: dict[str, Any] = {
+                "order": "asc",
+                "limit": LIST_PAGE_SIZE,
+                "include": LIST_INCLUDE,
+            }
+            if after is not None:
+                params["after"] = after
+            page = await self._call("get", f"/conversations/{conversation_id}/items", params=params)
+            data = page.get("data")
+            if not isinstance(data, list):
+                raise CallError("ambiguous", f"unexpected item list from the target: {page}")
+            found.extend(item for item in data if isinstance(item, dict))
+            last_id = page.get("last_id")
+            if not page.get("has_more") or not data or not isinstance(last_id, str):
+                return found
+            after = last_id
+
+    async def delete_conversation(self, conversation_id: str) -> None:
+        """Delete a conversation (its items stay retrievable, as the API documents)."""
+        await self._call("delete", f"/conversations/{conversation_id}")
+
+    async def _call(
+        self,
+        method: Literal["get", "post", "delete"],
+        path: str,
+        *,
+        body: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        options: Any = {
+            "max_retries": 0,
+            "timeout": self.timeout,
+            "security": {"bearer_auth": True},
+        }
+        if params is not None:
+            options["params"] = params
+        await self.limiter.acquire()
+        if method != "get" and self.write_guard is not None:
+            try:
+                self.write_guard()
+            except BaseException:
+                self.limiter.release(None)
+                raise
+        self.calls += 1
+        headers: Mapping[str, str] | None = None
+        try:
+            if method == "post":
+                response = await self.client.post(
+                    path, cast_to=httpx2.Response, body=body, options=options
+                )
+            elif method == "get":
+                response = await self.client.get(path, cast_to=httpx2.Response, options=options)
+            else:
+                response = await self.client.delete(path, cast_to=httpx2.Response, options=options)
+            headers = response.headers
+        except openai.APIStatusError as exc:
+            headers = exc.response.headers
+            error = classify(exc)
+            if exc.status_code == 429 and error.kind == "not_applied":
+                error.retry_after = self.limiter.rate_limited(error.retry_after, headers)
+            raise error from exc
+        except openai.APIConnectionError as exc:
+            raise classify(exc) from exc
+        finally:
+            self.limiter.release(headers)
+        try:
+            parsed = response.json()
+        except ValueError as exc:
+            raise CallError(
+                "ambiguous", f"{method.upper()} {path}: the target answered non-JSON"
+            ) from exc
+        if not isinstance(parsed, dict):
+            raise CallError("ambiguous", f"{method.upper()} {path}: unexpected answer {parsed!r}")
+        return parsed
+
+
+def classify(exc: openai.APIError) -> CallError:
+    """Map an SDK error to what the replayer may do about it."""
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        message = _api_message(exc)
+        code = exc.code
+        retry_after = retry_after_seconds(exc.response.headers)
+        if status == 429:
+            if code == "insufficient_quota":
+                return CallError("fatal", message, status=status, code=code)
+            return CallError(
+                "not_applied", message, status=status, code=code, retry_after=retry_after
+            )
+        if status in (401, 403):
+            return CallError("fatal", message, status=status, code=code)
+        if status == 404:
+            return CallError("not_found", message, status=status, code=code)
+        if status in (408, 409) or status >= 500:
+            return CallError("ambiguous", message, status=status, code=code)
+        return CallError("rejected", message, status=status, code=code)
+    cause = exc.__cause__
+    if isinstance(cause, httpx2.ConnectError | httpx2.ConnectTimeout | httpx2.PoolTimeout):
+        return CallError("not_applied", f"cannot connect: {cause.__class__.__name__}: {cause}")
+    if isinstance(exc, openai.APITimeoutError):
+        return CallError("ambiguous", "the call timed out")
+    detail = f"{cause.__class__.__name__}: {cause}" if cause is not None else str(exc)
+    return CallError("ambiguous", f"connection lost: {detail}")
+
+
+def _api_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return f"{exc.status_code}: {body['message']}"
+    return exc.message
+
+
+def _is_openai(base_url: str) -> bool:
+    host = urlsplit(base_url).hostname or ""
+    return host == "api.openai.com" or host.endswith(".openai.com")
+
+
+@contextlib.asynccontextmanager
+async def open_target(config: TargetConfig, *, job_dir: Path | None) -> AsyncIterator[Target]:
+    """Connect to the target (starting the local server for `kind="local"`, in `job_dir`)."""
+    validate_target(config)
+    with _base_url_for(config, job_dir) as (base_url, api_key):
+        client = AsyncOpenAI(
+            api_key=api_key,
+            base_url=base_url,
+            organization=config.organization,
+            project=config.project,
+            max_retries=0,
+            timeout=httpx2.Timeout(config.timeout, connect=min(5.0, config.timeout)),
+        )
+        limiter = RateLimiter(max_rate=config.max_rate)
+        target = Target(
+            client,
+            limiter=limiter,
+            timeout=config.timeout,
+            description=describe_target(config, base_url),
+        )
+        try:
+            yield target
+        finally:
+            await client.close()
+
+
+@contextlib.contextmanager
+def _base_url_for(config: TargetConfig, job_dir: Path | None) -> Iterator[tuple[str, str]]:
+    if config.kind == "openai":
+        base_url = resolve_base_url(config)
+        # Compatible servers may need no key; the SDK insists on a non-empty one.
+        yield base_url, os.environ.get("OPENAI_API_KEY") or "unused"
+        return
+    if job_dir is None:
+        raise ConfigError(
+            "this job writes to the local target, whose conversations live in its job directory",
+            hint="give the job directory; to share a job between processes or machines, run "
+            "`migrate serve` and write to it with --target openai --base-url",
+        )
+    from migrate.server.embedded import running_server
+    from migrate.server.options import ServerOptions
+
+    try:
+        options = ServerOptions.model_validate(config.server_options)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid local server options:\n{exc}") from exc
+    api_key = options.api_key.get_secret_value() if options.api_key is not None else "local"
+    with running_server(options, job_dir / "server.db") as base_url:
+        yield base_url, api_key
+
+
+def expected_item(planned: Mapping[str, Any]) -> dict[str, Any]:
+    """What the target lists for an item we sent: string content becomes parts."""
+    item = dict(planned)
+    item.setdefault("type", "message")
+    if item["type"] == "message" and isinstance(item.get("content"), str):
+        part_type = "output_text" if item.get("role") == "assistant" else "input_text"
+        item["content"] = [{"type": part_type, "text": item["content"]}]
+    return item
+
+
+def item_difference(planned: Mapping[str, Any], listed: Mapping[str, Any]) -> str | None:
+    """Why a listed item is not the planned one (None when it is).
+
+    Keys the target adds (`id`, `status`, empty `annotations`, `logprobs`, ...) are ignored;
+    every key we sent must come back with the same value.
+    """
+    return _difference(expected_item(planned), listed, "")
+
+
+def _difference(expected: Any, actual: Any, path: str) -> str | None:
+    if isinstance(expected, Mapping):
+        if not isinstance(actual, Mapping):
+            return f"{path or 'item'}: expected an object, found {_short(actual)}"
+        for key, value in expected.items():
+            where = f"{path}.{key}" if path else key
+            if key not in actual:
+                if value in ([], None):
+                    continue
+                return f"{where}: missing"
+            reason = _difference(value, actual[key], where)
+            if reason is not None:
+                return reason
+        return None
+    if isinstance(expected, list):
+        if not isinstance(actual, list) or len(actual) != len(expected):
+            return f"{path}: expected {_short(expected)}, found {_short(actual)}"
+        for index, (want, got) in enumerate(zip(expected, actual, strict=True)):
+            reason = _difference(want, got, f"{path}[{index}]")
+            if reason is not None:
+                return reason
+        return None
+    if expected != actual:
+        return f"{path}: expected {_short(expected)}, found {_short(actual)}"
+    return None
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+READ_ATTEMPTS = 6
+"""Attempts of one listing or deletion (safe to repeat) before giving up on it."""
+
+
+async def with_retries(call: Callable[[], Any]) -> Any:
+    """A read or a delete, retried on anything that may pass (they are safe to repeat)."""
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            return await call()
+        except CallError as error:
+            if error.kind not in ("not_applied", "ambiguous") or attempt == READ_ATTEMPTS - 1:
+                raise
+            if error.retry_after is None:
+                await asyncio.sleep(min(8.0, 0.25 * 2**attempt))
+    raise AssertionError("unreachable")
