@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from migrate.context.models import NEAR_LIMIT_SHARE
+
 Kind = Literal["finding", "error"]
 
 
@@ -268,6 +270,30 @@ _TABLE: list[tuple[str, tuple[Kind, ...], str, str]] = [
         _E,
         "The conversation metadata breaks a limit of the Conversations API.",
         "Fix the record's metadata at the location shown.",
+    ),
+    # --- context fit (`migrate.context`) ------------------------------------------------------
+    (
+        "context_over_limit",
+        _FE,
+        "The conversation's input tokens exceed the model's input limit (`policy.model`, or "
+        "`policy.context_limit`): migrated whole (`policy.oversize = keep`), or failed "
+        "(`fail`, or `keep_recent` when not even its newest item fits).",
+        "Continue it with compaction enabled, or plan with `policy.oversize = keep_recent` to "
+        "migrate only its newest items.",
+    ),
+    (
+        "context_trimmed",
+        _F,
+        "Over the input limit, only the newest items that fit were migrated "
+        "(`policy.oversize = keep_recent`); the dropped source entries are in the message.",
+        "Nothing to do if the old turns may go; otherwise set `policy.oversize = keep`.",
+    ),
+    (
+        "context_near_limit",
+        _F,
+        f"The conversation uses at least {NEAR_LIMIT_SHARE:.0%} of the model's input limit: the "
+        "next turns of the app may not fit.",
+        "Nothing to do now; continue it with compaction enabled.",
     ),
     # --- errors of the readers: files --------------------------------------------------------
     (
