@@ -14,6 +14,10 @@ Workloads:
   checkpointing (raw `client.post`, no SDK request transform): the baseline for the tool.
 - `sdk`: the same requests through the typed SDK methods (`conversations.create`,
   `conversations.items.create`), which run the SDK's request transform on every item.
+- `http`: the same requests from a bare `httpx2.AsyncClient` (no SDK at all): the floor.
+
+With `profile` set, the measured part runs under `cProfile` and its statistics are written
+to that path (`python -m pstats PATH`); CPU figures then include the profiler's own cost.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import json
 import resource
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -55,6 +59,8 @@ class ChildRequest(BaseModel):
     timeout: float = 60.0
     count_tokens: bool = True
     """`plan` only: False replaces the token counting stage with a no-op (the baseline)."""
+    profile: str | None = None
+    """Write `cProfile` statistics of the measured part to this path."""
 
 
 def peak_rss_mb() -> float:
@@ -148,7 +154,8 @@ def run_job_workload(request: ChildRequest) -> dict[str, Any]:
     )
     before = _usage()
     started = time.perf_counter()
-    summary = run_job(config)
+    with _profiled(request):
+        summary = run_job(config)
     seconds = time.perf_counter() - started
     after = _usage()
     errors_file = Path(request.job_dir) / "errors.jsonl"
@@ -218,6 +225,44 @@ def run_bare(request: ChildRequest) -> dict[str, Any]:
     return _timed_client(request, land_all)
 
 
+def run_http(request: ChildRequest) -> dict[str, Any]:
+    """Send every plan's requests with a bare `httpx2.AsyncClient`: no SDK, no state store."""
+    import httpx2
+
+    base_url = request.base_url
+    assert base_url is not None
+    plans = _plans(request)
+    headers = {"Authorization": "Bearer bench", "Content-Type": "application/json"}
+
+    async def main() -> int:
+        limits = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
+        async with httpx2.AsyncClient(
+            base_url=base_url.rstrip("/") + "/",
+            headers=headers,
+            timeout=httpx2.Timeout(request.timeout, connect=5.0),
+            limits=limits,
+        ) as client:
+
+            async def land(plan: ConversationPlan) -> int:
+                response = await client.post(
+                    "conversations", content=json.dumps({"metadata": plan.metadata})
+                )
+                response.raise_for_status()
+                conversation_id = response.json()["id"]
+                for batch in plan.batches():
+                    body = json.dumps({"items": [planned.item for planned in batch]})
+                    answer = await client.post(
+                        f"conversations/{conversation_id}/items", content=body
+                    )
+                    answer.raise_for_status()
+                    answer.json()
+                return 1 + len(plan.batch_sizes)
+
+            return await _pool(plans, land, request.concurrency)
+
+    return _measured(request, lambda: asyncio.run(main()))
+
+
 def run_sdk(request: ChildRequest) -> dict[str, Any]:
     """Send every plan's requests through the typed SDK methods (with their request transform)."""
     from openai import AsyncOpenAI
@@ -279,9 +324,15 @@ def _timed_client(
         finally:
             await client.close()
 
+    return _measured(request, lambda: asyncio.run(main()))
+
+
+def _measured(request: ChildRequest, send: Callable[[], int]) -> dict[str, Any]:
+    """Time `send` (which returns its call count), under the profiler if one is asked for."""
     before = _usage()
     started = time.perf_counter()
-    calls = asyncio.run(main())
+    with _profiled(request):
+        calls = send()
     seconds = time.perf_counter() - started
     after = _usage()
     return {
@@ -292,6 +343,22 @@ def _timed_client(
     }
 
 
+@contextlib.contextmanager
+def _profiled(request: ChildRequest) -> Iterator[None]:
+    if request.profile is None:
+        yield
+        return
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        yield
+    finally:
+        profiler.disable()
+        profiler.dump_stats(request.profile)
+
+
 WORKLOADS: dict[str, Callable[[ChildRequest], dict[str, Any]]] = {
     "plan": run_plan,
     "read": run_read,
@@ -299,6 +366,7 @@ WORKLOADS: dict[str, Callable[[ChildRequest], dict[str, Any]]] = {
     "verify": run_verify,
     "bare": run_bare,
     "sdk": run_sdk,
+    "http": run_http,
 }
 
 

@@ -62,7 +62,8 @@ class Scale(BaseModel):
     throughput_seconds: float
     """Roughly how long each throughput measurement lasts."""
     sdk_concurrency: int | None
-    """Also measure the typed SDK methods at this concurrency (None: skip)."""
+    """Also measure the typed SDK methods and the bare HTTP loop at this concurrency (None:
+    skip), and judge `migrate run`'s client CPU per call there."""
     rpm: int
     rate_seconds: float
     """Seconds of the rate-limited run after the server's initial bucket is spent."""
@@ -92,7 +93,7 @@ SCALES: dict[str, Scale] = {
         name="quick",
         call_conversations=60,
         longest=500,
-        concurrencies=(1, 8, 32, 64),
+        concurrencies=(1, 8, 32, 128),
         throughput_seconds=4.0,
         sdk_concurrency=32,
         rpm=600,
@@ -106,7 +107,7 @@ SCALES: dict[str, Scale] = {
         name="full",
         call_conversations=300,
         longest=500,
-        concurrencies=(1, 8, 32, 64),
+        concurrencies=(1, 8, 32, 128),
         throughput_seconds=12.0,
         sdk_concurrency=32,
         rpm=600,
@@ -253,7 +254,8 @@ def throughput(scale: Scale, workdir: Path, *, seed: int) -> list[Result]:
     # Sized for what two cores can do (about 200 calls/s), not for the ideal, so that the
     # CPU-bound runs do not last minutes.
     plausible_rate = 200.0
-    measured: list[tuple[int, int, dict[str, Any], dict[str, Any], dict[str, Any] | None]] = []
+    Sent = dict[str, Any]
+    measured: list[tuple[int, int, Sent, Sent, Sent | None, Sent | None]] = []
     with ServerProcess(
         workdir / "throughput-server.db", latency_ms=LATENCY_MS, seed=seed
     ) as server:
@@ -272,16 +274,17 @@ def throughput(scale: Scale, workdir: Path, *, seed: int) -> list[Result]:
             )
             bare = _measure_send(server, "bare", source, workdir / "bare-job", concurrency)
             job = _measure_send(server, "job", source, workdir / "run-job", concurrency)
-            sdk = None
+            sdk = http = None
             if concurrency == scale.sdk_concurrency:
                 sdk = _measure_send(server, "sdk", source, workdir / "sdk-job", concurrency)
-            measured.append((concurrency, conversations, bare, job, sdk))
+                http = _measure_send(server, "http", source, workdir / "http-job", concurrency)
+            measured.append((concurrency, conversations, bare, job, sdk, http))
 
     results: list[Result] = []
-    lowest, _, first_bare, _, _ = measured[0]
+    lowest, _, first_bare, _, _, _ = measured[0]
     per_unit = first_bare["calls_per_second"] / lowest
     cpu_limit_at: int | None = None
-    for concurrency, conversations, bare, job, sdk in measured:
+    for concurrency, conversations, bare, job, sdk, http in measured:
         ideal = concurrency / (LATENCY_MS / 1000)
         bare_rate, job_rate = bare["calls_per_second"], job["calls_per_second"]
         scaling = bare_rate / (per_unit * concurrency) if per_unit else 0.0
@@ -346,6 +349,8 @@ def throughput(scale: Scale, workdir: Path, *, seed: int) -> list[Result]:
                     detail={**detail, **sdk},
                 )
             )
+        if http is not None:
+            results += _cpu_per_call(concurrency, detail, job, bare, http)
     limit = (
         f"concurrency {cpu_limit_at}"
         if cpu_limit_at is not None
@@ -364,6 +369,52 @@ def throughput(scale: Scale, workdir: Path, *, seed: int) -> list[Result]:
         )
     )
     return results
+
+
+CPU_PER_CALL_TARGET_MS = 2.0
+"""Client CPU per 20-item call of `migrate run`, or 1.3x the bare SDK loop's if that is more."""
+CPU_PER_CALL_OF_BARE = 1.3
+
+
+def _cpu_per_call(
+    concurrency: int,
+    detail: dict[str, Any],
+    job: dict[str, Any],
+    bare: dict[str, Any],
+    http: dict[str, Any],
+) -> list[Result]:
+    """Client CPU per call of `migrate run` against the bare SDK and bare HTTP loops."""
+    job_ms, bare_ms = job["client_cpu_ms_per_call"], bare["client_cpu_ms_per_call"]
+    http_ms = http["client_cpu_ms_per_call"]
+    allowed = max(CPU_PER_CALL_TARGET_MS, CPU_PER_CALL_OF_BARE * bare_ms)
+    return [
+        Result(
+            scenario="throughput",
+            name=f"bare HTTP loop, concurrency {concurrency}",
+            value=http["calls_per_second"],
+            unit="calls/s",
+            ratio=ratio(http["calls_per_second"], bare["calls_per_second"]),
+            reference="bare SDK loop",
+            detail={**detail, **http},
+        ),
+        Result(
+            scenario="throughput",
+            name=f"client CPU per call, concurrency {concurrency}",
+            value=job_ms,
+            unit="ms/call",
+            ratio=ratio(job_ms, bare_ms),
+            reference=f"bare SDK loop {bare_ms:.2f} ms/call (bare HTTP loop {http_ms:.2f})",
+            target=f"<= {CPU_PER_CALL_TARGET_MS:g} ms or <= {CPU_PER_CALL_OF_BARE:g}x the bare "
+            f"SDK loop ({allowed:.2f} ms here)",
+            met=job_ms <= allowed,
+            detail={
+                "migrate_run_ms_per_call": job_ms,
+                "bare_sdk_ms_per_call": bare_ms,
+                "bare_http_ms_per_call": http_ms,
+                "of_bare_http": ratio(job_ms, http_ms),
+            },
+        ),
+    ]
 
 
 # --- 3. rate-limit use -------------------------------------------------------------------------
