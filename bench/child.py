@@ -27,6 +27,7 @@ import contextlib
 import json
 import resource
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -73,6 +74,35 @@ def peak_rss_mb() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class _CpuSampler:
+    """Samples this process's CPU time against the wall clock, so that the parent can take
+    the CPU spent inside the server's commit window (sending, not start-up or the report)."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.samples: list[tuple[float, float]] = []
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-cpu", daemon=True)
+
+    def __enter__(self) -> _CpuSampler:
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def _sample(self) -> None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        self.samples.append((time.time(), usage.ru_utime + usage.ru_stime))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._sample()
 
 
 def _usage() -> dict[str, float]:
@@ -154,7 +184,7 @@ def run_job_workload(request: ChildRequest) -> dict[str, Any]:
     )
     before = _usage()
     started = time.perf_counter()
-    with _profiled(request):
+    with _profiled(request), _CpuSampler() as sampler:
         summary = run_job(config)
     seconds = time.perf_counter() - started
     after = _usage()
@@ -166,6 +196,7 @@ def run_job_workload(request: ChildRequest) -> dict[str, Any]:
         "peak_rss_mb": after["peak_rss_mb"],
         "summary": summary.model_dump(mode="json"),
         "errors": [json.loads(line) for line in errors[:MAX_ERRORS_SHOWN]],
+        "cpu_samples": sampler.samples,
     }
 
 
@@ -331,7 +362,7 @@ def _measured(request: ChildRequest, send: Callable[[], int]) -> dict[str, Any]:
     """Time `send` (which returns its call count), under the profiler if one is asked for."""
     before = _usage()
     started = time.perf_counter()
-    with _profiled(request):
+    with _profiled(request), _CpuSampler() as sampler:
         calls = send()
     seconds = time.perf_counter() - started
     after = _usage()
@@ -340,6 +371,7 @@ def _measured(request: ChildRequest, send: Callable[[], int]) -> dict[str, Any]:
         "cpu_seconds": after["cpu_seconds"] - before["cpu_seconds"],
         "peak_rss_mb": after["peak_rss_mb"],
         "calls": calls,
+        "cpu_samples": sampler.samples,
     }
 
 
