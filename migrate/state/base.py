@@ -10,6 +10,7 @@ from sqlalchemy import (
     update,
 )
 
+from migrate.state.prepared import PreparedStatements
 from migrate.state.records import ClaimLostError
 from migrate.state.schema import conversations
 
@@ -19,6 +20,7 @@ class StoreBase:
 
     engine: Engine
     owner: str | None
+    _statements: PreparedStatements | None = None
 
     def _update(self, conn: Connection, seq: int, **values: Any) -> None:
         """Update one conversation the replay protocol works on, if this worker still holds it."""
@@ -26,8 +28,18 @@ class StoreBase:
         if self.owner is not None:
             query = query.where(conversations.c.claimed_by == self.owner)
         if conn.execute(query.values(**values)).rowcount == 0 and self.owner is not None:
-            raise ClaimLostError(
-                f"conversation #{seq} is no longer held by worker {self.owner}",
-                hint="its lease ran out (the state store was unreachable or too slow); another "
-                "worker takes it over and reconciles it",
-            )
+            raise self._claim_lost(seq)
+
+    def _claim_lost(self, seq: int) -> ClaimLostError:
+        return ClaimLostError(
+            f"conversation #{seq} is no longer held by worker {self.owner}",
+            hint="its lease ran out (the state store was unreachable or too slow); another "
+            "worker takes it over and reconciles it",
+        )
+
+    @property
+    def statements(self) -> PreparedStatements:
+        """The hot statements of the replay protocol, compiled once for this engine."""
+        if self._statements is None or self._statements.engine is not self.engine:
+            self._statements = PreparedStatements(self.engine)
+        return self._statements

@@ -4,15 +4,18 @@ right after, each in one transaction; the conversation's counters move with it."
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Update,
+    bindparam,
     case,
     insert,
     update,
 )
+from sqlalchemy.sql import ClauseElement
 
 from migrate.state.base import StoreBase
 from migrate.state.schema import IntentKind, IntentOutcome, conversations, intents, items
@@ -25,33 +28,27 @@ class Journal(StoreBase):
         """Write down a remote write before sending it; returns the intent id."""
         now = time.time()
         with self.engine.begin() as conn:
-            result = conn.execute(
-                insert(intents).values(seq=seq, kind=kind, start=start, count=count, created_at=now)
-            )
             if kind != "delete":
-                status = conversations.c.status
-                self._update(
-                    conn,
-                    seq,
-                    status=case((status == "pending", "in_progress"), else_=status),
-                    updated_at=now,
-                )
-            key = result.inserted_primary_key
-            assert key is not None
-            return int(key[0])
+                # First, so that a lost claim leaves no intent behind for the next worker.
+                self._hot_update(conn, "intent", seq, {"b_now": now}, _started_values)
+            statement = self.statements.get("intent", self._intent_insert)
+            cursor = statement.execute(
+                conn,
+                {"b_seq": seq, "b_kind": kind, "b_start": start, "b_count": count, "b_now": now},
+            )
+            returned = cursor.fetchone() if self.engine.dialect.insert_returning else None
+            intent_id = int(returned[0]) if returned is not None else int(cursor.lastrowid)
+            cursor.close()
+            return intent_id
 
     def record_created(self, seq: int, intent_id: int, conversation_id: str) -> None:
         """The conversation exists: its id and the outcome in one transaction."""
         now = time.time()
         with self.engine.begin() as conn:
-            self._update(
-                conn,
-                seq,
-                conversation_id=conversation_id,
-                calls=conversations.c.calls + 1,
-                updated_at=now,
+            self._hot_update(
+                conn, "created", seq, {"b_now": now, "b_cid": conversation_id}, _created_values
             )
-            _resolve(conn, intent_id, "applied", now)
+            self._hot_resolve(conn, intent_id, "applied", now)
 
     def record_appended(
         self,
@@ -67,33 +64,73 @@ class Journal(StoreBase):
     ) -> None:
         """Items landed (`(position, source item id, new item id)`): rows, counts, outcome."""
         now = time.time()
-        values: dict[str, Any] = {
-            "landed_items": conversations.c.landed_items + len(landed),
-            "calls": conversations.c.calls + calls,
-            "updated_at": now,
-        }
-        if reconciled:
-            values["reconciliations"] = conversations.c.reconciliations + 1
-        if migrated:
-            values["status"] = "migrated"
         with self.engine.begin() as conn:
-            self._update(conn, seq, **values)
+            self._hot_update(
+                conn,
+                ("appended", reconciled, migrated),
+                seq,
+                {"b_now": now, "b_landed": len(landed), "b_calls": calls},
+                lambda: _appended_values(reconciled=reconciled, migrated=migrated),
+            )
             if intent_id is not None:
-                _resolve(conn, intent_id, outcome, now)
+                self._hot_resolve(conn, intent_id, outcome, now)
             if landed:
-                conn.execute(
-                    insert(items),
+                self.statements.get("items", _items_insert).execute_many(
+                    conn,
                     [
                         {
-                            "seq": seq,
-                            "position": position,
-                            "source_conversation_id": source_conversation_id,
-                            "source_item_id": source_item_id,
-                            "item_id": item_id,
+                            "b_seq": seq,
+                            "b_position": position,
+                            "b_source_conversation_id": source_conversation_id,
+                            "b_source_item_id": source_item_id,
+                            "b_item_id": item_id,
                         }
                         for position, source_item_id, item_id in landed
                     ],
                 )
+
+    # --- the hot statements, prepared once (`migrate.state.prepared`) -------------------------
+
+    def _hot_update(
+        self,
+        conn: Connection,
+        key: object,
+        seq: int,
+        values: dict[str, Any],
+        set_values: Callable[[], dict[str, Any]],
+    ) -> None:
+        """`_update` of one conversation through a prepared statement (same ownership guard)."""
+        owner = self.owner
+
+        def build() -> ClauseElement:
+            query: Update = update(conversations).where(conversations.c.seq == bindparam("b_seq"))
+            if owner is not None:
+                query = query.where(conversations.c.claimed_by == bindparam("b_owner"))
+            return query.values(**set_values())
+
+        statement = self.statements.get(("update", key, owner is not None), build)
+        bound = {**values, "b_seq": seq}
+        if owner is not None:
+            bound["b_owner"] = owner
+        cursor = statement.execute(conn, bound)
+        changed = cursor.rowcount
+        cursor.close()
+        if changed == 0 and owner is not None:
+            raise self._claim_lost(seq)
+
+    def _hot_resolve(self, conn: Connection, intent_id: int, outcome: str, now: float) -> None:
+        statement = self.statements.get("resolve", _resolve_update)
+        statement.execute(conn, {"b_id": intent_id, "b_outcome": outcome, "b_now": now}).close()
+
+    def _intent_insert(self) -> ClauseElement:
+        query = insert(intents).values(
+            seq=bindparam("b_seq"),
+            kind=bindparam("b_kind"),
+            start=bindparam("b_start"),
+            count=bindparam("b_count"),
+            created_at=bindparam("b_now"),
+        )
+        return query.returning(intents.c.id) if self.engine.dialect.insert_returning else query
 
     def record_attempt_failed(
         self, seq: int, intent_id: int | None, outcome: IntentOutcome, *, orphan: bool = False
@@ -172,6 +209,54 @@ class Journal(StoreBase):
                 .where(conversations.c.seq == seq)
                 .values(deleted_at=now, calls=conversations.c.calls + 1, updated_at=now)
             )
+
+
+def _started_values() -> dict[str, Any]:
+    status = conversations.c.status
+    return {
+        "status": case((status == "pending", "in_progress"), else_=status),
+        "updated_at": bindparam("b_now"),
+    }
+
+
+def _created_values() -> dict[str, Any]:
+    return {
+        "conversation_id": bindparam("b_cid"),
+        "calls": conversations.c.calls + 1,
+        "updated_at": bindparam("b_now"),
+    }
+
+
+def _appended_values(*, reconciled: bool, migrated: bool) -> dict[str, Any]:
+    c = conversations.c
+    values: dict[str, Any] = {
+        "landed_items": c.landed_items + bindparam("b_landed"),
+        "calls": c.calls + bindparam("b_calls"),
+        "updated_at": bindparam("b_now"),
+    }
+    if reconciled:
+        values["reconciliations"] = c.reconciliations + 1
+    if migrated:
+        values["status"] = "migrated"
+    return values
+
+
+def _resolve_update() -> ClauseElement:
+    return (
+        update(intents)
+        .where(intents.c.id == bindparam("b_id"))
+        .values(outcome=bindparam("b_outcome"), resolved_at=bindparam("b_now"))
+    )
+
+
+def _items_insert() -> ClauseElement:
+    return insert(items).values(
+        seq=bindparam("b_seq"),
+        position=bindparam("b_position"),
+        source_conversation_id=bindparam("b_source_conversation_id"),
+        source_item_id=bindparam("b_source_item_id"),
+        item_id=bindparam("b_item_id"),
+    )
 
 
 def _resolve(conn: Connection, intent_id: int, outcome: IntentOutcome, now: float) -> None:
