@@ -75,6 +75,13 @@ PLAN_CHUNK = 100
 """Conversations planned (and stored) per transaction while a run streams its source."""
 CLAIM_BATCH = 32
 """Most conversations a worker claims at once (fewer when its concurrency is lower)."""
+PLAN_AHEAD = 512
+"""Unfinished conversations (pending or in progress) beyond which planning waits for replay,
+at least `PLAN_AHEAD_PER_WORKER` per unit of concurrency: the planner stays a bounded
+distance ahead, so it neither holds the GIL for a whole source nor fills the store first."""
+PLAN_AHEAD_PER_WORKER = 16
+PLAN_WAIT = 0.1
+"""Seconds between two looks at how far replay has got while planning waits."""
 
 
 def run_job(
@@ -262,13 +269,24 @@ class _Planner:
         self.outcomes = outcomes
         self.seq = first_seq
 
-    async def run(self, planned: asyncio.Event, stop: threading.Event, listener: _Listener) -> None:
-        """Plan until the source ends (then mark planning complete) or a stop is requested."""
+    async def run(
+        self,
+        planned: asyncio.Event,
+        stop: threading.Event,
+        listener: _Listener,
+        *,
+        ahead: int = PLAN_AHEAD,
+    ) -> None:
+        """Plan until the source ends (then mark planning complete) or a stop is requested,
+        waiting whenever `ahead` conversations are planned and not yet finished."""
         loop = asyncio.get_running_loop()
         # One thread only: some sources hold connections that must stay on one thread.
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="migrate-plan")
         try:
             while not stop.is_set():
+                if self.store.unfinished_count() >= ahead:
+                    await asyncio.sleep(PLAN_WAIT)
+                    continue
                 try:
                     chunk = await loop.run_in_executor(executor, _take, self.outcomes, PLAN_CHUNK)
                 except Exception as exc:
@@ -325,7 +343,8 @@ def _drive(
             planned = asyncio.Event()
             planning = None
             if planner is not None:
-                planning = asyncio.create_task(planner.run(planned, stop, listener))
+                ahead = max(PLAN_AHEAD, PLAN_AHEAD_PER_WORKER * options.concurrency)
+                planning = asyncio.create_task(planner.run(planned, stop, listener, ahead=ahead))
             work = claimed_work(
                 store,
                 session,

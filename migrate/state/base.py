@@ -10,9 +10,23 @@ from sqlalchemy import (
     update,
 )
 
+from migrate.plan.model import ConversationPlan
 from migrate.state.prepared import PreparedStatements
 from migrate.state.records import ClaimLostError
 from migrate.state.schema import conversations
+
+RECENT_PLANS = 2048
+"""Most plans kept in memory between planning them and claiming them in the same process."""
+
+
+class RecentPlans(dict[int, ConversationPlan]):
+    """Plans this process stored lately, by `seq`, so that its own claims need not parse them
+    back from the store; the oldest are dropped beyond `RECENT_PLANS`."""
+
+    def remember(self, seq: int, plan: ConversationPlan) -> None:
+        self[seq] = plan
+        while len(self) > RECENT_PLANS:
+            del self[next(iter(self))]
 
 
 class StoreBase:
@@ -20,6 +34,7 @@ class StoreBase:
 
     engine: Engine
     owner: str | None
+    recent_plans: RecentPlans
     _statements: PreparedStatements | None = None
 
     def _update(self, conn: Connection, seq: int, **values: Any) -> None:

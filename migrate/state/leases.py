@@ -32,21 +32,30 @@ class Leases(StoreBase):
         worker is claiming at this moment are skipped (`FOR UPDATE SKIP LOCKED`). The claim
         lasts `lease` seconds unless renewed (None: until released).
         """
-        claimed: list[Claim] = []
+        claimed: list[tuple[int, Status]] = []
         with self.engine.begin() as conn:
             for status in ("in_progress", "pending"):
                 wanted = limit - len(claimed)
                 if wanted <= 0:
                     break
-                rows = conn.execute(_claimable(status, wanted, with_plan=True)).all()
-                claimed += [
-                    Claim(
-                        seq=int(seq), status=status, plan=ConversationPlan.model_validate_json(plan)
-                    )
-                    for seq, plan in rows
-                ]
-            _take(conn, worker, [claim.seq for claim in claimed], lease)
-        return claimed
+                rows = conn.execute(_claimable(status, wanted, with_plan=False)).all()
+                claimed += [(int(seq), status) for (seq,) in rows]
+            seqs = [seq for seq, _ in claimed]
+            _take(conn, worker, seqs, lease)
+            plans = self._claimed_plans(conn, seqs)
+        return [Claim(seq=seq, status=status, plan=plans[seq]) for seq, status in claimed]
+
+    def _claimed_plans(self, conn: Connection, seqs: Sequence[int]) -> dict[int, ConversationPlan]:
+        """The plans of `seqs`: those this process just planned from memory, the rest parsed."""
+        plans = {seq: plan for seq in seqs if (plan := self.recent_plans.pop(seq, None))}
+        missing = [seq for seq in seqs if seq not in plans]
+        if missing:
+            c = conversations.c
+            rows = conn.execute(select(c.seq, c.plan).where(c.seq.in_(missing))).all()
+            plans.update(
+                (int(seq), ConversationPlan.model_validate_json(plan)) for seq, plan in rows
+            )
+        return plans
 
     def release_claims(self, worker: str | None = None) -> None:
         """Forget claims (of one worker, or all of them: the job's processes are gone).

@@ -35,6 +35,7 @@ from migrate.errors import JobError
 from migrate.plan.model import ConversationPlan
 from migrate.sqlite import configure_sqlite
 from migrate.state import schema
+from migrate.state.base import RecentPlans
 from migrate.state.journal import Journal
 from migrate.state.leases import Leases
 from migrate.state.records import ConversationRow, JobRecord, OpenIntent, Totals
@@ -57,6 +58,7 @@ class StateStore(Journal, Leases):
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.recent_plans = RecentPlans()
         self.owner: str | None = None
         """The worker this store writes for: the replay protocol's updates then apply only
         while the worker still holds the conversation (else `ClaimLostError`)."""
@@ -153,6 +155,9 @@ class StateStore(Journal, Leases):
         rows = [_outcome_values(seq, outcome, now) for seq, outcome in outcomes]
         with self.engine.begin() as conn:
             conn.execute(insert(conversations), rows)
+        for seq, outcome in outcomes:
+            if isinstance(outcome, ConversationPlan) and outcome.items:
+                self.recent_plans.remember(seq, outcome)
 
     def replace_outcome(self, seq: int, outcome: ConversationPlan | ErrorRecord) -> None:
         """Replace the plan of a conversation nothing was sent for yet (the source changed)."""
@@ -162,6 +167,7 @@ class StateStore(Journal, Leases):
         values.update(conversation_id=None, landed_items=0, retryable=False)
         with self.engine.begin() as conn:
             conn.execute(update(conversations).where(conversations.c.seq == seq).values(**values))
+        self.recent_plans.pop(seq, None)
 
     def reset_for_retry(self, seq: int) -> None:
         """Put a conversation that failed for a transient reason back in line."""
