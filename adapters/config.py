@@ -7,7 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
-JsonFormat = Literal["auto", "chat_completions", "finetune", "sharegpt", "chatgpt", "assistants"]
+JsonFormat = Literal[
+    "auto", "chat_completions", "finetune", "sharegpt", "chatgpt", "assistants", "responses"
+]
 
 
 class _Config(BaseModel):
@@ -28,6 +30,8 @@ class JsonSourceConfig(_Config):
     """Field holding per-conversation metadata; `metadata` if present when unset."""
     chatgpt_branches: Literal["current", "all"] = "current"
     """ChatGPT exports: migrate the branch ending at `current_node`, or every branch."""
+    responses_instructions: Literal["developer", "drop"] = "developer"
+    """Responses histories: `instructions` as a leading developer message, or dropped."""
 
 
 SqlPreset = Literal["langchain", "agents-sdk", "llamaindex"]

@@ -37,6 +37,7 @@ from adapters.chatgpt_export import read_chatgpt
 from adapters.config import JsonFormat, JsonSourceConfig
 from adapters.detect import detect_file_format
 from adapters.model import SourceConversation, SourceFailure, SourceRecord
+from adapters.responses.records import read_responses
 from adapters.sharegpt import read_sharegpt
 
 logger = logging.getLogger(__name__)
@@ -44,8 +45,8 @@ logger = logging.getLogger(__name__)
 ExportReader = Callable[[Path], Iterator[SourceRecord]]
 
 _FORMAT_HINT = (
-    "pass the format explicitly (format = chat_completions, finetune, sharegpt, chatgpt or "
-    "assistants)"
+    "pass the format explicitly (format = chat_completions, finetune, sharegpt, chatgpt, "
+    "assistants or responses)"
 )
 
 
@@ -95,7 +96,7 @@ class JsonFilesSource:
                 raise SourceOpenError(
                     f"cannot tell the format of {path}: its first record is not a Chat "
                     "Completions conversation, fine-tuning line, ShareGPT record, ChatGPT "
-                    f"export or Assistants export; {_FORMAT_HINT}"
+                    f"export, Assistants export or Responses history; {_FORMAT_HINT}"
                 )
             return
 
@@ -173,6 +174,8 @@ def convert_record(
             return [read_sharegpt(value, ctx)]
         case "chatgpt":
             return read_chatgpt(value, ctx)
+        case "responses":
+            return [read_responses(value, ctx)]
     raise ValueError(f"no record reader for format {found!r}")
 
 
