@@ -418,4 +418,3 @@ def _described(part: Any) -> str:
     if isinstance(detail, str) and detail.startswith("data:"):
         detail = f"inline data, {len(detail):,} characters"
     return f"{kind}: {detail}" if detail else str(kind)
-
