@@ -120,9 +120,10 @@ def _shown(item: dict[str, Any], include: list[str]) -> dict[str, Any]:
         item["outputs"] = None
     elif kind == "reasoning" and "reasoning.encrypted_content" not in include:
         item.pop("encrypted_content", None)
-    elif kind == "computer_call_output" and isinstance(item.get("output"), dict):
-        if "computer_call_output.output.image_url" not in include:
-            item["output"]["image_url"] = None
+    elif kind == "computer_call_output" and "computer_call_output.output.image_url" not in include:
+        output = item.get("output")
+        if isinstance(output, dict):
+            output["image_url"] = None
     return item
 
 
