@@ -27,6 +27,10 @@ from migrate.cli.threads import export_threads_command  # noqa: E402
 
 main.add_command(export_threads_command)
 
+from migrate.cli.responses import export_responses_command  # noqa: E402
+
+main.add_command(export_responses_command)
+
 from migrate.cli.replay import JOB_COMMANDS  # noqa: E402
 
 for _command in JOB_COMMANDS:
