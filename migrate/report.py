@@ -4,7 +4,8 @@ Written from the state store (streamed, whatever the job's size) at the end of e
 resume, and again by `migrate report`:
 
 - `conversations.csv` / `.jsonl`: source id -> new conversation id, status, item counts,
-  findings, calls, retries, reconciliations, possible orphans, error.
+  findings, calls, retries, reconciliations, possible orphans, error; for a Responses chain,
+  its first and leaf response ids.
 - `items.csv` / `.jsonl`: source conversation id, source item id, position, new item id (and
   the new conversation id), one row per landed item.
 - `findings.jsonl`: every lossy or repairing step of the transform, per conversation.
@@ -43,7 +44,11 @@ CONVERSATION_FIELDS = [
     "error_code",
     "error_message",
     "deleted",
+    "first_response_id",
+    "leaf_response_id",
 ]
+CHAIN_METADATA = ("first_response_id", "leaf_response_id")
+"""Responses chains: the first and last response ids, from the conversation's metadata."""
 ITEM_FIELDS = [
     "source_conversation_id",
     "source_item_id",
@@ -68,7 +73,8 @@ def write_report_files(store: StateStore, job_dir: Path, summary: dict[str, Any]
 
 
 def _conversation_rows(store: StateStore) -> Iterator[dict[str, Any]]:
-    for row, _ in store.iter_conversations():
+    for row, plan in store.iter_conversations(with_plans=True):
+        metadata = plan.metadata if plan is not None else {}
         yield {
             "source_id": row.source_id,
             "conversation_id": row.conversation_id,
@@ -85,6 +91,7 @@ def _conversation_rows(store: StateStore) -> Iterator[dict[str, Any]]:
             "error_code": row.error_code,
             "error_message": row.error_message,
             "deleted": row.deleted_at is not None,
+            **{key: metadata.get(key) for key in CHAIN_METADATA},
         }
 
 

@@ -171,6 +171,25 @@ def test_a_300_item_chain_lands_whole_through_each_fault(
     assert summary.retries >= 4
     assert_exactly_once(tmp_path / "job", migrated=1)
     landed_in_order(tmp_path / "job", chain_context(stored, ids[-1]))
+    id_map_names_the_chain(tmp_path / "job", ids, chain_context(stored, ids[-1]))
+
+
+def id_map_names_the_chain(job_dir: Path, ids: list[str], expected: list[dict[str, Any]]) -> None:
+    """The report maps the chain's first and leaf response ids and every source item id."""
+    (row,) = [
+        json.loads(line) for line in (job_dir / "conversations.jsonl").read_text().splitlines()
+    ]
+    assert (row["source_id"], row["first_response_id"], row["leaf_response_id"]) == (
+        ids[-1],
+        ids[0],
+        ids[-1],
+    )
+    items = [json.loads(line) for line in (job_dir / "items.jsonl").read_text().splitlines()]
+    mapped = [item["source_item_id"] for item in items if item["source_item_id"]]
+    assert mapped == [item["id"] for item in expected]
+    assert all(
+        item["item_id"] and item["conversation_id"] == row["conversation_id"] for item in items
+    )
 
 
 @pytest.mark.slow
