@@ -31,8 +31,8 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from adapters import SourceConfig, open_source
 from migrate.config import JobConfig
-from migrate.pipeline import iterate_plans
-from migrate.plan import ConversationPlan
+from migrate.plan.model import ConversationPlan
+from migrate.plan.pipeline import iterate_plans
 
 MAX_ERRORS_SHOWN = 20
 _SOURCE = TypeAdapter[SourceConfig](SourceConfig)
@@ -74,7 +74,7 @@ def _source(request: ChildRequest) -> SourceConfig:
 
 def run_plan(request: ChildRequest) -> dict[str, Any]:
     """The dry run over the source, timed from the first read to the last plan written."""
-    from migrate.planning import plan_job
+    from migrate.jobs.plan import plan_job
 
     assert request.job_dir is not None
     before = _usage()
@@ -121,9 +121,10 @@ def run_read(request: ChildRequest) -> dict[str, Any]:
 
 def run_job_workload(request: ChildRequest) -> dict[str, Any]:
     """`run_job` into the server at `base_url`; returns the job summary and timings."""
-    from migrate.jobs import RunConfig, run_job
-    from migrate.replay import ReplayOptions
-    from migrate.target import TargetConfig
+    from migrate.jobs.models import RunConfig
+    from migrate.jobs.run import run_job
+    from migrate.replay.replayer import ReplayOptions
+    from migrate.replay.target import TargetConfig
 
     assert request.job_dir is not None and request.base_url is not None
     config = RunConfig(
@@ -150,7 +151,8 @@ def run_job_workload(request: ChildRequest) -> dict[str, Any]:
 
 def run_verify(request: ChildRequest) -> dict[str, Any]:
     """`verify_job` of the job in `job_dir`; returns the report with problems counted by kind."""
-    from migrate.jobs import JobRef, verify_job
+    from migrate.jobs.models import JobRef
+    from migrate.jobs.verify import verify_job
 
     assert request.job_dir is not None
     report = verify_job(JobRef(job_dir=Path(request.job_dir)))

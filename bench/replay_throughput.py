@@ -31,9 +31,10 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.server import ServerProcess
-from migrate.jobs import RunConfig, run_job
-from migrate.replay import ReplayOptions
-from migrate.target import TargetConfig
+from migrate.jobs.models import RunConfig
+from migrate.jobs.run import run_job
+from migrate.replay.replayer import ReplayOptions
+from migrate.replay.target import TargetConfig
 
 
 def write_source(path: Path, *, conversations: int, items: int) -> None:

@@ -25,7 +25,7 @@ from adapters.config import SqlSourceConfig
 from adapters.model import SourceConversation
 from adapters.sql_tables import SqlTableSource
 from migrate.config import JobConfig
-from migrate.planning import plan_job
+from migrate.jobs.plan import plan_job
 
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from adapters import SourceConfig
 from migrate.errors import ConfigError
-from migrate.policy import Policy
+from migrate.transform.policy import Policy
 
 
 class JobConfig(BaseModel):

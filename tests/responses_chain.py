@@ -16,6 +16,8 @@ INSTRUCTIONS = "You are a concise assistant."
 
 def turn_items(prefix: str, turn: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The input and output items of one turn: every tenth turn calls a function."""
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
     if turn % 10 == 4:
         call = f"call_{prefix}_{turn - 1}"
         inputs = [

@@ -9,17 +9,11 @@ import pytest
 
 from adapters.model import Entry, Message, SourceConversation, TextPart, ToolCall, ToolResult
 from migrate.errors import ConversationError
-from migrate.pipeline import is_skipped, plan_or_error
-from migrate.plan import (
-    CONVERSATIONS_PATH,
-    ITEMS_PATH,
-    MAX_ITEMS_PER_CALL,
-    ConversationPlan,
-    batch_sizes_for,
-    fingerprint,
-    plan_conversation,
-)
-from migrate.policy import Policy
+from migrate.limits import MAX_ITEMS_PER_CALL
+from migrate.plan.model import CONVERSATIONS_PATH, ITEMS_PATH, ConversationPlan
+from migrate.plan.pipeline import is_skipped, plan_or_error
+from migrate.plan.planner import batch_sizes_for, fingerprint, plan_conversation
+from migrate.transform.policy import Policy
 
 
 def conversation(*entries: Entry, **fields: Any) -> SourceConversation:

@@ -25,8 +25,8 @@ from adapters.model import (
     ToolResult,
 )
 from migrate.errors import ConversationError
-from migrate.policy import Policy
-from migrate.transform import TransformResult, synthesized_call_id, transform
+from migrate.transform.policy import Policy
+from migrate.transform.transformer import TransformResult, synthesized_call_id, transform
 
 CONV_ID = "conv-src-1"
 

@@ -20,9 +20,9 @@ from adapters.model import (
     ToolCall,
     ToolResult,
 )
-from migrate.policy import Policy
-from migrate.transform import transform
-from migrate.validate import batch_problems, item_problems, metadata_problems
+from migrate.plan.validate import batch_problems, item_problems, metadata_problems
+from migrate.transform.policy import Policy
+from migrate.transform.transformer import transform
 
 USER_TEXT = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}
 ASSISTANT_TEXT = {

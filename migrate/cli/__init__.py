@@ -31,7 +31,8 @@ from migrate.cli.responses import export_responses_command  # noqa: E402
 
 main.add_command(export_responses_command)
 
-from migrate.cli.replay import JOB_COMMANDS  # noqa: E402
+from migrate.cli.job import report, rollback, status, verify  # noqa: E402
+from migrate.cli.run import resume, run, work  # noqa: E402
 
-for _command in JOB_COMMANDS:
+for _command in (run, resume, work, status, verify, rollback, report):
     main.add_command(_command)

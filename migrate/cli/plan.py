@@ -11,9 +11,9 @@ from tqdm import tqdm
 
 from migrate.cli.common import exits_on_errors, job_config_from, new_job_dir, source_options
 from migrate.errors import EXIT_OK, EXIT_PARTIAL
-from migrate.findings import ErrorRecord
-from migrate.pipeline import PlanOutcome
-from migrate.planning import PlanSummary, plan_job
+from migrate.jobs.plan import PlanSummary, plan_job
+from migrate.plan.pipeline import PlanOutcome
+from migrate.transform.findings import ErrorRecord
 
 SHOWN_ERRORS = 10
 

@@ -17,15 +17,16 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from migrate.limits import (
+    MAX_CALL_ID_CHARS,
+    MAX_INPUT_TEXT_CHARS,
+    MAX_ITEMS_PER_CALL,
+    MAX_METADATA_KEY_CHARS,
+    MAX_METADATA_PAIRS,
+    MAX_METADATA_VALUE_CHARS,
+    MAX_TOOL_NAME_CHARS,
+)
 from migrate.server.errors import ApiError, invalid_request, item_not_found
-
-MAX_ITEMS_PER_CALL = 20
-MAX_METADATA_PAIRS = 16
-MAX_METADATA_KEY = 64
-MAX_METADATA_VALUE = 512
-MAX_TEXT = 10_485_760
-MAX_CALL_ID = 64
-MAX_NAME = 128
 
 MESSAGE_ROLES = ("user", "assistant", "system", "developer")
 INPUT_PART_TYPES = ("input_text", "input_image", "input_file")
@@ -254,17 +255,17 @@ def parse_metadata(value: object, param: str = "metadata") -> dict[str, str]:
             code="object_above_max_properties",
         )
     for key, item in value.items():
-        if len(key) > MAX_METADATA_KEY:
+        if len(key) > MAX_METADATA_KEY_CHARS:
             raise invalid_request(
                 f"Invalid '{param}': key too long. Expected keys with maximum length "
-                f"{MAX_METADATA_KEY}, but got a key with length {len(key)} instead.",
+                f"{MAX_METADATA_KEY_CHARS}, but got a key with length {len(key)} instead.",
                 param=param,
                 code="string_above_max_length",
             )
         if not isinstance(item, str):
             raise _wrong_type(f"{param}.{key}", "a string", item)
-        if len(item) > MAX_METADATA_VALUE:
-            raise _too_long(f"{param}.{key}", MAX_METADATA_VALUE, len(item))
+        if len(item) > MAX_METADATA_VALUE_CHARS:
+            raise _too_long(f"{param}.{key}", MAX_METADATA_VALUE_CHARS, len(item))
     return dict(value)
 
 
@@ -401,8 +402,8 @@ def _parse_message(item: Mapping[str, Any], param: str) -> StoredItem:
     assistant = role == "assistant"
     parts: list[dict[str, Any]]
     if isinstance(content, str):
-        if len(content) > MAX_TEXT:
-            raise _too_long(f"{param}.content", MAX_TEXT, len(content))
+        if len(content) > MAX_INPUT_TEXT_CHARS:
+            raise _too_long(f"{param}.content", MAX_INPUT_TEXT_CHARS, len(content))
         parts = [_output_text(content, []) if assistant else _input_text(content)]
     elif isinstance(content, list):
         supported = OUTPUT_PART_TYPES if assistant else INPUT_PART_TYPES
@@ -434,14 +435,14 @@ def _parse_part(value: object, param: str, supported: tuple[str, ...]) -> dict[s
     kind = _part_type(part, param, supported)
     if kind == "input_text":
         _check_keys(part, frozenset({"type", "text"}), param)
-        return _input_text(_string(part, "text", param, max_length=MAX_TEXT))
+        return _input_text(_string(part, "text", param, max_length=MAX_INPUT_TEXT_CHARS))
     if kind == "input_image":
         return _parse_input_image(part, param)
     if kind == "input_file":
         return _parse_input_file(part, param)
     if kind == "output_text":
         _check_keys(part, frozenset({"type", "text", "annotations", "logprobs"}), param)
-        text = _string(part, "text", param, max_length=MAX_TEXT)
+        text = _string(part, "text", param, max_length=MAX_INPUT_TEXT_CHARS)
         annotations = _parse_annotations(part.get("annotations"), f"{param}.annotations")
         logprobs = part.get("logprobs")
         if logprobs is not None and not isinstance(logprobs, list):
@@ -510,7 +511,7 @@ def _parse_annotations(value: object, param: str) -> list[dict[str, Any]]:
 
 
 def _call_id(item: Mapping[str, Any], param: str) -> str:
-    return _string(item, "call_id", param, max_length=MAX_CALL_ID, min_length=1)
+    return _string(item, "call_id", param, max_length=MAX_CALL_ID_CHARS, min_length=1)
 
 
 def _parse_output(item: Mapping[str, Any], param: str) -> str | list[dict[str, Any]]:
@@ -518,8 +519,8 @@ def _parse_output(item: Mapping[str, Any], param: str) -> str | list[dict[str, A
         raise _missing(f"{param}.output")
     output = item["output"]
     if isinstance(output, str):
-        if len(output) > MAX_TEXT:
-            raise _too_long(f"{param}.output", MAX_TEXT, len(output))
+        if len(output) > MAX_INPUT_TEXT_CHARS:
+            raise _too_long(f"{param}.output", MAX_INPUT_TEXT_CHARS, len(output))
         return output
     if isinstance(output, list):
         return [
@@ -536,7 +537,7 @@ def _parse_function_call(item: Mapping[str, Any], param: str) -> StoredItem:
         "status": "completed",
         "arguments": _string(item, "arguments", param),
         "call_id": _call_id(item, param),
-        "name": _string(item, "name", param, max_length=MAX_NAME, min_length=1),
+        "name": _string(item, "name", param, max_length=MAX_TOOL_NAME_CHARS, min_length=1),
     }
     namespace = _optional_string(item, "namespace", param)
     if namespace is not None:
@@ -561,7 +562,7 @@ def _parse_custom_tool_call(item: Mapping[str, Any], param: str) -> StoredItem:
         "status": "completed",
         "call_id": _call_id(item, param),
         "input": _string(item, "input", param),
-        "name": _string(item, "name", param, max_length=MAX_NAME, min_length=1),
+        "name": _string(item, "name", param, max_length=MAX_TOOL_NAME_CHARS, min_length=1),
     }
     namespace = _optional_string(item, "namespace", param)
     if namespace is not None:

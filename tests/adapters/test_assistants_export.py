@@ -23,8 +23,9 @@ from adapters.model import (
     ToolCall,
     ToolResult,
 )
-from migrate.plan import MAX_ITEMS_PER_CALL, plan_conversation
-from migrate.policy import Policy
+from migrate.limits import MAX_ITEMS_PER_CALL
+from migrate.plan.planner import plan_conversation
+from migrate.transform.policy import Policy
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples" / "assistants"

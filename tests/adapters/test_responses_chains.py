@@ -8,10 +8,10 @@ from pathlib import Path
 
 import openai
 import pytest
-from responses_chain import INSTRUCTIONS, chain_context, write_chain
 
 from adapters.responses.chains import export_chains, history_file
 from migrate.server.testing import AdminClient, ServerFactory
+from tests.responses_chain import INSTRUCTIONS, chain_context, write_chain
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ from adapters.model import (
     ToolResult,
 )
 from adapters.responses.items import HOSTED_TYPES, ITEM_TYPES, decode_items
-from migrate.plan import plan_conversation
-from migrate.policy import Policy
+from migrate.plan.planner import plan_conversation
+from migrate.transform.policy import Policy
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "tests" / "fixtures" / "openapi" / "openapi-subset.json"

@@ -16,8 +16,8 @@ from adapters import open_source
 from adapters.config import JsonSourceConfig
 from adapters.model import Message, SourceConversation, TextPart, ToolCall, ToolResult
 from adapters.responses.chains import export_chains, history_file
-from migrate.plan import plan_conversation
-from migrate.policy import Policy
+from migrate.plan.planner import plan_conversation
+from migrate.transform.policy import Policy
 
 ROOT = Path(__file__).resolve().parents[2]
 CASSETTES = ROOT / "tests" / "cassettes" / "responses"
@@ -46,7 +46,8 @@ def exported(client: openai.OpenAI, name: str, ids: list[str], out: Path) -> dic
         summary = export_chains(client, ids, out)
         assert cassette.all_played
     assert (summary.failed, summary.leaves, summary.written) == (0, 1, 1)
-    return json.loads(history_file(out, ids[-1]).read_text(encoding="utf-8"))
+    history: dict[str, Any] = json.loads(history_file(out, ids[-1]).read_text(encoding="utf-8"))
+    return history
 
 
 def read_back(out: Path) -> SourceConversation:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from migrate.ratelimit import RateLimiter, parse_duration, retry_after_seconds
+from migrate.replay.ratelimit import RateLimiter, parse_duration, retry_after_seconds
 
 
 class FakeClock:

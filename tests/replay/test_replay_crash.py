@@ -12,14 +12,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import assert_exactly_once, run_config, server_contents, write_source
 from openai import OpenAI
 
 from migrate.errors import EXIT_FAILED, JobError
-from migrate.jobs import JobRef, ResumeConfig, job_status, resume_job, run_job
-from migrate.replay import CRASH_POINTS, CrashHook, CrashPoint, SimulatedCrash
+from migrate.jobs.models import JobRef, ResumeConfig
+from migrate.jobs.run import resume_job, run_job
+from migrate.jobs.status import job_status
+from migrate.replay.replayer import CRASH_POINTS, CrashHook, CrashPoint, SimulatedCrash
 from migrate.server.embedded import running_server
-from migrate.state import StateStore
+from migrate.state.store import StateStore
+from tests.replay.helpers import assert_exactly_once, run_config, server_contents, write_source
 
 
 def crash_at(point: CrashPoint, nth: int = 2) -> CrashHook:

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from conftest import assert_exactly_once, run_config
 
-from migrate.jobs import run_job
+from migrate.jobs.run import run_job
+from migrate.limits import MAX_INPUT_TEXT_CHARS
+from migrate.replay.target import TargetConfig
 from migrate.server.options import FaultKind
 from migrate.server.testing import AdminClient, ServerFactory
-from migrate.server.validation import MAX_TEXT
-from migrate.target import TargetConfig
+from tests.replay.helpers import assert_exactly_once, run_config
 
 FAULTS: list[FaultKind] = [
     "error_before",
@@ -96,11 +96,11 @@ def test_a_rejected_batch_fails_its_conversation_and_the_job_goes_on(
     source = source_file(conversations=3, messages=25, tools=False)
     lines = source.read_text(encoding="utf-8").splitlines()
     # A policy that allows longer texts than the API does: the target refuses the second batch.
-    huge = "x" * (MAX_TEXT + 1)
+    huge = "x" * (MAX_INPUT_TEXT_CHARS + 1)
     lines[1] = lines[1].replace('"conv 1 says 22"', f'"{huge}"')
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
     config = run_config(source, tmp_path / "job")
-    policy = config.job.policy.model_copy(update={"max_text_chars": 2 * MAX_TEXT})
+    policy = config.job.policy.model_copy(update={"max_text_chars": 2 * MAX_INPUT_TEXT_CHARS})
     config = config.model_copy(update={"job": config.job.model_copy(update={"policy": policy})})
     summary = run_job(config)
     assert summary.conversations.migrated == 2

@@ -19,16 +19,19 @@ from typing import Any
 
 import openai
 import pytest
-from conftest import assert_exactly_once, run_config, server_contents
-from responses_chain import chain_context, write_chain
-from test_replay_kill import start, wait_until_started
 
 from adapters.responses.chains import export_chains, history_file
 from migrate.config import build_job_config
-from migrate.jobs import JobRef, job_status, run_job, verify_job
-from migrate.planning import plan_job
+from migrate.jobs.models import JobRef
+from migrate.jobs.plan import plan_job
+from migrate.jobs.run import run_job
+from migrate.jobs.status import job_status
+from migrate.jobs.verify import verify_job
 from migrate.server.options import FaultKind
 from migrate.server.testing import ServerFactory
+from tests.replay.helpers import assert_exactly_once, run_config, server_contents
+from tests.replay.test_replay_kill import start, wait_until_started
+from tests.responses_chain import chain_context, write_chain
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "responses" / "histories.jsonl"

@@ -6,16 +6,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import assert_exactly_once, run_config, write_source
 from sqlalchemy import Connection, create_engine, select, text
 
-from migrate import state
 from migrate.errors import JobError
-from migrate.findings import ErrorRecord
-from migrate.jobs import JobRef, ResumeConfig, job_status, resume_job, run_job
-from migrate.plan import ConversationPlan, PlannedItem
-from migrate.replay import SimulatedCrash
-from migrate.state import JobRecord, StateStore
+from migrate.jobs.models import JobRef, ResumeConfig
+from migrate.jobs.run import resume_job, run_job
+from migrate.jobs.status import job_status
+from migrate.plan.model import ConversationPlan
+from migrate.replay.replayer import SimulatedCrash
+from migrate.state import schema as state
+from migrate.state.records import JobRecord
+from migrate.state.store import StateStore
+from migrate.transform.findings import ErrorRecord
+from migrate.transform.transformer import PlannedItem
+from tests.replay.helpers import assert_exactly_once, run_config, write_source
 
 
 def plan_of(source_id: str, items: int) -> ConversationPlan:

@@ -18,31 +18,26 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import assert_exactly_once, run_config, write_source
 from sqlalchemy import create_engine, select, text, update
 
-from migrate import state
 from migrate.cli import main
 from migrate.config import build_job_config
 from migrate.errors import EXIT_OK, EXIT_USAGE, ConfigError
-from migrate.jobs import (
-    JobRef,
-    ResumeConfig,
-    RunConfig,
-    WorkConfig,
-    job_status,
-    resume_job,
-    run_job,
-    work_on_job,
-)
-from migrate.plan import ConversationPlan, PlannedItem
-from migrate.ratelimit import RateLimiter
-from migrate.replay import ReplayOptions, SimulatedCrash
+from migrate.jobs.models import JobRef, ResumeConfig, RunConfig, WorkConfig
+from migrate.jobs.run import resume_job, run_job, work_on_job
+from migrate.jobs.status import job_status
+from migrate.plan.model import ConversationPlan
+from migrate.replay.ratelimit import RateLimiter
+from migrate.replay.replayer import ReplayOptions, SimulatedCrash
+from migrate.replay.target import TargetConfig
+from migrate.replay.workers import WorkerSession
 from migrate.server.store import ConversationStore
 from migrate.server.testing import AdminClient, ServerFactory
-from migrate.state import ClaimLostError, JobRecord, StateStore
-from migrate.target import TargetConfig
-from migrate.workers import WorkerSession
+from migrate.state import schema as state
+from migrate.state.records import ClaimLostError, JobRecord
+from migrate.state.store import StateStore
+from migrate.transform.transformer import PlannedItem
+from tests.replay.helpers import assert_exactly_once, run_config, write_source
 
 ELSEWHERE = "another-machine|pid:[1]"
 """A host identity no process here has: a worker there can only be known dead by its lease."""

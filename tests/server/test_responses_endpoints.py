@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
-from conftest import ClientFactory
-from responses_chain import write_chain
+from openai.types.responses import ResponseIncludable
 
 from migrate.server.testing import AdminClient, ServerFactory
+from tests.responses_chain import write_chain
+from tests.server.conftest import ClientFactory
 
 
 @pytest.fixture
@@ -53,8 +55,8 @@ def test_input_items_page_in_both_orders_with_after(
     first = client.responses.input_items.list(leaf, order="asc", limit=50)
     assert len(first.data) == 50 and first.has_more
     assert first.data[0].id == "msg_c_in_0"
-    second = client.responses.input_items.list(leaf, order="asc", limit=50, after=first.last_id)
-    third = client.responses.input_items.list(leaf, order="asc", limit=50, after=second.last_id)
+    second = client.responses.input_items.list(leaf, order="asc", limit=50, after=first.data[-1].id)
+    third = client.responses.input_items.list(leaf, order="asc", limit=50, after=second.data[-1].id)
     assert (len(second.data), len(third.data)) == (50, 19)
     assert not third.has_more
     assert third.data[-1].id == "msg_c_in_59"
@@ -108,21 +110,26 @@ def test_include_brings_back_what_the_api_hides_by_default(
     document = {"id": "resp_1", "object": "response", "output": [], "input_items": items}
     (stored / "resp_1.json").write_text(json.dumps(document), encoding="utf-8")
     client = sdk(local_server(responses_dir=stored))
-    hidden = client.responses.input_items.list("resp_1", order="asc").to_dict()["data"]
-    assert hidden[0]["content"][0]["image_url"] is None
-    assert "file_data" not in hidden[0]["content"][1]
+    hidden = [
+        json.loads(i.to_json())
+        for i in client.responses.input_items.list("resp_1", order="asc").data
+    ]
+    parts: list[dict[str, Any]] = hidden[0]["content"]
+    assert parts[0]["image_url"] is None
+    assert "file_data" not in parts[1]
     assert hidden[1]["results"] is None
     assert "encrypted_content" not in hidden[2]
-    include = ["message.input_image.image_url", "file_search_call.results"]
-    include.append("reasoning.encrypted_content")
-    shown = client.responses.input_items.list(
-        "resp_1",
-        order="asc",
-        include=include,  # type: ignore[arg-type]
-    ).to_dict()["data"]
-    assert shown[0]["content"][0]["image_url"] == "https://example.com/a.png"
+    include: list[ResponseIncludable] = [
+        "message.input_image.image_url",
+        "file_search_call.results",
+        "reasoning.encrypted_content",
+    ]
+    page = client.responses.input_items.list("resp_1", order="asc", include=include)
+    shown = [json.loads(i.to_json()) for i in page.data]
+    parts = shown[0]["content"]
+    assert parts[0]["image_url"] == "https://example.com/a.png"
     # Inline file data never comes back, whatever the include.
-    assert "file_data" not in shown[0]["content"][1]
+    assert "file_data" not in parts[1]
     assert shown[1]["results"] == [{"file_id": "file-1", "text": "hit"}]
     assert shown[2]["encrypted_content"] == "enc"
 

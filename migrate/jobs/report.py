@@ -26,7 +26,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from migrate.state import StateStore
+from migrate.state.store import StateStore
 
 CONVERSATION_FIELDS = [
     "source_id",

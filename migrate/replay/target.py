@@ -12,6 +12,7 @@ reconciliation and `verify` compare.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -26,7 +27,7 @@ from openai import AsyncOpenAI
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from migrate.errors import ConfigError
-from migrate.ratelimit import RateLimiter, retry_after_seconds
+from migrate.replay.ratelimit import RateLimiter, retry_after_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -386,3 +387,20 @@ def _difference(expected: Any, actual: Any, path: str) -> str | None:
 def _short(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+READ_ATTEMPTS = 6
+"""Attempts of one listing or deletion (safe to repeat) before giving up on it."""
+
+
+async def with_retries(call: Callable[[], Any]) -> Any:
+    """A read or a delete, retried on anything that may pass (they are safe to repeat)."""
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            return await call()
+        except CallError as error:
+            if error.kind not in ("not_applied", "ambiguous") or attempt == READ_ATTEMPTS - 1:
+                raise
+            if error.retry_after is None:
+                await asyncio.sleep(min(8.0, 0.25 * 2**attempt))
+    raise AssertionError("unreachable")

@@ -12,16 +12,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence, Set
 from typing import Any
 
-MAX_ITEMS_PER_CALL = 20
-MAX_METADATA_PAIRS = 16
-MAX_METADATA_KEY_CHARS = 64
-MAX_METADATA_VALUE_CHARS = 512
-MAX_CALL_ID_CHARS = 64
-MAX_TOOL_NAME_CHARS = 128
-MAX_OUTPUT_CHARS = 10_485_760
-MAX_INPUT_TEXT_CHARS = 10_485_760
-MAX_IMAGE_URL_CHARS = 20_971_520
-MAX_FILE_DATA_CHARS = 73_400_320
+from migrate.limits import (
+    MAX_CALL_ID_CHARS,
+    MAX_FILE_DATA_CHARS,
+    MAX_IMAGE_URL_CHARS,
+    MAX_INPUT_TEXT_CHARS,
+    MAX_ITEMS_PER_CALL,
+    MAX_METADATA_KEY_CHARS,
+    MAX_METADATA_PAIRS,
+    MAX_METADATA_VALUE_CHARS,
+    MAX_OUTPUT_CHARS,
+    MAX_TOOL_NAME_CHARS,
+)
 
 INPUT_ROLES = frozenset({"user", "system", "developer"})
 IMAGE_DETAILS = frozenset({"auto", "low", "high"})

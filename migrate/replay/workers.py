@@ -41,10 +41,11 @@ from collections.abc import AsyncIterator, Callable
 from sqlalchemy.exc import SQLAlchemyError
 
 from migrate.errors import ConfigError
-from migrate.ratelimit import RateLimiter
-from migrate.replay import Work
-from migrate.state import ClaimLostError, StateStore, WorkerRow
-from migrate.target import Target
+from migrate.replay.ratelimit import RateLimiter
+from migrate.replay.replayer import Work
+from migrate.replay.target import Target
+from migrate.state.records import ClaimLostError, WorkerRow
+from migrate.state.store import StateStore
 
 logger = logging.getLogger(__name__)
 

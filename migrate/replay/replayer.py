@@ -38,9 +38,11 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from migrate.errors import JobError
-from migrate.plan import ConversationPlan
-from migrate.state import ClaimLostError, OpenIntent, StateStore, Status
-from migrate.target import CallError, Target, item_difference
+from migrate.plan.model import ConversationPlan
+from migrate.replay.target import CallError, Target, item_difference
+from migrate.state.records import ClaimLostError, OpenIntent
+from migrate.state.schema import Status
+from migrate.state.store import StateStore
 
 logger = logging.getLogger(__name__)
 

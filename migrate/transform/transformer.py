@@ -71,9 +71,8 @@ from adapters.model import (
     ToolResult,
 )
 from migrate.errors import ConversationError
-from migrate.findings import Finding
-from migrate.plan import PlannedItem
-from migrate.policy import Policy
+from migrate.transform.findings import Finding
+from migrate.transform.policy import Policy
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +81,17 @@ TOOL_ROLES = frozenset({"tool", "function", "observation", "ipython"})
 IMAGE_DETAILS = frozenset({"auto", "low", "high"})
 MAX_CALL_ID_CHARS = 64
 URL_PREFIXES = ("http://", "https://", "data:")
+
+
+class PlannedItem(BaseModel):
+    """One item exactly as it will be sent, with the source entry it came from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item: dict[str, Any]
+    source_id: str | None = None
+    entry_index: int
+    """Index of the source entry (in `SourceConversation.entries`) that produced this item."""
 
 
 class TransformResult(BaseModel):

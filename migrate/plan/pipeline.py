@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from adapters import Source, SourceConfig, SourceOpenError, open_source
 from adapters.model import SourceConversation, SourceFailure
 from migrate.errors import ConfigError, ConversationError
-from migrate.findings import ErrorRecord
-from migrate.plan import ConversationPlan, plan_conversation
-from migrate.policy import Policy
+from migrate.plan.model import ConversationPlan
+from migrate.plan.planner import plan_conversation
+from migrate.transform.findings import ErrorRecord
+from migrate.transform.policy import Policy
 
 PlanOutcome = ConversationPlan | ErrorRecord
 

@@ -24,23 +24,25 @@ from typing import IO, Any, Literal, Self
 from pydantic import BaseModel, Field
 
 from migrate.config import JobConfig
-from migrate.findings import ErrorRecord
-from migrate.pipeline import PlanOutcome, iterate_plans, open_configured_source
-from migrate.plan import ConversationPlan
+from migrate.plan.model import ConversationPlan
+from migrate.plan.pipeline import PlanOutcome, iterate_plans, open_configured_source
+from migrate.transform.findings import ErrorRecord
 
 MAX_ERRORS_IN_SUMMARY = 1000
 
 ProgressCallback = Callable[[PlanOutcome], None]
 
 
-class ConversationCounts(BaseModel):
+class PlannedConversationCounts(BaseModel):
+    """Source records by what the plan does with them; `total = planned + failed + skipped`."""
+
     total: int = 0
     planned: int = 0
     failed: int = 0
     skipped: int = 0
 
 
-class ItemCounts(BaseModel):
+class PlannedItemCounts(BaseModel):
     planned: int = 0
 
 
@@ -49,8 +51,8 @@ class PlanSummary(BaseModel):
 
     source: str
     job_dir: str
-    conversations: ConversationCounts = Field(default_factory=ConversationCounts)
-    items: ItemCounts = Field(default_factory=ItemCounts)
+    conversations: PlannedConversationCounts = Field(default_factory=PlannedConversationCounts)
+    items: PlannedItemCounts = Field(default_factory=PlannedItemCounts)
     api_calls: int = 0
     findings: dict[str, int] = Field(default_factory=dict)
     errors: list[ErrorRecord] = Field(default_factory=list)

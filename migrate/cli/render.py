@@ -1,0 +1,165 @@
+"""What the job verbs print: summaries, verify and rollback results, progress bars, stop signals."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+import click
+from tqdm import tqdm
+
+from migrate.jobs.directory import shown_url
+from migrate.jobs.models import JobSummary, ProgressUpdate, RollbackResult, VerifyReport
+
+SHOWN_PROBLEMS = 20
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+
+def render_summary(summary: JobSummary) -> str:
+    """The human-readable job summary."""
+    counts = summary.conversations
+    unfinished = ""
+    if counts.pending or counts.in_progress:
+        unfinished = f", {counts.pending} pending, {counts.in_progress} in progress"
+    if not summary.planning_complete:
+        unfinished += " (source not fully read yet)"
+    return "\n".join(
+        [
+            f"job:              {summary.job_id} ({summary.state})",
+            f"source:           {summary.source}",
+            f"target:           {summary.target}",
+            f"conversations:    {counts.total} total: {counts.migrated} migrated, "
+            f"{counts.failed} failed, {counts.skipped} skipped{unfinished}",
+            f"items:            {summary.items.landed} landed of {summary.items.planned} planned",
+            f"API calls:        {summary.calls} ({summary.retries} retries, "
+            f"{summary.reconciliations} reconciliations)",
+            f"possible orphans: {summary.possible_orphans}",
+            f"findings:         {summary.findings}",
+            *([f"deleted:          {summary.deleted}"] if summary.deleted else []),
+            f"elapsed:          {summary.elapsed:.1f} s",
+        ]
+    )
+
+
+def render_verify(report: VerifyReport) -> str:
+    """The human-readable verification result."""
+    lines = [
+        f"target:      {report.target}",
+        f"checked:     {report.checked} migrated conversation(s)",
+        f"matching:    {report.matching}",
+        f"differing:   {report.differing}",
+    ]
+    if report.not_migrated:
+        lines.append(f"not checked: {report.not_migrated} not yet migrated")
+    for check in report.conversations[:SHOWN_PROBLEMS]:
+        lines.append(
+            f"  {check.location} {check.source_id} -> {check.conversation_id}: "
+            f"{check.found} items, {check.planned} planned"
+        )
+        lines += [f"    {problem.kind}: {problem.detail}" for problem in check.problems[:10]]
+    if report.differing > SHOWN_PROBLEMS:
+        lines.append(f"  ... {report.differing - SHOWN_PROBLEMS} more (use --json)")
+    return "\n".join(lines)
+
+
+def render_rollback(result: RollbackResult) -> str:
+    """The human-readable rollback result."""
+    lines = [
+        f"target:       {result.target}",
+        f"deleted:      {result.deleted}",
+        f"already gone: {result.already_gone}",
+        f"log:          {result.log}",
+    ]
+    if result.possible_orphans:
+        lines.append(
+            f"not deletable: {result.possible_orphans} possible orphan(s) (empty conversations "
+            "whose ids never reached the job)"
+        )
+    lines += [f"failed: {failure}" for failure in result.failed]
+    return "\n".join(lines)
+
+
+def exit_with_summary(summary: JobSummary) -> None:
+    click.echo(render_summary(summary))
+    if summary.job_dir is not None:
+        click.echo(
+            f"report:           {summary.job_dir}/ (conversations.csv, items.csv, "
+            "findings.jsonl, errors.jsonl, summary.json)"
+        )
+        if summary.conversations.failed:
+            click.echo(f"why each failed conversation failed: {summary.job_dir}/errors.jsonl")
+    if not summary.complete:
+        where = summary.job_dir or f"--state URL --job {summary.job_id}"
+        click.echo(f"the job is not finished; continue it with: migrate resume {where}", err=True)
+    sys.exit(summary.exit_code)
+
+
+class ProgressBars:
+    """Two tqdm bars on stderr: conversations and items, with rates and ETAs."""
+
+    def __init__(self, state_url: str | None = None) -> None:
+        self.conversations: tqdm[Any] | None = None
+        self.items: tqdm[Any] | None = None
+        self.state_url = state_url
+
+    def __enter__(self) -> ProgressBars:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for bar in (self.conversations, self.items):
+            if bar is not None:
+                bar.close()
+
+    def update(self, progress: ProgressUpdate) -> None:
+        if progress.event == "started":
+            click.echo(f"target: {progress.target}", err=True)
+            if self.state_url is not None and progress.job_id is not None:
+                click.echo(
+                    f"job id: {progress.job_id}; add workers with: migrate work "
+                    f"--state {shown_url(self.state_url)} --job {progress.job_id}",
+                    err=True,
+                )
+        if self.conversations is None or self.items is None:
+            self.conversations = tqdm(
+                desc="conversations", unit=" conv", file=sys.stderr, position=0, disable=None
+            )
+            self.items = tqdm(desc="items", unit=" item", file=sys.stderr, position=1, disable=None)
+        _advance(self.conversations, progress.conversations_done, progress.conversations_known)
+        _advance(self.items, progress.items_landed, progress.items_planned)
+
+
+def _advance(bar: tqdm[Any], value: int, total: int) -> None:
+    if bar.total != total:
+        bar.total = total
+        bar.refresh()
+    if value > bar.n:
+        bar.update(value - bar.n)
+
+
+@contextmanager
+def stoppable() -> Iterator[threading.Event]:
+    """First Ctrl-C: stop after the calls in flight. Second: stop at once."""
+    stop = threading.Event()
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        click.echo("\nstopping after the calls in flight (Ctrl-C again to stop at once)", err=True)
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_interrupt)
+    except ValueError:  # not the main thread: no handler, Ctrl-C stops at once
+        yield stop
+        return
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -1,0 +1,119 @@
+"""The job directory and the state store behind it: `job.json`, `state.db`, secret-free records."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from migrate.errors import ConfigError, JobError
+from migrate.jobs.models import JobRef
+from migrate.replay.target import (
+    TargetConfig,
+    resolve_base_url,
+)
+from migrate.state.store import StateStore
+
+logger = logging.getLogger(__name__)
+
+JOB_FILE = "job.json"
+STATE_FILE = "state.db"
+
+
+def open_job(ref: JobRef) -> StateStore:
+    """Open the state store of an existing job (by its directory, or by store URL and job id)."""
+    if ref.job_dir is None:
+        if ref.state_url is None or ref.job_id is None:
+            raise ConfigError(
+                "name the job: its directory, or --state URL and --job JOB_ID",
+                hint="`migrate status` on the machine that ran it shows the job id",
+            )
+        return _checked(StateStore.from_url(ref.state_url), ref.job_id, ref.state_url)
+    job_file = ref.job_dir / JOB_FILE
+    recorded: dict[str, Any] = {}
+    if job_file.exists():
+        try:
+            recorded = json.loads(job_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read {job_file}: {exc}") from exc
+    elif ref.state_url is None and not (ref.job_dir / STATE_FILE).exists():
+        raise ConfigError(f"{ref.job_dir} holds no job (no {JOB_FILE}, no {STATE_FILE})")
+    url = ref.state_url
+    if url is None:
+        stored = recorded.get("state_url")
+        if stored is None:
+            url = default_state_url(ref.job_dir)
+        elif "***" in stored:
+            raise ConfigError(
+                f"the job's state store URL needs its password: {stored}",
+                hint="pass --state (or set MIGRATE_STATE_URL)",
+            )
+        else:
+            url = stored
+    store = StateStore.from_url(url)
+    # A run killed before it wrote job.json still has its job in the default store.
+    if "job_id" in recorded and store.job().job_id != recorded["job_id"]:
+        store.close()
+        raise ConfigError(
+            f"the state store at {shown_url(url)} holds another job than {ref.job_dir}"
+        )
+    return store if ref.job_id is None else _checked(store, ref.job_id, url)
+
+
+def _checked(store: StateStore, job_id: str, url: str) -> StateStore:
+    """The store, if it holds job `job_id`."""
+    try:
+        held = store.job().job_id
+    except JobError:
+        store.close()
+        raise
+    if held != job_id:
+        store.close()
+        raise ConfigError(f"the state store at {shown_url(url)} holds job {held}, not {job_id}")
+    return store
+
+
+def job_name(ref: JobRef) -> str:
+    return str(ref.job_dir) if ref.job_dir is not None else f"job {ref.job_id}"
+
+
+def write_job_file(job_dir: Path, job_id: str, state_url: str | None) -> None:
+    content = {"job_id": job_id, "state_url": shown_url(state_url) if state_url else None}
+    (job_dir / JOB_FILE).write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
+
+
+def default_state_url(job_dir: Path) -> str:
+    return f"sqlite:///{(job_dir / STATE_FILE).resolve()}"
+
+
+def shown_url(url: str) -> str:
+    """A database URL fit to print: its password masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable URL>"
+
+
+def pinned_target(config: TargetConfig) -> TargetConfig:
+    """The target with its base URL fixed, so that `resume` writes where `run` wrote."""
+    if config.kind == "openai":
+        return config.model_copy(update={"base_url": resolve_base_url(config)})
+    return config
+
+
+def clean_target(store: StateStore) -> TargetConfig:
+    """The job's target without rehearsal faults (for reading back and deleting)."""
+    target = TargetConfig.model_validate(store.job().target)
+    return target.model_copy(update={"server_options": {}})
+
+
+def secret_free(data: dict[str, Any]) -> dict[str, Any]:
+    """The job config with any password in a database URL masked."""
+    source = data.get("source")
+    if isinstance(source, dict) and isinstance(source.get("url"), str):
+        source["url"] = shown_url(source["url"])
+    return data

@@ -1,0 +1,193 @@
+"""The verbs' configs and results: pydantic models the CLI and the Python API share."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from migrate.config import JobConfig
+from migrate.errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
+from migrate.replay.replayer import ReplayOptions
+from migrate.replay.target import (
+    TargetConfig,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class RunConfig(BaseModel):
+    """Everything `migrate run` needs: what to read, where to write, how hard to push."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    job: JobConfig
+    job_dir: Path
+    target: TargetConfig = Field(default_factory=TargetConfig)
+    replay: ReplayOptions = Field(default_factory=ReplayOptions)
+    state_url: str | None = None
+    """SQLAlchemy URL of the state store; `sqlite:///<job_dir>/state.db` when unset."""
+
+
+class JobRef(BaseModel):
+    """An existing job: its directory, or its state store URL and job id (from any machine)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    job_dir: Path | None = None
+    state_url: str | None = None
+    """The state store, when it is not the job directory's default (or there is no directory)."""
+    job_id: str | None = None
+    """Required without a job directory: the store must hold this job."""
+
+
+class WorkConfig(BaseModel):
+    """`migrate work`: join a shared job as one more worker."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    state_url: str
+    job_id: str
+    target_kind: Literal["local", "openai"] | None = None
+    """The target the worker expects (a check against the job's own)."""
+    concurrency: int | None = Field(default=None, ge=1, le=1024)
+    timeout: float | None = Field(default=None, gt=0)
+    lease: float | None = Field(default=None, gt=0)
+
+
+class ResumeConfig(BaseModel):
+    """`migrate resume`: the job, and what may differ from the original run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    job: JobRef
+    concurrency: int | None = Field(default=None, ge=1, le=1024)
+    timeout: float | None = Field(default=None, gt=0)
+    server_options: dict[str, Any] | None = None
+    """Local target only: replaces the run's latency/fault options (None keeps them)."""
+    check_source: bool = True
+    """Re-read the source and refuse if conversations in progress changed. Without it the
+    stored plans are replayed as they are (only possible once planning was complete)."""
+
+
+class ConversationCounts(BaseModel):
+    """Conversations by status; `total = migrated + failed + skipped + pending + in_progress`."""
+
+    total: int = 0
+    migrated: int = 0
+    failed: int = 0
+    skipped: int = 0
+    pending: int = 0
+    in_progress: int = 0
+
+
+class ItemCounts(BaseModel):
+    planned: int = 0
+    landed: int = 0
+
+
+class JobSummary(BaseModel):
+    """The state of a job, as `migrate status --json` prints it and `summary.json` holds it."""
+
+    job_id: str
+    job_dir: str | None
+    state: str
+    source: str
+    target: str
+    planning_complete: bool
+    conversations: ConversationCounts
+    items: ItemCounts
+    calls: int
+    retries: int
+    reconciliations: int
+    possible_orphans: int
+    """Conversations that may have been created without their id reaching us (empty ones)."""
+    findings: int
+    deleted: int
+    elapsed: float
+
+    @property
+    def complete(self) -> bool:
+        counts = self.conversations
+        return self.planning_complete and counts.pending == 0 and counts.in_progress == 0
+
+    @property
+    def exit_code(self) -> int:
+        if not self.complete:
+            return EXIT_FAILED
+        return EXIT_PARTIAL if self.conversations.failed else EXIT_OK
+
+
+class ProgressUpdate(BaseModel):
+    """Where a run stands; sent to the progress callback after each step."""
+
+    event: Literal["started", "progress", "finished"]
+    job_id: str | None = None
+    target: str | None = None
+    conversations_known: int = 0
+    """Conversations read from the source so far (the total once planning is complete)."""
+    planning_complete: bool = False
+    conversations_done: int = 0
+    items_planned: int = 0
+    items_landed: int = 0
+
+
+ProgressCallback = Callable[[ProgressUpdate], None]
+
+
+class ItemProblem(BaseModel):
+    """One difference between a migrated conversation and its plan."""
+
+    kind: Literal["missing", "extra", "duplicated", "reordered", "changed"]
+    position: int | None = None
+    item_id: str | None = None
+    detail: str
+
+
+class ConversationCheck(BaseModel):
+    """`verify`'s finding for one conversation that differs from its plan."""
+
+    source_id: str | None
+    location: str
+    conversation_id: str | None
+    planned: int
+    found: int
+    problems: list[ItemProblem]
+
+
+class VerifyReport(BaseModel):
+    """What `migrate verify` found."""
+
+    job_dir: str | None
+    target: str
+    checked: int = 0
+    matching: int = 0
+    differing: int = 0
+    not_migrated: int = 0
+    """Conversations not verified because they are not (yet) migrated."""
+    conversations: list[ConversationCheck] = Field(default_factory=list)
+    """Only the conversations that differ."""
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_PARTIAL if self.differing else EXIT_OK
+
+
+class RollbackResult(BaseModel):
+    """What `migrate rollback` deleted."""
+
+    job_dir: str | None
+    target: str
+    deleted: int = 0
+    already_gone: int = 0
+    failed: list[str] = Field(default_factory=list)
+    possible_orphans: int = 0
+    """Empty conversations whose ids never reached the job: they cannot be deleted."""
+    log: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_PARTIAL if self.failed else EXIT_OK

@@ -1,0 +1,497 @@
+"""Run, resume and work: plan the source into the state store and replay it.
+
+Decisions worth knowing:
+
+- `run` plans and replays at once: the source is planned chunk by chunk into the state store,
+  and the process claims its work from the store like any other worker of the job, so neither
+  the plans nor the work queue grow in memory with the size of the source.
+- `resume` re-reads the source first and compares each conversation with the stored plan.
+  Conversations nothing was sent for take the new plan; a conversation already in progress or
+  migrated whose plan changed makes `resume` refuse (nothing is written). Conversations that
+  failed for a transient reason (retry budget) are tried again.
+- Elapsed time is the time during which at least one worker of the job was alive (a process
+  killed with `kill -9` counts until its last heartbeat).
+- `resume` takes a job over: it frees the claims of workers known to be dead and refuses while
+  another worker of the job is still alive (`migrate work` adds capacity to a running job).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
+from pathlib import Path
+from typing import Any, Literal
+
+from adapters import SourceOpenError, open_source
+from migrate.config import JobConfig
+from migrate.errors import ConfigError, JobError
+from migrate.jobs.directory import (
+    default_state_url,
+    job_name,
+    open_job,
+    pinned_target,
+    secret_free,
+    write_job_file,
+)
+from migrate.jobs.models import (
+    JobRef,
+    JobSummary,
+    ProgressCallback,
+    ProgressUpdate,
+    ResumeConfig,
+    RunConfig,
+    WorkConfig,
+)
+from migrate.jobs.report import write_report_files
+from migrate.jobs.status import job_summary
+from migrate.plan.model import ConversationPlan
+from migrate.plan.pipeline import PlanOutcome, iterate_plans, open_configured_source
+from migrate.replay.replayer import CrashHook, Replayer, ReplayOptions, SimulatedCrash
+from migrate.replay.target import (
+    TargetConfig,
+    describe_target,
+    open_target,
+    validate_target,
+)
+from migrate.replay.workers import WorkerSession, claimed_work, forget_gone_workers
+from migrate.state.records import ConversationRow, JobRecord, Totals
+from migrate.state.schema import Status
+from migrate.state.store import StateStore
+from migrate.transform.findings import ErrorRecord
+
+logger = logging.getLogger(__name__)
+
+JOB_FILE = "job.json"
+STATE_FILE = "state.db"
+PLAN_CHUNK = 100
+"""Conversations planned (and stored) per transaction while a run streams its source."""
+CLAIM_BATCH = 32
+"""Most conversations a worker claims at once (fewer when its concurrency is lower)."""
+
+
+def run_job(
+    config: RunConfig,
+    *,
+    progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
+    crash_hook: CrashHook | None = None,
+) -> JobSummary:
+    """Plan the source and replay it into the target, into a new job directory.
+
+    Returns the job's summary (its `exit_code` tells success, partial success, or an
+    incomplete job). Raises `ConfigError` for bad configuration, `JobError` when the job
+    cannot go on (target refuses every call, state store broken).
+    """
+    validate_target(config.target)
+    job_dir = config.job_dir
+    if (job_dir / JOB_FILE).exists() or (job_dir / STATE_FILE).exists():
+        raise ConfigError(
+            f"{job_dir} already holds a job", hint=f"continue it with `migrate resume {job_dir}`"
+        )
+    source = open_configured_source(config.job.source)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    state_url = config.state_url or default_state_url(job_dir)
+    store = StateStore.from_url(state_url, create=True)
+    try:
+        target = pinned_target(config.target)
+        record = JobRecord(
+            job_id=uuid.uuid4().hex,
+            created_at=time.time(),
+            config={
+                "job": secret_free(config.job.model_dump(mode="json")),
+                "replay": config.replay.model_dump(mode="json"),
+            },
+            source=source.describe(),
+            target=target.model_dump(mode="json"),
+        )
+        store.create_job(record)
+        write_job_file(job_dir, record.job_id, config.state_url)
+        outcomes = iterate_plans(source, config.job.policy)
+        listener = _Listener(progress, store.totals(), planning_complete=False)
+        return _drive(
+            store,
+            job_dir,
+            target,
+            config.replay,
+            listener,
+            stop,
+            crash_hook,
+            planner=_Planner(store, outcomes, first_seq=0),
+        )
+    finally:
+        store.close()
+
+
+def resume_job(
+    config: ResumeConfig,
+    *,
+    progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
+    crash_hook: CrashHook | None = None,
+) -> JobSummary:
+    """Finish an interrupted job: check the source, reconcile what was in flight, go on."""
+    store = open_job(config.job)
+    try:
+        job = store.job()
+        if job.state == "rolled_back":
+            raise ConfigError(f"{job_name(config.job)} was rolled back; start a new run instead")
+        stored_replay = ReplayOptions.model_validate(job.config.get("replay", {}))
+        replay = stored_replay.model_copy(
+            update={"concurrency": config.concurrency or stored_replay.concurrency}
+        )
+        target = TargetConfig.model_validate(job.target)
+        updates: dict[str, Any] = {}
+        if config.timeout is not None:
+            updates["timeout"] = config.timeout
+        if config.server_options is not None:
+            updates["server_options"] = config.server_options
+        target = target.model_copy(update=updates)
+        validate_target(target)
+        _take_over(store)
+        planner: _Planner | None = None
+        stored = store.planned_count()
+        if config.check_source:
+            job_config = JobConfig.model_validate(job.config["job"])
+            try:
+                source = open_source(job_config.source)
+            except SourceOpenError as exc:
+                raise ConfigError(
+                    f"cannot re-read the source to check it: {exc}",
+                    hint="use --no-source-check to replay the stored plans as they are",
+                ) from exc
+            outcomes = iterate_plans(source, job_config.policy)
+            _check_source(store, outcomes)
+            planner = _Planner(store, outcomes, first_seq=stored)
+        else:
+            if not job.planning_complete:
+                raise ConfigError(
+                    "the run stopped before the whole source was planned; "
+                    "resume needs the source (drop --no-source-check)"
+                )
+            _retry_transient_failures(store)
+        listener = _Listener(progress, store.totals(), planning_complete=job.planning_complete)
+        return _drive(
+            store,
+            config.job.job_dir,
+            target,
+            replay,
+            listener,
+            stop,
+            crash_hook,
+            planner=planner,
+        )
+    finally:
+        store.close()
+
+
+def work_on_job(
+    config: WorkConfig,
+    *,
+    progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
+    crash_hook: CrashHook | None = None,
+) -> JobSummary:
+    """Join a job shared through its state store as one more worker, until the job is done.
+
+    The worker needs no source and no job directory: the plans are in the state store, put
+    there by the `run` (or `resume`) that plans the job. Returns the job's summary.
+    """
+    store = open_job(JobRef(state_url=config.state_url, job_id=config.job_id))
+    try:
+        job = store.job()
+        if job.state == "rolled_back":
+            raise ConfigError(f"job {job.job_id} was rolled back; there is nothing to do")
+        target = TargetConfig.model_validate(job.target)
+        if config.target_kind is not None and config.target_kind != target.kind:
+            raise ConfigError(
+                f"job {job.job_id} writes to {describe_target(target)}, not --target "
+                f"{config.target_kind}"
+            )
+        if target.kind == "local":
+            raise ConfigError(
+                f"job {job.job_id} writes to the local server inside the process that ran it; "
+                "other workers cannot reach it",
+                hint="to rehearse with several workers, run `migrate serve` and give `migrate "
+                "run` --target openai --base-url http://HOST:PORT/v1",
+            )
+        if config.timeout is not None:
+            target = target.model_copy(update={"timeout": config.timeout})
+        validate_target(target)
+        stored_replay = ReplayOptions.model_validate(job.config.get("replay", {}))
+        updates: dict[str, Any] = {}
+        if config.concurrency is not None:
+            updates["concurrency"] = config.concurrency
+        if config.lease is not None:
+            updates["lease"] = config.lease
+        replay = stored_replay.model_copy(update=updates)
+        listener = _Listener(progress, store.totals(), planning_complete=job.planning_complete)
+        return _drive(store, None, target, replay, listener, stop, crash_hook, planner=None)
+    finally:
+        store.close()
+
+
+def _take_over(store: StateStore) -> None:
+    """Before `resume`: free the claims of dead workers; refuse if another worker is alive."""
+    live = forget_gone_workers(store)
+    if live:
+        shown = ", ".join(f"{row.worker_id} (pid {row.pid})" for row in live[:5])
+        longest = max(row.lease for row in live)
+        raise ConfigError(
+            f"{len(live)} worker(s) of this job are still alive: {shown}",
+            hint="`migrate work` adds a worker to a running job; resume only once they have "
+            f"stopped (a worker that died elsewhere counts as alive for up to {longest:g}s)",
+        )
+    store.release_claims()
+
+
+class _Planner:
+    """Reads the source chunk by chunk (in a thread) and stores each chunk's plans."""
+
+    def __init__(
+        self, store: StateStore, outcomes: Iterator[PlanOutcome], *, first_seq: int
+    ) -> None:
+        self.store = store
+        self.outcomes = outcomes
+        self.seq = first_seq
+
+    async def run(self, planned: asyncio.Event, stop: threading.Event, listener: _Listener) -> None:
+        """Plan until the source ends (then mark planning complete) or a stop is requested."""
+        loop = asyncio.get_running_loop()
+        # One thread only: some sources hold connections that must stay on one thread.
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="migrate-plan")
+        try:
+            while not stop.is_set():
+                try:
+                    chunk = await loop.run_in_executor(executor, _take, self.outcomes, PLAN_CHUNK)
+                except Exception as exc:
+                    raise JobError(
+                        f"reading the source failed after {self.seq} records: {exc}",
+                        hint="fix the source, then `migrate resume` the job",
+                    ) from exc
+                if not chunk:
+                    self.store.update_job(planning_complete=True)
+                    listener.planning_done()
+                    planned.set()
+                    return
+                numbered = list(enumerate(chunk, start=self.seq))
+                self.seq += len(chunk)
+                self.store.add_outcomes(numbered)
+                listener.planned(numbered)
+                planned.set()
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _drive(
+    store: StateStore,
+    job_dir: Path | None,
+    target_config: TargetConfig,
+    options: ReplayOptions,
+    listener: _Listener,
+    stop: threading.Event | None,
+    crash_hook: CrashHook | None,
+    *,
+    planner: _Planner | None,
+) -> JobSummary:
+    stop = stop or threading.Event()
+    session = WorkerSession(
+        store, timeout=target_config.timeout, lease=options.lease, plans=planner is not None
+    )
+    job = store.job()
+    session.start()
+    store.update_job(state="running", started_at=job.started_at or time.time())
+
+    async def replay() -> None:
+        async with open_target(target_config, job_dir=job_dir) as target:
+            session.attach(target)
+            listener.started(target.description, job.job_id)
+            replayer = Replayer(
+                store,
+                target,
+                options=options,
+                listener=listener,
+                stop=stop,
+                crash_hook=crash_hook,
+            )
+            planned = asyncio.Event()
+            planning = None
+            if planner is not None:
+                planning = asyncio.create_task(planner.run(planned, stop, listener))
+            work = claimed_work(
+                store,
+                session,
+                batch=min(options.concurrency, CLAIM_BATCH),
+                stop=stop,
+                planning=planning,
+                planned=planned,
+                idle=lambda: listener.refresh(store) if planner is None else None,
+            )
+            try:
+                await replayer.replay_all(work)
+            finally:
+                if planning is not None:
+                    planning.cancel()
+                    await asyncio.gather(planning, return_exceptions=True)
+
+    try:
+        asyncio.run(replay())
+    except SimulatedCrash:
+        session.stop(crashed=True)
+        raise
+    except BaseException:
+        session.stop()
+        _finish(store, job_dir, listener)
+        raise
+    session.stop()
+    return _finish(store, job_dir, listener)
+
+
+def _finish(store: StateStore, job_dir: Path | None, listener: _Listener) -> JobSummary:
+    job = store.job()
+    totals = store.totals()
+    complete = job.planning_complete and totals.pending == 0 and totals.in_progress == 0
+    if complete:
+        store.update_job(state="finished", finished_at=job.finished_at or time.time())
+    elif store.live_workers()[0] == 0:
+        store.update_job(state="interrupted", finished_at=None)
+    summary = job_summary(store, job_dir)
+    if job_dir is not None:
+        write_report_files(store, job_dir, summary.model_dump(mode="json"))
+    listener.finished()
+    return summary
+
+
+def _take(outcomes: Iterator[PlanOutcome], count: int) -> list[PlanOutcome]:
+    return list(islice(outcomes, count))
+
+
+def _check_source(store: StateStore, outcomes: Iterator[PlanOutcome]) -> None:
+    """Compare the source with the stored plans; refuse if work in progress would change."""
+    conflicts: list[str] = []
+    for row, _ in store.iter_conversations():
+        outcome = next(outcomes, None)
+        if outcome is None:
+            missing = ErrorRecord(
+                code="missing_from_source",
+                message="the conversation is no longer in the source",
+                location=row.location,
+                conversation_id=row.source_id,
+            )
+            problem = _compare(store, row, missing, gone=True)
+        else:
+            problem = _compare(store, row, outcome)
+        if problem is not None:
+            conflicts.append(problem)
+    if conflicts:
+        shown = "\n  ".join(conflicts[:20])
+        more = f"\n  ... and {len(conflicts) - 20} more" if len(conflicts) > 20 else ""
+        raise JobError(
+            f"the source changed under {len(conflicts)} conversation(s) already in progress "
+            f"or migrated; nothing was sent:\n  {shown}{more}",
+            hint="restore the source as it was, or roll back this job and start a new run",
+        )
+
+
+def _compare(
+    store: StateStore, row: ConversationRow, outcome: PlanOutcome, *, gone: bool = False
+) -> str | None:
+    source_id: str | None
+    fingerprint: str | None
+    if isinstance(outcome, ConversationPlan):
+        source_id, fingerprint = outcome.source_id, outcome.fingerprint
+    else:
+        source_id, fingerprint = outcome.conversation_id, None
+    if not gone and row.source_id == source_id and row.fingerprint == fingerprint:
+        if row.status == "failed" and row.retryable:
+            store.reset_for_retry(row.seq)
+        return None
+    who = f"conversation {row.source_id} ({row.location})"
+    if row.conversation_id is not None:
+        if row.status in ("in_progress", "migrated"):
+            change = "is no longer in the source" if gone else "changed in the source"
+            return f"{who} {change}; it is {row.status} as {row.conversation_id}"
+        # Failed after a partial write: it stays failed, with what the report already says.
+        return None
+    store.replace_outcome(row.seq, outcome)
+    return None
+
+
+def _retry_transient_failures(store: StateStore) -> None:
+    for row, _ in store.iter_conversations(statuses=["failed"]):
+        if row.retryable:
+            store.reset_for_retry(row.seq)
+
+
+class _Listener:
+    """Turns replay events into `ProgressUpdate`s for the caller's callback."""
+
+    def __init__(
+        self, callback: ProgressCallback | None, totals: Totals, *, planning_complete: bool
+    ) -> None:
+        self.callback = callback
+        self.target: str | None = None
+        self.job_id: str | None = None
+        self.known = totals.total
+        self.planning_complete = planning_complete
+        self.done = totals.migrated + totals.failed + totals.skipped
+        self.items_planned = totals.items_planned
+        self.landed = totals.items_landed
+
+    def started(self, target: str, job_id: str) -> None:
+        self.target = target
+        self.job_id = job_id
+        self._send("started")
+
+    def planned(self, outcomes: list[tuple[int, PlanOutcome]]) -> None:
+        self.known += len(outcomes)
+        for _, outcome in outcomes:
+            if isinstance(outcome, ConversationPlan) and outcome.items:
+                self.items_planned += len(outcome.items)
+            else:
+                self.done += 1
+        self._send("progress")
+
+    def planning_done(self) -> None:
+        self.planning_complete = True
+        self._send("progress")
+
+    def refresh(self, store: StateStore) -> None:
+        """A worker that does not plan learns how far planning has got (cheap reads only)."""
+        known = store.known_count()
+        if known != self.known:
+            self.known = known
+            self.planning_complete = store.job().planning_complete
+            self._send("progress")
+
+    def items_landed(self, count: int) -> None:
+        self.landed += count
+        self._send("progress")
+
+    def conversation_finished(self, status: Status) -> None:
+        self.done += 1
+        self._send("progress")
+
+    def finished(self) -> None:
+        self._send("finished")
+
+    def _send(self, event: Literal["started", "progress", "finished"]) -> None:
+        if self.callback is None:
+            return
+        self.callback(
+            ProgressUpdate(
+                event=event,
+                job_id=self.job_id,
+                target=self.target,
+                conversations_known=self.known,
+                planning_complete=self.planning_complete,
+                conversations_done=self.done,
+                items_planned=self.items_planned,
+                items_landed=self.landed,
+            )
+        )

@@ -1,0 +1,160 @@
+"""Verify: read every migrated conversation back and compare it with its plan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from migrate.jobs.directory import clean_target, open_job
+from migrate.jobs.models import ConversationCheck, ItemProblem, JobRef, VerifyReport
+from migrate.plan.model import ConversationPlan
+from migrate.replay.target import (
+    CallError,
+    Target,
+    item_difference,
+    open_target,
+    with_retries,
+)
+from migrate.state.records import ConversationRow
+from migrate.state.store import StateStore
+
+logger = logging.getLogger(__name__)
+
+
+def verify_job(ref: JobRef, *, concurrency: int = 8) -> VerifyReport:
+    """Read every migrated conversation back and compare it item by item with its plan."""
+    store = open_job(ref)
+    try:
+        target_config = clean_target(store)
+
+        async def check_all() -> VerifyReport:
+            async with open_target(target_config, job_dir=ref.job_dir) as target:
+                report = VerifyReport(
+                    job_dir=None if ref.job_dir is None else str(ref.job_dir),
+                    target=target.description,
+                )
+                gate = asyncio.Semaphore(concurrency)
+
+                async def check(row: ConversationRow, plan: ConversationPlan) -> None:
+                    async with gate:
+                        result = await _check_conversation(store, target, row, plan)
+                    report.checked += 1
+                    if result is None:
+                        report.matching += 1
+                    else:
+                        report.differing += 1
+                        report.conversations.append(result)
+
+                pending: set[asyncio.Task[None]] = set()
+                for row, plan in store.iter_conversations(with_plans=True):
+                    if row.status != "migrated" or row.deleted_at is not None:
+                        if row.status in ("pending", "in_progress"):
+                            report.not_migrated += 1
+                        continue
+                    assert plan is not None
+                    if len(pending) >= concurrency * 2:
+                        done, pending = await asyncio.wait(
+                            pending, return_when=asyncio.FIRST_COMPLETED
+                        )
+                        for task in done:
+                            task.result()
+                    pending.add(asyncio.create_task(check(row, plan)))
+                if pending:
+                    for outcome in await asyncio.gather(*pending, return_exceptions=True):
+                        if isinstance(outcome, BaseException):
+                            raise outcome
+                report.conversations.sort(key=lambda c: c.location)
+                return report
+
+        return asyncio.run(check_all())
+    finally:
+        store.close()
+
+
+async def _check_conversation(
+    store: StateStore, target: Target, row: ConversationRow, plan: ConversationPlan
+) -> ConversationCheck | None:
+    conversation_id = row.conversation_id
+    assert conversation_id is not None
+    check = ConversationCheck(
+        source_id=row.source_id,
+        location=row.location,
+        conversation_id=conversation_id,
+        planned=len(plan.items),
+        found=0,
+        problems=[],
+    )
+    try:
+        listed = await with_retries(lambda: target.list_items(conversation_id))
+    except CallError as error:
+        check.problems.append(
+            ItemProblem(kind="missing", detail=f"cannot read the conversation: {error.message}")
+        )
+        return check
+    check.found = len(listed)
+    check.problems = compare_with_plan(plan, listed, store.item_ids(row.seq))
+    return check if check.problems else None
+
+
+def compare_with_plan(
+    plan: ConversationPlan, listed: list[dict[str, Any]], recorded: dict[int, str]
+) -> list[ItemProblem]:
+    """Every difference between the items a conversation holds and its plan.
+
+    Items are matched by the ids the job recorded when they landed; content is compared after
+    the target's normalisation (`migrate.target.item_difference`).
+    """
+    problems: list[ItemProblem] = []
+    index_of = {str(item.get("id")): index for index, item in enumerate(listed)}
+    expected_ids = {item_id: position for position, item_id in recorded.items()}
+    found_positions: list[int] = []
+    for position, planned in enumerate(plan.items):
+        item_id = recorded.get(position)
+        if item_id is None or item_id not in index_of:
+            problems.append(
+                ItemProblem(
+                    kind="missing",
+                    position=position,
+                    item_id=item_id,
+                    detail=f"planned item {position} (source {planned.source_id}) is not there",
+                )
+            )
+            continue
+        found_positions.append(index_of[item_id])
+        difference = item_difference(planned.item, listed[index_of[item_id]])
+        if difference is not None:
+            problems.append(
+                ItemProblem(kind="changed", position=position, item_id=item_id, detail=difference)
+            )
+    if found_positions != sorted(found_positions):
+        problems.append(
+            ItemProblem(kind="reordered", detail="the items are not in the planned order")
+        )
+    for index, item in enumerate(listed):
+        listed_id = str(item.get("id"))
+        if listed_id in expected_ids:
+            continue
+        copies = [
+            position
+            for position, planned in enumerate(plan.items)
+            if item_difference(planned.item, item) is None
+        ]
+        if copies:
+            problems.append(
+                ItemProblem(
+                    kind="duplicated",
+                    position=copies[0],
+                    item_id=listed_id,
+                    detail=f"item {index} repeats planned item {copies[0]}",
+                )
+            )
+        else:
+            problems.append(
+                ItemProblem(
+                    kind="extra",
+                    item_id=listed_id,
+                    detail=f"item {index} ({item.get('type')}) is not in the plan",
+                )
+            )
+    return problems

@@ -1,0 +1,57 @@
+"""The plan of one conversation: the exact API calls a run would send for it."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from migrate.transform.findings import Finding
+from migrate.transform.transformer import PlannedItem
+
+CONVERSATIONS_PATH = "/conversations"
+ITEMS_PATH = "/conversations/{conversation_id}/items"
+
+
+class PlannedRequest(BaseModel):
+    """One HTTP call of a plan; `path` is relative to the target's base URL."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["POST"] = "POST"
+    path: str
+    body: dict[str, Any]
+
+
+class ConversationPlan(BaseModel):
+    """Everything a run needs to land one source conversation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source_kind: str
+    source_id: str
+    location: str
+    metadata: dict[str, str]
+    items: list[PlannedItem]
+    batch_sizes: list[int]
+    """Sizes of the `items.create` calls, in order; they add up to `len(items)`."""
+    fingerprint: str
+    findings: list[Finding]
+
+    def batches(self) -> list[list[PlannedItem]]:
+        """The items grouped as they will be sent, one list per `items.create` call."""
+        out: list[list[PlannedItem]] = []
+        start = 0
+        for size in self.batch_sizes:
+            out.append(self.items[start : start + size])
+            start += size
+        return out
+
+    def requests(self) -> list[PlannedRequest]:
+        """The create call (metadata only) followed by one call per batch."""
+        calls = [PlannedRequest(path=CONVERSATIONS_PATH, body={"metadata": self.metadata})]
+        calls += [
+            PlannedRequest(path=ITEMS_PATH, body={"items": [p.item for p in batch]})
+            for batch in self.batches()
+        ]
+        return calls

@@ -1,0 +1,1 @@
+"""Stage 4: land each plan in the target exactly once (replayer, target, rate limiter, workers)."""

@@ -1,0 +1,240 @@
+"""Several workers on one job: claims under leases, heartbeats, the worker registry and the
+shared 429 pause, all read against the database's clock (`epoch_now`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+
+from migrate.plan.model import ConversationPlan
+from migrate.state.base import StoreBase
+from migrate.state.records import Claim, WorkerRow
+from migrate.state.schema import Status, conversations, epoch_now, pace, workers
+
+
+class Leases(StoreBase):
+    """Claims with leases, the worker registry and the shared 429 pause."""
+
+    def claim_work(self, worker: str, *, limit: int, lease: float | None) -> list[Claim]:
+        """Take up to `limit` conversations for `worker`, in-flight ones first, with their plans.
+
+        A conversation is free when nobody claimed it or its lease ran out; rows another
+        worker is claiming at this moment are skipped (`FOR UPDATE SKIP LOCKED`). The claim
+        lasts `lease` seconds unless renewed (None: until released).
+        """
+        claimed: list[Claim] = []
+        with self.engine.begin() as conn:
+            for status in ("in_progress", "pending"):
+                wanted = limit - len(claimed)
+                if wanted <= 0:
+                    break
+                rows = conn.execute(_claimable(status, wanted, with_plan=True)).all()
+                claimed += [
+                    Claim(
+                        seq=int(seq), status=status, plan=ConversationPlan.model_validate_json(plan)
+                    )
+                    for seq, plan in rows
+                ]
+            _take(conn, worker, [claim.seq for claim in claimed], lease)
+        return claimed
+
+    def claim_conversations(
+        self,
+        worker: str,
+        *,
+        limit: int,
+        statuses: Sequence[Status] = ("in_progress", "pending"),
+        lease: float | None = None,
+    ) -> list[int]:
+        """Take up to `limit` free conversations for `worker`, in-flight ones first (no plans).
+
+        On PostgreSQL rows another worker is claiming are skipped (`FOR UPDATE SKIP LOCKED`),
+        so several processes can share one job.
+        """
+        seqs: list[int] = []
+        with self.engine.begin() as conn:
+            for status in ("in_progress", "pending"):
+                if status not in statuses or len(seqs) >= limit:
+                    continue
+                rows = conn.execute(_claimable(status, limit - len(seqs), with_plan=False))
+                seqs += [int(seq) for seq in rows.scalars()]
+            _take(conn, worker, seqs, lease)
+        return seqs
+
+    def release_claims(self, worker: str | None = None) -> None:
+        """Forget claims (of one worker, or all of them: the job's processes are gone).
+
+        Finished conversations keep `claimed_by`: it names the worker that finished them.
+        """
+        query = _release()
+        if worker is not None:
+            query = query.where(conversations.c.claimed_by == worker)
+        else:
+            query = query.where(conversations.c.claimed_by.is_not(None))
+        with self.engine.begin() as conn:
+            conn.execute(query)
+
+    def register_worker(
+        self, worker_id: str, *, host: str, pid: int, plans: bool, lease: float
+    ) -> None:
+        """Add a worker to the job (its first heartbeat)."""
+        now = epoch_now()
+        values = {"host": host, "pid": pid, "plans": plans, "lease": lease}
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(workers).values(worker_id=worker_id, started_at=now, seen_at=now, **values)
+            )
+
+    def renew(self, worker: str, *, lease: float) -> None:
+        """Heartbeat: the worker is alive and its claims last `lease` seconds from now."""
+        c = conversations.c
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(workers).where(workers.c.worker_id == worker).values(seen_at=epoch_now())
+            )
+            conn.execute(
+                update(conversations)
+                .where(c.claimed_by == worker, c.status.in_(("pending", "in_progress")))
+                .values(lease_until=epoch_now() + lease)
+            )
+
+    def stop_worker(self, worker: str, *, release: bool = True) -> None:
+        """The worker is leaving: last heartbeat, and (unless it crashed) its claims released."""
+        with self.engine.begin() as conn:
+            now = epoch_now()
+            conn.execute(
+                update(workers)
+                .where(workers.c.worker_id == worker)
+                .values(seen_at=now, stopped_at=now)
+            )
+            if release:
+                conn.execute(_release().where(conversations.c.claimed_by == worker))
+
+    def forget_workers(self, worker_ids: Sequence[str]) -> None:
+        """Workers known to be gone: mark them stopped and free their claims at once."""
+        if not worker_ids:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(workers)
+                .where(workers.c.worker_id.in_(worker_ids), workers.c.stopped_at.is_(None))
+                .values(stopped_at=workers.c.seen_at)
+            )
+            conn.execute(_release().where(conversations.c.claimed_by.in_(worker_ids)))
+
+    def worker_rows(self) -> tuple[list[WorkerRow], float]:
+        """Every worker that ever joined the job, and the database's clock."""
+        with self.engine.connect() as conn:
+            now = float(conn.execute(select(epoch_now())).scalar_one())
+            rows = conn.execute(select(workers).order_by(workers.c.started_at)).mappings().all()
+        return [WorkerRow.model_validate(dict(row)) for row in rows], now
+
+    def live_workers(self) -> tuple[int, bool]:
+        """Workers whose heartbeat is within their lease, and whether one of them plans."""
+        w = workers.c
+        alive = (w.stopped_at.is_(None)) & (w.seen_at + w.lease > epoch_now())
+        query = select(func.count(), func.coalesce(func.sum(case((w.plans, 1), else_=0)), 0)).where(
+            alive
+        )
+        with self.engine.connect() as conn:
+            count, planners = conn.execute(query).one()
+        return int(count), int(planners) > 0
+
+    def pause_left(self) -> float:
+        """Seconds every worker still holds off after a 429 (0 when none)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(pace.c.paused_until - epoch_now()).where(pace.c.id == 1)
+            ).first()
+        return max(0.0, float(row[0])) if row is not None else 0.0
+
+    def publish_pause(self, seconds: float) -> None:
+        """A worker met a 429: all hold off for `seconds` (a longer pause already set stays)."""
+        until = epoch_now() + seconds
+        current = pace.c.paused_until
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(pace)
+                .where(pace.c.id == 1)
+                .values(paused_until=case((current > until, current), else_=until))
+            )
+
+    def unfinished_count(self) -> int:
+        """Conversations still pending or in progress (whoever holds them)."""
+        c = conversations.c
+        query = select(func.count()).where(c.status.in_(("pending", "in_progress")))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def known_count(self) -> int:
+        """Source records planned so far (an index lookup, not a count)."""
+        with self.engine.connect() as conn:
+            top = conn.execute(select(func.max(conversations.c.seq))).scalar_one()
+        return 0 if top is None else int(top) + 1
+
+    def worker_time(self) -> float:
+        """Seconds during which at least one worker was alive (union of their lifetimes)."""
+        with self.engine.connect() as conn:
+            spans = conn.execute(
+                select(workers.c.started_at, workers.c.seen_at).order_by(workers.c.started_at)
+            ).all()
+        total = 0.0
+        open_start, open_end = None, None
+        for start, end in spans:
+            if open_end is None or start > open_end:
+                if open_start is not None and open_end is not None:
+                    total += open_end - open_start
+                open_start, open_end = start, end
+            else:
+                open_end = max(open_end, end)
+        if open_start is not None and open_end is not None:
+            total += open_end - open_start
+        return total
+
+    # --- the replay protocol -----------------------------------------------------------------
+
+
+def _claimable(status: Status, limit: int, *, with_plan: bool) -> Any:
+    """Free conversations of one status in source order, skipping rows being claimed."""
+    c = conversations.c
+    columns = [c.seq, c.plan] if with_plan else [c.seq]
+    return (
+        select(*columns)
+        .where(c.status == status, or_(c.claimed_by.is_(None), c.lease_until < epoch_now()))
+        .order_by(c.seq)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def _release() -> Any:
+    """Free the claims on unfinished conversations (add the `where`)."""
+    return (
+        update(conversations)
+        .where(conversations.c.status.in_(("pending", "in_progress")))
+        .values(claimed_by=None, claimed_at=None, lease_until=None)
+    )
+
+
+def _take(conn: Connection, worker: str, seqs: Sequence[int], lease: float | None) -> None:
+    if not seqs:
+        return
+    conn.execute(
+        update(conversations)
+        .where(conversations.c.seq.in_(seqs))
+        .values(
+            claimed_by=worker,
+            claimed_at=epoch_now(),
+            lease_until=None if lease is None else epoch_now() + lease,
+        )
+    )

@@ -1,0 +1,116 @@
+"""Rows of the state store as pydantic models, and the store's own errors."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from migrate.errors import JobError
+from migrate.plan.model import ConversationPlan
+from migrate.state.schema import IntentKind, Status
+
+
+class JobRecord(BaseModel):
+    """The `job` row."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    state: Literal["created", "running", "interrupted", "finished", "rolled_back"] = "created"
+    config: dict[str, Any]
+    source: str
+    target: dict[str, Any]
+    planning_complete: bool = False
+    elapsed: float = 0.0
+
+
+class ConversationRow(BaseModel):
+    """One `conversations` row, without the plan."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seq: int
+    source_id: str | None
+    source_kind: str | None
+    location: str
+    status: Status
+    conversation_id: str | None
+    planned_items: int
+    landed_items: int
+    planned_calls: int
+    fingerprint: str | None
+    findings: int
+    calls: int
+    retries: int
+    reconciliations: int
+    possible_orphans: int
+    error_code: str | None
+    error_message: str | None
+    error_hint: str | None
+    retryable: bool
+    deleted_at: float | None
+
+
+class OpenIntent(BaseModel):
+    """A remote write whose outcome was never recorded (the process died or the call hung)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    kind: IntentKind
+    start: int
+    count: int
+
+
+class Claim(BaseModel):
+    """A conversation a worker now holds, with its status at the moment of the claim."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seq: int
+    status: Status
+    plan: ConversationPlan
+
+
+class WorkerRow(BaseModel):
+    """One `workers` row (times in the database's clock)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    worker_id: str
+    host: str
+    pid: int
+    plans: bool
+    lease: float
+    started_at: float
+    seen_at: float
+    stopped_at: float | None
+
+
+class ClaimLostError(JobError):
+    """This worker no longer holds the conversation: its lease ran out and it may be another's."""
+
+
+class Totals(BaseModel):
+    """Counts over the whole job."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    total: int = 0
+    pending: int = 0
+    in_progress: int = 0
+    migrated: int = 0
+    failed: int = 0
+    skipped: int = 0
+    items_planned: int = 0
+    items_landed: int = 0
+    calls: int = 0
+    retries: int = 0
+    reconciliations: int = 0
+    possible_orphans: int = 0
+    findings: int = 0
+    deleted: int = 0

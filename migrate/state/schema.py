@@ -1,0 +1,195 @@
+"""The state store's layout: SQLAlchemy Core tables, the schema version and its upgrades, and
+the database clock (`epoch_now`) that leases, heartbeats and pauses are read against.
+
+Tables:
+
+- `job`: one row; the job config (no secrets), source description, target, times, state.
+- `conversations`: one row per source record in source order (`seq`): status
+  (`pending`, `in_progress`, `migrated`, `failed`, `skipped`), the new conversation id, planned
+  and landed item counts, the plan itself (JSON) and its fingerprint, the last error, counters
+  (calls, retries, reconciliations, possible orphans).
+- `items`: one row per landed item: source conversation id, position, source item id, new id.
+- `intents`: one row per remote write, written before it is sent; its outcome after.
+- `workers`: one row per process that replayed the job: host, pid, start, last heartbeat,
+  lease, whether it plans the source; the rate limit's share and the job's elapsed time come
+  from it.
+- `pace`: one row; the time until which every worker holds off after a 429.
+- `schema_version`: the version of this layout; `UPGRADES` moves older stores forward.
+
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Double,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+SCHEMA_VERSION = 2
+
+Status = Literal["pending", "in_progress", "migrated", "failed", "skipped"]
+FINAL_STATUSES: tuple[Status, ...] = ("migrated", "failed", "skipped")
+IntentKind = Literal["create", "append", "delete"]
+IntentOutcome = Literal["applied", "not_applied", "rejected", "ambiguous", "reconciled"]
+
+_LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, nullable=False),
+)
+
+job_table = Table(
+    "job",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("job_id", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("state", String(16), nullable=False),
+    Column("config", _LongText, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("planning_complete", Boolean, nullable=False, default=False),
+    Column("elapsed", Float, nullable=False, default=0.0),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("source_id", String(512)),
+    Column("source_kind", String(64)),
+    Column("location", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("conversation_id", String(128)),
+    Column("planned_items", Integer, nullable=False, default=0),
+    Column("landed_items", Integer, nullable=False, default=0),
+    Column("planned_calls", Integer, nullable=False, default=0),
+    Column("fingerprint", String(128)),
+    Column("plan", _LongText),
+    Column("findings", Integer, nullable=False, default=0),
+    Column("calls", Integer, nullable=False, default=0),
+    Column("retries", Integer, nullable=False, default=0),
+    Column("reconciliations", Integer, nullable=False, default=0),
+    Column("possible_orphans", Integer, nullable=False, default=0),
+    Column("error_code", String(64)),
+    Column("error_message", Text),
+    Column("error_hint", Text),
+    Column("retryable", Boolean, nullable=False, default=False),
+    Column("claimed_by", String(64)),
+    Column("claimed_at", Float),
+    Column("deleted_at", Float),
+    Column("updated_at", Float, nullable=False),
+    Column("lease_until", Double),
+    Index("ix_conversations_status", "status"),
+    Index("ix_conversations_source_id", "source_id"),
+    # Claims walk the pending rows in source order without sorting the whole table.
+    Index("ix_conversations_status_seq", "status", "seq"),
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("seq", Integer, ForeignKey("conversations.seq"), primary_key=True),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("source_conversation_id", String(512)),
+    Column("source_item_id", String(512)),
+    Column("item_id", String(128), nullable=False),
+)
+
+intents = Table(
+    "intents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("seq", Integer, ForeignKey("conversations.seq"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("start", Integer, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("outcome", String(16)),
+    Column("resolved_at", Float),
+    Index("ix_intents_open", "seq", "outcome"),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("worker_id", String(64), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("plans", Boolean, nullable=False, default=False),
+    Column("lease", Double, nullable=False),
+    Column("started_at", Double, nullable=False),
+    Column("seen_at", Double, nullable=False),
+    Column("stopped_at", Double),
+)
+
+pace = Table(
+    "pace",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("paused_until", Double, nullable=False),
+)
+
+
+class epoch_now(FunctionElement[float]):
+    """The database server's current time in seconds since the epoch."""
+
+    type = Double()
+    inherit_cache = True
+
+
+@compiles(epoch_now)
+def _epoch_now_default(element: epoch_now, compiler: SQLCompiler, **kw: Any) -> str:
+    return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
+
+
+@compiles(epoch_now, "sqlite")
+def _epoch_now_sqlite(element: epoch_now, compiler: SQLCompiler, **kw: Any) -> str:
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+@compiles(epoch_now, "mysql")
+@compiles(epoch_now, "mariadb")
+def _epoch_now_mysql(element: epoch_now, compiler: SQLCompiler, **kw: Any) -> str:
+    return "(UNIX_TIMESTAMP(SYSDATE(6)) + 0.0)"
+
+
+def _upgrade_to_workers(conn: Connection) -> None:
+    """Version 1 -> 2: leases on claims, the workers and pace tables, the claim index."""
+    column_type = Double().compile(dialect=conn.dialect)
+    conn.exec_driver_sql(f"ALTER TABLE conversations ADD COLUMN lease_until {column_type}")
+    for index in conversations.indexes:
+        if index.name == "ix_conversations_status_seq":
+            index.create(conn)
+    workers.create(conn)
+    pace.create(conn)
+    conn.execute(insert(pace).values(id=1, paused_until=0.0))
+
+
+Upgrade = Callable[[Connection], None]
+UPGRADES: dict[int, Upgrade] = {1: _upgrade_to_workers}
+"""`UPGRADES[n]` moves a store at version `n` to version `n + 1`, inside one transaction."""

@@ -1,0 +1,367 @@
+"""The job's state store: what was planned, what was sent, what landed, one transaction per change.
+
+SQLAlchemy Core tables defined in code; a SQLite file (`<job dir>/state.db`, WAL) by default,
+any SQLAlchemy URL otherwise. Several worker processes (on one machine or several) can share
+one job in PostgreSQL: `claim_work` takes a few conversations at a time with
+`SELECT ... FOR UPDATE SKIP LOCKED` and a lease that expires unless renewed (`renew`), so a
+dead worker's conversations go back to the others. Leases, heartbeats and the shared 429 pause
+are read against the database's clock (`epoch_now`), never the workers' own clocks.
+
+The tables are in `migrate.state.schema`; claims and leases in `migrate.state.leases`; the
+intent/outcome journal in `migrate.state.journal`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    Engine,
+    case,
+    create_engine,
+    func,
+    insert,
+    inspect,
+    select,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from migrate.errors import JobError
+from migrate.plan.model import ConversationPlan
+from migrate.sqlite import configure_sqlite
+from migrate.state import schema
+from migrate.state.journal import Journal
+from migrate.state.leases import Leases
+from migrate.state.records import ConversationRow, JobRecord, OpenIntent, Totals
+from migrate.state.schema import (
+    Status,
+    conversations,
+    epoch_now,
+    intents,
+    items,
+    job_table,
+    metadata,
+    pace,
+    schema_version,
+)
+from migrate.transform.findings import ErrorRecord
+
+
+class StateStore(Journal, Leases):
+    """The state of one job in a SQL database; every method that changes it commits once."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.owner: str | None = None
+        """The worker this store writes for: the replay protocol's updates then apply only
+        while the worker still holds the conversation (else `ClaimLostError`)."""
+
+    @classmethod
+    def from_url(cls, url: str, *, create: bool = False) -> StateStore:
+        """Open the store at `url`; `create` makes the tables (and upgrades an older layout)."""
+        try:
+            parsed = make_url(url)
+        except SQLAlchemyError as exc:
+            raise JobError(f"invalid state store URL: {exc}") from exc
+        engine = create_engine(parsed, future=True)
+        if engine.dialect.name == "sqlite":
+            configure_sqlite(engine)
+        store = cls(engine)
+        try:
+            store._prepare(create=create)
+        except SQLAlchemyError as exc:
+            engine.dispose()
+            raise JobError(
+                f"cannot open the state store {parsed.render_as_string(hide_password=True)}: "
+                f"{exc.__class__.__name__}: {exc}"
+            ) from exc
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _prepare(self, *, create: bool) -> None:
+        with self.engine.begin() as conn:
+            present = inspect(conn).has_table("schema_version")
+            if not present:
+                if not create:
+                    raise JobError("the state store holds no job (no schema_version table)")
+                metadata.create_all(conn)
+                conn.execute(insert(schema_version).values(version=schema.SCHEMA_VERSION))
+                conn.execute(insert(pace).values(id=1, paused_until=0.0))
+                return
+            version = conn.execute(select(schema_version.c.version)).scalar_one()
+            if version > schema.SCHEMA_VERSION:
+                raise JobError(
+                    f"the state store has schema version {version}, newer than this "
+                    f"program's {schema.SCHEMA_VERSION}",
+                    hint="upgrade chat-migrate",
+                )
+            while version < schema.SCHEMA_VERSION:
+                schema.UPGRADES[version](conn)
+                version += 1
+                conn.execute(update(schema_version).values(version=version))
+
+    def schema_version(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(schema_version.c.version)).scalar_one())
+
+    # --- job ---------------------------------------------------------------------------------
+
+    def create_job(self, record: JobRecord) -> None:
+        with self.engine.begin() as conn:
+            if conn.execute(select(func.count()).select_from(job_table)).scalar_one():
+                raise JobError("the state store already holds a job", hint="use a new --state")
+            conn.execute(insert(job_table).values(id=1, **_job_values(record)))
+
+    def job(self) -> JobRecord:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(job_table).where(job_table.c.id == 1)).mappings().first()
+        if row is None:
+            raise JobError("the state store holds no job")
+        values = dict(row)
+        values.pop("id")
+        values["config"] = json.loads(values["config"])
+        values["target"] = json.loads(values["target"])
+        return JobRecord.model_validate(values)
+
+    def update_job(self, **fields: Any) -> None:
+        values = {
+            key: json.dumps(value) if key in ("config", "target") else value
+            for key, value in fields.items()
+        }
+        with self.engine.begin() as conn:
+            conn.execute(update(job_table).where(job_table.c.id == 1).values(**values))
+
+    # --- planning ----------------------------------------------------------------------------
+
+    def planned_count(self) -> int:
+        """How many source records (conversations or failures) the store knows about."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(conversations)).scalar_one())
+
+    def add_outcomes(self, outcomes: Sequence[tuple[int, ConversationPlan | ErrorRecord]]) -> None:
+        """Record newly planned conversations (pending, skipped or failed), in one transaction."""
+        if not outcomes:
+            return
+        now = time.time()
+        rows = [_outcome_values(seq, outcome, now) for seq, outcome in outcomes]
+        with self.engine.begin() as conn:
+            conn.execute(insert(conversations), rows)
+
+    def replace_outcome(self, seq: int, outcome: ConversationPlan | ErrorRecord) -> None:
+        """Replace the plan of a conversation nothing was sent for yet (the source changed)."""
+        values = _outcome_values(seq, outcome, time.time())
+        for counter in ("seq", "calls", "retries", "reconciliations", "possible_orphans"):
+            values.pop(counter)
+        values.update(conversation_id=None, landed_items=0, retryable=False)
+        with self.engine.begin() as conn:
+            conn.execute(update(conversations).where(conversations.c.seq == seq).values(**values))
+
+    def reset_for_retry(self, seq: int) -> None:
+        """Put a conversation that failed for a transient reason back in line."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(conversations)
+                .where(conversations.c.seq == seq)
+                .values(
+                    status=case(
+                        (conversations.c.conversation_id.is_(None), "pending"),
+                        else_="in_progress",
+                    ),
+                    error_code=None,
+                    error_message=None,
+                    error_hint=None,
+                    retryable=False,
+                    updated_at=time.time(),
+                )
+            )
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def conversation(self, seq: int) -> ConversationRow:
+        with self.engine.connect() as conn:
+            row = conn.execute(_row_select().where(conversations.c.seq == seq)).mappings().one()
+        return ConversationRow.model_validate(dict(row))
+
+    def plan(self, seq: int) -> ConversationPlan:
+        with self.engine.connect() as conn:
+            text = conn.execute(
+                select(conversations.c.plan).where(conversations.c.seq == seq)
+            ).scalar_one()
+        if text is None:
+            raise JobError(f"conversation #{seq} has no stored plan")
+        return ConversationPlan.model_validate_json(text)
+
+    def iter_conversations(
+        self,
+        *,
+        statuses: Sequence[Status] | None = None,
+        with_plans: bool = False,
+        page: int = 500,
+    ) -> Iterator[tuple[ConversationRow, ConversationPlan | None]]:
+        """Every conversation in source order (optionally by status), read page by page."""
+        after = -1
+        while True:
+            query = _row_select(with_plan=with_plans).where(conversations.c.seq > after)
+            if statuses is not None:
+                query = query.where(conversations.c.status.in_(statuses))
+            query = query.order_by(conversations.c.seq).limit(page)
+            with self.engine.connect() as conn:
+                rows = [dict(row) for row in conn.execute(query).mappings()]
+            if not rows:
+                return
+            for values in rows:
+                text = values.pop("plan", None)
+                plan = ConversationPlan.model_validate_json(text) if text else None
+                yield ConversationRow.model_validate(values), plan
+            after = rows[-1]["seq"]
+
+    def item_ids(self, seq: int) -> dict[int, str]:
+        """New item ids already recorded for a conversation, by position."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(items.c.position, items.c.item_id).where(items.c.seq == seq)
+            ).all()
+        return {int(position): str(item_id) for position, item_id in rows}
+
+    def iter_items(self, *, page: int = 5000) -> Iterator[dict[str, Any]]:
+        """Every landed item in source order."""
+        after: tuple[int, int] = (-1, -1)
+        columns = [
+            items.c.seq,
+            conversations.c.conversation_id,
+            items.c.source_conversation_id,
+            items.c.source_item_id,
+            items.c.position,
+            items.c.item_id,
+        ]
+        while True:
+            seq, position = after
+            query = (
+                select(*columns)
+                .join_from(items, conversations, items.c.seq == conversations.c.seq)
+                .where((items.c.seq > seq) | ((items.c.seq == seq) & (items.c.position > position)))
+                .order_by(items.c.seq, items.c.position)
+                .limit(page)
+            )
+            with self.engine.connect() as conn:
+                rows = [dict(row) for row in conn.execute(query).mappings()]
+            if not rows:
+                return
+            yield from rows
+            after = (rows[-1]["seq"], rows[-1]["position"])
+
+    def created_count(self) -> int:
+        """Conversations this job created on the target and has not deleted."""
+        c = conversations.c
+        query = select(func.count()).where(c.conversation_id.is_not(None), c.deleted_at.is_(None))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def open_intents(self, seq: int) -> list[OpenIntent]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(intents.c.id, intents.c.kind, intents.c.start, intents.c.count)
+                .where(intents.c.seq == seq, intents.c.outcome.is_(None))
+                .order_by(intents.c.id)
+            ).mappings()
+            return [OpenIntent.model_validate(dict(row)) for row in rows]
+
+    def totals(self) -> Totals:
+        c = conversations.c
+        query = select(
+            func.count(),
+            *(func.coalesce(func.sum(case((c.status == s, 1), else_=0)), 0) for s in _STATUSES),
+            func.coalesce(func.sum(c.planned_items), 0),
+            func.coalesce(func.sum(c.landed_items), 0),
+            func.coalesce(func.sum(c.calls), 0),
+            func.coalesce(func.sum(c.retries), 0),
+            func.coalesce(func.sum(c.reconciliations), 0),
+            func.coalesce(func.sum(c.possible_orphans), 0),
+            func.coalesce(func.sum(c.findings), 0),
+            func.coalesce(func.sum(case((c.deleted_at.is_not(None), 1), else_=0)), 0),
+        )
+        with self.engine.connect() as conn:
+            values = [int(v) for v in conn.execute(query).one()]
+        names = ["total", *_STATUSES, "items_planned", "items_landed", "calls", "retries"]
+        names += ["reconciliations", "possible_orphans", "findings", "deleted"]
+        return Totals(**dict(zip(names, values, strict=True)))
+
+    # --- work distribution -------------------------------------------------------------------
+
+    def db_now(self) -> float:
+        """The database server's clock (seconds since the epoch)."""
+        with self.engine.connect() as conn:
+            return float(conn.execute(select(epoch_now())).scalar_one())
+
+
+_STATUSES: tuple[Status, ...] = ("pending", "in_progress", "migrated", "failed", "skipped")
+
+
+_ROW_COLUMNS = [
+    column
+    for column in conversations.c
+    if column.name not in ("plan", "claimed_by", "claimed_at", "updated_at", "lease_until")
+]
+
+
+def _row_select(*, with_plan: bool = False) -> Any:
+    columns = [*_ROW_COLUMNS, conversations.c.plan] if with_plan else _ROW_COLUMNS
+    return select(*columns)
+
+
+def _job_values(record: JobRecord) -> dict[str, Any]:
+    values = record.model_dump()
+    values["config"] = json.dumps(values["config"])
+    values["target"] = json.dumps(values["target"])
+    return values
+
+
+def _outcome_values(
+    seq: int, outcome: ConversationPlan | ErrorRecord, now: float
+) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "seq": seq,
+        "landed_items": 0,
+        "calls": 0,
+        "retries": 0,
+        "reconciliations": 0,
+        "possible_orphans": 0,
+        "retryable": False,
+        "updated_at": now,
+    }
+    if isinstance(outcome, ErrorRecord):
+        return base | {
+            "source_id": outcome.conversation_id,
+            "source_kind": None,
+            "location": outcome.location,
+            "status": "failed",
+            "planned_items": 0,
+            "planned_calls": 0,
+            "fingerprint": None,
+            "plan": None,
+            "findings": 0,
+            "error_code": outcome.code,
+            "error_message": outcome.message,
+            "error_hint": outcome.hint,
+        }
+    return base | {
+        "source_id": outcome.source_id,
+        "source_kind": outcome.source_kind,
+        "location": outcome.location,
+        "status": "pending" if outcome.items else "skipped",
+        "planned_items": len(outcome.items),
+        "planned_calls": 1 + len(outcome.batch_sizes) if outcome.items else 0,
+        "fingerprint": outcome.fingerprint,
+        "plan": outcome.model_dump_json(),
+        "findings": sum(f.count for f in outcome.findings),
+        "error_code": None,
+        "error_message": None,
+        "error_hint": None,
+    }
