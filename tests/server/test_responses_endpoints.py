@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +17,7 @@ from openai.types.responses import ResponseIncludable
 from migrate.server.testing import AdminClient, ServerFactory
 from tests.responses_chain import write_chain
 from tests.server.conftest import ClientFactory
+from tests.server.test_cli import free_port
 
 
 @pytest.fixture
@@ -146,3 +151,41 @@ def test_response_reads_are_counted_by_route(
         requests = admin.stats()["requests"]
     assert requests["GET /v1/responses/{response_id}"] == {"200": 2}
     assert requests["GET /v1/responses/{response_id}/input_items"] == {"200": 1}
+
+
+def test_migrate_serve_serves_a_directory_of_stored_responses(tmp_path: Path) -> None:
+    ids = write_chain(tmp_path / "stored", turns=3)
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "migrate",
+            "serve",
+            "--port",
+            str(port),
+            "--db",
+            str(tmp_path / "rehearsal.db"),
+            "--responses",
+            str(tmp_path / "stored"),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stderr is not None
+        startup = process.stderr.readline()
+        assert f"stored responses from {tmp_path / 'stored'}" in startup
+        with openai.OpenAI(
+            base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0
+        ) as client:
+            listed = [item.id for item in client.responses.input_items.list(ids[2], order="asc")]
+        assert listed == ["msg_c_in_0", "msg_c_out_0", "msg_c_in_1", "msg_c_out_1", "msg_c_in_2"]
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0
