@@ -39,7 +39,7 @@ import openai
 from pydantic import BaseModel, Field
 
 from adapters import SourceOpenError
-from adapters.assistants_dump import _write_atomically
+from adapters.assistants.dump import _write_atomically
 from adapters.model import SourceFailure
 from adapters.responses.records import SOURCE_KIND
 

@@ -34,11 +34,11 @@ Entries keep no ids and no `status`: each item's id becomes the entry's `source_
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapters.chat_messages import arguments_text
 from adapters.model import (
     Annotation,
     AudioPart,
@@ -162,7 +162,7 @@ class _Decoder:
                     position=position,
                     call_id=_optional_str(item.get("call_id")),
                     name=str(item.get("name") or ""),
-                    arguments=_as_text(item.get(payload)),
+                    arguments=arguments_text(item.get(payload)),
                     tool_type="custom" if kind == "custom_tool_call" else "function",
                 )
             )
@@ -307,7 +307,7 @@ class _Decoder:
         if output is None or isinstance(output, str):
             return output or ""
         if not isinstance(output, list):
-            return _as_text(output)
+            return arguments_text(output)
         texts: list[str] = []
         for index, part in enumerate(output):
             if isinstance(part, dict) and part.get("type") in _TEXT_PARTS:
@@ -339,7 +339,7 @@ class _Decoder:
             if name in _UNSHOWN_FIELDS or value is None:
                 continue
             shown = self.without_inline_images(value, f"{where} {name}", source_id)
-            line = f"{name}: {_as_text(shown)}"
+            line = f"{name}: {arguments_text(shown)}"
             (outputs if name in output_fields else inputs).append(line)
         return HostedToolStep(
             source_id=source_id,
@@ -400,17 +400,9 @@ def _optional_str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _as_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
 def _described(part: Any) -> str:
     if not isinstance(part, dict):
-        return _as_text(part)
+        return arguments_text(part)
     kind = part.get("type", "part")
     detail = (
         part.get("image_url") or part.get("file_id") or part.get("file_url") or part.get("filename")

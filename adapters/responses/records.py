@@ -20,13 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters._json_common import (
-    RecordContext,
-    RecordError,
-    describe_type,
-    first_timestamp,
-    pick_id,
-)
+from adapters.base import DecodeError
+from adapters.chat_messages import describe_type
+from adapters.json.common import RecordContext, first_timestamp, pick_id
 from adapters.model import Entry, Message, SourceConversation, SourceNote, TextPart
 from adapters.responses.items import ITEM_TYPES, ItemError, decode_items
 
@@ -54,11 +50,11 @@ def _starts_with_item(values: list[Any]) -> bool:
 
 
 def read_responses(value: Any, ctx: RecordContext) -> SourceConversation:
-    """Turn one record into a conversation; raises `RecordError` if it cannot be read."""
+    """Turn one record into a conversation; raises `DecodeError` if it cannot be read."""
     if isinstance(value, list):
         return _conversation(ctx.derived_id, value, ctx, record={})
     if not isinstance(value, dict):
-        raise RecordError(
+        raise DecodeError(
             "not_an_object",
             f"{ctx.location}: the record is {describe_type(value)}, expected Responses items",
         )
@@ -72,7 +68,7 @@ def read_responses(value: Any, ctx: RecordContext) -> SourceConversation:
         elif raw_input is None:
             raw_input = []
         if not isinstance(raw_input, list) or not isinstance(value.get("output"), list):
-            raise RecordError(
+            raise DecodeError(
                 "invalid_record",
                 f"{ctx.location}: `input` must be a string or a list of items and `output` a "
                 "list of items",
@@ -89,7 +85,7 @@ def _conversation(
         leading, notes = _instructions(record.get("instructions"), ctx, conversation_id)
         history = decode_items(items)
     except ItemError as exc:
-        raise RecordError(
+        raise DecodeError(
             "invalid_item", f"{ctx.location}: {exc}", conversation_id=conversation_id
         ) from exc
     metadata = record.get(ctx.config.metadata_field or "metadata")
@@ -131,7 +127,7 @@ def _instructions(
         for entry in decoded.entries:
             entry.position = f"instructions {entry.position}"
         return list(decoded.entries), decoded.notes
-    raise RecordError(
+    raise DecodeError(
         "invalid_record",
         f"{ctx.location}: instructions are {describe_type(value)}, expected a string or items",
         conversation_id=conversation_id,
