@@ -10,6 +10,7 @@ import click
 from tqdm import tqdm
 
 from migrate.cli.common import exits_on_errors, job_config_from, new_job_dir, source_options
+from migrate.context.figures import TokenFigures
 from migrate.errors import EXIT_OK, EXIT_PARTIAL
 from migrate.jobs.plan import PlanSummary, plan_job
 from migrate.plan.pipeline import PlanOutcome
@@ -59,6 +60,8 @@ def render_summary(summary: PlanSummary) -> str:
         f"items:         {summary.items.planned}",
         f"API calls:     {summary.api_calls}",
     ]
+    if summary.tokens is not None:
+        lines += render_tokens(summary.tokens)
     if summary.findings:
         lines.append("findings:")
         lines += [f"  {code:28} {count}" for code, count in summary.findings.items()]
@@ -71,6 +74,17 @@ def render_summary(summary: PlanSummary) -> str:
             lines.append(f"  ... {summary.errors_total - SHOWN_ERRORS} more in errors.jsonl")
     lines.append(f"plan written to {summary.job_dir}/ (plan.jsonl, findings.jsonl, errors.jsonl)")
     return "\n".join(lines)
+
+
+def render_tokens(figures: TokenFigures) -> list[str]:
+    """The token lines of a summary."""
+    return [
+        f"tokens:        {figures.total:,} for {figures.model} (input limit {figures.limit:,}); "
+        f"per conversation p50 {figures.p50:,}, p90 {figures.p90:,}, p99 {figures.p99:,}, "
+        f"max {figures.max:,}",
+        f"context:       {figures.over_limit} over the limit, {figures.near_limit} near it "
+        f"(80%+), {figures.trimmed} trimmed, {figures.estimated} estimated",
+    ]
 
 
 def _describe(error: ErrorRecord) -> str:

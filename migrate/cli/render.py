@@ -66,6 +66,18 @@ def render_verify(report: VerifyReport) -> str:
         lines += [f"    {problem.kind}: {problem.detail}" for problem in check.problems[:10]]
     if report.differing > SHOWN_PROBLEMS:
         lines.append(f"  ... {report.differing - SHOWN_PROBLEMS} more (use --json)")
+    tokens = report.tokens
+    if tokens is not None:
+        lines.append(
+            f"tokens:      {tokens.checked} counted by the target for {tokens.model}: "
+            f"{tokens.exact_total:,} exact, {tokens.estimate_total:,} estimated; "
+            f"{tokens.exact_matches} exact match(es), largest difference {tokens.max_difference:,} "
+            f"({tokens.max_relative_difference:.2%})"
+        )
+        lines += [
+            f"  {d.source_id} -> {d.conversation_id}: estimate {d.estimate:,}, exact {d.exact:,}"
+            for d in tokens.differing[:SHOWN_PROBLEMS]
+        ]
     return "\n".join(lines)
 
 

@@ -24,6 +24,7 @@ from typing import IO, Any, Literal, Self
 from pydantic import BaseModel, Field
 
 from migrate.config import JobConfig
+from migrate.context.figures import TokenFigures, TokenTally
 from migrate.plan.model import ConversationPlan
 from migrate.plan.pipeline import PlanOutcome, iterate_plans, open_configured_source
 from migrate.transform.findings import ErrorRecord
@@ -58,6 +59,8 @@ class PlanSummary(BaseModel):
     errors: list[ErrorRecord] = Field(default_factory=list)
     errors_total: int = 0
     """All errors; `errors` lists at most the first `MAX_ERRORS_IN_SUMMARY`."""
+    tokens: TokenFigures | None = None
+    """Input tokens per conversation for the policy's model (`migrate.context`)."""
 
     @property
     def has_errors(self) -> bool:
@@ -113,12 +116,20 @@ def plan_job(
     job_dir.mkdir(parents=True, exist_ok=True)
     summary = PlanSummary(source=source.describe(), job_dir=str(job_dir))
     findings: Counter[str] = Counter()
+    tally = TokenTally(config.policy)
     with _PlanFiles(job_dir) as files:
         for outcome in outcomes:
             _record(outcome, files, summary, findings)
+            if isinstance(outcome, ErrorRecord):
+                tally.add_failure(outcome.code)
+            elif outcome.items:
+                tally.add(
+                    outcome.tokens, outcome.findings, estimated=outcome.tokens_estimate is not None
+                )
             if on_progress is not None:
                 on_progress(outcome)
     summary.findings = dict(sorted(findings.items()))
+    summary.tokens = tally.figures()
     (job_dir / "summary.json").write_text(summary.model_dump_json(indent=2) + "\n", "utf-8")
     return summary
 
@@ -161,6 +172,8 @@ def _record(
             "status": status,
             "items": len(outcome.items),
             "calls": 1 + len(outcome.batch_sizes) if outcome.items else 0,
+            "tokens": outcome.tokens,
+            "tokens_estimate": outcome.tokens_estimate,
             "fingerprint": outcome.fingerprint,
         }
     )

@@ -4,14 +4,16 @@ Written from the state store (streamed, whatever the job's size) at the end of e
 resume, and again by `migrate report`:
 
 - `conversations.csv` / `.jsonl`: source id -> new conversation id, status, item counts,
-  findings, calls, retries, reconciliations, possible orphans, error; for a Responses chain,
-  its first and leaf response ids.
+  input tokens (for the job's model, `migrate.context`), findings, calls, retries,
+  reconciliations, possible orphans, error; for a Responses chain, its first and leaf
+  response ids.
 - `items.csv` / `.jsonl`: source conversation id, source item id, position, new item id (and
   the new conversation id), one row per landed item.
 - `findings.jsonl`: every lossy or repairing step of the transform, per conversation.
 - `errors.jsonl`: why each failed conversation failed, and what to do about it.
 - `summary.json`: the job's counts (`total = migrated + failed + skipped + pending +
-  in_progress`), API calls, retries, reconciliations, possible orphans, elapsed time.
+  in_progress`), API calls, retries, reconciliations, possible orphans, elapsed time, and the
+  token figures (`tokens`: total, p50/p90/p99/max, conversations over or near the limit).
 
 Nothing here ever holds a secret: the state store has none to give.
 """
@@ -26,7 +28,9 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from migrate.context.figures import TokenTally
 from migrate.state.store import StateStore
+from migrate.transform.policy import Policy
 
 CONVERSATION_FIELDS = [
     "source_id",
@@ -34,6 +38,7 @@ CONVERSATION_FIELDS = [
     "status",
     "planned_items",
     "landed_items",
+    "tokens",
     "findings",
     "source_kind",
     "location",
@@ -60,20 +65,27 @@ ITEM_FIELDS = [
 
 def write_report_files(store: StateStore, job_dir: Path, summary: dict[str, Any]) -> list[Path]:
     """Write every report file into `job_dir` (replacing old ones); returns their paths."""
+    tally = TokenTally(Policy.model_validate(store.job().config.get("policy") or {}))
+    rows = _conversation_rows(store, tally)
     written = [
-        *_write_both(job_dir, "conversations", CONVERSATION_FIELDS, _conversation_rows(store)),
+        *_write_both(job_dir, "conversations", CONVERSATION_FIELDS, rows),
         *_write_both(job_dir, "items", ITEM_FIELDS, _item_rows(store)),
         _write_lines(job_dir / "findings.jsonl", _finding_rows(store)),
         _write_lines(job_dir / "errors.jsonl", _error_rows(store)),
     ]
+    summary = {**summary, "tokens": tally.figures().model_dump(mode="json")}
     summary_path = job_dir / "summary.json"
     _replace(summary_path, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     written.append(summary_path)
     return written
 
 
-def _conversation_rows(store: StateStore) -> Iterator[dict[str, Any]]:
+def _conversation_rows(store: StateStore, tally: TokenTally) -> Iterator[dict[str, Any]]:
     for row, plan in store.iter_conversations(with_plans=True):
+        if row.error_code is not None:
+            tally.add_failure(row.error_code)
+        elif plan is not None and plan.items:
+            tally.add(plan.tokens, plan.findings, estimated=plan.tokens_estimate is not None)
         metadata = plan.metadata if plan is not None else {}
         yield {
             "source_id": row.source_id,
@@ -81,6 +93,7 @@ def _conversation_rows(store: StateStore) -> Iterator[dict[str, Any]]:
             "status": row.status,
             "planned_items": row.planned_items,
             "landed_items": row.landed_items,
+            "tokens": None if plan is None else plan.tokens,
             "findings": row.findings,
             "source_kind": row.source_kind,
             "location": row.location,
