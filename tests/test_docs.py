@@ -57,6 +57,9 @@ def test_the_python_api_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert isinstance(summary, JobSummary)
     assert summary.conversations.migrated > 0
     assert (tmp_path / "jobs" / "from-code" / "conversations.csv").is_file()
+    id_map = namespace["id_map"]
+    assert isinstance(id_map, dict)
+    assert sum(1 for new_id in id_map.values() if new_id) == summary.conversations.migrated
 
 
 def test_the_verb_list_shows_each_verbs_own_help_and_imports_no_verb() -> None:

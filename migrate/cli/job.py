@@ -105,10 +105,19 @@ def rollback(
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory for the report files (default: the job directory; required without one).",
 )
+@click.option(
+    "--html", "html_only", is_flag=True, help="Rewrite only report.html (and summary.json)."
+)
 @exits_on_errors
 def report(
-    job_dir: Path | None, job_id: str | None, out: Path | None, state_url: str | None
+    job_dir: Path | None,
+    job_id: str | None,
+    out: Path | None,
+    state_url: str | None,
+    html_only: bool,
 ) -> None:
-    """(Re)write the job's report: id maps (CSV, JSON Lines), findings, errors, summary."""
-    for path in write_report(job_ref(job_dir, state_url, job_id), out=out):
+    """(Re)write the job's report: id maps (CSV, JSON Lines), findings, errors, summary, and
+    report.html."""
+    ref = job_ref(job_dir, state_url, job_id)
+    for path in write_report(ref, out=out, html_only=html_only):
         click.echo(str(path))

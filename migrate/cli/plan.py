@@ -14,6 +14,8 @@ from migrate.context.figures import TokenFigures
 from migrate.errors import EXIT_OK, EXIT_PARTIAL
 from migrate.jobs.plan import PlanSummary, plan_job
 from migrate.plan.pipeline import PlanOutcome
+from migrate.reporting import DEFAULT_RATE_PER_MINUTE
+from migrate.reporting.terminal import code_lines, page_line
 from migrate.transform.findings import ErrorRecord
 
 SHOWN_ERRORS = 10
@@ -27,8 +29,15 @@ SHOWN_ERRORS = 10
     help="Where to write the plan (default: jobs/plan-<time>).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option(
+    "--rate-per-minute",
+    type=click.IntRange(min=1),
+    default=DEFAULT_RATE_PER_MINUTE,
+    show_default=True,
+    help="Requests per minute the estimate of a run's duration assumes.",
+)
 @exits_on_errors
-def plan(job_dir: Path | None, as_json: bool, **options: Any) -> None:
+def plan(job_dir: Path | None, as_json: bool, rate_per_minute: int, **options: Any) -> None:
     """Dry run: plan every API call for SOURCE and report what would be lost.
 
     SOURCE is a JSON/JSONL file or directory, or a database URL (with --preset or a job file).
@@ -42,7 +51,7 @@ def plan(job_dir: Path | None, as_json: bool, **options: Any) -> None:
         def advance(outcome: PlanOutcome) -> None:
             bar.update(1)
 
-        summary = plan_job(config, target_dir, on_progress=advance)
+        summary = plan_job(config, target_dir, on_progress=advance, rate_per_minute=rate_per_minute)
     if as_json:
         click.echo(summary.model_dump_json())
     else:
@@ -62,17 +71,21 @@ def render_summary(summary: PlanSummary) -> str:
     ]
     if summary.tokens is not None:
         lines += render_tokens(summary.tokens)
-    if summary.findings:
-        lines.append("findings:")
-        lines += [f"  {code:28} {count}" for code, count in summary.findings.items()]
-    else:
-        lines.append("findings:      none")
+    estimate = summary.report.estimate if summary.report is not None else None
+    if estimate is not None:
+        lines.append(
+            f"estimate:      {estimate.minutes:.1f} min at {estimate.rate_per_minute} requests/min"
+            f", {estimate.disk_bytes / 1e6:.1f} MB of disk for a run"
+        )
+    if summary.report is not None:
+        lines += code_lines(summary.report)
     if summary.errors_total:
-        lines.append(f"errors:        {summary.errors_total}")
+        lines.append(f"first errors ({summary.errors_total} in all):")
         lines += [f"  {_describe(error)}" for error in summary.errors[:SHOWN_ERRORS]]
         if summary.errors_total > SHOWN_ERRORS:
             lines.append(f"  ... {summary.errors_total - SHOWN_ERRORS} more in errors.jsonl")
     lines.append(f"plan written to {summary.job_dir}/ (plan.jsonl, findings.jsonl, errors.jsonl)")
+    lines.append(page_line(summary.job_dir, label="report:", width=15))
     return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -15,6 +16,7 @@ from tqdm import tqdm
 
 from migrate.jobs.directory import shown_url
 from migrate.jobs.models import JobSummary, ProgressUpdate, RollbackResult, VerifyReport
+from migrate.reporting.terminal import code_lines, page_line, saved_report
 
 SHOWN_PROBLEMS = 20
 
@@ -101,6 +103,10 @@ def render_rollback(result: RollbackResult) -> str:
 def exit_with_summary(summary: JobSummary) -> None:
     click.echo(render_summary(summary))
     if summary.job_dir is not None:
+        saved = saved_report(Path(summary.job_dir))
+        if saved is not None:
+            click.echo("\n".join(code_lines(saved)))
+            click.echo(page_line(summary.job_dir))
         click.echo(
             f"report:           {summary.job_dir}/ (conversations.csv, items.csv, "
             "findings.jsonl, errors.jsonl, summary.json)"

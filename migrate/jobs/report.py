@@ -12,8 +12,10 @@ resume, and again by `migrate report`:
 - `findings.jsonl`: every lossy or repairing step of the transform, per conversation.
 - `errors.jsonl`: why each failed conversation failed, and what to do about it.
 - `summary.json`: the job's counts (`total = migrated + failed + skipped + pending +
-  in_progress`), API calls, retries, reconciliations, possible orphans, elapsed time, and the
-  token figures (`tokens`: total, p50/p90/p99/max, conversations over or near the limit).
+  in_progress`), API calls, retries, reconciliations, possible orphans, elapsed time, the
+  token figures (`tokens`: total, p50/p90/p99/max, conversations over or near the limit), and
+  under `report` what `report.html` shows (`migrate.reporting`).
+- `report.html`: the page a person reads.
 
 Nothing here ever holds a secret: the state store has none to give.
 """
@@ -29,6 +31,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from migrate.context.figures import TokenTally
+from migrate.reporting import run_report
+from migrate.reporting.collect import CodeTally, run_samples
+from migrate.reporting.render import write_report_html
 from migrate.state.store import StateStore
 from migrate.transform.policy import Policy
 
@@ -63,20 +68,42 @@ ITEM_FIELDS = [
 ]
 
 
-def write_report_files(store: StateStore, job_dir: Path, summary: dict[str, Any]) -> list[Path]:
-    """Write every report file into `job_dir` (replacing old ones); returns their paths."""
-    tally = TokenTally(Policy.model_validate(store.job().config.get("policy") or {}))
-    rows = _conversation_rows(store, tally)
-    written = [
-        *_write_both(job_dir, "conversations", CONVERSATION_FIELDS, rows),
-        *_write_both(job_dir, "items", ITEM_FIELDS, _item_rows(store)),
-        _write_lines(job_dir / "findings.jsonl", _finding_rows(store)),
-        _write_lines(job_dir / "errors.jsonl", _error_rows(store)),
-    ]
-    summary = {**summary, "tokens": tally.figures().model_dump(mode="json")}
+def write_report_files(
+    store: StateStore, job_dir: Path, summary: dict[str, Any], *, html_only: bool = False
+) -> list[Path]:
+    """Write every report file into `job_dir` (replacing old ones); returns their paths.
+
+    `html_only`: only `summary.json` and `report.html` (the figures are still counted)."""
+    tokens = TokenTally(Policy.model_validate(store.job().config.get("policy") or {}))
+    codes = CodeTally()
+    rows = _conversation_rows(store, tokens)
+    findings = _finding_rows(store, codes)
+    if html_only:
+        for _ in rows:
+            pass
+        for _ in findings:
+            pass
+    written = (
+        []
+        if html_only
+        else [
+            *_write_both(job_dir, "conversations", CONVERSATION_FIELDS, rows),
+            *_write_both(job_dir, "items", ITEM_FIELDS, _item_rows(store)),
+            _write_lines(job_dir / "findings.jsonl", findings),
+            _write_lines(job_dir / "errors.jsonl", _error_rows(store)),
+        ]
+    )
+    samples = run_samples(store, job_dir)
+    report = run_report(store, job_dir, codes).model_copy(update={"samples": len(samples)})
+    summary = {
+        **summary,
+        "tokens": tokens.figures().model_dump(mode="json"),
+        "report": report.model_dump(mode="json"),
+    }
     summary_path = job_dir / "summary.json"
     _replace(summary_path, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     written.append(summary_path)
+    written.append(write_report_html(job_dir, summary, samples))
     return written
 
 
@@ -113,11 +140,12 @@ def _item_rows(store: StateStore) -> Iterator[dict[str, Any]]:
         yield {field: item[field] for field in ITEM_FIELDS}
 
 
-def _finding_rows(store: StateStore) -> Iterator[dict[str, Any]]:
+def _finding_rows(store: StateStore, tally: CodeTally) -> Iterator[dict[str, Any]]:
     for row, plan in store.iter_conversations(with_plans=True):
         if plan is None:
             continue
         for finding in plan.findings:
+            tally.add_finding(finding, row.location)
             yield finding.model_dump(mode="json") | {"location": row.location}
 
 
