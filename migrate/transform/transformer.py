@@ -31,8 +31,8 @@ Decisions the design leaves open, stated here:
   with the oldest open call) and `tool_part_as_text`; adapter notes keep their own codes.
 - Responses items: with `provider_items="keep"`, hosted-tool items and `ProviderItem`s are sent
   as the source holds them (id and status included, as the Agents SDK writes them); otherwise a
-  `ProviderItem` is dropped as `compaction_dropped`, `item_reference_unresolved` or
-  `<type>_dropped`, its whole item in the finding. With `reasoning="keep"`, a reasoning item
+  `ProviderItem` is dropped as `compaction_dropped` or `item_reference_unresolved`, its whole
+  item in the finding. With `reasoning="keep"`, a reasoning item
   with an id or encrypted content is sent as it is, less any plain-text `content` beside
   encrypted content (`reasoning_content_dropped`: the API refuses the two together).
 - Error codes when a policy says `fail`: `refusal`, `orphan_tool_output`,
@@ -722,9 +722,9 @@ class _Transformer:
         if self.policy.provider_items == "keep":
             self._emit(dict(entry.item))
             return
-        code = "item_reference_unresolved" if kind == "item_reference" else f"{kind}_dropped"
+        # A ProviderItem is a `compaction` or an `item_reference` the history cannot resolve.
         self._find(
-            code,
+            "item_reference_unresolved" if kind == "item_reference" else "compaction_dropped",
             f"{kind} item dropped (it can only be kept in the same project): "
             f"{json.dumps(entry.item, ensure_ascii=False, sort_keys=True)}",
         )
