@@ -29,7 +29,6 @@ class Journal(StoreBase):
         now = time.time()
         with self.engine.begin() as conn:
             if kind != "delete":
-                # First, so that a lost claim leaves no intent behind for the next worker.
                 self._hot_update(conn, "intent", seq, {"b_now": now}, _started_values)
             statement = self.statements.get("intent", self._intent_insert)
             cursor = statement.execute(
