@@ -29,14 +29,15 @@ ITEMS = 100
 BATCH = 20
 
 
-def _plan(index: int) -> ConversationPlan:
+def bench_plan(index: int, size: int = ITEMS) -> ConversationPlan:
+    """A plan of `size` short user messages in 20-item batches."""
     items = [
         PlannedItem(
             item={"type": "message", "role": "user", "content": f"message {n}"},
             source_id=f"c{index}-m{n}",
             entry_index=n,
         )
-        for n in range(ITEMS)
+        for n in range(size)
     ]
     return ConversationPlan(
         source_kind="bench",
@@ -44,7 +45,7 @@ def _plan(index: int) -> ConversationPlan:
         location=f"bench:{index}",
         metadata={"source_id": f"c{index}"},
         items=items,
-        batch_sizes=[BATCH] * (ITEMS // BATCH),
+        batch_sizes=[min(BATCH, size - start) for start in range(0, size, BATCH)],
         fingerprint=f"f{index}",
         findings=[],
     )
@@ -57,7 +58,7 @@ def one_run(url: str, conversations: int) -> tuple[float, int]:
         store.create_job(
             JobRecord(job_id="bench", created_at=time.time(), config={}, source="bench", target={})
         )
-        store.add_outcomes([(seq, _plan(seq)) for seq in range(conversations)])
+        store.add_outcomes([(seq, bench_plan(seq)) for seq in range(conversations)])
         worker = "bench-worker"
         store.register_worker(worker, host="bench", pid=0, plans=True, lease=60.0)
         claims = store.claim_work(worker, limit=conversations, lease=60.0)

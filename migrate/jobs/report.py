@@ -30,11 +30,14 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from pydantic import BaseModel, ConfigDict
+
 from migrate.context.figures import TokenTally
 from migrate.reporting import run_report
 from migrate.reporting.collect import CodeTally, run_samples
 from migrate.reporting.render import write_report_html
 from migrate.state.store import StateStore
+from migrate.transform.findings import Finding
 from migrate.transform.policy import Policy
 
 CONVERSATION_FIELDS = [
@@ -59,6 +62,8 @@ CONVERSATION_FIELDS = [
 ]
 CHAIN_METADATA = ("first_response_id", "leaf_response_id")
 """Responses chains: the first and last response ids, from the conversation's metadata."""
+_JSON = json.JSONEncoder(ensure_ascii=False)
+"""One encoder for every row: `json.dumps` with options builds a new one per call."""
 ITEM_FIELDS = [
     "source_conversation_id",
     "source_item_id",
@@ -107,11 +112,24 @@ def write_report_files(
     return written
 
 
+class _PlanFigures(BaseModel):
+    """The fields of a stored plan the report uses (the items are skipped, not built)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    metadata: dict[str, str] = {}
+    batch_sizes: list[int] = []
+    """Non-empty exactly when the plan has items."""
+    tokens: int | None = None
+    tokens_estimate: str | None = None
+    findings: list[Finding] = []
+
+
 def _conversation_rows(store: StateStore, tally: TokenTally) -> Iterator[dict[str, Any]]:
-    for row, plan in store.iter_conversations(with_plans=True):
+    for row, plan in store.iter_plans_as(_PlanFigures):
         if row.error_code is not None:
             tally.add_failure(row.error_code)
-        elif plan is not None and plan.items:
+        elif plan is not None and plan.batch_sizes:
             tally.add(plan.tokens, plan.findings, estimated=plan.tokens_estimate is not None)
         metadata = plan.metadata if plan is not None else {}
         yield {
@@ -141,7 +159,7 @@ def _item_rows(store: StateStore) -> Iterator[dict[str, Any]]:
 
 
 def _finding_rows(store: StateStore, tally: CodeTally) -> Iterator[dict[str, Any]]:
-    for row, plan in store.iter_conversations(with_plans=True):
+    for row, plan in store.iter_plans_as(_PlanFigures):
         if plan is None:
             continue
         for finding in plan.findings:
@@ -170,18 +188,18 @@ def _write_both(
     with ExitStack() as stack:
         csv_file = stack.enter_context(_atomic(csv_path, newline=""))
         jsonl_file = stack.enter_context(_atomic(jsonl_path))
-        writer = csv.DictWriter(csv_file, fieldnames=fields)
-        writer.writeheader()
+        writer = csv.writer(csv_file)
+        writer.writerow(fields)
         for row in rows:
-            writer.writerow({key: "" if value is None else value for key, value in row.items()})
-            jsonl_file.write(json.dumps(row, ensure_ascii=False) + "\n")
+            writer.writerow(["" if row[key] is None else row[key] for key in fields])
+            jsonl_file.write(_JSON.encode(row) + "\n")
     return [csv_path, jsonl_path]
 
 
 def _write_lines(path: Path, rows: Iterable[dict[str, Any]]) -> Path:
     with _atomic(path) as file:
         for row in rows:
-            file.write(json.dumps(row, ensure_ascii=False) + "\n")
+            file.write(_JSON.encode(row) + "\n")
     return path
 
 

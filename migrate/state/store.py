@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy import (
     Engine,
     case,
@@ -51,6 +52,9 @@ from migrate.state.schema import (
     schema_version,
 )
 from migrate.transform.findings import ErrorRecord
+
+PlanView = TypeVar("PlanView", bound=BaseModel)
+"""What `iter_plans_as` parses each stored plan into: `ConversationPlan` or a few of its fields."""
 
 
 class StateStore(Journal, Leases):
@@ -203,9 +207,24 @@ class StateStore(Journal, Leases):
         page: int = 500,
     ) -> Iterator[tuple[ConversationRow, ConversationPlan | None]]:
         """Every conversation in source order (optionally by status), read page by page."""
+        return self.iter_plans_as(
+            ConversationPlan if with_plans else None, statuses=statuses, page=page
+        )
+
+    def iter_plans_as(
+        self,
+        model: type[PlanView] | None,
+        *,
+        statuses: Sequence[Status] | None = None,
+        page: int = 500,
+    ) -> Iterator[tuple[ConversationRow, PlanView | None]]:
+        """`iter_conversations` with each plan parsed as `model` (None: plans not read).
+
+        A model of a few plan fields (ignoring the rest) reads plans several times faster
+        than `ConversationPlan`, which builds every item."""
         after = -1
         while True:
-            query = _row_select(with_plan=with_plans).where(conversations.c.seq > after)
+            query = _row_select(with_plan=model is not None).where(conversations.c.seq > after)
             if statuses is not None:
                 query = query.where(conversations.c.status.in_(statuses))
             query = query.order_by(conversations.c.seq).limit(page)
@@ -215,7 +234,7 @@ class StateStore(Journal, Leases):
                 return
             for values in rows:
                 text = values.pop("plan", None)
-                plan = ConversationPlan.model_validate_json(text) if text else None
+                plan = model.model_validate_json(text) if text and model is not None else None
                 yield ConversationRow.model_validate(values), plan
             after = rows[-1]["seq"]
 
@@ -238,6 +257,7 @@ class StateStore(Journal, Leases):
             items.c.position,
             items.c.item_id,
         ]
+        names = [column.name for column in columns]
         while True:
             seq, position = after
             query = (
@@ -248,11 +268,12 @@ class StateStore(Journal, Leases):
                 .limit(page)
             )
             with self.engine.connect() as conn:
-                rows = [dict(row) for row in conn.execute(query).mappings()]
+                rows = conn.execute(query).all()
             if not rows:
                 return
-            yield from rows
-            after = (rows[-1]["seq"], rows[-1]["position"])
+            for row in rows:
+                yield dict(zip(names, row, strict=True))
+            after = (rows[-1][0], rows[-1][4])
 
     def created_count(self) -> int:
         """Conversations this job created on the target and has not deleted."""
