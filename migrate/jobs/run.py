@@ -284,7 +284,7 @@ class _Planner:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="migrate-plan")
         try:
             while not stop.is_set():
-                if self.store.unfinished_count() >= ahead:
+                if self.store.unfinished_count(at_most=ahead) >= ahead:
                     await asyncio.sleep(PLAN_WAIT)
                     continue
                 try:

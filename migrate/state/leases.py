@@ -155,10 +155,16 @@ class Leases(StoreBase):
                 .values(paused_until=case((current > until, current), else_=until))
             )
 
-    def unfinished_count(self) -> int:
-        """Conversations still pending or in progress (whoever holds them)."""
+    def unfinished_count(self, *, at_most: int | None = None) -> int:
+        """Conversations still pending or in progress (whoever holds them); with `at_most`,
+        counting stops there (the cost stays bounded whatever the job's size)."""
         c = conversations.c
-        query = select(func.count()).where(c.status.in_(("pending", "in_progress")))
+        unfinished = c.status.in_(("pending", "in_progress"))
+        if at_most is None:
+            query = select(func.count()).where(unfinished)
+        else:
+            found = select(c.seq).where(unfinished).limit(at_most).subquery()
+            query = select(func.count()).select_from(found)
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
