@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
-from tqdm import tqdm
 
-from migrate.cli.common import exits_on_errors, job_config_from, new_job_dir, source_options
+from migrate.cli.common import job_config_from, new_job_dir, source_options
+from migrate.cli.output import info, job_log, progress_bar
 from migrate.errors import EXIT_OK, EXIT_PARTIAL
 from migrate.jobs.plan import PlanSummary, plan_job
-from migrate.plan.pipeline import PlanOutcome
+from migrate.plan.pipeline import PlanOutcome, estimate_total
 from migrate.transform.findings import ErrorRecord
 
 SHOWN_ERRORS = 10
@@ -26,8 +25,10 @@ SHOWN_ERRORS = 10
     help="Where to write the plan (default: jobs/plan-<time>).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-@exits_on_errors
-def plan(job_dir: Path | None, as_json: bool, **options: Any) -> None:
+@click.option(
+    "--force", is_flag=True, help="Plan into a directory that already holds a plan or a job."
+)
+def plan(job_dir: Path | None, as_json: bool, force: bool, **options: Any) -> int:
     """Dry run: plan every API call for SOURCE and report what would be lost.
 
     SOURCE is a JSON/JSONL file or directory, or a database URL (with --preset or a job file).
@@ -36,17 +37,19 @@ def plan(job_dir: Path | None, as_json: bool, **options: Any) -> None:
     """
     config = job_config_from(options)
     target_dir = job_dir or new_job_dir("plan")
-    with tqdm(desc="planning", unit=" conv", file=sys.stderr, disable=None) as bar:
+    with progress_bar(desc="planning", unit=" conv", total=estimate_total(config.source)) as bar:
 
         def advance(outcome: PlanOutcome) -> None:
             bar.update(1)
 
-        summary = plan_job(config, target_dir, on_progress=advance)
+        summary = plan_job(config, target_dir, on_progress=advance, force=force, on_ready=job_log)
     if as_json:
         click.echo(summary.model_dump_json())
     else:
         click.echo(render_summary(summary))
-    sys.exit(EXIT_PARTIAL if summary.has_errors else EXIT_OK)
+    if summary.has_errors:
+        info(f"why each failed conversation failed: {summary.job_dir}/errors.jsonl")
+    return EXIT_PARTIAL if summary.has_errors else EXIT_OK
 
 
 def render_summary(summary: PlanSummary) -> str:

@@ -121,6 +121,10 @@ class JobSummary(BaseModel):
         return EXIT_PARTIAL if self.conversations.failed else EXIT_OK
 
 
+CountCallback = Callable[[int, int], None]
+"""Progress of a verb that walks the job's conversations: called with (done, total)."""
+
+
 class ProgressUpdate(BaseModel):
     """Where a run stands; sent to the progress callback after each step."""
 
@@ -133,6 +137,10 @@ class ProgressUpdate(BaseModel):
     conversations_done: int = 0
     items_planned: int = 0
     items_landed: int = 0
+    rate_limit: float | None = None
+    """Requests per second the target currently allows this process (None: unlimited)."""
+    waiting_429: float = 0.0
+    """Seconds every call still waits after a 429."""
 
 
 ProgressCallback = Callable[[ProgressUpdate], None]

@@ -24,6 +24,7 @@ from typing import IO, Any, Literal, Self
 from pydantic import BaseModel, Field
 
 from migrate.config import JobConfig
+from migrate.errors import ConfigError
 from migrate.plan.model import ConversationPlan
 from migrate.plan.pipeline import PlanOutcome, iterate_plans, open_configured_source
 from migrate.transform.findings import ErrorRecord
@@ -100,17 +101,37 @@ class _PlanFiles:
             lines.close()
 
 
+JOB_MARKERS = ("summary.json", "plan.jsonl", "conversations.jsonl", "job.json", "state.db")
+"""Files whose presence means a directory already holds a plan or a job."""
+
+
 def plan_job(
-    config: JobConfig, job_dir: Path, *, on_progress: ProgressCallback | None = None
+    config: JobConfig,
+    job_dir: Path,
+    *,
+    on_progress: ProgressCallback | None = None,
+    force: bool = False,
+    on_ready: Callable[[Path], object] | None = None,
 ) -> PlanSummary:
     """Read, transform, validate and batch every conversation; write the plan files.
 
-    Raises `ConfigError` when the source cannot be opened at all. Conversation-level problems
-    never raise: they are counted and written to `errors.jsonl`.
+    Raises `ConfigError` when `job_dir` already holds a plan or a job (unless `force`),
+    `SourceError` when the source cannot be opened and `SourceReadError` when it fails in the
+    middle. Conversation-level problems never raise: they are counted and written to
+    `errors.jsonl`. `on_ready` is called with the directory once it exists.
     """
+    held = [name for name in JOB_MARKERS if (job_dir / name).exists()]
+    if held and not force:
+        what = "a job" if {"job.json", "state.db"} & set(held) else "a plan"
+        raise ConfigError(
+            f"{job_dir} already holds {what} ({', '.join(held)})",
+            hint="choose another --job-dir, or give --force to overwrite its files",
+        )
     source = open_configured_source(config.source)
     outcomes = iterate_plans(source, config.policy)
     job_dir.mkdir(parents=True, exist_ok=True)
+    if on_ready is not None:
+        on_ready(job_dir)
     summary = PlanSummary(source=source.describe(), job_dir=str(job_dir))
     findings: Counter[str] = Counter()
     with _PlanFiles(job_dir) as files:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -53,10 +53,25 @@ ITEM_FIELDS = [
 ]
 
 
-def write_report_files(store: StateStore, job_dir: Path, summary: dict[str, Any]) -> list[Path]:
-    """Write every report file into `job_dir` (replacing old ones); returns their paths."""
+def write_report_files(
+    store: StateStore,
+    job_dir: Path,
+    summary: dict[str, Any],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Path]:
+    """Write every report file into `job_dir` (replacing old ones); returns their paths.
+
+    `progress` is called with (conversations written, total) while the id map is written.
+    """
+    total = int(summary.get("conversations", {}).get("total", 0))
     written = [
-        *_write_both(job_dir, "conversations", CONVERSATION_FIELDS, _conversation_rows(store)),
+        *_write_both(
+            job_dir,
+            "conversations",
+            CONVERSATION_FIELDS,
+            _conversation_rows(store, progress, total),
+        ),
         *_write_both(job_dir, "items", ITEM_FIELDS, _item_rows(store)),
         _write_lines(job_dir / "findings.jsonl", _finding_rows(store)),
         _write_lines(job_dir / "errors.jsonl", _error_rows(store)),
@@ -67,8 +82,12 @@ def write_report_files(store: StateStore, job_dir: Path, summary: dict[str, Any]
     return written
 
 
-def _conversation_rows(store: StateStore) -> Iterator[dict[str, Any]]:
-    for row, _ in store.iter_conversations():
+def _conversation_rows(
+    store: StateStore, progress: Callable[[int, int], None] | None, total: int
+) -> Iterator[dict[str, Any]]:
+    for done, (row, _) in enumerate(store.iter_conversations(), start=1):
+        if progress is not None and (done % 100 == 0 or done == total):
+            progress(done, max(total, done))
         yield {
             "source_id": row.source_id,
             "conversation_id": row.conversation_id,

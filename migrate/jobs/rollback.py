@@ -8,11 +8,11 @@ import logging
 import time
 from pathlib import Path
 
+from migrate.errors import CallError
 from migrate.jobs.directory import clean_target, open_job
-from migrate.jobs.models import JobRef, RollbackResult
+from migrate.jobs.models import CountCallback, JobRef, RollbackResult
 from migrate.jobs.status import output_dir
 from migrate.replay.target import (
-    CallError,
     TargetConfig,
     describe_target,
     open_target,
@@ -34,10 +34,17 @@ def rollback_preview(ref: JobRef) -> tuple[int, str]:
         store.close()
 
 
-def rollback_job(ref: JobRef, *, concurrency: int = 8, out: Path | None = None) -> RollbackResult:
+def rollback_job(
+    ref: JobRef,
+    *,
+    concurrency: int = 8,
+    out: Path | None = None,
+    progress: CountCallback | None = None,
+) -> RollbackResult:
     """Delete every conversation the job created; record each deletion (and `rollback.jsonl`).
 
-    The log goes to `out`, by default the job directory.
+    The log goes to `out`, by default the job directory. `progress` is called with
+    (done, to delete) after each conversation.
     """
     log_path = output_dir(ref, out, "the rollback log") / "rollback.jsonl"
     store = open_job(ref)
@@ -52,6 +59,8 @@ def rollback_job(ref: JobRef, *, concurrency: int = 8, out: Path | None = None) 
                     log=str(log_path),
                 )
                 gate = asyncio.Semaphore(concurrency)
+                total = store.created_count()
+                finished = [0]
                 with log_path.open("a", encoding="utf-8") as log:
 
                     async def delete(row: ConversationRow) -> None:
@@ -84,6 +93,9 @@ def rollback_job(ref: JobRef, *, concurrency: int = 8, out: Path | None = None) 
                             "at": time.time(),
                         }
                         log.write(json.dumps(entry) + "\n")
+                        finished[0] += 1
+                        if progress is not None:
+                            progress(finished[0], max(total, finished[0]))
 
                     tasks = [
                         asyncio.create_task(delete(row))

@@ -7,7 +7,13 @@ from pathlib import Path
 
 from migrate.errors import ConfigError
 from migrate.jobs.directory import open_job
-from migrate.jobs.models import ConversationCounts, ItemCounts, JobRef, JobSummary
+from migrate.jobs.models import (
+    ConversationCounts,
+    CountCallback,
+    ItemCounts,
+    JobRef,
+    JobSummary,
+)
 from migrate.jobs.report import write_report_files
 from migrate.replay.target import (
     TargetConfig,
@@ -27,13 +33,20 @@ def job_status(ref: JobRef) -> JobSummary:
         store.close()
 
 
-def write_report(ref: JobRef, *, out: Path | None = None) -> list[Path]:
-    """(Re)write the report files into `out` (default: the job directory); returns their paths."""
+def write_report(
+    ref: JobRef, *, out: Path | None = None, progress: CountCallback | None = None
+) -> list[Path]:
+    """(Re)write the report files into `out` (default: the job directory); returns their paths.
+
+    `progress` is called with (conversations written, total) as the id map is written.
+    """
     directory = output_dir(ref, out, "the report")
     store = open_job(ref)
     try:
         summary = job_summary(store, ref.job_dir)
-        return write_report_files(store, directory, summary.model_dump(mode="json"))
+        return write_report_files(
+            store, directory, summary.model_dump(mode="json"), progress=progress
+        )
     finally:
         store.close()
 

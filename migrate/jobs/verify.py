@@ -6,11 +6,17 @@ import asyncio
 import logging
 from typing import Any
 
+from migrate.errors import CallError
 from migrate.jobs.directory import clean_target, open_job
-from migrate.jobs.models import ConversationCheck, ItemProblem, JobRef, VerifyReport
+from migrate.jobs.models import (
+    ConversationCheck,
+    CountCallback,
+    ItemProblem,
+    JobRef,
+    VerifyReport,
+)
 from migrate.plan.model import ConversationPlan
 from migrate.replay.target import (
-    CallError,
     Target,
     item_difference,
     open_target,
@@ -22,11 +28,19 @@ from migrate.state.store import StateStore
 logger = logging.getLogger(__name__)
 
 
-def verify_job(ref: JobRef, *, concurrency: int = 8) -> VerifyReport:
-    """Read every migrated conversation back and compare it item by item with its plan."""
+def verify_job(
+    ref: JobRef, *, concurrency: int = 8, progress: CountCallback | None = None
+) -> VerifyReport:
+    """Read every migrated conversation back and compare it item by item with its plan.
+
+    `progress` is called with (checked, to check) after each conversation.
+    """
     store = open_job(ref)
     try:
         target_config = clean_target(store)
+        to_check = store.totals().migrated
+        if progress is not None:
+            progress(0, to_check)
 
         async def check_all() -> VerifyReport:
             async with open_target(target_config, job_dir=ref.job_dir) as target:
@@ -40,6 +54,8 @@ def verify_job(ref: JobRef, *, concurrency: int = 8) -> VerifyReport:
                     async with gate:
                         result = await _check_conversation(store, target, row, plan)
                     report.checked += 1
+                    if progress is not None:
+                        progress(report.checked, max(to_check, report.checked))
                     if result is None:
                         report.matching += 1
                     else:
