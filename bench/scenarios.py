@@ -30,6 +30,7 @@ from bench.data import (
 )
 from bench.results import Result, ratio
 from bench.server import (
+    PREFLIGHT_READS,
     Neighbour,
     ServerProcess,
     requests_with_status,
@@ -169,7 +170,7 @@ def api_calls(scale: Scale, workdir: Path, *, seed: int) -> list[Result]:
         )
         stats = server.stats()
     summary = out["summary"]
-    served = total_requests(stats)
+    served = total_requests(stats) - PREFLIGHT_READS
     conversations = summary["conversations"]
     complete = (
         conversations["migrated"] == len(lengths)
@@ -228,6 +229,8 @@ def _measure_send(
     server_cpu = server.cpu_seconds() - cpu_before
     rate, commits, seconds = window_rate(server.commit_log(after=first_seq))
     calls = total_requests(server.stats()) - requests_before
+    if workload == "job":
+        calls -= PREFLIGHT_READS
     shutil.rmtree(job_dir, ignore_errors=True)
     return {
         "calls_per_second": rate,
@@ -486,7 +489,7 @@ def faults(scale: Scale, workdir: Path, *, seed: int) -> list[Result]:
         after_run = server.stats()
         checked = run_child(ChildRequest(workload="verify", job_dir=str(job_dir)))
     summary = out["summary"]
-    served = total_requests(after_run) - neighbour.sent
+    served = total_requests(after_run) - neighbour.sent - PREFLIGHT_READS
     limited = requests_with_status(after_run, "429") - neighbour.answers["429"]
     problems: dict[str, int] = checked["problems"]
     missing = problems.get("missing", 0)
