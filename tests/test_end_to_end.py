@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import sqlite3
 from pathlib import Path
@@ -68,9 +69,10 @@ def test_an_assistants_thread_longer_than_twenty_messages_lands_whole(tmp_path: 
     job = tmp_path / "job"
     code, _ = invoke("run", str(thread), "--job-dir", str(job))
     assert code == EXIT_OK
-    rows = [json.loads(line) for line in (job / "items.jsonl").read_text().splitlines()]
+    with (job / "items.csv").open(encoding="utf-8", newline="") as table:
+        rows = list(csv.DictReader(table))
     assert len(rows) > 20
-    assert [row["position"] for row in rows] == list(range(len(rows)))
-    assert all(row["item_id"] for row in rows)
+    assert [int(row["position"]) for row in rows] == list(range(len(rows)))
+    assert all(row["target_item_id"] for row in rows)
     code, _ = invoke("verify", str(job))
     assert code == EXIT_OK

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -33,9 +34,13 @@ def render_summary(summary: JobSummary) -> str:
         unfinished = f", {counts.pending} pending, {counts.in_progress} in progress"
     if not summary.planning_complete:
         unfinished += " (source not fully read yet)"
+    state = summary.state
+    if summary.process_gone_since is not None:
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(summary.process_gone_since))
+        state = f"{state} (process gone since {when})"
     return "\n".join(
         [
-            f"job:              {summary.job_id} ({summary.state})",
+            f"job:              {summary.job_id} ({state})",
             f"source:           {summary.source}",
             f"target:           {summary.target}",
             f"conversations:    {counts.total} total: {counts.migrated} migrated, "
@@ -63,7 +68,7 @@ def render_verify(report: VerifyReport) -> str:
         lines.append(f"not checked: {report.not_migrated} not yet migrated")
     for check in report.conversations[:SHOWN_PROBLEMS]:
         lines.append(
-            f"  {check.location} {check.source_id} -> {check.conversation_id}: "
+            f"  {check.location} {check.source_id or '(no source id)'} -> {check.target_conversation_id}: "
             f"{check.found} items, {check.planned} planned"
         )
         lines += [f"    {problem.kind}: {problem.detail}" for problem in check.problems[:10]]

@@ -95,6 +95,8 @@ class JobSummary(BaseModel):
     job_id: str
     job_dir: str | None
     state: str
+    process_gone_since: float | None = None
+    """For an `interrupted` job whose process died: its last heartbeat (Unix time)."""
     source: str
     target: str
     planning_complete: bool
@@ -160,7 +162,7 @@ class ConversationCheck(BaseModel):
 
     source_id: str | None
     location: str
-    conversation_id: str | None
+    target_conversation_id: str | None
     planned: int
     found: int
     problems: list[ItemProblem]

@@ -3,7 +3,7 @@
 Files written (all JSON Lines except the summary):
 
 - `plan.jsonl`: exactly the requests a run would send, one per line:
-  `{"conversation", "call", "method", "path", "body"}`; `path` is relative to the base URL and
+  `{"source_id", "call", "method", "path", "body"}`; `path` is relative to the base URL and
   `{conversation_id}` stands for the id the target will mint.
 - `conversations.jsonl`: one line per source conversation: status (`planned`, `skipped`,
   `failed`), location, item and call counts, plan fingerprint.
@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 
 from migrate.config import JobConfig
 from migrate.errors import ConfigError
+from migrate.jobs.report import source_named
 from migrate.plan.model import ConversationPlan
 from migrate.plan.pipeline import PlanOutcome, iterate_plans, open_configured_source
 from migrate.transform.findings import ErrorRecord
@@ -154,7 +155,7 @@ def _record(
         summary.errors_total += 1
         if len(summary.errors) < MAX_ERRORS_IN_SUMMARY:
             summary.errors.append(outcome)
-        files.errors.write(outcome.model_dump(mode="json"))
+        files.errors.write(source_named(outcome.model_dump(mode="json")))
         files.conversations.write(
             {
                 "source_id": outcome.conversation_id,
@@ -174,7 +175,7 @@ def _record(
         counts.skipped += 1
     for finding in outcome.findings:
         findings[finding.code] += finding.count
-        files.findings.write(finding.model_dump(mode="json"))
+        files.findings.write(source_named(finding.model_dump(mode="json")))
     files.conversations.write(
         {
             "source_id": outcome.source_id,
@@ -191,7 +192,7 @@ def _write_requests(plan: ConversationPlan, files: _PlanFiles) -> None:
     for call, request in enumerate(plan.requests()):
         files.plan.write(
             {
-                "conversation": plan.source_id,
+                "source_id": plan.source_id,
                 "call": call,
                 "method": request.method,
                 "path": request.path,

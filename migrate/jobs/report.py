@@ -3,10 +3,18 @@
 Written from the state store (streamed, whatever the job's size) at the end of every run and
 resume, and again by `migrate report`:
 
-- `conversations.csv` / `.jsonl`: source id -> new conversation id, status, item counts,
+- `conversations.csv`: `source_id` -> `target_conversation_id`, status, item counts,
   findings, calls, retries, reconciliations, possible orphans, error.
-- `items.csv` / `.jsonl`: source conversation id, source item id, position, new item id (and
-  the new conversation id), one row per landed item.
+- `items.csv`: `source_id` (of the conversation), `source_item_id`, position,
+  `target_item_id`, `target_conversation_id`, one row per landed item.
+
+One file per table, CSV: the id maps are flat tables that people load into a database or a
+spreadsheet, and CSV does not repeat the keys on every row (a JSON Lines copy of the same map
+doubled the disk a job needs). Per-conversation details (findings, errors) are JSON Lines.
+
+Every file names ids the same way: `source_id` is always the source conversation's id,
+`source_item_id` a source message's, `target_conversation_id` and `target_item_id` the ids the
+target minted.
 - `findings.jsonl`: every lossy or repairing step of the transform, per conversation.
 - `errors.jsonl`: why each failed conversation failed, and what to do about it.
 - `summary.json`: the job's counts (`total = migrated + failed + skipped + pending +
@@ -21,7 +29,7 @@ import csv
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -29,7 +37,7 @@ from migrate.state.store import StateStore
 
 CONVERSATION_FIELDS = [
     "source_id",
-    "conversation_id",
+    "target_conversation_id",
     "status",
     "planned_items",
     "landed_items",
@@ -45,12 +53,31 @@ CONVERSATION_FIELDS = [
     "deleted",
 ]
 ITEM_FIELDS = [
-    "source_conversation_id",
+    "source_id",
     "source_item_id",
     "position",
-    "item_id",
-    "conversation_id",
+    "target_item_id",
+    "target_conversation_id",
 ]
+_ITEM_COLUMNS = {
+    "source_id": "source_conversation_id",
+    "source_item_id": "source_item_id",
+    "position": "position",
+    "target_item_id": "item_id",
+    "target_conversation_id": "conversation_id",
+}
+"""Report column -> state store column."""
+
+
+def source_named(record: dict[str, Any]) -> dict[str, Any]:
+    """A finding or error record with the report's id names: the transform calls the source
+    conversation `conversation_id` and the source item `source_id`."""
+    renamed = dict(record)
+    item = renamed.pop("source_id", None)
+    renamed["source_id"] = renamed.pop("conversation_id", None)
+    if item is not None:
+        renamed["source_item_id"] = item
+    return renamed
 
 
 def write_report_files(
@@ -66,13 +93,12 @@ def write_report_files(
     """
     total = int(summary.get("conversations", {}).get("total", 0))
     written = [
-        *_write_both(
-            job_dir,
-            "conversations",
+        _write_csv(
+            job_dir / "conversations.csv",
             CONVERSATION_FIELDS,
             _conversation_rows(store, progress, total),
         ),
-        *_write_both(job_dir, "items", ITEM_FIELDS, _item_rows(store)),
+        _write_csv(job_dir / "items.csv", ITEM_FIELDS, _item_rows(store)),
         _write_lines(job_dir / "findings.jsonl", _finding_rows(store)),
         _write_lines(job_dir / "errors.jsonl", _error_rows(store)),
     ]
@@ -90,7 +116,7 @@ def _conversation_rows(
             progress(done, max(total, done))
         yield {
             "source_id": row.source_id,
-            "conversation_id": row.conversation_id,
+            "target_conversation_id": row.conversation_id,
             "status": row.status,
             "planned_items": row.planned_items,
             "landed_items": row.landed_items,
@@ -109,7 +135,7 @@ def _conversation_rows(
 
 def _item_rows(store: StateStore) -> Iterator[dict[str, Any]]:
     for item in store.iter_items():
-        yield {field: item[field] for field in ITEM_FIELDS}
+        yield {field: item[column] for field, column in _ITEM_COLUMNS.items()}
 
 
 def _finding_rows(store: StateStore) -> Iterator[dict[str, Any]]:
@@ -117,7 +143,7 @@ def _finding_rows(store: StateStore) -> Iterator[dict[str, Any]]:
         if plan is None:
             continue
         for finding in plan.findings:
-            yield finding.model_dump(mode="json") | {"location": row.location}
+            yield source_named(finding.model_dump(mode="json")) | {"location": row.location}
 
 
 def _error_rows(store: StateStore) -> Iterator[dict[str, Any]]:
@@ -126,27 +152,20 @@ def _error_rows(store: StateStore) -> Iterator[dict[str, Any]]:
             "code": row.error_code,
             "message": row.error_message,
             "location": row.location,
-            "conversation_id": row.source_id,
+            "source_id": row.source_id,
             "target_conversation_id": row.conversation_id,
             "hint": row.error_hint,
             "retryable": row.retryable,
         }
 
 
-def _write_both(
-    job_dir: Path, name: str, fields: list[str], rows: Iterable[dict[str, Any]]
-) -> list[Path]:
-    """The same rows as `name.csv` and `name.jsonl`, in one pass."""
-    csv_path, jsonl_path = job_dir / f"{name}.csv", job_dir / f"{name}.jsonl"
-    with ExitStack() as stack:
-        csv_file = stack.enter_context(_atomic(csv_path, newline=""))
-        jsonl_file = stack.enter_context(_atomic(jsonl_path))
-        writer = csv.DictWriter(csv_file, fieldnames=fields)
+def _write_csv(path: Path, fields: list[str], rows: Iterable[dict[str, Any]]) -> Path:
+    with _atomic(path, newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=fields)
         writer.writeheader()
         for row in rows:
             writer.writerow({key: "" if value is None else value for key, value in row.items()})
-            jsonl_file.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return [csv_path, jsonl_path]
+    return path
 
 
 def _write_lines(path: Path, rows: Iterable[dict[str, Any]]) -> Path:

@@ -88,7 +88,7 @@ def rollback_job(
                             result.already_gone += 1
                         entry = {
                             "source_id": row.source_id,
-                            "conversation_id": conversation_id,
+                            "target_conversation_id": conversation_id,
                             "outcome": outcome,
                             "at": time.time(),
                         }

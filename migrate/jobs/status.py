@@ -19,6 +19,7 @@ from migrate.replay.target import (
     TargetConfig,
     describe_target,
 )
+from migrate.replay.workers import host_identity, is_gone
 from migrate.state.store import StateStore
 
 logger = logging.getLogger(__name__)
@@ -59,14 +60,31 @@ def output_dir(ref: JobRef, out: Path | None, what: str) -> Path:
     return directory
 
 
+def _liveness(store: StateStore, state: str) -> tuple[str, float | None]:
+    """A `running` job with no live worker is `interrupted`; since its last heartbeat.
+
+    A worker is live while its heartbeat (`workers.seen_at`) is within its lease and, on this
+    machine, its process exists (so `kill -9` shows at once here, after the lease elsewhere).
+    """
+    if state != "running":
+        return state, None
+    rows, now = store.worker_rows()
+    host = host_identity()
+    if any(not is_gone(row, host=host) and row.seen_at + row.lease > now for row in rows):
+        return state, None
+    return "interrupted", max((row.seen_at for row in rows), default=None)
+
+
 def job_summary(store: StateStore, job_dir: Path | None) -> JobSummary:
     job = store.job()
     totals = store.totals()
     target = TargetConfig.model_validate(job.target)
+    state, gone_since = _liveness(store, job.state)
     return JobSummary(
         job_id=job.job_id,
         job_dir=None if job_dir is None else str(job_dir),
-        state=job.state,
+        state=state,
+        process_gone_since=gone_since,
         source=job.source,
         target=describe_target(target),
         planning_complete=job.planning_complete,

@@ -96,7 +96,7 @@ async def _check_conversation(
     check = ConversationCheck(
         source_id=row.source_id,
         location=row.location,
-        conversation_id=conversation_id,
+        target_conversation_id=conversation_id,
         planned=len(plan.items),
         found=0,
         problems=[],
@@ -133,7 +133,9 @@ def compare_with_plan(
                     kind="missing",
                     position=position,
                     item_id=item_id,
-                    detail=f"planned item {position} (source {planned.source_id}) is not there",
+                    detail=f"planned item {position}"
+                    + (f" (source item {planned.source_id})" if planned.source_id else "")
+                    + " is not there",
                 )
             )
             continue
