@@ -163,6 +163,9 @@ class CallError(MigrateError):
         self.retry_after = retry_after
         self.target_silent = False
         """Set by the target: no other call got an answer while this one was out."""
+        self.api_shaped = False
+        """The answer carried an API error object (`{"error": {"message": ...}}`), so it came
+        from a Conversations API and not from a proxy or another server at that URL."""
 
 
 class CallNotApplied(CallError):

@@ -124,8 +124,7 @@ def configure(settings: Output) -> None:
             if handler.get_name() == "migrate-terminal":
                 logger.removeHandler(handler)
         logger.addHandler(terminal)
-        logger.setLevel(logging.DEBUG)
-        logger.propagate = False
+        logger.setLevel(logging.DEBUG if settings.verbosity >= 2 else logging.INFO)
     for handler in _file_handlers.values():
         _detach(handler)
     _file_handlers.clear()

@@ -67,8 +67,9 @@ def render_verify(report: VerifyReport) -> str:
     if report.not_migrated:
         lines.append(f"not checked: {report.not_migrated} not yet migrated")
     for check in report.conversations[:SHOWN_PROBLEMS]:
+        source = check.source_id or "(no source id)"
         lines.append(
-            f"  {check.location} {check.source_id or '(no source id)'} -> {check.target_conversation_id}: "
+            f"  {check.location} {source} -> {check.target_conversation_id}: "
             f"{check.found} items, {check.planned} planned"
         )
         lines += [f"    {problem.kind}: {problem.detail}" for problem in check.problems[:10]]

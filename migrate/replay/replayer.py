@@ -456,6 +456,13 @@ class Replayer:
                 f"the target rejected the request: {error.message}",
                 hint="fix the source or the policy, then migrate this conversation again",
             )
+        if error.kind == "not_found" and conversation_id is None:
+            # Creating a conversation cannot find nothing: there is no Conversations API here.
+            self.store.resolve_intents([intent], "rejected")
+            raise JobError(
+                f"the target has no Conversations API at this address: {error.message}",
+                hint="check --base-url (or OPENAI_BASE_URL), then `migrate resume` the job",
+            )
         if error.kind == "not_found":
             self.store.resolve_intents([intent], "rejected")
             raise _Failed(

@@ -197,8 +197,15 @@ class Target:
         """
         try:
             await self._call("get", f"/conversations/{PREFLIGHT_ID}", timeout=PREFLIGHT_TIMEOUT)
-        except (CallNotFound, CallRejected):
-            return
+        except (CallNotFound, CallRejected) as error:
+            if error.api_shaped:
+                return
+            raise TargetRefusedError(
+                f"{self.description} does not look like a Conversations API: it answered "
+                f"{error.message} without an API error object",
+                hint="check --base-url (or OPENAI_BASE_URL): it names the API root, e.g. "
+                "https://api.openai.com/v1",
+            ) from error
         except CallNotApplied as error:
             if error.status is not None:  # rate limited: it answers, and took the key
                 return
@@ -312,21 +319,9 @@ class Target:
 def classify(exc: openai.APIError) -> CallError:
     """Map an SDK error to what the replayer may do about it."""
     if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        message = _api_message(exc)
-        code = exc.code
-        retry_after = retry_after_seconds(exc.response.headers)
-        if status == 429:
-            if code == "insufficient_quota":
-                return CallFatal(message, status=status, code=code)
-            return CallNotApplied(message, status=status, code=code, retry_after=retry_after)
-        if status in (401, 403):
-            return CallFatal(message, status=status, code=code)
-        if status == 404:
-            return CallNotFound(message, status=status, code=code)
-        if status in (408, 409) or status >= 500:
-            return CallAmbiguous(message, status=status, code=code)
-        return CallRejected(message, status=status, code=code)
+        error = _classify_status(exc)
+        error.api_shaped = isinstance(exc.body, dict) and isinstance(exc.body.get("message"), str)
+        return error
     cause = exc.__cause__
     if isinstance(cause, httpx2.ConnectError | httpx2.ConnectTimeout | httpx2.PoolTimeout):
         return CallUnreachable(f"cannot connect: {cause.__class__.__name__}: {cause}")
@@ -334,6 +329,24 @@ def classify(exc: openai.APIError) -> CallError:
         return CallTimedOut("the call timed out")
     detail = f"{cause.__class__.__name__}: {cause}" if cause is not None else str(exc)
     return CallAmbiguous(f"connection lost: {detail}")
+
+
+def _classify_status(exc: openai.APIStatusError) -> CallError:
+    status = exc.status_code
+    message = _api_message(exc)
+    code = exc.code
+    if status == 429:
+        if code == "insufficient_quota":
+            return CallFatal(message, status=status, code=code)
+        retry_after = retry_after_seconds(exc.response.headers)
+        return CallNotApplied(message, status=status, code=code, retry_after=retry_after)
+    if status in (401, 403):
+        return CallFatal(message, status=status, code=code)
+    if status == 404:
+        return CallNotFound(message, status=status, code=code)
+    if status in (408, 409) or status >= 500:
+        return CallAmbiguous(message, status=status, code=code)
+    return CallRejected(message, status=status, code=code)
 
 
 def _api_message(exc: openai.APIStatusError) -> str:
