@@ -15,7 +15,7 @@ SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 
 def plan(args: list[str], job_dir: Path) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, ["plan", *args, "--job-dir", str(job_dir)])
+    result = CliRunner().invoke(main, ["plan", *args, "--job-dir", str(job_dir), "--write-plan"])
     return result.exit_code, result.stdout, result.stderr
 
 

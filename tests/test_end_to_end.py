@@ -25,7 +25,9 @@ def invoke(*args: str) -> tuple[int, str]:
 def test_samples_run_verify_and_roll_back(sample: str, tmp_path: Path) -> None:
     job = tmp_path / "job"
     planned_dir = tmp_path / "plan"
-    _, plan_out = invoke("plan", str(SAMPLES / sample), "--job-dir", str(planned_dir), "--json")
+    _, plan_out = invoke(
+        "plan", str(SAMPLES / sample), "--job-dir", str(planned_dir), "--json", "--write-plan"
+    )
     plan = json.loads(plan_out)
 
     code, _ = invoke("run", str(SAMPLES / sample), "--job-dir", str(job))

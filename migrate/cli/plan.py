@@ -28,7 +28,12 @@ SHOWN_ERRORS = 10
 @click.option(
     "--force", is_flag=True, help="Plan into a directory that already holds a plan or a job."
 )
-def plan(job_dir: Path | None, as_json: bool, force: bool, **options: Any) -> int:
+@click.option(
+    "--write-plan",
+    is_flag=True,
+    help="Also write every request to plan.jsonl (the largest file: 1.2 MB per 1,000 conversations of 10 short messages).",
+)
+def plan(job_dir: Path | None, as_json: bool, force: bool, write_plan: bool, **options: Any) -> int:
     """Dry run: plan every API call for SOURCE and report what would be lost.
 
     SOURCE is a JSON/JSONL file or directory, or a database URL (with --preset or a job file).
@@ -42,7 +47,14 @@ def plan(job_dir: Path | None, as_json: bool, force: bool, **options: Any) -> in
         def advance(outcome: PlanOutcome) -> None:
             bar.update(1)
 
-        summary = plan_job(config, target_dir, on_progress=advance, force=force, on_ready=job_log)
+        summary = plan_job(
+            config,
+            target_dir,
+            on_progress=advance,
+            force=force,
+            on_ready=job_log,
+            write_plan=write_plan,
+        )
     if as_json:
         click.echo(summary.model_dump_json())
     else:
@@ -72,7 +84,11 @@ def render_summary(summary: PlanSummary) -> str:
         lines += [f"  {_describe(error)}" for error in summary.errors[:SHOWN_ERRORS]]
         if summary.errors_total > SHOWN_ERRORS:
             lines.append(f"  ... {summary.errors_total - SHOWN_ERRORS} more in errors.jsonl")
-    lines.append(f"plan written to {summary.job_dir}/ (plan.jsonl, findings.jsonl, errors.jsonl)")
+    written = "plan.jsonl, " if (Path(summary.job_dir) / "plan.jsonl").exists() else ""
+    lines.append(
+        f"plan written to {summary.job_dir}/ ({written}conversations.jsonl, findings.jsonl, "
+        "errors.jsonl)"
+    )
     return "\n".join(lines)
 
 

@@ -362,3 +362,19 @@ def test_source_paths_are_stored_absolute_so_resume_works_from_elsewhere(
     monkeypatch.chdir(tmp_path)
     resumed = CliRunner().invoke(main, ["resume", str(job_dir)])
     assert resumed.exit_code == EXIT_OK, resumed.output
+
+
+def test_plan_jsonl_is_written_only_when_asked(tmp_path: Path) -> None:
+    source = write_source(tmp_path / "source.jsonl", conversations=4, messages=30)
+    runner = CliRunner()
+    lean = runner.invoke(main, ["plan", str(source), "--job-dir", str(tmp_path / "lean")])
+    assert lean.exit_code == EXIT_OK, lean.output
+    assert not (tmp_path / "lean" / "plan.jsonl").exists()
+    full = runner.invoke(
+        main, ["plan", str(source), "--job-dir", str(tmp_path / "full"), "--write-plan"]
+    )
+    assert full.exit_code == EXIT_OK, full.output
+    requests = (tmp_path / "full" / "plan.jsonl").read_text().splitlines()
+    # The same plan either way: the summary counts every request, written or not.
+    lean_summary = json.loads((tmp_path / "lean" / "summary.json").read_text())
+    assert len(requests) == lean_summary["api_calls"] > 0
