@@ -31,7 +31,8 @@ SHOWN_ERRORS = 10
 @click.option(
     "--write-plan",
     is_flag=True,
-    help="Also write every request to plan.jsonl (the largest file: 1.2 MB per 1,000 conversations of 10 short messages).",
+    help="Also write every request to plan.jsonl (the largest file: 1.2 MB per 1,000 "
+    "conversations of 10 short messages).",
 )
 def plan(job_dir: Path | None, as_json: bool, force: bool, write_plan: bool, **options: Any) -> int:
     """Dry run: plan every API call for SOURCE and report what would be lost.
