@@ -15,8 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 import migrate.errors as errors
-import migrate.plan.pipeline as pipeline
-from adapters import Source, SourceOpenError
+from adapters import Source, SourceOpenError, open_source
 from adapters.model import SourceRecord
 from migrate.cli import main
 from migrate.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, MigrateError
@@ -111,8 +110,9 @@ class BreakingSource:
 
 @pytest.fixture
 def breaking_source(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = pipeline.open_source
-    monkeypatch.setattr(pipeline, "open_source", lambda config: BreakingSource(real(config)))
+    monkeypatch.setattr(
+        "migrate.plan.pipeline.open_source", lambda config: BreakingSource(open_source(config))
+    )
 
 
 @pytest.mark.parametrize("verb", SOURCE_VERBS)
@@ -130,7 +130,7 @@ def test_a_source_failing_mid_read_exits_3_from_every_verb(
 def test_a_source_failing_mid_read_exits_3_from_export_threads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from adapters.assistants_dump import ExportProgress
+    from adapters.assistants.dump import ExportProgress
 
     def fail_midway(config: Any, out_dir: Path, progress: Any) -> Any:
         progress(ExportProgress(thread_id="thread_abc", status="written", done=1, total=2))

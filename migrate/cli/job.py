@@ -31,11 +31,20 @@ def status(job_dir: Path | None, job_id: str | None, as_json: bool, state_url: s
 @job_options
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as one JSON object.")
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=8, show_default=True)
+@click.option(
+    "--count-tokens",
+    is_flag=True,
+    help="Also ask the target for each conversation's input tokens "
+    "(POST /responses/input_tokens) and compare them with the estimate.",
+)
+@click.option("--model", default="gpt-5", show_default=True, help="Model for --count-tokens.")
 def verify(
     job_dir: Path | None,
     job_id: str | None,
     as_json: bool,
     concurrency: int,
+    count_tokens: bool,
+    model: str,
     state_url: str | None,
 ) -> int:
     """Read every migrated conversation back and compare it item by item with the plan.
@@ -47,6 +56,7 @@ def verify(
         report = verify_job(
             job_ref(job_dir, state_url, job_id),
             concurrency=concurrency,
+            count_tokens=model if count_tokens else None,
             progress=lambda done, total: _advance_to(bar, done, total),
         )
     click.echo(report.model_dump_json(indent=2) if as_json else render_verify(report))
@@ -102,14 +112,23 @@ def rollback(
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory for the report files (default: the job directory; required without one).",
 )
+@click.option(
+    "--html", "html_only", is_flag=True, help="Rewrite only report.html (and summary.json)."
+)
 def report(
-    job_dir: Path | None, job_id: str | None, out: Path | None, state_url: str | None
+    job_dir: Path | None,
+    job_id: str | None,
+    out: Path | None,
+    state_url: str | None,
+    html_only: bool,
 ) -> int:
-    """(Re)write the job's report: id maps (CSV, JSON Lines), findings, errors, summary."""
+    """(Re)write the job's report: id maps (CSV), findings, errors, summary, and report.html."""
+    ref = job_ref(job_dir, state_url, job_id)
     with progress_bar(desc="report", unit=" conv") as bar:
         paths = write_report(
-            job_ref(job_dir, state_url, job_id),
+            ref,
             out=out,
+            html_only=html_only,
             progress=lambda done, total: _advance_to(bar, done, total),
         )
     for path in paths:

@@ -9,9 +9,12 @@ import click
 
 from migrate.cli.common import job_config_from, new_job_dir, source_options
 from migrate.cli.output import info, job_log, progress_bar
+from migrate.context.figures import TokenFigures
 from migrate.errors import EXIT_OK, EXIT_PARTIAL
 from migrate.jobs.plan import PlanSummary, plan_job
 from migrate.plan.pipeline import PlanOutcome, estimate_total
+from migrate.reporting import DEFAULT_RATE_PER_MINUTE
+from migrate.reporting.terminal import code_lines, page_line
 from migrate.transform.findings import ErrorRecord
 
 SHOWN_ERRORS = 10
@@ -26,6 +29,13 @@ SHOWN_ERRORS = 10
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option(
+    "--rate-per-minute",
+    type=click.IntRange(min=1),
+    default=DEFAULT_RATE_PER_MINUTE,
+    show_default=True,
+    help="Requests per minute the estimate of a run's duration assumes.",
+)
+@click.option(
     "--force", is_flag=True, help="Plan into a directory that already holds a plan or a job."
 )
 @click.option(
@@ -34,7 +44,14 @@ SHOWN_ERRORS = 10
     help="Also write every request to plan.jsonl (the largest file: 1.2 MB per 1,000 "
     "conversations of 10 short messages).",
 )
-def plan(job_dir: Path | None, as_json: bool, force: bool, write_plan: bool, **options: Any) -> int:
+def plan(
+    job_dir: Path | None,
+    as_json: bool,
+    rate_per_minute: int,
+    force: bool,
+    write_plan: bool,
+    **options: Any,
+) -> int:
     """Dry run: plan every API call for SOURCE and report what would be lost.
 
     SOURCE is a JSON/JSONL file or directory, or a database URL (with --preset or a job file).
@@ -52,6 +69,7 @@ def plan(job_dir: Path | None, as_json: bool, force: bool, write_plan: bool, **o
             config,
             target_dir,
             on_progress=advance,
+            rate_per_minute=rate_per_minute,
             force=force,
             on_ready=job_log,
             write_plan=write_plan,
@@ -75,13 +93,18 @@ def render_summary(summary: PlanSummary) -> str:
         f"items:         {summary.items.planned}",
         f"API calls:     {summary.api_calls}",
     ]
-    if summary.findings:
-        lines.append("findings:")
-        lines += [f"  {code:28} {count}" for code, count in summary.findings.items()]
-    else:
-        lines.append("findings:      none")
+    if summary.tokens is not None:
+        lines += render_tokens(summary.tokens)
+    estimate = summary.report.estimate if summary.report is not None else None
+    if estimate is not None:
+        lines.append(
+            f"estimate:      {estimate.minutes:.1f} min at {estimate.rate_per_minute} requests/min"
+            f", {estimate.disk_bytes / 1e6:.1f} MB of disk for a run"
+        )
+    if summary.report is not None:
+        lines += code_lines(summary.report)
     if summary.errors_total:
-        lines.append(f"errors:        {summary.errors_total}")
+        lines.append(f"first errors ({summary.errors_total} in all):")
         lines += [f"  {_describe(error)}" for error in summary.errors[:SHOWN_ERRORS]]
         if summary.errors_total > SHOWN_ERRORS:
             lines.append(f"  ... {summary.errors_total - SHOWN_ERRORS} more in errors.jsonl")
@@ -90,7 +113,19 @@ def render_summary(summary: PlanSummary) -> str:
         f"plan written to {summary.job_dir}/ ({written}conversations.jsonl, findings.jsonl, "
         "errors.jsonl)"
     )
+    lines.append(page_line(summary.job_dir, label="report:", width=15))
     return "\n".join(lines)
+
+
+def render_tokens(figures: TokenFigures) -> list[str]:
+    """The token lines of a summary."""
+    return [
+        f"tokens:        {figures.total:,} for {figures.model} (input limit {figures.limit:,}); "
+        f"per conversation p50 {figures.p50:,}, p90 {figures.p90:,}, p99 {figures.p99:,}, "
+        f"max {figures.max:,}",
+        f"context:       {figures.over_limit} over the limit, {figures.near_limit} near it "
+        f"(80%+), {figures.trimmed} trimmed, {figures.estimated} estimated",
+    ]
 
 
 def _describe(error: ErrorRecord) -> str:

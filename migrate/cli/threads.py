@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from adapters import SourceOpenError
-from adapters.assistants_dump import ExportProgress, export_threads
+from adapters.assistants.dump import ExportProgress, export_threads
 from adapters.config import AssistantsLiveSourceConfig
 from migrate.cli.output import progress_bar
 from migrate.errors import EXIT_OK, EXIT_PARTIAL, SourceError, SourceReadError

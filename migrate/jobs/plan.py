@@ -12,7 +12,10 @@ Files written (all JSON Lines except the summary):
   `failed`), location, item and call counts, plan fingerprint.
 - `findings.jsonl`: every lossy or repairing step, per conversation.
 - `errors.jsonl`: every conversation or record that cannot be migrated, and why.
-- `summary.json`: the counts (`total = planned + failed + skipped`), API calls, findings by code.
+- `summary.json`: the counts (`total = planned + failed + skipped`), API calls, findings by code,
+  and under `report` what `report.html` shows (errors and findings by code with examples, the
+  estimate of calls, duration and disk at `rate_per_minute`, the largest conversations).
+- `report.html`: the same, for a person (`migrate.reporting`).
 """
 
 from __future__ import annotations
@@ -27,10 +30,13 @@ from typing import IO, Any, Literal, Self
 from pydantic import BaseModel, Field
 
 from migrate.config import JobConfig
+from migrate.context.figures import TokenFigures, TokenTally
 from migrate.errors import ConfigError
 from migrate.jobs.report import source_named
 from migrate.plan.model import ConversationPlan
 from migrate.plan.pipeline import PlanOutcome, iterate_plans, open_configured_source
+from migrate.reporting import DEFAULT_RATE_PER_MINUTE, PlanReportBuilder, ReportData
+from migrate.reporting.render import write_report_html
 from migrate.transform.findings import ErrorRecord
 
 MAX_ERRORS_IN_SUMMARY = 1000
@@ -63,6 +69,9 @@ class PlanSummary(BaseModel):
     errors: list[ErrorRecord] = Field(default_factory=list)
     errors_total: int = 0
     """All errors; `errors` lists at most the first `MAX_ERRORS_IN_SUMMARY`."""
+    tokens: TokenFigures | None = None
+    """Input tokens per conversation for the policy's model (`migrate.context`)."""
+    report: ReportData | None = None
 
     @property
     def has_errors(self) -> bool:
@@ -70,24 +79,29 @@ class PlanSummary(BaseModel):
 
 
 class _JsonLines:
-    """Append-only JSON Lines file."""
+    """Append-only JSON Lines file; with no path, only the size it would have is counted."""
 
-    def __init__(self, path: Path) -> None:
-        self._file: IO[str] = path.open("w", encoding="utf-8")
+    def __init__(self, path: Path | None) -> None:
+        self._file: IO[str] | None = None if path is None else path.open("w", encoding="utf-8")
+        self.size = 0
+        """Bytes written (or that would have been: the size estimates use it)."""
 
     def write(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
-        self._file.write("\n")
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        self.size += len(line.encode("utf-8"))
+        if self._file is not None:
+            self._file.write(line)
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
 
 class _PlanFiles:
     """The dry run's output files, open for the duration of one plan."""
 
     def __init__(self, job_dir: Path, *, write_plan: bool) -> None:
-        self.plan = _JsonLines(job_dir / "plan.jsonl") if write_plan else None
+        self.plan = _JsonLines(job_dir / "plan.jsonl" if write_plan else None)
         self.conversations = _JsonLines(job_dir / "conversations.jsonl")
         self.findings = _JsonLines(job_dir / "findings.jsonl")
         self.errors = _JsonLines(job_dir / "errors.jsonl")
@@ -102,8 +116,7 @@ class _PlanFiles:
         traceback: TracebackType | None,
     ) -> None:
         for lines in (self.plan, self.conversations, self.findings, self.errors):
-            if lines is not None:
-                lines.close()
+            lines.close()
 
 
 JOB_MARKERS = ("summary.json", "plan.jsonl", "conversations.jsonl", "job.json", "state.db")
@@ -115,6 +128,7 @@ def plan_job(
     job_dir: Path,
     *,
     on_progress: ProgressCallback | None = None,
+    rate_per_minute: int = DEFAULT_RATE_PER_MINUTE,
     force: bool = False,
     on_ready: Callable[[Path], object] | None = None,
     write_plan: bool = False,
@@ -135,20 +149,37 @@ def plan_job(
             hint="choose another --job-dir, or give --force to overwrite its files",
         )
     source = open_configured_source(config.source)
-    outcomes = iterate_plans(source, config.policy)
+    builder = PlanReportBuilder()
+    outcomes = iterate_plans(source, config.policy, observe=builder.observe)
     job_dir.mkdir(parents=True, exist_ok=True)
     if on_ready is not None:
         on_ready(job_dir)
     summary = PlanSummary(source=source.describe(), job_dir=str(job_dir))
     findings: Counter[str] = Counter()
+    tally = TokenTally(config.policy)
     (job_dir / "plan.jsonl").unlink(missing_ok=True)  # a forced re-plan leaves no stale one
     with _PlanFiles(job_dir, write_plan=write_plan) as files:
         for outcome in outcomes:
             _record(outcome, files, summary, findings)
+            if isinstance(outcome, ErrorRecord):
+                tally.add_failure(outcome.code)
+            elif outcome.items:
+                tally.add(
+                    outcome.tokens, outcome.findings, estimated=outcome.tokens_estimate is not None
+                )
             if on_progress is not None:
                 on_progress(outcome)
     summary.findings = dict(sorted(findings.items()))
+    summary.tokens = tally.figures()
+    summary.report = builder.build(
+        conversations=summary.conversations.total,
+        items=summary.items.planned,
+        calls=summary.api_calls,
+        plan_bytes=files.plan.size,
+        rate_per_minute=rate_per_minute,
+    )
     (job_dir / "summary.json").write_text(summary.model_dump_json(indent=2) + "\n", "utf-8")
+    write_report_html(job_dir, summary.model_dump(mode="json"), builder.samples.samples)
     return summary
 
 
@@ -190,14 +221,14 @@ def _record(
             "status": status,
             "items": len(outcome.items),
             "calls": 1 + len(outcome.batch_sizes) if outcome.items else 0,
+            "tokens": outcome.tokens,
+            "tokens_estimate": outcome.tokens_estimate,
             "fingerprint": outcome.fingerprint,
         }
     )
 
 
 def _write_requests(plan: ConversationPlan, files: _PlanFiles) -> None:
-    if files.plan is None:
-        return
     for call, request in enumerate(plan.requests()):
         files.plan.write(
             {

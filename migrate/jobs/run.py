@@ -61,6 +61,8 @@ from migrate.replay.target import (
     validate_target,
 )
 from migrate.replay.workers import WorkerSession, claimed_work, forget_gone_workers
+from migrate.reporting.collect import sampler
+from migrate.reporting.events import log_pauses
 from migrate.state.records import ConversationRow, JobRecord, Totals
 from migrate.state.schema import Status
 from migrate.state.store import StateStore
@@ -119,7 +121,7 @@ def run_job(
         )
         store.create_job(record)
         write_job_file(job_dir, record.job_id, config.state_url)
-        outcomes = iterate_plans(source, config.job.policy)
+        outcomes = iterate_plans(source, config.job.policy, observe=sampler(job_dir))
         listener = _Listener(progress, store.totals(), planning_complete=False)
         return _drive(
             store,
@@ -172,7 +174,7 @@ def resume_job(
                 exc.message = f"cannot re-read the source to check it: {exc.message}"
                 exc.hint = "use --no-source-check to replay the stored plans as they are"
                 raise
-            outcomes = iterate_plans(source, job_config.policy)
+            outcomes = iterate_plans(source, job_config.policy, observe=sampler(config.job.job_dir))
             _check_source(store, outcomes)
             planner = _Planner(store, outcomes, first_seq=stored)
         else:
@@ -327,6 +329,7 @@ def _drive(
         async with open_target(target_config, job_dir=job_dir) as target:
             session.attach(target)
             listener.limiter = target.limiter
+            log_pauses(target.limiter, job_dir)
             listener.started(target.description, job.job_id)
             replayer = Replayer(
                 store,

@@ -35,18 +35,27 @@ def job_status(ref: JobRef) -> JobSummary:
 
 
 def write_report(
-    ref: JobRef, *, out: Path | None = None, progress: CountCallback | None = None
+    ref: JobRef,
+    *,
+    out: Path | None = None,
+    html_only: bool = False,
+    progress: CountCallback | None = None,
 ) -> list[Path]:
     """(Re)write the report files into `out` (default: the job directory); returns their paths.
 
-    `progress` is called with (conversations written, total) as the id map is written.
+    `html_only` rewrites only `summary.json` and `report.html`. `progress` is called with
+    (conversations written, total) as the id map is written.
     """
     directory = output_dir(ref, out, "the report")
     store = open_job(ref)
     try:
         summary = job_summary(store, ref.job_dir)
         return write_report_files(
-            store, directory, summary.model_dump(mode="json"), progress=progress
+            store,
+            directory,
+            summary.model_dump(mode="json"),
+            html_only=html_only,
+            progress=progress,
         )
     finally:
         store.close()

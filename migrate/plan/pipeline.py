@@ -6,7 +6,7 @@ hands it to the replayer. A plan with no items means the conversation is skipped
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from adapters import Source, SourceConfig, SourceOpenError, open_source
@@ -18,6 +18,8 @@ from migrate.transform.findings import ErrorRecord
 from migrate.transform.policy import Policy
 
 PlanOutcome = ConversationPlan | ErrorRecord
+Observer = Callable[[SourceConversation | None, PlanOutcome], None]
+"""Sees each source conversation (None for an unreadable record) with what it became."""
 
 
 def open_configured_source(config: SourceConfig) -> Source:
@@ -76,18 +78,25 @@ def read_source(source: Source) -> Iterator[SourceRecord]:
         yield record
 
 
-def iterate_plans(source: Source, policy: Policy) -> Iterator[PlanOutcome]:
+def iterate_plans(
+    source: Source, policy: Policy, *, observe: Observer | None = None
+) -> Iterator[PlanOutcome]:
     """Yield one plan (or one error) per source record, in source order."""
     for record in read_source(source):
+        conversation = None if isinstance(record, SourceFailure) else record
+        outcome: PlanOutcome
         if isinstance(record, SourceFailure):
-            yield ErrorRecord(
+            outcome = ErrorRecord(
                 code=record.code,
                 message=record.message,
                 location=record.location,
                 conversation_id=record.conversation_id,
             )
-            continue
-        yield plan_or_error(record, policy)
+        else:
+            outcome = plan_or_error(record, policy)
+        if observe is not None:
+            observe(conversation, outcome)
+        yield outcome
 
 
 def plan_or_error(conversation: SourceConversation, policy: Policy) -> PlanOutcome:

@@ -19,17 +19,17 @@ import pytest
 import sqlalchemy
 import vcr
 from click.testing import CliRunner
-from sqlhelpers import postgres_schema
 
 from adapters import SourceOpenError, open_source
-from adapters.assistants_dump import export_threads, thread_file
-from adapters.assistants_export import read_export
-from adapters.assistants_live import AssistantsLiveSource
+from adapters.assistants.dump import export_threads, thread_file
+from adapters.assistants.export import read_export
+from adapters.assistants.live import AssistantsLiveSource
 from adapters.config import AssistantsLiveSourceConfig
 from adapters.model import Message, SourceConversation, SourceFailure, TextPart
 from migrate.cli import main
 from migrate.plan.planner import plan_conversation
 from migrate.transform.policy import Policy
+from tests.adapters.sqlhelpers import postgres_schema
 
 __all__ = ["postgres_schema"]  # a fixture
 

@@ -11,17 +11,6 @@ from typing import Any
 import pytest
 from sqlalchemy import JSON, Column, Integer, String, Table, func, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlhelpers import (
-    ENGINES,
-    SAMPLES,
-    Database,
-    chat_messages_table,
-    database,
-    mariadb_database,
-    message_json_table,
-    postgres_schema,
-    unreachable,
-)
 
 from adapters import SourceOpenError, SqlSourceConfig, open_source
 from adapters.model import (
@@ -33,8 +22,19 @@ from adapters.model import (
     ToolCall,
     ToolResult,
 )
-from adapters.sql_tables import SqlTableSource
+from adapters.sql.tables import SqlTableSource
 from migrate.config import load_job_file
+from tests.adapters.sqlhelpers import (
+    ENGINES,
+    SAMPLES,
+    Database,
+    chat_messages_table,
+    database,
+    mariadb_database,
+    message_json_table,
+    postgres_schema,
+)
+from tests.databases import unreachable
 
 __all__ = ["database", "mariadb_database", "postgres_schema"]
 
@@ -266,7 +266,7 @@ def test_one_row_per_conversation_with_a_messages_array(database: Database) -> N
             {
                 "id": 2,
                 "thread": "broken",
-                "body": [{"role": "user", "content": "hi"}, {"role": "x"}],
+                "body": [{"role": "user", "content": "hi"}, {"content": "no role"}],
             },
             {"id": 3, "thread": "twice", "body": []},
             {"id": 4, "thread": "twice", "body": []},
@@ -281,7 +281,7 @@ def test_one_row_per_conversation_with_a_messages_array(database: Database) -> N
     assert texts(long)[-1] == "message 23 日本"
     assert long.entries[3].position == "chat_json id=1 message 3"
     failed = failures(records)
-    assert failed["broken"].code == "unknown_role"
+    assert failed["broken"].code == "missing_role"
     assert "message 1" in failed["broken"].message
     assert failed["twice"].code == "duplicate_conversation_key"
 

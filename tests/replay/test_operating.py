@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner
-from conftest import assert_exactly_once, run_config, write_source
 
 from migrate.cli import main
 from migrate.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CallUnreachable, TargetUnreachableError
@@ -29,6 +28,7 @@ from migrate.server.embedded import EmbeddedServer
 from migrate.server.options import ServerOptions
 from migrate.server.testing import ServerFactory
 from migrate.state.store import StateStore
+from tests.replay.helpers import assert_exactly_once, run_config, write_source
 
 
 def closed_port() -> int:

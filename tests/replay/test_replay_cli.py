@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import server_contents, write_source
 
 from migrate.cli import main
 from migrate.errors import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 from migrate.server.testing import ServerFactory
+from tests.replay.helpers import server_contents, write_source
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "json" / "chat_completions.jsonl"
@@ -88,7 +88,8 @@ def test_run_status_verify_report_rollback_on_a_sample(tmp_path: Path) -> None:
     assert "deleted:      7" in rolled_back.stdout
     assert server_contents(job_dir).conversations == 0
     log = (job_dir / "rollback.jsonl").read_text(encoding="utf-8").splitlines()
-    assert sorted(json.loads(line)["target_conversation_id"] for line in log) == sorted(migrated.values())
+    deleted = sorted(json.loads(line)["target_conversation_id"] for line in log)
+    assert deleted == sorted(migrated.values())
     after = json.loads(runner.invoke(main, ["status", str(job_dir), "--json"]).stdout)
     assert (after["state"], after["deleted"]) == ("rolled_back", 7)
     resumed = runner.invoke(main, ["resume", str(job_dir)])

@@ -1,0 +1,310 @@
+"""Assistants API threads from exported JSON (the Assistants API shut down on 2026-08-26).
+
+The canonical layout, written by `export_threads` and read back unchanged, is one JSON file per
+thread, named `<thread_id>.json`::
+
+    {"thread": {...},        # the thread object, as `GET /threads/{id}` returned it
+     "messages": [...],      # message objects, oldest first (`order=asc`)
+     "runs": [...],          # run objects, oldest first ([] when tool history was not asked for)
+     "run_steps": [...],     # the steps of those runs, oldest first within each run
+     "files": [...]}         # optional: file objects from `GET /files/{id}`, for file names
+
+Every object is the API's own JSON, unchanged. Messages may be in either order: the reader
+puts them oldest first by `created_at` and keeps the listed order for ties (ids are random, so
+they cannot break ties; a newest-first list is recognised and reversed).
+
+The reader also takes the shapes people saved by hand, per file:
+
+- the canonical layout, where any list may instead be the API's list envelope
+  (`{"object": "list", "data": [...], "has_more": ...}`) and `run_steps` may be a mapping
+  from run id to a list of steps;
+- a list envelope or a bare array of message objects (and, mixed in, runs and run steps);
+- a thread object alone (a thread with no messages);
+- a JSON array of canonical documents (several threads in one file);
+- JSON Lines, one thread document (any shape above) per line;
+- Assistants v1 shapes (`file_ids` on messages, the `retrieval` tool).
+
+A directory is read file by file (`*.json`, `*.jsonl`, sorted by path, hidden files skipped),
+so memory is bounded by the largest single file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from adapters.assistants.timeline import (
+    SOURCE_KIND,
+    AssistantsFormatError,
+    build_conversation,
+)
+from adapters.model import SourceConversation, SourceFailure, SourceNote, SourceRecord
+
+logger = logging.getLogger(__name__)
+
+CANONICAL_KEYS = ("thread", "messages", "runs", "run_steps", "files")
+_OBJECT_KINDS = {"thread", "thread.message", "thread.run", "thread.run.step"}
+
+
+def read_export(path: Path) -> Iterator[SourceRecord]:
+    """Yield one conversation (or failure) per thread in a file or a directory of files."""
+    if path.is_dir():
+        for file in sorted(p for p in path.rglob("*") if _is_export_file(p, path)):
+            yield from _read_file(file)
+    else:
+        yield from _read_file(path)
+
+
+def looks_like_assistants(obj: dict[str, Any]) -> bool:
+    """Whether a JSON object (a document, or an array's first element) is Assistants data."""
+    kind = obj.get("object")
+    if kind in _OBJECT_KINDS:
+        return True
+    if kind == "list":
+        data = obj.get("data")
+        return (
+            isinstance(data, list)
+            and bool(data)
+            and isinstance(data[0], dict)
+            and data[0].get("object") in _OBJECT_KINDS
+        )
+    thread = obj.get("thread")
+    if isinstance(thread, dict):
+        return thread.get("object") == "thread" or str(thread.get("id", "")).startswith("thread_")
+    messages = obj.get("messages")
+    if isinstance(messages, dict):
+        return looks_like_assistants(messages)
+    if isinstance(messages, list) and messages and isinstance(messages[0], dict):
+        return messages[0].get("object") == "thread.message"
+    return False
+
+
+def canonical_document(
+    *,
+    thread: Mapping[str, Any],
+    messages: list[dict[str, Any]],
+    runs: list[dict[str, Any]],
+    run_steps: list[dict[str, Any]],
+    files: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The canonical layout for one thread (`files` only when file names were looked up)."""
+    document: dict[str, Any] = {
+        "thread": dict(thread),
+        "messages": messages,
+        "runs": runs,
+        "run_steps": run_steps,
+    }
+    if files is not None:
+        document["files"] = files
+    return document
+
+
+def conversation_from_document(document: Any, *, location: str) -> SourceConversation:
+    """Build the conversation for one thread document of any accepted shape.
+
+    Raises:
+        AssistantsFormatError: The document holds no thread, or several.
+    """
+    conversations = _conversations(document, location)
+    if len(conversations) != 1:
+        raise AssistantsFormatError(f"expected one thread, found {len(conversations)}")
+    return conversations[0]
+
+
+# --- files ---------------------------------------------------------------------------------
+
+
+def _is_export_file(path: Path, root: Path) -> bool:
+    relative = path.relative_to(root)
+    hidden = any(part.startswith(".") for part in relative.parts)
+    return path.is_file() and not hidden and path.suffix in (".json", ".jsonl")
+
+
+def _read_file(path: Path) -> Iterator[SourceRecord]:
+    location = str(path)
+    try:
+        if path.suffix == ".jsonl":
+            yield from _read_lines(path)
+            return
+        with path.open("rb") as file:
+            document = json.load(file)
+    except OSError as exc:
+        yield _failure(location, "unreadable_file", f"cannot read {path}: {exc.strerror or exc}")
+        return
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        yield _failure(location, "invalid_json", f"{path}: not valid JSON: {exc}")
+        return
+    yield from _records(document, location)
+
+
+def _read_lines(path: Path) -> Iterator[SourceRecord]:
+    with path.open("rb") as file:
+        for number, raw in enumerate(file, start=1):
+            if not raw.strip():
+                continue
+            location = f"{path}:{number}"
+            try:
+                document = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                yield _failure(location, "invalid_json", f"{location}: not valid JSON: {exc}")
+                continue
+            yield from _records(document, location)
+
+
+def _records(document: Any, location: str) -> Iterator[SourceRecord]:
+    try:
+        yield from _conversations(document, location)
+    except AssistantsFormatError as exc:
+        yield _failure(location, "invalid_thread", f"{location}: {exc}", _guess_id(document))
+
+
+def _failure(
+    location: str, code: str, message: str, conversation_id: str | None = None
+) -> SourceFailure:
+    logger.warning("%s", message)
+    return SourceFailure(
+        source_kind=SOURCE_KIND,
+        location=location,
+        code=code,
+        message=message,
+        conversation_id=conversation_id,
+    )
+
+
+# --- shapes --------------------------------------------------------------------------------
+
+
+def _conversations(document: Any, location: str) -> list[SourceConversation]:
+    if isinstance(document, list) and document and all(_is_thread_document(d) for d in document):
+        return [
+            _from_parts(_canonical_parts(d), location=f"{location} [{i}]")
+            for i, d in enumerate(document)
+        ]
+    if isinstance(document, list):
+        return [_from_parts(_classify(document), location=location)]
+    if not isinstance(document, dict):
+        raise AssistantsFormatError("not a JSON object or array")
+    if document.get("object") == "list":
+        truncated: list[str] = []
+        parts = _classify(_data(document, "list", truncated))
+        parts["truncated"] = truncated
+        return [_from_parts(parts, location=location)]
+    if document.get("object") in _OBJECT_KINDS:
+        return [_from_parts(_classify([document]), location=location)]
+    if _is_thread_document(document):
+        return [_from_parts(_canonical_parts(document), location=location)]
+    raise AssistantsFormatError(
+        "no Assistants thread here: expected a thread document "
+        '({"thread", "messages", "runs", "run_steps"}), a list of messages or a thread object'
+    )
+
+
+def _is_thread_document(document: Any) -> bool:
+    return (
+        isinstance(document, dict)
+        and "object" not in document
+        and any(key in document for key in CANONICAL_KEYS)
+    )
+
+
+_Parts = dict[str, Any]
+
+
+def _canonical_parts(document: dict[str, Any]) -> _Parts:
+    unknown = set(document) - set(CANONICAL_KEYS)
+    if unknown:
+        raise AssistantsFormatError(f"unknown keys in thread document: {sorted(unknown)}")
+    thread = document.get("thread")
+    if thread is not None and not isinstance(thread, dict):
+        raise AssistantsFormatError("`thread` is not an object")
+    truncated: list[str] = []
+    steps = document.get("run_steps")
+    if isinstance(steps, dict) and steps.get("object") != "list":
+        # A mapping from run id to that run's steps.
+        steps = [step for value in steps.values() for step in _data(value, "run_steps", truncated)]
+    return {
+        "thread": thread,
+        "messages": _data(document.get("messages"), "messages", truncated),
+        "runs": _data(document.get("runs"), "runs", truncated),
+        "run_steps": _data(steps, "run_steps", truncated),
+        "files": _data(document.get("files"), "files"),
+        "truncated": truncated,
+    }
+
+
+def _classify(objects: list[Any]) -> _Parts:
+    parts: _Parts = {
+        "thread": None,
+        "messages": [],
+        "runs": [],
+        "run_steps": [],
+        "files": [],
+        "truncated": [],
+    }
+    for index, obj in enumerate(objects):
+        if not isinstance(obj, dict):
+            raise AssistantsFormatError(f"element {index} is not a JSON object")
+        kind = obj.get("object")
+        if kind == "thread":
+            if parts["thread"] is not None:
+                raise AssistantsFormatError("more than one thread object")
+            parts["thread"] = obj
+        elif kind == "thread.run":
+            parts["runs"].append(obj)
+        elif kind == "thread.run.step":
+            parts["run_steps"].append(obj)
+        elif kind == "thread.message" or (kind is None and "role" in obj and "content" in obj):
+            parts["messages"].append(obj)
+        else:
+            raise AssistantsFormatError(f"element {index} is not an Assistants object ({kind!r})")
+    return parts
+
+
+def _data(value: Any, what: str, truncated: list[str] | None = None) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("data"), list):
+        if value.get("has_more") and truncated is not None:
+            truncated.append(what)
+        return list(value["data"])
+    raise AssistantsFormatError(f"`{what}` is neither a list nor a list envelope")
+
+
+def _from_parts(parts: _Parts, *, location: str) -> SourceConversation:
+    filenames = {
+        str(f["id"]): str(f["filename"])
+        for f in parts["files"]
+        if isinstance(f, dict) and f.get("id") and f.get("filename")
+    }
+    conversation = build_conversation(
+        thread=parts["thread"],
+        messages=parts["messages"],
+        runs=parts["runs"],
+        run_steps=parts["run_steps"],
+        location=location,
+        filenames=filenames,
+    )
+    for what in parts["truncated"]:
+        conversation.notes.append(
+            SourceNote(
+                code="export_page_incomplete",
+                message=f"{location}: the saved `{what}` page says has_more=true; "
+                "what the later pages held is not in the export",
+            )
+        )
+    return conversation
+
+
+def _guess_id(document: Any) -> str | None:
+    if isinstance(document, dict):
+        thread = document.get("thread")
+        if isinstance(thread, dict) and isinstance(thread.get("id"), str):
+            return str(thread["id"])
+        if document.get("object") == "thread" and isinstance(document.get("id"), str):
+            return str(document["id"])
+    return None

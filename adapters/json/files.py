@@ -1,0 +1,220 @@
+"""The JSON/JSONL source: files or a directory of them, in any of the supported formats.
+
+Formats: Chat Completions message arrays, OpenAI fine-tuning JSONL, ShareGPT, the ChatGPT data
+export and (through `adapters.assistants.export`) Assistants API exports. With
+`format="auto"` each file's format is detected from its first record. A directory is read
+recursively in sorted path order (hidden files and folders skipped; `.json`, `.jsonl`,
+`.ndjson`, `.jsonlines`). Records without an id get one from the file's path relative to the
+source and the line (`chats.jsonl:12`) or array index (`export.json[3]`); such ids stay stable
+as long as the file is not edited.
+
+Every record that cannot be read becomes a `SourceFailure` naming the file, the line or array
+index (or byte offset, when a JSON array is malformed) and the conversation id when known;
+reading goes on with the next record.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from adapters.assistants.export import read_export
+from adapters.base import DecodeError, SourceOpenError, replace_lone_surrogates
+from adapters.config import JsonFormat, JsonSourceConfig
+from adapters.json.chat_completions import read_chat_completions
+from adapters.json.chatgpt_export import read_chatgpt
+from adapters.json.common import RecordContext
+from adapters.json.detect import detect_file_format
+from adapters.json.sharegpt import read_sharegpt
+from adapters.json.stream import (
+    JSON_SUFFIXES,
+    Layout,
+    RawFailure,
+    RawRecord,
+    iter_raw_records,
+    sniff_layout,
+)
+from adapters.model import SourceConversation, SourceFailure, SourceNote, SourceRecord
+
+logger = logging.getLogger(__name__)
+
+
+_FORMAT_HINT = (
+    "pass the format explicitly (format = chat_completions, finetune, sharegpt, chatgpt or "
+    "assistants)"
+)
+
+
+class JsonFilesSource:
+    """Conversations stored in JSON or JSONL files."""
+
+    def __init__(self, config: JsonSourceConfig) -> None:
+        self._config = config
+        self._root = config.path
+        if not self._root.exists():
+            raise SourceOpenError(f"{self._root} does not exist")
+        self._files = list_json_files(self._root)
+        if self._root.is_dir() and not self._files and config.format != "assistants":
+            raise SourceOpenError(
+                f"{self._root} holds no .json, .jsonl or .ndjson files (searched recursively)"
+            )
+        self._detected: dict[Path, tuple[Layout, JsonFormat | None]] = {}
+        if config.format == "auto":
+            self._detect_first_file()
+
+    def describe(self) -> str:
+        """A one-line description for logs and reports."""
+        kind = "directory" if self._root.is_dir() else "file"
+        return f"JSON {kind} {self._root} (format {self._config.format})"
+
+    def read(self) -> Iterator[SourceRecord]:
+        """Yield every conversation, or the failure to read it, in file order."""
+        if self._config.format == "assistants":
+            yield from read_export(self._root)
+            return
+        for path in self._files:
+            yield from self._read_file(path)
+
+    def _detect_first_file(self) -> None:
+        for path in self._files:
+            try:
+                layout = sniff_layout(path)
+                found = detect_file_format(path, layout, self._config)
+            except OSError as exc:
+                raise SourceOpenError(f"cannot read {path}: {exc}") from exc
+            self._detected[path] = (layout, found)
+            if layout is Layout.EMPTY:
+                continue
+            if found is None:
+                raise SourceOpenError(
+                    f"cannot tell the format of {path}: its first record is not a Chat "
+                    "Completions conversation, fine-tuning line, ShareGPT record, ChatGPT "
+                    f"export or Assistants export; {_FORMAT_HINT}"
+                )
+            return
+
+    def _layout_and_format(self, path: Path) -> tuple[Layout, JsonFormat | None]:
+        known = self._detected.pop(path, None)
+        if known is not None:
+            return known
+        layout = sniff_layout(path)
+        if self._config.format != "auto":
+            return layout, self._config.format
+        return layout, detect_file_format(path, layout, self._config)
+
+    def _read_file(self, path: Path) -> Iterator[SourceRecord]:
+        display = str(path)
+        relname = path.name if path == self._root else path.relative_to(self._root).as_posix()
+        try:
+            layout, found = self._layout_and_format(path)
+        except OSError as exc:
+            yield SourceFailure(
+                source_kind="json",
+                location=display,
+                code="unreadable_file",
+                message=f"cannot read {display}: {exc}",
+            )
+            return
+        if found is None:
+            if layout is not Layout.EMPTY:
+                yield SourceFailure(
+                    source_kind="json",
+                    location=display,
+                    code="unknown_format",
+                    message=f"cannot tell the format of {display}; {_FORMAT_HINT}",
+                )
+            return
+        if found == "assistants":
+            logger.debug("reading %s as an Assistants export", display)
+            yield from read_export(path)
+            return
+        logger.debug("reading %s as %s (%s)", display, found, layout.value)
+        for raw in iter_raw_records(path, display=display, relname=relname, layout=layout):
+            if isinstance(raw, RawFailure):
+                yield SourceFailure(
+                    source_kind=found, location=raw.location, code=raw.code, message=raw.message
+                )
+                continue
+            ctx = RecordContext(self._config, raw.location, raw.derived_id)
+            value, replaced = raw.value, None
+            if raw.surrogates:
+                if self._config.lone_surrogates == "fail":
+                    yield lone_surrogate_failure(found, raw.location, raw.surrogates)
+                    continue
+                value, replaced = replace_lone_surrogates(value), lone_surrogate_note(raw)
+            try:
+                for conversation in convert_record(value, ctx, found):
+                    if replaced is not None:
+                        conversation.notes.append(replaced)
+                    yield conversation
+            except DecodeError as exc:
+                yield SourceFailure(
+                    source_kind=found,
+                    location=raw.location,
+                    code=exc.code,
+                    message=exc.message,
+                    conversation_id=exc.conversation_id,
+                )
+            except ValidationError as exc:
+                yield SourceFailure(
+                    source_kind=found,
+                    location=raw.location,
+                    code="invalid_record",
+                    message=f"{raw.location}: a value has an unexpected type: "
+                    f"{exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}",
+                )
+
+
+def lone_surrogate_failure(
+    source_kind: str, location: str, paths: Sequence[str], conversation_id: str | None = None
+) -> SourceFailure:
+    """The failure of a record holding lone surrogates, under the default policy."""
+    return SourceFailure(
+        source_kind=source_kind,
+        location=location,
+        code="lone_surrogate",
+        message=f"{location}: a lone UTF-16 surrogate escape in {', '.join(paths)}; it is not "
+        "text and cannot be sent (lone_surrogates = 'replace' migrates it with U+FFFD)",
+        conversation_id=conversation_id,
+    )
+
+
+def lone_surrogate_note(raw: RawRecord) -> SourceNote:
+    """The finding for lone surrogates replaced by U+FFFD."""
+    return SourceNote(
+        code="lone_surrogate_replaced",
+        message=f"{raw.location}: a lone UTF-16 surrogate in {', '.join(raw.surrogates)} was "
+        "replaced by U+FFFD",
+        count=len(raw.surrogates),
+    )
+
+
+def convert_record(
+    value: object, ctx: RecordContext, found: JsonFormat
+) -> list[SourceConversation]:
+    """Read one record in the given (non-auto, non-assistants) format."""
+    match found:
+        case "chat_completions" | "finetune":
+            return [read_chat_completions(value, ctx, source_kind=found)]
+        case "sharegpt":
+            return [read_sharegpt(value, ctx)]
+        case "chatgpt":
+            return read_chatgpt(value, ctx)
+    raise ValueError(f"no record reader for format {found!r}")
+
+
+def list_json_files(root: Path) -> list[Path]:
+    """`root` itself, or every JSON/JSONL file under it in sorted, stable order."""
+    if not root.is_dir():
+        return [root]
+    found = [
+        path
+        for path in root.rglob("*")
+        if path.suffix.lower() in JSON_SUFFIXES
+        and not any(part.startswith(".") for part in path.relative_to(root).parts)
+        and path.is_file()
+    ]
+    return sorted(found, key=lambda p: p.relative_to(root).parts)

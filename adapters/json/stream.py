@@ -1,0 +1,397 @@
+"""Streaming access to JSON and JSONL files: layout sniffing and raw records with positions.
+
+Memory stays flat whatever the file size: JSONL is read line by line, JSON arrays item by item
+framed by `adapters.json.frames` and parsed one at a time. Positions: JSONL lines are 1-based
+(`file:12`), array items 0-based (`file[3]`), a file holding one object is just `file`. A broken
+JSONL line or array item (malformed JSON, invalid UTF-8, a bad escape) fails alone, located by
+line or byte offset, and reading goes on; see `adapters.json.frames` for what happens when an
+item's brackets do not balance.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import ijson
+
+from adapters.base import lone_surrogate_paths, may_hold_surrogates
+from adapters.json.frames import ArrayEnd, Frame, frame_array
+
+logger = logging.getLogger(__name__)
+
+JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson", ".jsonlines"})
+JSON_SUFFIXES = frozenset({".json"}) | JSONL_SUFFIXES
+
+_SNIFF_BYTES = 64 * 1024
+_READ_BYTES = 1024 * 1024
+"""ijson's read size: yajl re-joins a string split over reads, so a 30 MB message read 64 KiB at
+a time costs seconds; 1 MiB reads make it a fraction of a second for the same flat memory."""
+_FIRST_LINE_LIMIT = 64 * 1024 * 1024
+_PEEK_LINES = 1000
+_BOM = b"\xef\xbb\xbf"
+_WHITESPACE = b" \t\r\n"
+_MESSAGE_LIST_KEYS = ("messages", "conversations")
+
+
+class Layout(Enum):
+    """How values are laid out in a file."""
+
+    JSONL = "jsonl"
+    ARRAY = "array"
+    OBJECT = "object"
+    EMPTY = "empty"
+    NOT_JSON = "not_json"
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One parsed top-level value and where it came from."""
+
+    value: Any
+    location: str
+    derived_id: str
+    surrogates: tuple[str, ...] = ()
+    """JSON paths of strings holding a lone surrogate (the reader applies its policy)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RawFailure:
+    """A value that could not be parsed."""
+
+    location: str
+    code: str
+    message: str
+
+
+class _CountingReader:
+    """A binary reader that remembers how many bytes the parser consumed, for error offsets."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.consumed = 0
+        self.last_start = 0
+        self.last_chunk = b""
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._raw.read(size)
+        self.last_start = self.consumed
+        self.last_chunk = chunk
+        self.consumed += len(chunk)
+        return chunk
+
+
+def sniff_layout(path: Path) -> Layout:
+    """Tell JSONL, a JSON array and a single JSON object apart from the first bytes."""
+    with path.open("rb") as f:
+        head = f.read(_SNIFF_BYTES)
+        first = head.removeprefix(_BOM).lstrip(_WHITESPACE)[:1]
+        while not first and len(head) == _SNIFF_BYTES:
+            head = f.read(_SNIFF_BYTES)
+            first = head.lstrip(_WHITESPACE)[:1]
+        if path.suffix.lower() in JSONL_SUFFIXES:
+            return Layout.JSONL if first else Layout.EMPTY
+        if not first:
+            return Layout.EMPTY
+        if first == b"[":
+            return Layout.ARRAY
+        if first != b"{":
+            return Layout.NOT_JSON
+        # A `.json` file whose first line is a whole object is JSON Lines (or one object on one
+        # line, which reads the same either way); a pretty-printed object spans several lines.
+        f.seek(0)
+        line = f.readline(_FIRST_LINE_LIMIT)
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return Layout.OBJECT
+    return Layout.JSONL if isinstance(value, dict) else Layout.OBJECT
+
+
+def looks_like_message(value: Any) -> bool:
+    """True for a single chat message (so an array of them is one conversation)."""
+    if not isinstance(value, dict) or not ("role" in value or "from" in value):
+        return False
+    return not any(isinstance(value.get(key), list) for key in _MESSAGE_LIST_KEYS)
+
+
+def iter_raw_records(
+    path: Path, *, display: str, relname: str, layout: Layout
+) -> Iterator[RawRecord | RawFailure]:
+    """Yield every top-level record of `path` in file order, or the failure to parse it."""
+    try:
+        match layout:
+            case Layout.JSONL:
+                yield from _iter_jsonl(path, display, relname)
+            case Layout.ARRAY:
+                yield from _iter_array(path, display, relname)
+            case Layout.OBJECT:
+                yield from _iter_object(path, display, relname)
+            case Layout.EMPTY:
+                logger.warning("%s is empty", display)
+            case Layout.NOT_JSON:
+                yield RawFailure(
+                    display, "not_json", f"{display} does not start with a JSON array or object"
+                )
+    except OSError as exc:
+        yield RawFailure(display, "unreadable_file", f"cannot read {display}: {exc}")
+
+
+def peek_first_value(path: Path, layout: Layout) -> Any:
+    """The first record of the file (for format detection), or None if there is none."""
+    match layout:
+        case Layout.JSONL:
+            with path.open("rb") as f:
+                for count, raw in enumerate(f):
+                    if count >= _PEEK_LINES:
+                        break
+                    if not raw.strip():
+                        continue
+                    try:
+                        return json.loads(raw)
+                    except ValueError:
+                        continue
+            return None
+        case Layout.ARRAY:
+            with path.open("rb") as f:
+                for count, frame in enumerate(frame_array(f)):
+                    if isinstance(frame, ArrayEnd) or count >= _PEEK_LINES:
+                        break
+                    value = _parse_frame(frame, str(path))
+                    if not isinstance(value, RawFailure):
+                        return [value] if looks_like_message(value) else value
+            return None
+        case Layout.OBJECT:
+            with path.open("rb") as f:
+                try:
+                    for value in ijson.items(f, "", use_float=True, buf_size=_READ_BYTES):
+                        return value
+                except ijson.JSONError:
+                    return None
+            return None
+    return None
+
+
+def scan_object_prefixes(path: Path, *, max_events: int) -> list[tuple[str, str, Any]]:
+    """The first `max_events` scalar/key parse events of a JSON object file, without loading it."""
+    events: list[tuple[str, str, Any]] = []
+    with path.open("rb") as f:
+        try:
+            for prefix, event, value in ijson.parse(f, use_float=True, buf_size=_READ_BYTES):
+                if event in ("map_key", "string"):
+                    events.append((prefix, event, value if len(value) < 200 else value[:200]))
+                if len(events) >= max_events:
+                    break
+        except ijson.JSONError:
+            pass
+    return events
+
+
+def _iter_jsonl(path: Path, display: str, relname: str) -> Iterator[RawRecord | RawFailure]:
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            if lineno == 1:
+                raw = raw.removeprefix(_BOM)
+            if not raw.strip():
+                continue
+            location = f"{display}:{lineno}"
+            try:
+                value = json.loads(raw)
+            except UnicodeDecodeError as exc:
+                yield RawFailure(
+                    location,
+                    "invalid_utf8",
+                    f"{location}: invalid UTF-8 at byte {exc.start + 1} of the line",
+                )
+                continue
+            except json.JSONDecodeError as exc:
+                yield RawFailure(
+                    location,
+                    "malformed_json",
+                    f"{location}: malformed JSON at column {exc.colno}: "
+                    f"{exc.msg.removesuffix(' at')}",
+                )
+                continue
+            yield RawRecord(value, location, f"{relname}:{lineno}", _surrogates(raw, value))
+
+
+def _surrogates(raw: bytes, value: Any) -> tuple[str, ...]:
+    return tuple(lone_surrogate_paths(value)) if may_hold_surrogates(raw) else ()
+
+
+def _iter_array(path: Path, display: str, relname: str) -> Iterator[RawRecord | RawFailure]:
+    with path.open("rb") as f:
+        frames = frame_array(f)
+        first = next(frames, None)
+        if isinstance(first, Frame) and first.broken is None:
+            value = _parse_frame(first, display)
+            if not isinstance(value, RawFailure) and looks_like_message(value):
+                # An array of messages is one conversation, not a list of conversations.
+                yield _bare_messages(value, first, frames, display, relname)
+                return
+        for frame in itertools.chain([first] if first is not None else [], frames):
+            if isinstance(frame, ArrayEnd):
+                failure = _end_failure(frame, display)
+                if failure is not None:
+                    yield failure
+                continue
+            value = _parse_frame(frame, display)
+            if isinstance(value, RawFailure):
+                yield value
+                continue
+            location = f"{display}[{frame.index}]"
+            yield RawRecord(
+                value, location, f"{relname}[{frame.index}]", _surrogates(frame.data, value)
+            )
+
+
+def _bare_messages(
+    first: Any, head: Frame, frames: Iterator[Frame | ArrayEnd], display: str, relname: str
+) -> RawRecord | RawFailure:
+    messages = [first]
+    surrogates = list(_surrogates(head.data, first))
+    for frame in frames:
+        if isinstance(frame, ArrayEnd):
+            failure = _end_failure(frame, display)
+            if failure is not None:
+                return failure
+            continue
+        value = _parse_frame(frame, display)
+        if isinstance(value, RawFailure):
+            return value
+        messages.append(value)
+        surrogates.extend(f"[{frame.index}]{p}" for p in _surrogates(frame.data, value))
+    return RawRecord(messages, display, relname, tuple(surrogates))
+
+
+def _parse_frame(frame: Frame, display: str) -> Any:
+    """The item's value, or a `RawFailure` naming its byte offset."""
+    where = f"item {frame.index}, after {frame.index} item(s)"
+    if frame.broken is not None:
+        offset = frame.error_at if frame.error_at is not None else frame.start
+        rest = (
+            "; the rest of the file was not read"
+            if frame.broken.startswith("the file ends")
+            else "; reading goes on with the next item"
+        )
+        return RawFailure(
+            f"{display} byte {offset}",
+            "malformed_json",
+            f"{display}: malformed JSON at byte {offset} ({frame.broken}) in {where}{rest}",
+        )
+    try:
+        text = frame.data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        offset = frame.start + exc.start
+        return RawFailure(
+            f"{display} byte {offset}",
+            "invalid_utf8",
+            f"{display}: invalid UTF-8 at byte {offset} in {where}; the other items are read",
+        )
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        offset = frame.start + len(text[: exc.pos].encode("utf-8"))
+        return RawFailure(
+            f"{display} byte {offset}",
+            "malformed_json",
+            f"{display}: malformed JSON at byte {offset} ({exc.msg}) in {where}; the other "
+            "items are read",
+        )
+
+
+def _end_failure(end: ArrayEnd, display: str) -> RawFailure | None:
+    if end.error_at is None:
+        return None
+    if end.closed:
+        return RawFailure(
+            f"{display} byte {end.error_at}",
+            "malformed_json",
+            f"{display}: data after the array's closing ] at byte {end.error_at}; it was not read",
+        )
+    return RawFailure(
+        f"{display} byte {end.error_at}",
+        "malformed_json",
+        f"{display}: the file ends at byte {end.error_at} before the array's closing ]",
+    )
+
+
+def _iter_object(path: Path, display: str, relname: str) -> Iterator[RawRecord | RawFailure]:
+    with path.open("rb") as f:
+        reader = _CountingReader(f)
+        try:
+            for value in ijson.items(reader, "", use_float=True, buf_size=_READ_BYTES):
+                yield RawRecord(value, display, relname)
+        except ijson.JSONError as exc:
+            yield _array_failure(exc, reader, display, 0, True)
+
+
+def _array_failure(
+    exc: Exception, reader: _CountingReader, display: str, count: int, whole: bool
+) -> RawFailure:
+    text = _error_bytes(exc)
+    offset = error_offset(text, reader)
+    if offset is None:
+        where = f"between bytes {reader.last_start} and {reader.consumed}"
+        location = f"{display} byte {reader.last_start}"
+    else:
+        where = f"at byte {offset}"
+        location = f"{display} byte {offset}"
+    reason = text.split(b"\n", 1)[0].decode("utf-8", "replace")
+    code, what = (
+        ("invalid_utf8", "invalid UTF-8")
+        if b"UTF8" in text
+        else ("malformed_json", "malformed JSON")
+    )
+    if whole:
+        message = f"{display}: {what} {where} ({reason}); the file was not read"
+    else:
+        message = (
+            f"{display}: {what} {where} ({reason}) after {count} item(s); "
+            "the rest of the file was not read"
+        )
+    return RawFailure(location, code, message)
+
+
+def _error_bytes(exc: Exception) -> bytes:
+    """The parser's message as bytes (yajl quotes raw input, which may not be valid UTF-8)."""
+    text = str(exc)
+    if text.startswith(("b'", 'b"')):
+        # ijson shows a message it could not decode as the repr of its bytes.
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = None
+        if isinstance(value, bytes):
+            return value
+    return text.encode("utf-8", "surrogateescape")
+
+
+def error_offset(message: bytes, reader: _CountingReader) -> int | None:
+    """The absolute byte offset of a yajl parse error, from the excerpt yajl quotes.
+
+    yajl renders the 30 bytes around the error, indented by `40 - consumed` spaces when fewer
+    than 30 bytes of the chunk were consumed, else by 10; newlines show as spaces.
+    """
+    if b"premature EOF" in message:
+        return reader.consumed
+    lines = message.split(b"\n")
+    if len(lines) < 2:
+        return None
+    rendered = lines[1]
+    chunk = reader.last_chunk.replace(b"\n", b" ").replace(b"\r", b" ")
+    for consumed in range(1, 30):
+        if rendered == b" " * (40 - consumed) + chunk[: consumed + 30]:
+            return reader.last_start + consumed - 1
+    body = rendered[10:]
+    found = chunk.find(body) if body else -1
+    if found < 0:
+        return None
+    return reader.last_start + found + 29
