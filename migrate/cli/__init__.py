@@ -71,7 +71,7 @@ VERBS = {
     "report": Verb(
         "migrate.cli.job",
         "report",
-        "(Re)write the job's report: id maps (CSV), findings, errors, summary.",
+        "(Re)write the job's report: id maps (CSV), findings, errors, summary, and...",
     ),
     "export-threads": Verb(
         "migrate.cli.threads",
