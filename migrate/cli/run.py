@@ -16,7 +16,7 @@ from migrate.cli.options import (
     server_options_from,
     state_option,
 )
-from migrate.cli.output import info, job_log
+from migrate.cli.output import info, job_log, progress_bar
 from migrate.cli.render import ProgressBars, show_summary, stoppable
 from migrate.jobs.models import JobSummary, ResumeConfig, RunConfig, WorkConfig
 from migrate.jobs.run import resume_job, run_job, work_on_job
@@ -176,8 +176,17 @@ def resume(
     )
     if job_dir is not None:
         job_log(job_dir)
-    with stoppable() as stop, ProgressBars() as bars:
-        summary = resume_job(config, progress=bars.update, stop=stop)
+    checking = progress_bar(desc="source check", unit=" conv")
+
+    def checked(done: int, total: int) -> None:
+        if checking.total != total:
+            checking.total = total
+        checking.update(done - checking.n)
+        if done >= total:
+            checking.close()  # the check is over: the replay's bars follow
+
+    with stoppable() as stop, ProgressBars() as bars, checking:
+        summary = resume_job(config, progress=bars.update, stop=stop, check_progress=checked)
     return show_summary(summary, as_json=as_json)
 
 

@@ -39,6 +39,7 @@ from migrate.jobs.directory import (
     write_job_file,
 )
 from migrate.jobs.models import (
+    CountCallback,
     JobRef,
     JobSummary,
     ProgressCallback,
@@ -143,8 +144,13 @@ def resume_job(
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
     crash_hook: CrashHook | None = None,
+    check_progress: CountCallback | None = None,
 ) -> JobSummary:
-    """Finish an interrupted job: check the source, reconcile what was in flight, go on."""
+    """Finish an interrupted job: check the source, reconcile what was in flight, go on.
+
+    `check_progress` is called with (checked, stored) while the source is compared with the
+    stored plans.
+    """
     store = open_job(config.job)
     try:
         job = store.job()
@@ -175,7 +181,7 @@ def resume_job(
                 exc.hint = "use --no-source-check to replay the stored plans as they are"
                 raise
             outcomes = iterate_plans(source, job_config.policy, observe=sampler(config.job.job_dir))
-            _check_source(store, outcomes)
+            _check_source(store, outcomes, check_progress)
             planner = _Planner(store, outcomes, first_seq=stored)
         else:
             if not job.planning_complete:
@@ -426,10 +432,15 @@ def _take(outcomes: Iterator[PlanOutcome], count: int) -> list[PlanOutcome]:
     return list(islice(outcomes, count))
 
 
-def _check_source(store: StateStore, outcomes: Iterator[PlanOutcome]) -> None:
+def _check_source(
+    store: StateStore, outcomes: Iterator[PlanOutcome], progress: CountCallback | None = None
+) -> None:
     """Compare the source with the stored plans; refuse if work in progress would change."""
     conflicts: list[str] = []
-    for row, _ in store.iter_conversations():
+    stored = store.known_count()
+    for checked, (row, _) in enumerate(store.iter_conversations(), start=1):
+        if progress is not None and (checked % 100 == 0 or checked == stored):
+            progress(checked, max(stored, checked))
         outcome = next(outcomes, None)
         if outcome is None:
             missing = ErrorRecord(

@@ -198,11 +198,14 @@ class Target:
         try:
             await self._call("get", f"/conversations/{PREFLIGHT_ID}", timeout=PREFLIGHT_TIMEOUT)
         except (CallNotFound, CallRejected) as error:
-            if error.api_shaped:
+            # "Invalid URL (GET /v2/...)" is how the API (and the local server) answer a path
+            # they do not serve: reachable, but the base URL is wrong.
+            if error.api_shaped and "Invalid URL" not in error.message:
                 return
+            shape = "" if error.api_shaped else " without an API error object"
             raise TargetRefusedError(
                 f"{self.description} does not look like a Conversations API: it answered "
-                f"{error.message} without an API error object",
+                f"{error.message}{shape}",
                 hint="check --base-url (or OPENAI_BASE_URL): it names the API root, e.g. "
                 "https://api.openai.com/v1",
             ) from error

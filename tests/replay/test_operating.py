@@ -378,3 +378,27 @@ def test_plan_jsonl_is_written_only_when_asked(tmp_path: Path) -> None:
     # The same plan either way: the summary counts every request, written or not.
     lean_summary = json.loads((tmp_path / "lean" / "summary.json").read_text())
     assert len(requests) == lean_summary["api_calls"] > 0
+
+
+def test_the_resume_source_check_shows_its_progress(tmp_path: Path) -> None:
+    source = write_source(tmp_path / "source.jsonl", conversations=150, messages=4)
+    job_dir = tmp_path / "job"
+    runner = CliRunner()
+    assert runner.invoke(main, ["run", str(source), "--job-dir", str(job_dir)]).exit_code == 0
+    resumed = runner.invoke(main, ["resume", str(job_dir), "--progress"])
+    assert resumed.exit_code == EXIT_OK, resumed.output
+    assert "source check: 100%" in resumed.stderr and "150/150" in resumed.stderr
+
+
+def test_a_base_url_with_the_wrong_path_stops_before_planning(
+    tmp_path: Path, local_server: ServerFactory
+) -> None:
+    base_url = local_server(ServerOptions()).replace("/v1", "/v2")
+    source = write_source(tmp_path / "source.jsonl", conversations=3, messages=2)
+    result = CliRunner().invoke(
+        main,
+        ["run", str(source), "--target", "openai", "--base-url", base_url, "--job-dir", "job"],
+    )
+    assert result.exit_code == EXIT_USAGE, result.output
+    assert "does not look like a Conversations API" in result.stderr
+    assert "Invalid URL (GET /v2/conversations/" in result.stderr
