@@ -2,7 +2,7 @@
 
 Files written (all JSON Lines except the summary):
 
-- `plan.jsonl` (only with `write_plan`, `--write-plan`: it is the largest file by far, 1.2 MB
+- `plan.jsonl` (only with `write_plan`, `--write-plan`: it is the largest file by far, 1.3 MB
   per 1,000 conversations of 10 short messages, and every request is validated whether it is
   written or not):
   exactly the requests a run would send, one per line:
