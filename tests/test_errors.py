@@ -148,6 +148,7 @@ UNEXPECTED = {
     "run": "migrate.cli.run.run_job",
     "export-threads": "migrate.cli.threads.export_threads",
     "status": "migrate.cli.job.job_status",
+    "export-responses": "migrate.cli.responses.export_chains",
 }
 
 
@@ -156,6 +157,10 @@ def _arguments(verb: str, tmp_path: Path) -> list[str]:
         return export_threads_arguments(tmp_path)
     if verb == "status":
         return ["status", str(tmp_path)]
+    if verb == "export-responses":
+        ids = tmp_path / "ids.txt"
+        ids.write_text("resp_abc\n")
+        return [verb, "--response-ids-file", str(ids), "--out", str(tmp_path / "histories")]
     return [verb, str(SAMPLE), "--job-dir", str(tmp_path / "job")]
 
 
@@ -170,6 +175,7 @@ def test_an_unexpected_exception_exits_3_with_one_line_naming_the_log(
     module, _, name = UNEXPECTED[verb].rpartition(".")
     monkeypatch.setattr(importlib.import_module(module), name, explode)
     monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
     result = invoke(*_arguments(verb, tmp_path))
     assert result.exit_code == EXIT_FAILED, result.output
     assert "Traceback" not in result.output
@@ -200,7 +206,9 @@ def test_a_config_error_names_the_valid_keys_and_the_nearest(tmp_path: Path) -> 
 def test_a_wrong_value_says_what_was_given() -> None:
     result = invoke("plan", str(SAMPLE), "--policy", "reasoning=bogus")
     assert result.exit_code == EXIT_USAGE
-    assert "`reasoning`: Input should be 'text', 'drop' or 'fail' (got 'bogus')" in result.stderr
+    assert "`reasoning`: Input should be 'text', 'drop', 'fail' or 'keep' (got 'bogus')" in (
+        result.stderr
+    )
 
 
 def test_success_is_exit_0_through_the_same_place(tmp_path: Path) -> None:

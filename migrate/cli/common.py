@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, get_args
 
 import click
 
+from adapters.config import JsonFormat
 from migrate.config import JobConfig, build_job_config
 from migrate.context.models import model_spec
 
@@ -29,9 +30,7 @@ def source_options(command: Callable[P, R]) -> Callable[P, R]:
         ),
         click.option(
             "--format",
-            type=click.Choice(
-                ["auto", "chat_completions", "finetune", "sharegpt", "chatgpt", "assistants"]
-            ),
+            type=click.Choice(list(get_args(JsonFormat))),
             help="File format; detected from the content when omitted.",
         ),
         click.option(

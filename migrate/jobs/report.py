@@ -5,7 +5,7 @@ resume, and again by `migrate report`:
 
 - `conversations.csv`: `source_id` -> `target_conversation_id`, status, item counts, input
   tokens (for the job's model, `migrate.context`), findings, calls, retries, reconciliations,
-  possible orphans, error.
+  possible orphans, error; for a Responses chain, its first and leaf response ids.
 - `items.csv`: `source_id` (of the conversation), `source_item_id`, position,
   `target_item_id`, `target_conversation_id`, one row per landed item.
 
@@ -61,7 +61,11 @@ CONVERSATION_FIELDS = [
     "error_code",
     "error_message",
     "deleted",
+    "first_response_id",
+    "leaf_response_id",
 ]
+CHAIN_METADATA = ("first_response_id", "leaf_response_id")
+"""Responses chains: the first and last response ids, from the conversation's metadata."""
 ITEM_FIELDS = [
     "source_id",
     "source_item_id",
@@ -150,6 +154,7 @@ def _conversation_rows(
             tally.add_failure(row.error_code)
         elif plan is not None and plan.items:
             tally.add(plan.tokens, plan.findings, estimated=plan.tokens_estimate is not None)
+        metadata = plan.metadata if plan is not None else {}
         yield {
             "source_id": row.source_id,
             "target_conversation_id": row.conversation_id,
@@ -167,6 +172,7 @@ def _conversation_rows(
             "error_code": row.error_code,
             "error_message": row.error_message,
             "deleted": row.deleted_at is not None,
+            **{key: metadata.get(key) for key in CHAIN_METADATA},
         }
 
 
