@@ -4,7 +4,8 @@ Rules, first match wins: a `mapping` is a ChatGPT export; a `thread` key or `thr
 are an Assistants export; turns with `from` (or `images`, or a top-level `system` string) are
 ShareGPT; a record with only `messages`, `tools`, `functions` and `parallel_tool_calls` is a
 fine-tuning line (read exactly like Chat Completions, reported as `finetune`); any other record
-with a messages array is Chat Completions.
+with a messages array, or a stored completion's `{object: "list", data: [messages]}` page, is
+Chat Completions.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.config import JsonFormat, JsonSourceConfig
-from adapters.json.chat_completions import find_messages_field
+from adapters.json.chat_completions import find_messages_field, is_stored_messages_list
 from adapters.json.stream import Layout, peek_first_value, scan_object_prefixes
 
 FINETUNE_KEYS = frozenset({"messages", "tools", "functions", "parallel_tool_calls"})
@@ -37,6 +38,8 @@ def detect_record_format(value: Any, config: JsonSourceConfig) -> JsonFormat | N
         return None
     if "mapping" in value:
         return "chatgpt"
+    if is_stored_messages_list(value):
+        return "chat_completions"
     if _is_assistants(value):
         return "assistants"
     field = find_messages_field(value, config.messages_field)

@@ -62,6 +62,7 @@ from adapters.model import (
     TextPart,
     ToolCall,
     ToolResult,
+    note_value,
 )
 from migrate.errors import ConversationError
 from migrate.transform.findings import Finding
@@ -141,6 +142,7 @@ class _Transformer:
                 message=note.message,
                 source_id=note.source_id,
                 count=note.count,
+                value=note.value,
             )
             for note in conversation.notes
         ]
@@ -183,7 +185,7 @@ class _Transformer:
     def _source_id(self) -> str | None:
         return self.entry.source_id if self.entry is not None else None
 
-    def _find(self, code: str, message: str, count: int = 1) -> None:
+    def _find(self, code: str, message: str, count: int = 1, value: Any = None) -> None:
         self.findings.append(
             Finding(
                 code=code,
@@ -191,6 +193,7 @@ class _Transformer:
                 message=f"{self._where()}: {message}",
                 source_id=self._source_id(),
                 count=count,
+                value=None if value is None else note_value(value),
             )
         )
 
