@@ -9,13 +9,13 @@ import pytest
 from conftest import assert_exactly_once, run_config, write_source
 from sqlalchemy import Connection, create_engine, select, text
 
-from migrate.state import schema as state
 from migrate.errors import JobError
 from migrate.jobs.models import JobRef, ResumeConfig
 from migrate.jobs.run import resume_job, run_job
 from migrate.jobs.status import job_status
 from migrate.plan.model import ConversationPlan
 from migrate.replay.replayer import SimulatedCrash
+from migrate.state import schema as state
 from migrate.state.records import JobRecord
 from migrate.state.store import StateStore
 from migrate.transform.findings import ErrorRecord

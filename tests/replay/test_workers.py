@@ -21,7 +21,6 @@ from click.testing import CliRunner
 from conftest import assert_exactly_once, run_config, write_source
 from sqlalchemy import create_engine, select, text, update
 
-from migrate.state import schema as state
 from migrate.cli import main
 from migrate.config import build_job_config
 from migrate.errors import EXIT_OK, EXIT_USAGE, ConfigError
@@ -35,6 +34,7 @@ from migrate.replay.target import TargetConfig
 from migrate.replay.workers import WorkerSession
 from migrate.server.store import ConversationStore
 from migrate.server.testing import AdminClient, ServerFactory
+from migrate.state import schema as state
 from migrate.state.records import ClaimLostError, JobRecord
 from migrate.state.store import StateStore
 from migrate.transform.transformer import PlannedItem
