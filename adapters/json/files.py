@@ -74,7 +74,7 @@ class JsonFilesSource:
     def read(self) -> Iterator[SourceRecord]:
         """Yield every conversation, or the failure to read it, in file order."""
         if self._config.format == "assistants":
-            yield from read_export(self._root)
+            yield from read_export(self._root, self._config.thread_order)
             return
         for path in self._files:
             yield from self._read_file(path)
@@ -142,7 +142,7 @@ class JsonFilesSource:
             return
         if found == "assistants":
             logger.debug("reading %s as an Assistants export", display)
-            yield from read_export(path)
+            yield from read_export(path, self._config.thread_order)
             return
         logger.debug("reading %s as %s (%s)", display, found, layout.value)
         for raw in iter_raw_records(path, display=display, relname=relname, layout=layout):
