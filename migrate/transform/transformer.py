@@ -18,7 +18,8 @@ Decisions the design leaves open, stated here:
   (it lands at its source position, never before its call). Calls never answered are handled
   by `policy.tool_call_without_output`; the default adds an empty output right after the call
   group.
-- In a group of parallel calls, the outputs that follow the group are put in the calls' order.
+- In a group of parallel calls, the outputs that follow the group keep their source order;
+  empty outputs added for unanswered calls come after them, in the calls' order.
 - With `assistant_content="string"`, the texts of one assistant message are joined with a blank
   line, annotations cannot be sent (`annotation_dropped`) and a refusal part becomes text.
 - `refusal="part"` sends a `refusal` part without a server id: the spec only defines it inside
@@ -119,8 +120,12 @@ class _Call:
     source_id: str | None
     group: _Group
     position: int
-    """Position in its group: outputs following the group are sorted by it."""
+    """Position in its group."""
     answered: bool = False
+
+
+_RECORDED, _ADDED = 0, 1
+"""Sort keys of a group's outputs: the source's own, then empty ones added for missing outputs."""
 
 
 @dataclass
@@ -531,8 +536,7 @@ class _Transformer:
         )
         tail = self.stream[-1] if self.stream else None
         if isinstance(tail, _Group):
-            key = call.position if call.group is tail else _last_key(tail)
-            tail.outputs.append((key, item))
+            tail.outputs.append((_RECORDED, item))
         else:
             self.stream.append(item)
 
@@ -582,7 +586,7 @@ class _Transformer:
         )
         tail = self.stream[-1] if self.stream else None
         if isinstance(tail, _Group):
-            tail.outputs.append((_last_key(tail), item))
+            tail.outputs.append((_RECORDED, item))
         else:
             self.stream.append(item)
 
@@ -614,7 +618,7 @@ class _Transformer:
                 item = {"type": kind, "call_id": call.call_id, "output": ""}
                 group.outputs.append(
                     (
-                        call.position,
+                        _ADDED,
                         PlannedItem(
                             item=item, source_id=call.source_id, entry_index=call.entry_index
                         ),
@@ -649,7 +653,7 @@ class _Transformer:
                 items.append(element)
                 continue
             items.extend(item for _, item in element.calls)
-            # sorted() is stable: outputs of the same call or orphans keep their source order
+            # sorted() is stable: recorded outputs keep their source order, added ones follow
             items.extend(item for _, item in sorted(element.outputs, key=lambda pair: pair[0]))
         return items
 
@@ -702,10 +706,6 @@ class _Transformer:
 
 def _output_text(text: str) -> dict[str, Any]:
     return {"type": "output_text", "text": text, "annotations": []}
-
-
-def _last_key(group: _Group) -> int:
-    return group.outputs[-1][0] if group.outputs else -1
 
 
 def _describe_attachment(part: ImagePart | FilePart) -> str:
