@@ -6,6 +6,7 @@ hands it to the replayer. A plan with no items means the conversation is skipped
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 
 from adapters import Source, SourceConfig, SourceOpenError, open_source
@@ -13,7 +14,7 @@ from adapters.model import SourceConversation, SourceFailure
 from migrate.errors import ConfigError, ConversationError
 from migrate.plan.model import ConversationPlan
 from migrate.plan.planner import plan_conversation
-from migrate.transform.findings import ErrorRecord
+from migrate.transform.findings import ErrorRecord, Finding
 from migrate.transform.policy import Policy
 
 PlanOutcome = ConversationPlan | ErrorRecord
@@ -28,7 +29,13 @@ def open_configured_source(config: SourceConfig) -> Source:
 
 
 def iterate_plans(source: Source, policy: Policy) -> Iterator[PlanOutcome]:
-    """Yield one plan (or one error) per source record, in source order."""
+    """Yield one plan (or one error) per source record, in source order.
+
+    A conversation whose source id an earlier one of the job had is handled by
+    `policy.duplicate_source_id`. The ids seen are kept as 16-byte digests (about 100 bytes
+    each in memory: some 200 MB for two million conversations).
+    """
+    first_seen: set[bytes] = set()
     for record in source.read():
         if isinstance(record, SourceFailure):
             yield ErrorRecord(
@@ -38,7 +45,40 @@ def iterate_plans(source: Source, policy: Policy) -> Iterator[PlanOutcome]:
                 conversation_id=record.conversation_id,
             )
             continue
-        yield plan_or_error(record, policy)
+        key = hashlib.blake2b(record.id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        if key not in first_seen:
+            first_seen.add(key)
+            yield plan_or_error(record, policy)
+            continue
+        yield _duplicate(record, policy)
+
+
+def _duplicate(conversation: SourceConversation, policy: Policy) -> PlanOutcome:
+    message = (
+        f"source id {conversation.id!r} was already read earlier in this job; this copy is at "
+        f"{conversation.location}"
+    )
+    match policy.duplicate_source_id:
+        case "fail":
+            return ErrorRecord(
+                code="duplicate_source_id",
+                message=message,
+                location=conversation.location,
+                conversation_id=conversation.id,
+                hint="set policy.duplicate_source_id = 'keep_all' or 'first'",
+            )
+        case "first":
+            outcome = plan_or_error(conversation.model_copy(update={"entries": []}), policy)
+            message += "; skipped (policy duplicate_source_id = 'first')"
+        case _:
+            outcome = plan_or_error(conversation, policy)
+            message += "; migrated as a conversation of its own"
+    if isinstance(outcome, ConversationPlan):
+        finding = Finding(
+            code="duplicate_source_id", conversation_id=conversation.id, message=message
+        )
+        outcome = outcome.model_copy(update={"findings": [*outcome.findings, finding]})
+    return outcome
 
 
 def plan_or_error(conversation: SourceConversation, policy: Policy) -> PlanOutcome:
