@@ -13,8 +13,9 @@ container. Rules:
   `unknown_part_type`; its `text`, if any, is kept. A message left with nothing readable (no
   part, no tool call) because of such parts fails the conversation with `unknown_content`.
 - A `tool` or `function` message is a tool output: null content is an empty output; an array of
-  text parts is their texts joined as they are; any other array is sent as its JSON text with a
-  note `tool_output_as_json`.
+  text parts is their texts joined as they are; an array of text, image and file parts keeps
+  them as the output's parts (the API takes images and files in a tool output); any other array
+  is sent as its JSON text with a note `tool_output_as_json`.
 - Tool calls are split off the message, after it; an assistant message whose only content is
   empty text next to tool calls is not a message of its own. An empty call id is no id.
 - Citations: the message's `annotations` (search models' `url_citation`, indices into the
@@ -211,8 +212,12 @@ def message_entries(
 
     if role in ("tool", "function"):
         call_id = _text_or_none(message.get("tool_call_id")) if role == "tool" else None
-        output = tool_output(content, at, notes)
-        return [ToolResult(**at.fields(), call_id=call_id or None, output=output, name=name)]
+        output, parts = tool_output_parts(content, at, notes)
+        return [
+            ToolResult(
+                **at.fields(), call_id=call_id or None, output=output, parts=parts, name=name
+            )
+        ]
 
     unknown_before = _unknown_count(notes)
     parts = content_parts(content, at.position, notes, source_id=at.source_id)
@@ -308,6 +313,27 @@ def _tool_name(value: object, position: str) -> str:
     if not isinstance(value, str) or not value:
         raise DecodeError("invalid_tool_call", f"{position} has no function name")
     return value
+
+
+def tool_output_parts(
+    content: object, at: Provenance, notes: list[SourceNote]
+) -> tuple[str, list[Part]]:
+    """A tool message's text, and its parts when it holds images or files (see the rules)."""
+    if isinstance(content, dict):
+        content = [content]
+    if isinstance(content, list) and any(
+        isinstance(p, dict) and p.get("type") in _MEDIA_PART_TYPES for p in content
+    ):
+        unknown_before = _unknown_count(notes)
+        parts = content_parts(content, at.position, notes, source_id=at.source_id)
+        if _unknown_count(notes) == unknown_before:
+            text = "".join(p.text for p in parts if isinstance(p, TextPart))
+            return text, parts
+        del notes[unknown_before:]
+    return tool_output(content, at, notes), []
+
+
+_MEDIA_PART_TYPES = frozenset({"image_url", "input_image", "image_file", "file", "input_file"})
 
 
 def tool_output(content: object, at: Provenance, notes: list[SourceNote]) -> str:

@@ -129,6 +129,9 @@ class ToolResult(_Entry):
     kind: Literal["tool_result"] = "tool_result"
     call_id: str | None = None
     output: str
+    """The output's text (its text parts joined when it has parts)."""
+    parts: list[Part] = Field(default_factory=list)
+    """The output as content parts, in order, when it holds more than text (images, files)."""
     name: str | None = None
     tool_type: Literal["function", "custom"] = "function"
 

@@ -170,7 +170,7 @@ class _Transformer:
                 case ToolCall():
                     self._tool_call(entry)
                 case ToolResult():
-                    self._tool_result(entry.call_id, entry.output, entry.name)
+                    self._tool_result(entry.call_id, entry.output, entry.name, entry.parts)
                 case HostedToolStep():
                     self._hosted_tool(entry)
                 case Reasoning():
@@ -258,6 +258,14 @@ class _Transformer:
             self._input_message(role, message.parts)
 
     def _input_message(self, role: str, parts: Sequence[Part]) -> None:
+        content = self._input_content(role, parts)
+        if not content:
+            self._find("empty_message", f"{role} message with nothing to send dropped")
+            return
+        self._emit({"type": "message", "role": role, "content": content})
+
+    def _input_content(self, role: str, parts: Sequence[Part]) -> list[dict[str, Any]]:
+        """Input content parts (`input_text`, `input_image`, `input_file`) for `parts`."""
         content: list[dict[str, Any]] = []
         for part in parts:
             match part:
@@ -280,10 +288,7 @@ class _Transformer:
                     spoken = self._audio_text(part)
                     if spoken is not None:
                         content.append({"type": "input_text", "text": spoken})
-        if not content:
-            self._find("empty_message", f"{role} message with nothing to send dropped")
-            return
-        self._emit({"type": "message", "role": role, "content": content})
+        return content
 
     def _assistant_message(self, parts: Sequence[Part]) -> None:
         as_string = self.policy.assistant_content == "string"
@@ -520,17 +525,27 @@ class _Transformer:
                 texts.append(f"[{description}]")
         self._tool_result(None, "\n\n".join(texts), message.name)
 
-    def _tool_result(self, call_id: str | None, output: str, name: str | None) -> None:
+    def _tool_result(
+        self, call_id: str | None, output: str, name: str | None, parts: Sequence[Part] = ()
+    ) -> None:
         output = self._checked(output, "tool output")
         call = self._pair(call_id)
         if call is None:
+            for part in parts:
+                if not isinstance(part, TextPart):
+                    description = _describe_part(part)
+                    self._find("tool_part_as_text", f"{description} in a tool output sent as text")
             self._orphan(call_id, output, name)
             return
+        sent: str | list[dict[str, Any]] = output
+        if any(not isinstance(part, TextPart) for part in parts):
+            # An output with images or files is sent as content parts, as the API allows.
+            sent = self._input_content("tool", parts)
         call.answered = True
         self.open_calls.remove(call)
         kind = "custom_tool_call_output" if call.tool_type == "custom" else "function_call_output"
         item = PlannedItem(
-            item={"type": kind, "call_id": call.call_id, "output": output},
+            item={"type": kind, "call_id": call.call_id, "output": sent},
             source_id=self._source_id(),
             entry_index=self.index,
         )

@@ -274,3 +274,40 @@ def test_unmapped_message_fields_are_notes_with_their_values(tmp_path: Path) -> 
         ("unmapped_field", {"weight": 0}),
         ("unmapped_field", {"extra_content": {"google": {"thought_signature": "sig"}}}),
     ]
+
+
+def test_an_image_in_a_tool_message_reaches_the_output_parts(tmp_path: Path) -> None:
+    image = {"type": "image_url", "image_url": {"url": "https://x.test/chart.png"}}
+    messages = [
+        {"role": "user", "content": "plot it"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "plot", "arguments": "{}"},
+                }
+            ],
+        },
+        {
+            "role": "tool",
+            "tool_call_id": "call_1",
+            "content": [{"type": "text", "text": "done"}, image],
+        },
+    ]
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"id": "t", "messages": messages}) + "\n", "utf-8")
+    [conversation] = _read(path)
+    assert isinstance(conversation, SourceConversation) and conversation.notes == []
+    result = transform(conversation, Policy())
+    [output] = [i.item for i in result.items if i.item["type"] == "function_call_output"]
+    assert output["output"] == [
+        {"type": "input_text", "text": "done"},
+        {"type": "input_image", "image_url": "https://x.test/chart.png", "detail": "auto"},
+    ]
+    from migrate.plan.planner import plan_conversation
+
+    plan = plan_conversation(conversation, Policy())
+    assert plan.items[-1].item["output"] == output["output"]
