@@ -42,6 +42,7 @@ from adapters.assistants.timeline import (
     AssistantsFormatError,
     build_conversation,
 )
+from adapters.base import lone_surrogate_paths
 from adapters.model import SourceConversation, SourceFailure, SourceNote, SourceRecord
 
 logger = logging.getLogger(__name__)
@@ -143,8 +144,8 @@ def _read_file(path: Path, order: ThreadOrder) -> Iterator[SourceRecord]:
     except OSError as exc:
         yield _failure(location, "unreadable_file", f"cannot read {path}: {exc.strerror or exc}")
         return
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        yield _failure(location, "invalid_json", f"{path}: not valid JSON: {exc}")
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        yield _failure(location, "invalid_json", f"{path}: not valid JSON: {_reason(exc)}")
         return
     yield from _records(document, location, order)
 
@@ -157,13 +158,28 @@ def _read_lines(path: Path, order: ThreadOrder) -> Iterator[SourceRecord]:
             location = f"{path}:{number}"
             try:
                 document = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                yield _failure(location, "invalid_json", f"{location}: not valid JSON: {exc}")
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+                reason = _reason(exc)
+                yield _failure(location, "invalid_json", f"{location}: not valid JSON: {reason}")
                 continue
             yield from _records(document, location, order)
 
 
+def _reason(exc: Exception) -> str:
+    return "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+
+
 def _records(document: Any, location: str, order: ThreadOrder) -> Iterator[SourceRecord]:
+    surrogates = lone_surrogate_paths(document)
+    if surrogates:
+        yield _failure(
+            location,
+            "lone_surrogate",
+            f"{location}: a lone UTF-16 surrogate escape in {', '.join(surrogates)}; it is not "
+            "text and cannot be sent",
+            _guess_id(document),
+        )
+        return
     try:
         yield from _conversations(document, location, order)
     except AssistantsFormatError as exc:

@@ -11,11 +11,12 @@ item's brackets do not balance.
 from __future__ import annotations
 
 import ast
+import io
 import itertools
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -23,7 +24,7 @@ from typing import Any, BinaryIO
 import ijson
 
 from adapters.base import lone_surrogate_paths, may_hold_surrogates
-from adapters.json.frames import ArrayEnd, Frame, frame_array
+from adapters.json.frames import ArrayEnd, Frame, first_key, frame_array, item_starts
 
 logger = logging.getLogger(__name__)
 
@@ -204,6 +205,11 @@ def _iter_jsonl(path: Path, display: str, relname: str) -> Iterator[RawRecord | 
             location = f"{display}:{lineno}"
             try:
                 value = json.loads(raw)
+            except RecursionError:
+                yield RawFailure(
+                    location, "malformed_json", f"{location}: nested too deeply to read"
+                )
+                continue
             except UnicodeDecodeError as exc:
                 yield RawFailure(
                     location,
@@ -236,20 +242,56 @@ def _iter_array(path: Path, display: str, relname: str) -> Iterator[RawRecord | 
                 # An array of messages is one conversation, not a list of conversations.
                 yield _bare_messages(value, first, frames, display, relname)
                 return
+        index = 0
         for frame in itertools.chain([first] if first is not None else [], frames):
             if isinstance(frame, ArrayEnd):
                 failure = _end_failure(frame, display)
                 if failure is not None:
                     yield failure
                 continue
-            value = _parse_frame(frame, display)
-            if isinstance(value, RawFailure):
-                yield value
-                continue
-            location = f"{display}[{frame.index}]"
-            yield RawRecord(
-                value, location, f"{relname}[{frame.index}]", _surrogates(frame.data, value)
-            )
+            for piece, value in _resolve(replace(frame, index=index), display):
+                index = piece.index + 1
+                if isinstance(value, RawFailure):
+                    yield value
+                    continue
+                location = f"{display}[{piece.index}]"
+                yield RawRecord(
+                    value, location, f"{relname}[{piece.index}]", _surrogates(piece.data, value)
+                )
+
+
+def _resolve(frame: Frame, display: str) -> list[tuple[Frame, Any]]:
+    """The frame parsed, or, when it does not parse but holds the starts of later items (an
+    unterminated string swallowed them while the brackets still balanced), its pieces."""
+    value = _parse_frame(frame, display)
+    if not isinstance(value, RawFailure) or value.code != "malformed_json" or frame.broken:
+        return [(frame, value)]
+    key = first_key(frame.data)
+    starts = item_starts(frame.data, key) if key is not None else []
+    if not starts:
+        return [(frame, value)]
+    cut = starts[0]
+    head = replace(frame, data=frame.data[:cut].rstrip(b", \t\r\n"))
+    pieces = [(head, _parse_frame(head, display))]
+    index = frame.index + 1
+    closed_early = False
+    for sub in frame_array(io.BytesIO(b"[" + frame.data[cut:] + b"]")):
+        if isinstance(sub, ArrayEnd):
+            closed_early = sub.closed and sub.error_at is not None
+            continue
+        moved = replace(
+            sub,
+            index=index,
+            start=frame.start + cut + sub.start - 1,
+            error_at=None if sub.error_at is None else frame.start + cut + sub.error_at - 1,
+        )
+        resolved = _resolve(moved, display)
+        pieces.extend(resolved)
+        index = resolved[-1][0].index + 1
+    if closed_early:
+        # Brackets closing before the end: the starts were nested objects, not items.
+        return [(frame, value)]
+    return pieces
 
 
 def _bare_messages(
@@ -297,6 +339,13 @@ def _parse_frame(frame: Frame, display: str) -> Any:
         )
     try:
         return json.loads(text)
+    except RecursionError:
+        return RawFailure(
+            f"{display} byte {frame.start}",
+            "malformed_json",
+            f"{display}: item {frame.index} at byte {frame.start} is nested too deeply to read; "
+            "the other items are read",
+        )
     except json.JSONDecodeError as exc:
         offset = frame.start + len(text[: exc.pos].encode("utf-8"))
         return RawFailure(

@@ -295,7 +295,7 @@ class SqlTableSource:
                 continue
             try:
                 parsed = json.loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if lone_surrogate_paths(parsed):
                 problems.append(f"column {label} holds a lone UTF-16 surrogate escape")
