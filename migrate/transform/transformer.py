@@ -29,7 +29,18 @@ Decisions the design leaves open, stated here:
   `unresolved_image_dropped`, `image_detail_replaced`, `refusal_dropped`,
   `assistant_image_dropped`, `hosted_tool_dropped`, `reasoning_as_text`,
   `citation_markers_stripped`, `tool_output_paired_by_order` (an output without call id paired
-  with the oldest open call) and `tool_part_as_text`; adapter notes keep their own codes.
+  with the oldest open call) and `tool_part_as_text`; `metadata_truncated` and
+  `duplicate_source_id` come from planning.
+- Adapter notes keep their own codes and become findings as they are: `unknown_part_type`,
+  `unknown_annotation`, `unmapped_field`, `tool_output_as_json`, `lone_surrogate_replaced`,
+  `partial_message_list`, `thread_order_assumed`, `export_page_incomplete`,
+  `run_step_message_missing`, `unknown_content_type`, `invalid_tool_call`, `image_missing`,
+  `image_without_token`, `branch_not_migrated`, ... (each reader's module docstring lists its
+  own). A finding that drops a value carries it in `Finding.value` (and so in
+  `findings.jsonl`), cut at `adapters.model.NOTE_VALUE_CHARS` characters of JSON.
+- Annotations reach `output_text` parts as the API's annotations (`url_citation`,
+  `file_citation`, `file_path`, `container_file_citation`); one the API cannot take (a required
+  field missing) is an `annotation_dropped` finding with its value.
 - Error codes when a policy says `fail`: `refusal`, `orphan_tool_output`,
   `tool_call_without_output`, `hosted_tool`, `reasoning`, `assistant_image`, `audio`,
   `unresolved_image`, `unknown_role`; `message_too_large` for a text over `max_text_chars`;
@@ -369,6 +380,7 @@ class _Transformer:
             self._find(
                 "annotation_dropped",
                 f"{annotation.kind} annotation dropped ({reason}): {described}",
+                value=annotation.model_dump(exclude_none=True),
             )
         return text, mapped
 
