@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from spec import SpecValidator, load_spec_validator
 
 from migrate.transform.policy import Policy
+from tests.spec import SpecValidator, load_spec_validator
 
 
 @pytest.fixture

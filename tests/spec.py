@@ -19,7 +19,7 @@ import copy
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from jsonschema.exceptions import ValidationError
@@ -115,7 +115,7 @@ def _explain(error: ValidationError) -> list[str]:
                     for errors in branches.values()
                     for e in errors
                     if list(e.relative_path) == ["type"] and e.validator == "enum"
-                    for value in e.validator_value
+                    for value in cast(list[str], e.validator_value)
                 }
             )
             path = "/".join(map(str, error.absolute_path)) or "<body>"
@@ -146,7 +146,8 @@ class SpecValidator:
     def __init__(self, document: dict[str, Any]) -> None:
         # spec_validator_cls=None: the official spec fails openapi-spec-validator (a schema
         # repeats a required field), and validating the spec itself is slow anyway
-        self.api = OpenAPI.from_dict(document, config=Config(spec_validator_cls=None))
+        config = Config(spec_validator_cls=None)  # type: ignore[arg-type]  # None: skip it
+        self.api = OpenAPI.from_dict(document, config=config)
 
     def request_problems(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes | None

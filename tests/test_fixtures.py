@@ -6,7 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from spec import REAL_FIXTURES, SPEC_PATH
+from tests.spec import REAL_FIXTURES, SPEC_PATH
 
 ROOT = Path(__file__).resolve().parents[1]
 

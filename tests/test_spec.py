@@ -15,14 +15,6 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from spec import (
-    REAL_FIXTURES,
-    SpecValidator,
-    as_spec_body,
-    as_spec_item,
-    needs_allowance,
-)
-
 from adapters.model import (
     Annotation,
     AudioPart,
@@ -42,6 +34,13 @@ from migrate.plan.model import ConversationPlan, PlannedRequest
 from migrate.plan.planner import plan_conversation
 from migrate.plan.validate import batch_problems, metadata_problems
 from migrate.transform.policy import Policy
+from tests.spec import (
+    REAL_FIXTURES,
+    SpecValidator,
+    as_spec_body,
+    as_spec_item,
+    needs_allowance,
+)
 
 ITEMS_URL = "/conversations/conv_spec/items"
 

@@ -7,7 +7,7 @@ hands it to the replayer. A plan with no items means the conversation is skipped
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from adapters import Source, SourceConfig, SourceOpenError, open_source
 from adapters.model import SourceConversation, SourceFailure
@@ -18,6 +18,8 @@ from migrate.transform.findings import ErrorRecord, Finding
 from migrate.transform.policy import Policy
 
 PlanOutcome = ConversationPlan | ErrorRecord
+Observer = Callable[[SourceConversation | None, PlanOutcome], None]
+"""Sees each source conversation (None for an unreadable record) with what it became."""
 
 
 def open_configured_source(config: SourceConfig) -> Source:
@@ -28,7 +30,9 @@ def open_configured_source(config: SourceConfig) -> Source:
         raise ConfigError(str(exc)) from exc
 
 
-def iterate_plans(source: Source, policy: Policy) -> Iterator[PlanOutcome]:
+def iterate_plans(
+    source: Source, policy: Policy, *, observe: Observer | None = None
+) -> Iterator[PlanOutcome]:
     """Yield one plan (or one error) per source record, in source order.
 
     A conversation whose source id an earlier one of the job had is handled by
@@ -37,20 +41,25 @@ def iterate_plans(source: Source, policy: Policy) -> Iterator[PlanOutcome]:
     """
     first_seen: set[bytes] = set()
     for record in source.read():
+        conversation = None if isinstance(record, SourceFailure) else record
+        outcome: PlanOutcome
         if isinstance(record, SourceFailure):
-            yield ErrorRecord(
+            outcome = ErrorRecord(
                 code=record.code,
                 message=record.message,
                 location=record.location,
                 conversation_id=record.conversation_id,
             )
-            continue
-        key = hashlib.blake2b(record.id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-        if key not in first_seen:
-            first_seen.add(key)
-            yield plan_or_error(record, policy)
-            continue
-        yield _duplicate(record, policy)
+        else:
+            key = hashlib.blake2b(record.id.encode("utf-8", "surrogatepass"), digest_size=16)
+            if key.digest() in first_seen:
+                outcome = _duplicate(record, policy)
+            else:
+                first_seen.add(key.digest())
+                outcome = plan_or_error(record, policy)
+        if observe is not None:
+            observe(conversation, outcome)
+        yield outcome
 
 
 def _duplicate(conversation: SourceConversation, policy: Policy) -> PlanOutcome:

@@ -9,12 +9,11 @@ skips its tests, except under `CI=true`, where it fails them.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 from sqlalchemy import (
@@ -34,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.config import SqlSourceConfig
+from tests.databases import unreachable
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "sql"
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -103,20 +103,6 @@ class Database:
 
 def _only_comments(statement: str) -> bool:
     return all(not line.strip() or line.strip().startswith("--") for line in statement.splitlines())
-
-
-HOW_TO_START = {
-    "PostgreSQL on 127.0.0.1:5432": "Start it with: pg_ctlcluster $(ls /etc/postgresql) main start",
-    "MariaDB on 127.0.0.1:3306": "Start it with: start-stop-daemon --start --background "
-    "--exec /usr/sbin/mariadbd",
-}
-
-
-def unreachable(what: str, exc: Exception) -> NoReturn:
-    reason = f"{what} is not reachable: {str(exc).splitlines()[0]}. {HOW_TO_START.get(what, '')}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: the database tests must run)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,6 @@ import pytest
 import sqlalchemy
 import vcr
 from click.testing import CliRunner
-from sqlhelpers import postgres_schema
 
 from adapters import SourceOpenError, open_source
 from adapters.assistants.dump import export_threads, thread_file
@@ -30,6 +29,7 @@ from adapters.model import Message, SourceConversation, SourceFailure, TextPart
 from migrate.cli import main
 from migrate.plan.planner import plan_conversation
 from migrate.transform.policy import Policy
+from tests.adapters.sqlhelpers import postgres_schema
 
 __all__ = ["postgres_schema"]  # a fixture
 

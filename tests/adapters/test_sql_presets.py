@@ -9,18 +9,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from spec import REAL_FIXTURES
-from sqlhelpers import (
-    SAMPLES,
-    Database,
-    agents_tables,
-    database,
-    langchain_table,
-    llamaindex_table,
-    mariadb_database,
-    postgres_schema,
-)
-
 from adapters import SqlSourceConfig, open_source
 from adapters.model import (
     Annotation,
@@ -35,6 +23,17 @@ from adapters.model import (
     ToolCall,
     ToolResult,
 )
+from tests.adapters.sqlhelpers import (
+    SAMPLES,
+    Database,
+    agents_tables,
+    database,
+    langchain_table,
+    llamaindex_table,
+    mariadb_database,
+    postgres_schema,
+)
+from tests.spec import REAL_FIXTURES
 
 __all__ = ["database", "mariadb_database", "postgres_schema"]
 

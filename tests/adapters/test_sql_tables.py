@@ -11,17 +11,6 @@ from typing import Any
 import pytest
 from sqlalchemy import JSON, Column, Integer, String, Table, func, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlhelpers import (
-    ENGINES,
-    SAMPLES,
-    Database,
-    chat_messages_table,
-    database,
-    mariadb_database,
-    message_json_table,
-    postgres_schema,
-    unreachable,
-)
 
 from adapters import SourceOpenError, SqlSourceConfig, open_source
 from adapters.model import (
@@ -35,6 +24,17 @@ from adapters.model import (
 )
 from adapters.sql.tables import SqlTableSource
 from migrate.config import load_job_file
+from tests.adapters.sqlhelpers import (
+    ENGINES,
+    SAMPLES,
+    Database,
+    chat_messages_table,
+    database,
+    mariadb_database,
+    message_json_table,
+    postgres_schema,
+)
+from tests.databases import unreachable
 
 __all__ = ["database", "mariadb_database", "postgres_schema"]
 

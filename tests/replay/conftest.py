@@ -1,122 +1,15 @@
-"""Fixtures for the replay tests: synthetic sources, job configs, and an independent look at
-what the local server really holds (its own database, not the job's state store)."""
+"""Fixtures for the replay tests (the helpers they use are in `tests.replay.helpers`)."""
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import SQLAlchemyError
 
-from migrate.config import build_job_config
-from migrate.jobs.models import JobRef, RunConfig
-from migrate.jobs.status import job_status
-from migrate.jobs.verify import verify_job
-from migrate.replay.replayer import ReplayOptions
-from migrate.replay.target import TargetConfig
-from migrate.server.store import ConversationStore
 from migrate.server.testing import ServerFactory
-
-
-def write_source(
-    path: Path, *, conversations: int, messages: int, prefix: str = "conv", tools: bool = True
-) -> Path:
-    """A Chat Completions JSONL file: `conversations` lines of `messages` entries each.
-
-    Every fifth conversation carries a tool call and its output, so that function items are
-    replayed and compared too.
-    """
-    with path.open("w", encoding="utf-8") as out:
-        for number in range(conversations):
-            entries: list[dict[str, Any]] = [{"role": "system", "content": "Be brief."}]
-            for turn in range(1, messages):
-                role = "user" if turn % 2 else "assistant"
-                entries.append({"role": role, "content": f"{prefix} {number} says {turn}"})
-            if tools and number % 5 == 0:
-                entries.append(
-                    {
-                        "role": "assistant",
-                        "content": None,
-                        "tool_calls": [
-                            {
-                                "id": f"call_{number}",
-                                "type": "function",
-                                "function": {"name": "lookup", "arguments": '{"q": 1}'},
-                            }
-                        ],
-                    }
-                )
-                entries.append({"role": "tool", "tool_call_id": f"call_{number}", "content": "42"})
-            record = {"id": f"{prefix}-{number:04d}", "messages": entries}
-            out.write(json.dumps(record) + "\n")
-    return path
-
-
-def run_config(
-    source: Path,
-    job_dir: Path,
-    *,
-    concurrency: int = 2,
-    timeout: float = 10.0,
-    retry_budget: int = 10,
-    server: dict[str, Any] | None = None,
-    target: TargetConfig | None = None,
-) -> RunConfig:
-    """A run of `source` into the local target (with `server` options) in `job_dir`."""
-    return RunConfig(
-        job=build_job_config(source=str(source), job_file=None),
-        job_dir=job_dir,
-        target=target or TargetConfig(timeout=timeout, server_options=server or {}),
-        replay=ReplayOptions(concurrency=concurrency, retry_budget=retry_budget, backoff_base=0.01),
-    )
-
-
-class ServerContents(BaseModel):
-    """What the local server's database holds, read directly."""
-
-    conversations: int
-    empty: int
-    items: int
-    by_conversation: dict[str, list[dict[str, Any]]]
-
-
-def server_contents(job_dir: Path) -> ServerContents:
-    """Every live conversation and item in the job's local server database."""
-    store = ConversationStore.from_path(job_dir / "server.db")
-    try:
-        summaries = store.summaries(include_deleted=False)
-        items = {s.id: store.all_items(s.id) for s in summaries}
-    finally:
-        store.close()
-    return ServerContents(
-        conversations=len(summaries),
-        empty=sum(1 for s in summaries if s.item_count == 0),
-        items=sum(s.item_count for s in summaries),
-        by_conversation=items,
-    )
-
-
-def assert_exactly_once(job_dir: Path, *, migrated: int) -> None:
-    """Every planned conversation landed once with exactly its items; only orphans besides."""
-    summary = job_status(JobRef(job_dir=job_dir))
-    assert summary.conversations.migrated == migrated, summary
-    assert summary.conversations.pending == summary.conversations.in_progress == 0
-    assert summary.items.landed == summary.items.planned
-    report = verify_job(JobRef(job_dir=job_dir))
-    assert report.differing == 0, report.conversations
-    assert report.checked == migrated
-    contents = server_contents(job_dir)
-    # Nothing but the migrated conversations and empty possible orphans exists on the server.
-    assert contents.conversations - contents.empty == migrated
-    assert contents.empty <= summary.possible_orphans
-    assert contents.items == summary.items.planned
+from tests.replay.helpers import MARIADB, POSTGRES, fresh_database, write_source
 
 
 @pytest.fixture
@@ -135,43 +28,6 @@ def source_file(tmp_path: Path) -> Callable[..., Path]:
         return write_source(tmp_path / "source.jsonl", **options)
 
     return make
-
-
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
-MARIADB = "mysql+pymysql://root@127.0.0.1:3306"
-
-
-HOW_TO_START = {
-    "PostgreSQL on 127.0.0.1:5432": "Start it with: pg_ctlcluster $(ls /etc/postgresql) main start",
-    "MariaDB on 127.0.0.1:3306": "Start it with: start-stop-daemon --start --background "
-    "--exec /usr/sbin/mariadbd",
-}
-
-
-def fresh_database(server: str, what: str) -> Iterator[str]:
-    """A new empty database on `server`, dropped afterwards; skips if the server is down."""
-    name = f"migrate_state_{secrets.token_hex(5)}"
-    admin_db = "/test" if server.startswith("postgresql") else "/"
-    engine = create_engine(
-        server + admin_db, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
-    )
-    try:
-        with engine.connect() as conn:
-            conn.execute(text(f"CREATE DATABASE {name}"))
-    except SQLAlchemyError as exc:
-        engine.dispose()
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{what} is not reachable: {exc}")
-        pytest.skip(f"{what} is not reachable. {HOW_TO_START.get(what, '')}")
-    try:
-        yield f"{server}/{name}"
-    finally:
-        with engine.connect() as conn:
-            if server.startswith("postgresql"):
-                conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
-            else:
-                conn.execute(text(f"DROP DATABASE {name}"))
-        engine.dispose()
 
 
 @pytest.fixture

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import run_config
-
 from migrate.jobs.run import run_job
 from migrate.replay.target import TargetConfig
 from migrate.server.options import FaultSettings, ServerOptions
 from migrate.server.testing import AdminClient, ServerFactory
+from tests.replay.helpers import run_config
 
 
 def test_calls_counted_by_the_job_match_the_requests_the_server_saw(

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import server_contents, write_source
 
 from migrate.cli import main
 from migrate.errors import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 from migrate.server.testing import ServerFactory
+from tests.replay.helpers import server_contents, write_source
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "json" / "chat_completions.jsonl"

@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import assert_exactly_once, run_config, server_contents, write_source
 from openai import OpenAI
 
 from migrate.errors import EXIT_FAILED, JobError
@@ -22,6 +21,7 @@ from migrate.jobs.status import job_status
 from migrate.replay.replayer import CRASH_POINTS, CrashHook, CrashPoint, SimulatedCrash
 from migrate.server.embedded import running_server
 from migrate.state.store import StateStore
+from tests.replay.helpers import assert_exactly_once, run_config, server_contents, write_source
 
 
 def crash_at(point: CrashPoint, nth: int = 2) -> CrashHook:

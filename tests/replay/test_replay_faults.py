@@ -8,13 +8,13 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from conftest import assert_exactly_once, run_config
 
 from migrate.jobs.run import run_job
 from migrate.limits import MAX_INPUT_TEXT_CHARS
 from migrate.replay.target import TargetConfig
 from migrate.server.options import FaultKind
 from migrate.server.testing import AdminClient, ServerFactory
+from tests.replay.helpers import assert_exactly_once, run_config
 
 FAULTS: list[FaultKind] = [
     "error_before",

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import assert_exactly_once, write_source
 
 from migrate.jobs.models import JobRef
 from migrate.jobs.status import job_status
+from tests.replay.helpers import assert_exactly_once, write_source
 
 ROUNDS = 5
 

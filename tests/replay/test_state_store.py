@@ -6,8 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import assert_exactly_once, run_config, write_source
-from sqlalchemy import Connection, create_engine, select, text
+from sqlalchemy import Connection, create_engine, inspect, select, text
 
 from migrate.errors import JobError
 from migrate.jobs.models import JobRef, ResumeConfig
@@ -20,6 +19,7 @@ from migrate.state.records import JobRecord
 from migrate.state.store import StateStore
 from migrate.transform.findings import ErrorRecord
 from migrate.transform.transformer import PlannedItem
+from tests.replay.helpers import assert_exactly_once, run_config, write_source
 
 
 def plan_of(source_id: str, items: int) -> ConversationPlan:
@@ -83,13 +83,16 @@ def test_a_version_1_store_gains_leases_and_workers(tmp_path: Path) -> None:
     with store.engine.begin() as conn:
         # The layout of version 1: no leases, no workers, no pace.
         conn.execute(text("DROP INDEX ix_conversations_status_seq"))
+        conn.execute(text("DROP INDEX ix_conversations_claimed_by_status"))
         conn.execute(text("ALTER TABLE conversations DROP COLUMN lease_until"))
         conn.execute(text("DROP TABLE workers"))
         conn.execute(text("DROP TABLE pace"))
         conn.execute(text("UPDATE schema_version SET version = 1"))
     store.close()
     store = StateStore.from_url(f"sqlite:///{tmp_path / 'state.db'}")
-    assert store.schema_version() == 2
+    assert store.schema_version() == state.SCHEMA_VERSION
+    indexes = {index["name"] for index in inspect(store.engine).get_indexes("conversations")}
+    assert {"ix_conversations_status_seq", "ix_conversations_claimed_by_status"} <= indexes
     assert [claim.seq for claim in store.claim_work("w", limit=2, lease=30.0)] == [0, 1]
     store.register_worker("w", host="h", pid=1, plans=False, lease=30.0)
     assert store.live_workers() == (1, False)
@@ -114,13 +117,13 @@ def test_claims_take_in_flight_work_first_and_never_twice(tmp_path: Path) -> Non
     outcomes.append((7, ErrorRecord(code="bad", message="unreadable", location="x:8")))
     store.add_outcomes(outcomes)
     store.record_intent(4, "create", start=0, count=0)  # conversation 4 is in flight
-    first = store.claim_conversations("a", limit=3)
-    second = store.claim_conversations("b", limit=10)
+    first = [c.seq for c in store.claim_work("a", limit=3, lease=None)]
+    second = [c.seq for c in store.claim_work("b", limit=10, lease=None)]
     assert first == [4, 0, 1]
     assert second == [2, 3, 5]
-    assert store.claim_conversations("c", limit=10) == []
+    assert [c.seq for c in store.claim_work("c", limit=10, lease=None)] == []
     store.release_claims("a")
-    assert store.claim_conversations("c", limit=10) == [4, 0, 1]
+    assert [c.seq for c in store.claim_work("c", limit=10, lease=None)] == [4, 0, 1]
     totals = store.totals()
     assert (totals.total, totals.pending, totals.in_progress) == (8, 5, 1)
     assert (totals.skipped, totals.failed, totals.items_planned) == (1, 1, 18)
@@ -140,9 +143,9 @@ def test_postgres_workers_skip_rows_another_worker_holds(postgres_url: str) -> N
             select(c.seq).order_by(c.seq).limit(2).with_for_update(skip_locked=True)
         ).scalars()
         assert list(held) == [0, 1]
-        assert store.claim_conversations("mine", limit=10) == [2, 3, 4]
+        assert [c.seq for c in store.claim_work("mine", limit=10, lease=None)] == [2, 3, 4]
     other.dispose()
-    assert store.claim_conversations("later", limit=10) == [0, 1]
+    assert [c.seq for c in store.claim_work("later", limit=10, lease=None)] == [0, 1]
     store.close()
 
 
@@ -188,3 +191,20 @@ def test_the_job_dir_refuses_a_second_run(tmp_path: Path, source_file: Callable[
     run_job(run_config(source, tmp_path / "job"))
     with pytest.raises(Exception, match="already holds a job"):
         run_job(run_config(source, tmp_path / "job"))
+
+
+def test_plans_are_stored_compressed_and_plain_ones_still_read(tmp_path: Path) -> None:
+    store = new_store(tmp_path)
+    plan = plan_of("c0", 40)
+    store.add_outcomes([(0, plan), (1, plan_of("c1", 3))])
+    with store.engine.begin() as conn:
+        raw = conn.execute(text("SELECT plan FROM conversations WHERE seq = 0")).scalar_one()
+        assert raw.startswith("z1:") and len(raw) < len(plan.model_dump_json()) / 2
+        # a row written before plans were compressed
+        conn.execute(
+            text("UPDATE conversations SET plan = :plan WHERE seq = 1"),
+            {"plan": plan_of("c1", 3).model_dump_json()},
+        )
+    claimed = {claim.seq: claim.plan for claim in store.claim_work("w", limit=5, lease=None)}
+    assert claimed == {0: plan, 1: plan_of("c1", 3)}
+    store.close()

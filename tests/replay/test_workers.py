@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import assert_exactly_once, run_config, write_source
 from sqlalchemy import create_engine, select, text, update
 
 from migrate.cli import main
@@ -38,6 +37,7 @@ from migrate.state import schema as state
 from migrate.state.records import ClaimLostError, JobRecord
 from migrate.state.store import StateStore
 from migrate.transform.transformer import PlannedItem
+from tests.replay.helpers import assert_exactly_once, run_config, write_source
 
 ELSEWHERE = "another-machine|pid:[1]"
 """A host identity no process here has: a worker there can only be known dead by its lease."""

@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx2
 from openai import OpenAI
-from spec import REAL_FIXTURES
+
+from tests.spec import REAL_FIXTURES
 
 RECORDINGS = REAL_FIXTURES / "openai-dotnet-conversations-responses"
 
