@@ -15,6 +15,7 @@ import io
 import itertools
 import json
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -243,13 +244,27 @@ def _iter_array(path: Path, display: str, relname: str) -> Iterator[RawRecord | 
                 yield _bare_messages(value, first, frames, display, relname)
                 return
         index = 0
+        split = False
+        key: bytes | None = None
         for frame in itertools.chain([first] if first is not None else [], frames):
             if isinstance(frame, ArrayEnd):
                 failure = _end_failure(frame, display)
-                if failure is not None:
+                # After a split the framer's idea of the closing `]` came from swallowed text:
+                # what follows it is the rest of the last item, already counted as failed.
+                if failure is not None and not (split and frame.closed):
                     yield failure
                 continue
-            for piece, value in _resolve(replace(frame, index=index), display):
+            key = key or first_key(frame.data)
+            if split and key is not None and not re.match(rb"\s*" + key, frame.data):
+                # Still inside the item that swallowed the ones after it: skip to the next start.
+                starts = item_starts(frame.data, key)
+                if not starts:
+                    continue
+                cut = starts[0]
+                frame = replace(frame, start=frame.start + cut, data=frame.data[cut:])
+            pieces = _resolve(replace(frame, index=index), display)
+            split = len(pieces) > 1
+            for piece, value in pieces:
                 index = piece.index + 1
                 if isinstance(value, RawFailure):
                     yield value
@@ -282,6 +297,7 @@ def _resolve(frame: Frame, display: str) -> list[tuple[Frame, Any]]:
         moved = replace(
             sub,
             index=index,
+            broken=None if sub.broken is None else "its end cannot be told from the text around it",
             start=frame.start + cut + sub.start - 1,
             error_at=None if sub.error_at is None else frame.start + cut + sub.error_at - 1,
         )
