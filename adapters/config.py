@@ -7,7 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
-JsonFormat = Literal["auto", "chat_completions", "finetune", "sharegpt", "chatgpt", "assistants"]
+JsonFormat = Literal[
+    "auto", "chat_completions", "finetune", "sharegpt", "chatgpt", "assistants", "responses"
+]
 
 
 class _Config(BaseModel):
@@ -36,6 +38,8 @@ class JsonSourceConfig(_Config):
     thread_order: Literal["auto", "asc", "desc"] = "auto"
     """Assistants exports: the order saved message lists are in where timestamps cannot tell;
     `auto` assumes oldest first for `export-threads` output, newest first for saved API lists."""
+    responses_instructions: Literal["developer", "drop"] = "developer"
+    """Responses histories: `instructions` as a leading developer message, or dropped."""
 
 
 SqlPreset = Literal["langchain", "agents-sdk", "llamaindex"]
