@@ -11,7 +11,11 @@ It then looks for the start of a later item: the array's items (almost always) b
 same keys, so `, {"<first key>": <scalar>, "<second key>":` after the broken point is taken as
 the next item (one key when the first value is not a scalar). The
 broken span is one failed item; every item after the cut is framed and read as usual. Only a
-span with no such start left (the end of a cut file) is counted as one item.
+span with no such start left (the end of a cut file) is counted as one item. An unterminated
+string can also invert the framer's view of what is a string while the brackets still balance:
+the reader (`adapters.json.stream`) then finds an item that does not parse but holds such a
+start, cuts it there, and frames afresh from that start. Counts are exact as long as the items
+share their leading keys and no nested object begins with the same keys.
 """
 
 from __future__ import annotations
@@ -20,7 +24,14 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Protocol
+
+
+class SupportsRead(Protocol):
+    """Anything with a binary `read(size)`."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
 
 logger = logging.getLogger(__name__)
 
@@ -83,13 +94,14 @@ def item_starts(data: bytes, key: bytes) -> list[int]:
     return [found.start(1) for found in pattern.finditer(data)]
 
 
-def frame_array(stream: BinaryIO) -> Iterator[Frame | ArrayEnd]:
+def frame_array(stream: SupportsRead, *, offset: int = 0) -> Iterator[Frame | ArrayEnd]:
     """Yield the frames of the array `stream` holds, then one `ArrayEnd`.
 
-    Raises `NotAnArray` when the stream does not start (after a BOM and whitespace) with `[`.
+    `offset` is the file offset of the stream's first byte. Raises `NotAnArray` when the
+    stream does not start (after a BOM and whitespace) with `[`.
     """
     buf = b""
-    base = 0  # offset in the file of buf[0]
+    base = offset  # offset in the file of buf[0]
     eof = False
     key: bytes | None = None
 

@@ -15,7 +15,6 @@ import io
 import itertools
 import json
 import logging
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -244,70 +243,72 @@ def _iter_array(path: Path, display: str, relname: str) -> Iterator[RawRecord | 
                 yield _bare_messages(value, first, frames, display, relname)
                 return
         index = 0
-        split = False
-        key: bytes | None = None
-        for frame in itertools.chain([first] if first is not None else [], frames):
-            if isinstance(frame, ArrayEnd):
-                failure = _end_failure(frame, display)
-                # After a split the framer's idea of the closing `]` came from swallowed text:
-                # what follows it is the rest of the last item, already counted as failed.
-                if failure is not None and not (split and frame.closed):
-                    yield failure
-                continue
-            key = key or first_key(frame.data)
-            if split and key is not None and not re.match(rb"\s*" + key, frame.data):
-                # Still inside the item that swallowed the ones after it: skip to the next start.
-                starts = item_starts(frame.data, key)
-                if not starts:
+        pending: Iterator[Frame | ArrayEnd] = itertools.chain(
+            [first] if first is not None else [], frames
+        )
+        while True:
+            restart: int | None = None
+            for frame in pending:
+                if isinstance(frame, ArrayEnd):
+                    failure = _end_failure(frame, display)
+                    if failure is not None:
+                        yield failure
                     continue
-                cut = starts[0]
-                frame = replace(frame, start=frame.start + cut, data=frame.data[cut:])
-            pieces = _resolve(replace(frame, index=index), display)
-            split = len(pieces) > 1
-            for piece, value in pieces:
-                index = piece.index + 1
+                frame = replace(frame, index=index)
+                value = _parse_frame(frame, display)
+                cut = _later_item(frame) if isinstance(value, RawFailure) else None
+                if cut is not None:
+                    # An unterminated string swallowed the items after this one, so the
+                    # framer's view of strings is inverted from here: this item ends where
+                    # the next one starts, and framing starts afresh there.
+                    kept = frame.data[: cut - frame.start].rstrip(b", \t\r\n")
+                    frame = replace(frame, data=kept)
+                    value = _parse_frame(frame, display)
+                    restart = cut
+                index += 1
                 if isinstance(value, RawFailure):
                     yield value
-                    continue
-                location = f"{display}[{piece.index}]"
-                yield RawRecord(
-                    value, location, f"{relname}[{piece.index}]", _surrogates(piece.data, value)
-                )
+                else:
+                    location = f"{display}[{frame.index}]"
+                    surrogates = _surrogates(frame.data, value)
+                    yield RawRecord(value, location, f"{relname}[{frame.index}]", surrogates)
+                if restart is not None:
+                    break
+            if restart is None:
+                return
+            f.seek(restart)
+            pending = frame_array(_Resumed(f), offset=restart - 1)
 
 
-def _resolve(frame: Frame, display: str) -> list[tuple[Frame, Any]]:
-    """The frame parsed, or, when it does not parse but holds the starts of later items (an
-    unterminated string swallowed them while the brackets still balanced), its pieces."""
-    value = _parse_frame(frame, display)
-    if not isinstance(value, RawFailure) or value.code != "malformed_json" or frame.broken:
-        return [(frame, value)]
+class _Resumed:
+    """The rest of a file from its current position, read as an array that opens there."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._opened = False
+
+    def read(self, size: int = -1, /) -> bytes:
+        if not self._opened:
+            self._opened = True
+            return b"[" + self._raw.read(size - 1 if size > 1 else size)
+        return self._raw.read(size)
+
+
+def _later_item(frame: Frame) -> int | None:
+    """The file offset where a later item starts inside `frame` (an item that does not
+    parse), or None. A start counts only when the text after it frames as whole items, not as
+    the inside of this one (a nested object with the same leading keys)."""
+    if frame.broken is not None:
+        return None
     key = first_key(frame.data)
     starts = item_starts(frame.data, key) if key is not None else []
     if not starts:
-        return [(frame, value)]
+        return None
     cut = starts[0]
-    head = replace(frame, data=frame.data[:cut].rstrip(b", \t\r\n"))
-    pieces = [(head, _parse_frame(head, display))]
-    index = frame.index + 1
-    closed_early = False
     for sub in frame_array(io.BytesIO(b"[" + frame.data[cut:] + b"]")):
-        if isinstance(sub, ArrayEnd):
-            closed_early = sub.closed and sub.error_at is not None
-            continue
-        moved = replace(
-            sub,
-            index=index,
-            broken=None if sub.broken is None else "its end cannot be told from the text around it",
-            start=frame.start + cut + sub.start - 1,
-            error_at=None if sub.error_at is None else frame.start + cut + sub.error_at - 1,
-        )
-        resolved = _resolve(moved, display)
-        pieces.extend(resolved)
-        index = resolved[-1][0].index + 1
-    if closed_early:
-        # Brackets closing before the end: the starts were nested objects, not items.
-        return [(frame, value)]
-    return pieces
+        if isinstance(sub, ArrayEnd) and sub.closed and sub.error_at is not None:
+            return None
+    return frame.start + cut
 
 
 def _bare_messages(
