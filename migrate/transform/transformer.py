@@ -52,6 +52,10 @@ Decisions the design leaves open, stated here:
   `unresolved_image`, `unknown_role`; `message_too_large` for a text over `max_text_chars`;
   `invalid_content` for a part that carries nothing sendable (an image without URL, file id or
   reference, a file without id, data or URL, file data without a filename).
+
+The module is long because the walk is one thing: the rule for each entry depends on the state
+of the walk (open tool calls, the current call group, what was emitted), so the walk stays in one
+class; its pure helpers are in `annotations` and `parts`.
 """
 
 from __future__ import annotations
@@ -66,7 +70,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from adapters.model import (
-    Annotation,
     AudioPart,
     Entry,
     FilePart,
@@ -84,10 +87,13 @@ from adapters.model import (
     note_value,
 )
 from migrate.errors import ConversationError
+from migrate.transform.annotations import describe_annotation, map_annotation, strip_markers
 from migrate.transform.findings import Finding
+from migrate.transform.parts import describe_attachment, describe_part, output_text
 from migrate.transform.policy import Policy
 
 logger = logging.getLogger(__name__)
+
 
 INPUT_ROLES = frozenset({"user", "system", "developer"})
 TOOL_ROLES = frozenset({"tool", "function", "observation", "ipython"})
@@ -330,11 +336,11 @@ class _Transformer:
                 case ImagePart() | FilePart():
                     reference = self._assistant_attachment(part)
                     if reference is not None:
-                        content.append(_output_text(reference))
+                        content.append(output_text(reference))
                 case AudioPart():
                     spoken = self._audio_text(part)
                     if spoken is not None:
-                        content.append(_output_text(spoken))
+                        content.append(output_text(spoken))
         if not content:
             self._find("empty_message", "assistant message with nothing to send dropped")
             return
@@ -362,7 +368,7 @@ class _Transformer:
                 return {"type": "refusal", "refusal": refusal}
             case _:
                 self._find("refusal_as_text", "assistant refusal sent as assistant text")
-                return _output_text(refusal)
+                return output_text(refusal)
 
     # --- text and annotations -----------------------------------------------------------------
 
@@ -372,7 +378,7 @@ class _Transformer:
         text = part.text
         annotations = part.annotations
         if annotations and self.policy.citation_markers == "strip":
-            text, annotations, stripped = _strip_markers(text, annotations)
+            text, annotations, stripped = strip_markers(text, annotations)
             if stripped:
                 self._find(
                     "citation_markers_stripped", f"{stripped} citation marker(s) removed", stripped
@@ -380,12 +386,12 @@ class _Transformer:
         self._checked(text, "text")
         mapped: list[dict[str, Any]] = []
         for annotation in annotations:
-            api_annotation, missing = _map_annotation(annotation)
+            api_annotation, missing = map_annotation(annotation)
             if keep_annotations and api_annotation is not None:
                 mapped.append(api_annotation)
                 continue
             reason = f"missing {', '.join(missing)}" if missing else "this content cannot carry it"
-            described = _describe_annotation(annotation)
+            described = describe_annotation(annotation)
             self._find(
                 "annotation_dropped",
                 f"{annotation.kind} annotation dropped ({reason}): {described}",
@@ -443,7 +449,7 @@ class _Transformer:
         return out
 
     def _assistant_attachment(self, part: ImagePart | FilePart) -> str | None:
-        reference = _describe_attachment(part)
+        reference = describe_attachment(part)
         match self.policy.assistant_image:
             case "fail":
                 raise self._policy_fail(
@@ -541,7 +547,7 @@ class _Transformer:
             elif isinstance(part, RefusalPart):
                 texts.append(part.refusal)
             else:
-                description = _describe_part(part)
+                description = describe_part(part)
                 self._find("tool_part_as_text", f"{description} in a tool output sent as text")
                 texts.append(f"[{description}]")
         self._tool_result(None, "\n\n".join(texts), message.name)
@@ -554,7 +560,7 @@ class _Transformer:
         if call is None:
             for part in parts:
                 if not isinstance(part, TextPart):
-                    description = _describe_part(part)
+                    description = describe_part(part)
                     self._find("tool_part_as_text", f"{description} in a tool output sent as text")
             self._orphan(call_id, output, name)
             return
@@ -766,129 +772,4 @@ class _Transformer:
     def _assistant_content(self, text: str) -> str | list[dict[str, Any]]:
         if self.policy.assistant_content == "string":
             return text
-        return [_output_text(text)]
-
-
-# --- pure helpers ------------------------------------------------------------------------------
-
-
-def _output_text(text: str) -> dict[str, Any]:
-    return {"type": "output_text", "text": text, "annotations": []}
-
-
-def _describe_attachment(part: ImagePart | FilePart) -> str:
-    if isinstance(part, ImagePart):
-        if part.file_id:
-            return f"image: file {part.file_id}"
-        if part.url and part.url.startswith("data:"):
-            return f"image: inline data, {len(part.url):,} characters"
-        return f"image: {part.url or part.reference or 'unknown'}"
-    name = f"{part.filename} " if part.filename else ""
-    if part.file_id:
-        return f"file: {name}{part.file_id}".strip()
-    if part.file_url:
-        return f"file: {name}{part.file_url}".strip()
-    return f"file: {name}inline data".strip()
-
-
-def _describe_part(part: Part) -> str:
-    if isinstance(part, ImagePart | FilePart):
-        return _describe_attachment(part)
-    if isinstance(part, AudioPart):
-        return f"audio: {part.transcript or part.audio_id or part.format or 'no transcript'}"
-    return part.type
-
-
-def _describe_annotation(annotation: Annotation) -> str:
-    return json.dumps(annotation.model_dump(exclude_none=True), ensure_ascii=False, sort_keys=True)
-
-
-def _map_annotation(annotation: Annotation) -> tuple[dict[str, Any] | None, list[str]]:
-    """The API annotation, or None and the names of the required fields the source lacks."""
-    a = annotation
-    index = a.index if a.index is not None else a.start_index
-    fields: dict[str, Any]
-    match a.kind:
-        case "file_citation":
-            fields = {"file_id": a.file_id, "filename": a.filename, "index": index}
-        case "file_path":
-            fields = {"file_id": a.file_id, "index": index}
-        case "url_citation":
-            fields = {
-                "url": a.url,
-                "title": a.title,
-                "start_index": a.start_index,
-                "end_index": a.end_index,
-            }
-        case "container_file_citation":
-            fields = {
-                "container_id": a.container_id,
-                "file_id": a.file_id,
-                "filename": a.filename,
-                "start_index": a.start_index,
-                "end_index": a.end_index,
-            }
-    missing = [name for name, value in fields.items() if value is None or value == ""]
-    missing += [name for name, value in fields.items() if isinstance(value, int) and value < 0]
-    if missing:
-        return None, missing
-    return {"type": a.kind, **fields}, []
-
-
-def _strip_markers(
-    text: str, annotations: Sequence[Annotation]
-) -> tuple[str, list[Annotation], int]:
-    """Remove the annotations' marker text; shift their indices to the new text."""
-    spans: list[tuple[int, int]] = []
-    for a in annotations:
-        marker = a.marker
-        if not marker:
-            continue
-        start, end = a.start_index, a.end_index
-        if start is not None and end is not None and text[start:end] == marker:
-            if (start, end) not in spans:
-                spans.append((start, end))
-            continue
-        pos = text.find(marker)
-        while pos != -1 and any(s <= pos < e for s, e in spans):
-            pos = text.find(marker, pos + 1)
-        if pos != -1:
-            spans.append((pos, pos + len(marker)))
-    if not spans:
-        return text, list(annotations), 0
-    spans.sort()
-    merged: list[tuple[int, int]] = []
-    for start, end in spans:
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    pieces: list[str] = []
-    cursor = 0
-    for start, end in merged:
-        pieces.append(text[cursor:start])
-        cursor = end
-    pieces.append(text[cursor:])
-
-    def shift(i: int | None) -> int | None:
-        if i is None:
-            return None
-        removed = 0
-        for start, end in merged:
-            if i >= end:
-                removed += end - start
-            elif i > start:
-                removed += i - start
-        return i - removed
-
-    shifted = [
-        a.model_copy(
-            update={
-                "start_index": shift(a.start_index),
-                "end_index": shift(a.end_index),
-                "index": shift(a.index),
-            }
-        )
-        for a in annotations
-    ]
-    return "".join(pieces), shifted, len(spans)
+        return [output_text(text)]
