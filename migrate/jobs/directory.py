@@ -108,7 +108,8 @@ def pinned_target(config: TargetConfig) -> TargetConfig:
 def clean_target(store: StateStore) -> TargetConfig:
     """The job's target without rehearsal faults (for reading back and deleting)."""
     target = TargetConfig.model_validate(store.job().target)
-    return target.model_copy(update={"server_options": {}})
+    kept = {k: v for k, v in target.server_options.items() if k == "flavour"}
+    return target.model_copy(update={"server_options": kept})
 
 
 def secret_free(data: dict[str, Any]) -> dict[str, Any]:
