@@ -168,6 +168,13 @@ class AssistantsLiveSourceConfig(_Config):
 
     kind: Literal["assistants_live"] = "assistants_live"
     base_url: str | None = None
+    """An Assistants-compatible server; a query in it (`?api-version=`) goes on every call."""
+    azure_endpoint: str | None = None
+    """An Azure OpenAI resource or Foundry project endpoint (`adapters.assistants.azure`)."""
+    api_version: str | None = None
+    """With `azure_endpoint`: the `api-version` (default: the one the service needs)."""
+    all_threads: bool = False
+    """Enumerate every thread the service lists (the Foundry Agent Service can)."""
     thread_ids: tuple[str, ...] = ()
     thread_ids_file: Path | None = None
     """A text file with one thread id per line (blank lines and `#` comments ignored)."""

@@ -34,6 +34,9 @@ def describe_switches(options: ServerOptions) -> str:
     if "burst_503" in faults.rates or "burst_503" in faults.script:
         parts.append(f"503 bursts of {faults.burst_length}")
     parts.append(f"seed {options.seed}")
+    if options.flavour == "azure":
+        threads = f", threads from {options.threads_dir}" if options.threads_dir else ""
+        parts.append(f"Azure flavour{threads}")
     parts.append("auth: the configured API key" if options.api_key else "auth: any bearer token")
     return "; ".join(parts)
 
@@ -73,6 +76,19 @@ def describe_switches(options: ServerOptions) -> str:
     help="Accept only this bearer token (default: any). Env: MIGRATE_SERVE_API_KEY.",
 )
 @click.option("--access-log", is_flag=True, help="Log every request on stderr.")
+@click.option(
+    "--flavour",
+    type=click.Choice(["openai", "azure"]),
+    default="openai",
+    show_default=True,
+    help="azure: Azure OpenAI's paths (/openai/v1, api-version), api-key auth, the "
+    "conversation list and Assistants threads.",
+)
+@click.option(
+    "--threads-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="With --flavour azure: serve the threads of this export directory (read only).",
+)
 def serve(
     host: str,
     port: int,
@@ -87,6 +103,8 @@ def serve(
     seed: int,
     api_key: str | None,
     access_log: bool,
+    flavour: str,
+    threads_dir: Path | None,
 ) -> None:
     """Run the local Conversations API server (a rehearsal target) until Ctrl-C.
 
@@ -103,6 +121,8 @@ def serve(
                 "rpm": rpm,
                 "seed": seed,
                 "access_log": access_log,
+                "flavour": flavour,
+                "threads_dir": threads_dir,
                 "faults": FaultSettings.model_validate(
                     {
                         "rates": parse_fault_rates(fault_rates),
