@@ -74,13 +74,13 @@ def list_thread_ids(client: openai.OpenAI) -> Iterator[str]:
     Raises:
         SourceOpenError: The service cannot list threads (Azure OpenAI resources may not).
     """
-    page = client.get_api_list(
-        "/threads",
-        model=Thread,
-        page=SyncCursorPage[Thread],
-        options={"params": {"limit": LIST_PAGE_SIZE, "order": "asc"}},
-    )
     try:
+        page = client.get_api_list(
+            "/threads",
+            model=Thread,
+            page=SyncCursorPage[Thread],
+            options={"params": {"limit": LIST_PAGE_SIZE, "order": "asc"}},
+        )
         for thread in page:
             yield thread.id
     except (openai.NotFoundError, openai.BadRequestError) as exc:

@@ -20,8 +20,8 @@ from migrate.jobs.models import JobRef
 from migrate.jobs.run import run_job
 from migrate.jobs.status import job_status
 from migrate.replay.azure import azure_client, conversations_url
-from migrate.replay.target import CallError, Target, TargetConfig, describe_target, open_target
 from migrate.replay.ratelimit import RateLimiter
+from migrate.replay.target import CallError, Target, TargetConfig, describe_target, open_target
 from migrate.server.options import FaultKind
 from migrate.server.testing import AdminClient, ServerFactory
 from tests.replay.helpers import assert_exactly_once, run_config, server_contents
@@ -129,7 +129,9 @@ def test_the_endpoint_query_is_sent_as_a_query_on_every_call(
 
     async def create_and_list() -> int:
         try:
-            conversation_id = await target.create_conversation({}, [{"role": "user", "content": "hi"}])
+            conversation_id = await target.create_conversation(
+                {}, [{"role": "user", "content": "hi"}]
+            )
             return len(await target.list_items(conversation_id))
         finally:
             await client.close()
