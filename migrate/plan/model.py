@@ -37,6 +37,10 @@ class ConversationPlan(BaseModel):
     """Sizes of the `items.create` calls, in order; they add up to `len(items)`."""
     fingerprint: str
     findings: list[Finding]
+    tokens: int | None = None
+    """Input tokens of `items` for the policy's model (`migrate.context`); None in old plans."""
+    tokens_estimate: str | None = None
+    """None when `tokens` is exact; else what the estimate rests on (images, files)."""
 
     def batches(self) -> list[list[PlannedItem]]:
         """The items grouped as they will be sent, one list per `items.create` call."""
