@@ -4,6 +4,7 @@ server's Azure flavour (threads seeded from the samples), then `run` on the expo
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
@@ -20,11 +21,10 @@ THREADS = sorted(p.stem for p in SAMPLES.glob("thread_*.json"))
 
 
 @pytest.fixture
-def local_server(tmp_path: Path) -> ServerFactory:
+def local_server(tmp_path: Path) -> Iterator[ServerFactory]:
     (tmp_path / "servers").mkdir()
-    factory = ServerFactory(tmp_path / "servers")
-    yield factory  # type: ignore[misc]
-    factory.close()
+    with ServerFactory(tmp_path / "servers") as factory:
+        yield factory
 
 
 @pytest.fixture(autouse=True)

@@ -17,8 +17,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import openai
-from openai.pagination import SyncCursorPage
-from openai.types.beta.thread import Thread
 
 from adapters.azure import (
     FOUNDRY_SCOPE,
@@ -74,6 +72,10 @@ def list_thread_ids(client: openai.OpenAI) -> Iterator[str]:
     Raises:
         SourceOpenError: The service cannot list threads (Azure OpenAI resources may not).
     """
+    # Imported here: `openai.types.beta` costs the CLI's start-up most of a second.
+    from openai.pagination import SyncCursorPage
+    from openai.types.beta.thread import Thread
+
     try:
         page = client.get_api_list(
             "/threads",
