@@ -33,6 +33,8 @@ def describe_switches(options: ServerOptions) -> str:
         parts.append(f"stall {faults.stall_seconds:g}s")
     if "burst_503" in faults.rates or "burst_503" in faults.script:
         parts.append(f"503 bursts of {faults.burst_length}")
+    if options.responses_dir is not None:
+        parts.append(f"stored responses from {options.responses_dir}")
     parts.append(f"seed {options.seed}")
     if options.flavour == "azure":
         threads = f", threads from {options.threads_dir}" if options.threads_dir else ""
@@ -89,6 +91,13 @@ def describe_switches(options: ServerOptions) -> str:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="With --flavour azure: serve the threads of this export directory (read only).",
 )
+@click.option(
+    "--responses",
+    "responses_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Also serve GET /v1/responses/{id} and its input_items from this directory of "
+    "stored responses (one <id>.json each, with its input_items).",
+)
 def serve(
     host: str,
     port: int,
@@ -105,6 +114,7 @@ def serve(
     access_log: bool,
     flavour: str,
     threads_dir: Path | None,
+    responses_dir: Path | None,
 ) -> None:
     """Run the local Conversations API server (a rehearsal target) until Ctrl-C.
 
@@ -123,6 +133,7 @@ def serve(
                 "access_log": access_log,
                 "flavour": flavour,
                 "threads_dir": threads_dir,
+                "responses_dir": responses_dir,
                 "faults": FaultSettings.model_validate(
                     {
                         "rates": parse_fault_rates(fault_rates),

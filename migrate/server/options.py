@@ -82,6 +82,8 @@ class ServerOptions(BaseModel):
     optional `api-version`, the `api-key` header, the conversation list, Assistants threads."""
     threads_dir: Path | None = None
     """`azure` only: an export directory (`<thread_id>.json` documents) served as threads."""
+    responses_dir: Path | None = None
+    """A directory of stored responses served under `/v1/responses` (`migrate.server.responses`)."""
 
     @model_validator(mode="after")
     def _check_flavour(self) -> ServerOptions:
