@@ -237,6 +237,9 @@ def test_kill_9_then_resume_on_azure_lands_everything_once(
     assert killed >= 2, log.read_text(errors="replace")
     final = start(["resume", str(job_dir)], log)
     assert final.wait(timeout=120) == 0, log.read_text(errors="replace")
+    # Every resume wrote to the Azure flavour again (its rehearsal flags do not drop it).
+    starts = [line for line in log.read_text().splitlines() if line.startswith("target: local")]
+    assert len(starts) == 5 and all("(Azure flavour)" in line for line in starts), starts
     summary = job_status(JobRef(job_dir=job_dir))
     assert summary.possible_orphans == 0
     assert_exactly_once(job_dir, migrated=60)
