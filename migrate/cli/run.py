@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import click
 
-from migrate.cli.common import exits_on_errors, job_config_from, new_job_dir, source_options
+from migrate.cli.common import job_config_from, new_job_dir, source_options
 from migrate.cli.options import (
     job_options,
     job_ref,
@@ -16,8 +16,9 @@ from migrate.cli.options import (
     server_options_from,
     state_option,
 )
-from migrate.cli.render import ProgressBars, exit_with_summary, stoppable
-from migrate.jobs.models import ResumeConfig, RunConfig, WorkConfig
+from migrate.cli.output import info, job_log, progress_bar
+from migrate.cli.render import ProgressBars, show_summary, stoppable
+from migrate.jobs.models import JobSummary, ResumeConfig, RunConfig, WorkConfig
 from migrate.jobs.run import resume_job, run_job, work_on_job
 from migrate.replay.replayer import ReplayOptions
 from migrate.replay.target import TargetConfig
@@ -27,6 +28,13 @@ TARGET_KINDS: dict[str, Literal["local", "openai", "azure"]] = {
     "openai": "openai",
     "azure": "azure",
 }
+
+json_option = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the final summary as one JSON object on stdout (and nothing else there).",
+)
 
 
 @click.command()
@@ -79,10 +87,18 @@ TARGET_KINDS: dict[str, Literal["local", "openai", "azure"]] = {
     show_default=True,
     help="Failed calls a conversation may take before it fails.",
 )
+@click.option(
+    "--unreachable-after",
+    type=click.FloatRange(min=1.0),
+    default=300.0,
+    show_default=True,
+    help="Seconds in which the target answers no call (refused connections, timeouts) "
+    "before the job stops with exit 3; no conversation fails for it.",
+)
+@json_option
 @lease_option
 @state_option
 @rehearsal_options
-@exits_on_errors
 def run(
     target_kind: str,
     azure_endpoint: str | None,
@@ -96,8 +112,10 @@ def run(
     retry_budget: int,
     lease: float | None,
     state_url: str | None,
+    unreachable_after: float,
+    as_json: bool,
     **options: Any,
-) -> None:
+) -> JobSummary:
     """Migrate SOURCE into the target, exactly once, with a report of every new id.
 
     SOURCE is what `migrate plan` takes (file, directory, database URL or --job-file). The
@@ -121,6 +139,7 @@ def run(
         timeout=timeout,
         max_rate=max_rate,
         server_options=server_options,
+        unreachable_after=unreachable_after,
     )
     directory = job_dir or new_job_dir("run")
     config = RunConfig(
@@ -130,12 +149,12 @@ def run(
         replay=ReplayOptions(concurrency=concurrency, retry_budget=retry_budget, lease=lease),
         state_url=state_url,
     )
-    click.echo(f"job: {directory}", err=True)
+    info(f"job: {directory}")
     # Only a job on a target other processes can reach can take more workers.
     shared = state_url if target.kind != "local" else None
     with stoppable() as stop, ProgressBars(shared) as bars:
-        summary = run_job(config, progress=bars.update, stop=stop)
-    exit_with_summary(summary)
+        summary = run_job(config, progress=bars.update, stop=stop, on_ready=job_log)
+    return show_summary(summary, as_json=as_json)
 
 
 @click.command()
@@ -147,8 +166,8 @@ def run(
     is_flag=True,
     help="Replay the stored plans without re-reading the source.",
 )
+@json_option
 @rehearsal_options
-@exits_on_errors
 def resume(
     job_dir: Path | None,
     job_id: str | None,
@@ -156,8 +175,9 @@ def resume(
     timeout: float | None,
     no_source_check: bool,
     state_url: str | None,
+    as_json: bool,
     **options: Any,
-) -> None:
+) -> JobSummary:
     """Finish an interrupted job: reconcile what was in flight, then go on.
 
     The source is read again first; if a conversation already in progress or migrated has
@@ -172,9 +192,20 @@ def resume(
         server_options=server_options_from(options),
         check_source=not no_source_check,
     )
-    with stoppable() as stop, ProgressBars() as bars:
-        summary = resume_job(config, progress=bars.update, stop=stop)
-    exit_with_summary(summary)
+    if job_dir is not None:
+        job_log(job_dir)
+    checking = progress_bar(desc="source check", unit=" conv")
+
+    def checked(done: int, total: int) -> None:
+        if checking.total != total:
+            checking.total = total
+        checking.update(done - checking.n)
+        if done >= total:
+            checking.close()  # the check is over: the replay's bars follow
+
+    with stoppable() as stop, ProgressBars() as bars, checking:
+        summary = resume_job(config, progress=bars.update, stop=stop, check_progress=checked)
+    return show_summary(summary, as_json=as_json)
 
 
 @click.command()
@@ -196,7 +227,7 @@ def resume(
 @click.option("--concurrency", type=click.IntRange(1, 1024), help="Override the run's value.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Override the run's value.")
 @lease_option
-@exits_on_errors
+@json_option
 def work(
     state_url: str,
     job_id: str,
@@ -204,7 +235,8 @@ def work(
     concurrency: int | None,
     timeout: float | None,
     lease: float | None,
-) -> None:
+    as_json: bool,
+) -> JobSummary:
     """Join a running job as one more worker (on this machine or another).
 
     The job's plans, target and progress live in its state store, so the worker needs neither
@@ -222,4 +254,4 @@ def work(
     )
     with stoppable() as stop, ProgressBars() as bars:
         summary = work_on_job(config, progress=bars.update, stop=stop)
-    exit_with_summary(summary)
+    return show_summary(summary, as_json=as_json)

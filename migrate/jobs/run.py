@@ -22,15 +22,14 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
-from adapters import SourceOpenError, open_source
 from migrate.config import JobConfig
-from migrate.errors import ConfigError, JobError
+from migrate.errors import ConfigError, JobError, MigrateError, SourceReadError
 from migrate.jobs.directory import (
     default_state_url,
     job_name,
@@ -41,6 +40,7 @@ from migrate.jobs.directory import (
     write_job_file,
 )
 from migrate.jobs.models import (
+    CountCallback,
     JobRef,
     JobSummary,
     ProgressCallback,
@@ -53,11 +53,13 @@ from migrate.jobs.report import write_report_files
 from migrate.jobs.status import job_summary
 from migrate.plan.model import ConversationPlan
 from migrate.plan.pipeline import PlanOutcome, iterate_plans, open_configured_source
+from migrate.replay.ratelimit import RateLimiter
 from migrate.replay.replayer import CrashHook, Replayer, ReplayOptions, SimulatedCrash
 from migrate.replay.target import (
     TargetConfig,
     describe_target,
     open_target,
+    preflight,
     validate_target,
 )
 from migrate.replay.workers import WorkerSession, claimed_work, forget_gone_workers
@@ -84,8 +86,11 @@ def run_job(
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
     crash_hook: CrashHook | None = None,
+    on_ready: Callable[[Path], object] | None = None,
 ) -> JobSummary:
     """Plan the source and replay it into the target, into a new job directory.
+
+    `on_ready` is called with the job directory once it exists (the CLI starts `job.log`).
 
     Returns the job's summary (its `exit_code` tells success, partial success, or an
     incomplete job). Raises `ConfigError` for bad configuration, `JobError` when the job
@@ -98,7 +103,10 @@ def run_job(
             f"{job_dir} already holds a job", hint=f"continue it with `migrate resume {job_dir}`"
         )
     source = open_configured_source(config.job.source)
+    preflight(config.target)
     job_dir.mkdir(parents=True, exist_ok=True)
+    if on_ready is not None:
+        on_ready(job_dir)
     state_url = config.state_url or default_state_url(job_dir)
     store = StateStore.from_url(state_url, create=True)
     try:
@@ -137,8 +145,13 @@ def resume_job(
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
     crash_hook: CrashHook | None = None,
+    check_progress: CountCallback | None = None,
 ) -> JobSummary:
-    """Finish an interrupted job: check the source, reconcile what was in flight, go on."""
+    """Finish an interrupted job: check the source, reconcile what was in flight, go on.
+
+    `check_progress` is called with (checked, stored) while the source is compared with the
+    stored plans.
+    """
     store = open_job(config.job)
     try:
         job = store.job()
@@ -156,20 +169,20 @@ def resume_job(
         if config.server_options is not None:
             target = with_server_options(target, config.server_options)
         validate_target(target)
+        preflight(target)
         _take_over(store)
         planner: _Planner | None = None
         stored = store.planned_count()
         if config.check_source:
             job_config = JobConfig.model_validate(job.config["job"])
             try:
-                source = open_source(job_config.source)
-            except SourceOpenError as exc:
-                raise ConfigError(
-                    f"cannot re-read the source to check it: {exc}",
-                    hint="use --no-source-check to replay the stored plans as they are",
-                ) from exc
+                source = open_configured_source(job_config.source)
+            except ConfigError as exc:
+                exc.message = f"cannot re-read the source to check it: {exc.message}"
+                exc.hint = "use --no-source-check to replay the stored plans as they are"
+                raise
             outcomes = iterate_plans(source, job_config.policy, observe=sampler(config.job.job_dir))
-            _check_source(store, outcomes)
+            _check_source(store, outcomes, check_progress)
             planner = _Planner(store, outcomes, first_seq=stored)
         else:
             if not job.planning_complete:
@@ -226,6 +239,7 @@ def work_on_job(
         if config.timeout is not None:
             target = target.model_copy(update={"timeout": config.timeout})
         validate_target(target)
+        preflight(target)
         stored_replay = ReplayOptions.model_validate(job.config.get("replay", {}))
         updates: dict[str, Any] = {}
         if config.concurrency is not None:
@@ -272,8 +286,10 @@ class _Planner:
             while not stop.is_set():
                 try:
                     chunk = await loop.run_in_executor(executor, _take, self.outcomes, PLAN_CHUNK)
+                except MigrateError:
+                    raise
                 except Exception as exc:
-                    raise JobError(
+                    raise SourceReadError(
                         f"reading the source failed after {self.seq} records: {exc}",
                         hint="fix the source, then `migrate resume` the job",
                     ) from exc
@@ -309,10 +325,17 @@ def _drive(
     job = store.job()
     session.start()
     store.update_job(state="running", started_at=job.started_at or time.time())
+    logger.info(
+        "session started: job %s, worker %s",
+        job.job_id,
+        session.worker_id,
+        extra={"event": "session_start", "job_id": job.job_id, "worker_id": session.worker_id},
+    )
 
     async def replay() -> None:
         async with open_target(target_config, job_dir=job_dir) as target:
             session.attach(target)
+            listener.limiter = target.limiter
             log_pauses(target.limiter, job_dir)
             listener.started(target.description, job.job_id)
             replayer = Replayer(
@@ -348,12 +371,47 @@ def _drive(
     except SimulatedCrash:
         session.stop(crashed=True)
         raise
-    except BaseException:
+    except JobError as exc:
         session.stop()
-        _finish(store, job_dir, listener)
+        summary = _finish(store, job_dir, listener)
+        _log_session_end(summary, session.worker_id, str(exc))
+        if exc.hint is None:
+            where = job_dir or f"--state URL --job {job.job_id}"
+            exc.hint = f"continue it with `migrate resume {where}`"
+        raise
+    except BaseException as exc:
+        session.stop()
+        summary = _finish(store, job_dir, listener)
+        _log_session_end(summary, session.worker_id, f"{type(exc).__name__}: {exc}")
         raise
     session.stop()
-    return _finish(store, job_dir, listener)
+    summary = _finish(store, job_dir, listener)
+    _log_session_end(summary, session.worker_id, None)
+    return summary
+
+
+def _log_session_end(summary: JobSummary, worker_id: str, error: str | None) -> None:
+    counts = summary.conversations
+    logger.info(
+        "session ended: %s (%d migrated, %d failed, %d skipped of %d)%s",
+        summary.state,
+        counts.migrated,
+        counts.failed,
+        counts.skipped,
+        counts.total,
+        f"; {error}" if error else "",
+        extra={
+            "event": "session_end",
+            "job_id": summary.job_id,
+            "worker_id": worker_id,
+            "state": summary.state,
+            "migrated": counts.migrated,
+            "failed": counts.failed,
+            "skipped": counts.skipped,
+            "total": counts.total,
+            **({"error": error} if error else {}),
+        },
+    )
 
 
 def _finish(store: StateStore, job_dir: Path | None, listener: _Listener) -> JobSummary:
@@ -375,10 +433,15 @@ def _take(outcomes: Iterator[PlanOutcome], count: int) -> list[PlanOutcome]:
     return list(islice(outcomes, count))
 
 
-def _check_source(store: StateStore, outcomes: Iterator[PlanOutcome]) -> None:
+def _check_source(
+    store: StateStore, outcomes: Iterator[PlanOutcome], progress: CountCallback | None = None
+) -> None:
     """Compare the source with the stored plans; refuse if work in progress would change."""
     conflicts: list[str] = []
-    for row, _ in store.iter_conversations():
+    stored = store.known_count()
+    for checked, (row, _) in enumerate(store.iter_conversations(), start=1):
+        if progress is not None and (checked % 100 == 0 or checked == stored):
+            progress(checked, max(stored, checked))
         outcome = next(outcomes, None)
         if outcome is None:
             missing = ErrorRecord(
@@ -446,6 +509,7 @@ class _Listener:
         self.done = totals.migrated + totals.failed + totals.skipped
         self.items_planned = totals.items_planned
         self.landed = totals.items_landed
+        self.limiter: RateLimiter | None = None
 
     def started(self, target: str, job_id: str) -> None:
         self.target = target
@@ -497,5 +561,7 @@ class _Listener:
                 conversations_done=self.done,
                 items_planned=self.items_planned,
                 items_landed=self.landed,
+                rate_limit=None if self.limiter is None else self.limiter.rate,
+                waiting_429=0.0 if self.limiter is None else self.limiter.pause_left,
             )
         )

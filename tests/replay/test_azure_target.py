@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from azure.core.credentials import AccessToken
 
-from migrate.errors import ConfigError
+from migrate.errors import CallError, ConfigError
 from migrate.jobs.models import JobRef
 from migrate.jobs.run import run_job
 from migrate.jobs.status import job_status
 from migrate.replay.azure import azure_client, conversations_url
 from migrate.replay.ratelimit import RateLimiter
-from migrate.replay.target import CallError, Target, TargetConfig, describe_target, open_target
+from migrate.replay.target import Target, TargetConfig, describe_target, open_target
 from migrate.server.options import FaultKind
 from migrate.server.testing import AdminClient, ServerFactory
 from tests.replay.helpers import assert_exactly_once, run_config, server_contents
