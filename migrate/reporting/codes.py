@@ -5,6 +5,8 @@ scans the source for code literals so that a new code cannot appear without an e
 A finding is a lossy or repairing step taken for a conversation that still migrates; an error
 means the conversation (or source record) is not migrated. A few codes are both: the policy
 decides (`fail` makes the finding an error).
+
+It is long because it is a table (one entry per code), not because it does many things.
 """
 
 from __future__ import annotations
