@@ -16,7 +16,16 @@ from migrate.context.models import model_spec
 P = ParamSpec("P")
 R = TypeVar("R")
 
-SOURCE_FLAGS = ("format", "preset", "table", "id_field", "messages_field", "metadata_field")
+SOURCE_FLAGS = (
+    "format",
+    "preset",
+    "table",
+    "id_field",
+    "messages_field",
+    "metadata_field",
+    "thread_order",
+    "lone_surrogates",
+)
 
 
 def source_options(command: Callable[P, R]) -> Callable[P, R]:
@@ -42,6 +51,19 @@ def source_options(command: Callable[P, R]) -> Callable[P, R]:
         click.option("--id-field", help="Field holding the conversation id."),
         click.option("--messages-field", help="Field holding the message list."),
         click.option("--metadata-field", help="Field holding conversation metadata."),
+        click.option(
+            "--thread-order",
+            type=click.Choice(["asc", "desc"]),
+            help="Assistants exports: the order saved message lists are in, where timestamps "
+            "cannot tell (default: oldest first for export-threads output, newest first for "
+            "lists saved from the API).",
+        ),
+        click.option(
+            "--lone-surrogates",
+            type=click.Choice(["fail", "replace"]),
+            help="A lone UTF-16 surrogate (or invalid UTF-8 in SQLite text): fail that "
+            "conversation (default) or migrate it with U+FFFD.",
+        ),
         click.option(
             "--all-branches",
             is_flag=True,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -23,6 +23,12 @@ from migrate.jobs.run import resume_job, run_job, work_on_job
 from migrate.replay.replayer import ReplayOptions
 from migrate.replay.target import TargetConfig
 
+TARGET_KINDS: dict[str, Literal["local", "openai", "azure"]] = {
+    "local": "local",
+    "openai": "openai",
+    "azure": "azure",
+}
+
 json_option = click.option(
     "--json",
     "as_json",
@@ -36,10 +42,16 @@ json_option = click.option(
 @click.option(
     "--target",
     "target_kind",
-    type=click.Choice(["local", "openai"]),
+    type=click.Choice(["local", "openai", "azure"]),
     default="local",
     show_default=True,
-    help="Where to write: the local server (in the job dir), or OpenAI / --base-url.",
+    help="Where to write: the local server (in the job dir), OpenAI / --base-url, or Azure "
+    "(--azure-endpoint).",
+)
+@click.option(
+    "--azure-endpoint",
+    help="With --target azure: the Azure OpenAI resource or Foundry project endpoint. The key "
+    "comes from AZURE_OPENAI_API_KEY, else Microsoft Entra ID.",
 )
 @click.option(
     "--base-url",
@@ -89,6 +101,7 @@ json_option = click.option(
 @rehearsal_options
 def run(
     target_kind: str,
+    azure_endpoint: str | None,
     base_url: str | None,
     organization: str | None,
     project: str | None,
@@ -114,8 +127,13 @@ def run(
     job = job_config_from(options)
     server_options = server_options_from(options) or {}
     target = TargetConfig(
-        kind="openai" if target_kind == "openai" else "local",
+        kind="openai"
+        if target_kind == "openai"
+        else "azure"
+        if target_kind == "azure"
+        else "local",
         base_url=base_url,
+        azure_endpoint=azure_endpoint,
         organization=organization,
         project=project,
         timeout=timeout,
@@ -133,7 +151,7 @@ def run(
     )
     info(f"job: {directory}")
     # Only a job on a target other processes can reach can take more workers.
-    shared = state_url if target.kind == "openai" else None
+    shared = state_url if target.kind != "local" else None
     with stoppable() as stop, ProgressBars(shared) as bars:
         summary = run_job(config, progress=bars.update, stop=stop, on_ready=job_log)
     return show_summary(summary, as_json=as_json)
@@ -203,7 +221,7 @@ def resume(
 @click.option(
     "--target",
     "target_kind",
-    type=click.Choice(["local", "openai"]),
+    type=click.Choice(["local", "openai", "azure"]),
     help="Where the job writes, as a check: it must be the job's own target.",
 )
 @click.option("--concurrency", type=click.IntRange(1, 1024), help="Override the run's value.")

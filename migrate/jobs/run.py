@@ -36,6 +36,7 @@ from migrate.jobs.directory import (
     open_job,
     pinned_target,
     secret_free,
+    with_server_options,
     write_job_file,
 )
 from migrate.jobs.models import (
@@ -171,9 +172,9 @@ def resume_job(
         updates: dict[str, Any] = {}
         if config.timeout is not None:
             updates["timeout"] = config.timeout
-        if config.server_options is not None:
-            updates["server_options"] = config.server_options
         target = target.model_copy(update=updates)
+        if config.server_options is not None:
+            target = with_server_options(target, config.server_options)
         validate_target(target)
         preflight(target)
         _take_over(store)
