@@ -37,6 +37,9 @@ def rollback_preview(ref: JobRef) -> tuple[int, str]:
 def rollback_job(ref: JobRef, *, concurrency: int = 8, out: Path | None = None) -> RollbackResult:
     """Delete every conversation the job created; record each deletion (and `rollback.jsonl`).
 
+    Conversations the job only appended to (`migrate sync`) were created by an earlier job:
+    they are kept, with the appended items.
+
     The log goes to `out`, by default the job directory.
     """
     log_path = output_dir(ref, out, "the rollback log") / "rollback.jsonl"
@@ -88,7 +91,9 @@ def rollback_job(ref: JobRef, *, concurrency: int = 8, out: Path | None = None) 
                     tasks = [
                         asyncio.create_task(delete(row))
                         for row, _ in store.iter_conversations()
-                        if row.conversation_id is not None and row.deleted_at is None
+                        if row.conversation_id is not None
+                        and row.deleted_at is None
+                        and row.base_items is None
                     ]
                     for outcome in await asyncio.gather(*tasks, return_exceptions=True):
                         if isinstance(outcome, BaseException):

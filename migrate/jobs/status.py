@@ -13,6 +13,7 @@ from migrate.replay.target import (
     TargetConfig,
     describe_target,
 )
+from migrate.state.ledger import sync_counts
 from migrate.state.store import StateStore
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ def output_dir(ref: JobRef, out: Path | None, what: str) -> Path:
 def job_summary(store: StateStore, job_dir: Path | None) -> JobSummary:
     job = store.job()
     totals = store.totals()
+    up_to_date, diverged = sync_counts(store.engine)
     target = TargetConfig.model_validate(job.target)
     return JobSummary(
         job_id=job.job_id,
@@ -64,6 +66,8 @@ def job_summary(store: StateStore, job_dir: Path | None) -> JobSummary:
             skipped=totals.skipped,
             pending=totals.pending,
             in_progress=totals.in_progress,
+            up_to_date=up_to_date,
+            diverged=diverged,
         ),
         items=ItemCounts(planned=totals.items_planned, landed=totals.items_landed),
         calls=totals.calls,

@@ -92,6 +92,9 @@ async def _check_conversation(
             ItemProblem(kind="missing", detail=f"cannot read the conversation: {error.message}")
         )
         return check
+    if plan.append is not None:
+        # Only the items this job appended are its own to compare.
+        listed = listed[plan.append.position :]
     check.found = len(listed)
     check.problems = compare_with_plan(plan, listed, store.item_ids(row.seq))
     return check if check.problems else None

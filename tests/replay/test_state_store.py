@@ -77,19 +77,21 @@ def test_older_stores_are_upgraded_step_by_step(
     store.close()
 
 
-def test_a_version_1_store_gains_leases_and_workers(tmp_path: Path) -> None:
+def test_a_version_1_store_gains_leases_workers_and_the_ledger(tmp_path: Path) -> None:
     store = new_store(tmp_path)
     store.add_outcomes([(n, plan_of(f"c{n}", 2)) for n in range(3)])
     with store.engine.begin() as conn:
         # The layout of version 1: no leases, no workers, no pace.
         conn.execute(text("DROP INDEX ix_conversations_status_seq"))
         conn.execute(text("ALTER TABLE conversations DROP COLUMN lease_until"))
+        conn.execute(text("ALTER TABLE conversations DROP COLUMN base_items"))
+        conn.execute(text("DROP TABLE ledger"))
         conn.execute(text("DROP TABLE workers"))
         conn.execute(text("DROP TABLE pace"))
         conn.execute(text("UPDATE schema_version SET version = 1"))
     store.close()
     store = StateStore.from_url(f"sqlite:///{tmp_path / 'state.db'}")
-    assert store.schema_version() == 2
+    assert store.schema_version() == state.SCHEMA_VERSION
     assert [claim.seq for claim in store.claim_work("w", limit=2, lease=30.0)] == [0, 1]
     store.register_worker("w", host="h", pid=1, plans=False, lease=30.0)
     assert store.live_workers() == (1, False)
