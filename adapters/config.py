@@ -28,6 +28,9 @@ class JsonSourceConfig(_Config):
     """Field holding per-conversation metadata; `metadata` if present when unset."""
     chatgpt_branches: Literal["current", "all"] = "current"
     """ChatGPT exports: migrate the branch ending at `current_node`, or every branch."""
+    lone_surrogates: Literal["fail", "replace"] = "fail"
+    """A lone UTF-16 surrogate escape (`"\\udc00"`): fail that conversation, or migrate it
+    with U+FFFD in its place (a `lone_surrogate_replaced` finding)."""
 
 
 SqlPreset = Literal["langchain", "agents-sdk", "llamaindex"]
@@ -78,6 +81,9 @@ class SqlSourceConfig(_Config):
     name_column: str | None = None
     metadata_columns: tuple[str, ...] = ()
     """Columns copied into each message's metadata."""
+    lone_surrogates: Literal["fail", "replace"] = "fail"
+    """A lone UTF-16 surrogate in a JSON column (or invalid UTF-8 in a SQLite text): fail that
+    conversation, or migrate it with U+FFFD in its place (`lone_surrogate_replaced`)."""
     message_json_column: str | None = None
     """One JSON column holding a whole Chat Completions message per row."""
     messages_json_column: str | None = None

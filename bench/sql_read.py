@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, text
 
 from adapters.config import SqlSourceConfig
 from adapters.model import SourceConversation
-from adapters.sql_tables import SqlTableSource
+from adapters.sql.tables import SqlTableSource
 from migrate.config import JobConfig
 from migrate.jobs.plan import plan_job
 

@@ -6,9 +6,11 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from migrate.cli import main
+from migrate.jobs.models import JobSummary
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -40,3 +42,17 @@ def test_ci_runs_the_readme_test_command_exactly() -> None:
     ).stdout.strip()
     assert extracted == block.group(1)
     assert 'eval "$test_command"' in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_the_python_api_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    section = README.split("## Python API", 1)[1]
+    code = re.search(r"```python\n(.+?)\n```", section, re.S)
+    assert code, "README's Python API section has no example"
+    (tmp_path / "samples").symlink_to(ROOT / "samples")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
+    exec(compile(code.group(1), "README.md", "exec"), namespace)
+    summary = namespace["summary"]
+    assert isinstance(summary, JobSummary)
+    assert summary.conversations.migrated > 0
+    assert (tmp_path / "jobs" / "from-code" / "conversations.csv").is_file()

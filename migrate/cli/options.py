@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import click
 
 from migrate.jobs.models import JobRef
+from migrate.server.options import FAULT_KINDS
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -71,8 +72,8 @@ def rehearsal_options(command: Callable[P, R]) -> Callable[P, R]:
             "faults",
             multiple=True,
             metavar="KIND=RATE",
-            help="Local target: inject a fault into that share of writes; KIND is one of "
-            "error_before, error_after_commit, drop_after_commit, stall_after_commit, burst_503.",
+            help="Local target: inject a fault into that share of writes (a bare KIND: all of "
+            f"them); KIND is one of {', '.join(FAULT_KINDS)}.",
         ),
         click.option(
             "--fault-script",
@@ -87,6 +88,26 @@ def rehearsal_options(command: Callable[P, R]) -> Callable[P, R]:
     return command
 
 
+def parse_fault_rates(pairs: Iterable[str]) -> dict[str, float]:
+    """`--fault KIND=RATE` values (a bare KIND means every write) as {kind: rate}."""
+    rates: dict[str, float] = {}
+    for pair in pairs:
+        kind, sep, value = pair.partition("=")
+        kind = kind.strip()
+        if kind not in FAULT_KINDS:
+            raise click.BadParameter(
+                f"expected KIND=RATE with KIND one of {', '.join(FAULT_KINDS)}, got {pair!r}",
+                param_hint="--fault",
+            )
+        try:
+            rates[kind] = float(value) if sep else 1.0
+        except ValueError:
+            raise click.BadParameter(
+                f"rate must be a number, got {value!r}", param_hint="--fault"
+            ) from None
+    return rates
+
+
 def server_options_from(options: dict[str, Any]) -> dict[str, Any] | None:
     """The local server's options from the rehearsal flags; None when none was given."""
     given: dict[str, Any] = {}
@@ -96,15 +117,7 @@ def server_options_from(options: dict[str, Any]) -> dict[str, Any] | None:
     if options.get("fault_seed") is not None:
         given["seed"] = options["fault_seed"]
     faults: dict[str, Any] = {}
-    rates: dict[str, float] = {}
-    for pair in options.get("faults") or ():
-        kind, sep, rate = pair.partition("=")
-        try:
-            rates[kind.strip()] = float(rate) if sep else 1.0
-        except ValueError:
-            raise click.BadParameter(
-                f"expected KIND=RATE, got {pair!r}", param_hint="--fault"
-            ) from None
+    rates = parse_fault_rates(options.get("faults") or ())
     if rates:
         faults["rates"] = rates
     if options.get("fault_script"):

@@ -11,29 +11,11 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
+from migrate.cli.options import parse_fault_rates
 from migrate.errors import EXIT_FAILED, EXIT_USAGE
 from migrate.server.embedded import serve as serve_forever
 from migrate.server.options import FAULT_KINDS, FaultSettings, ServerOptions
 from migrate.server.store import ConversationStore, StoreError
-
-
-def _fault_rates(pairs: tuple[str, ...]) -> dict[str, float]:
-    rates: dict[str, float] = {}
-    for pair in pairs:
-        kind, sep, value = pair.partition("=")
-        kind = kind.strip()
-        if not sep or kind not in FAULT_KINDS:
-            raise click.BadParameter(
-                f"expected KIND=RATE with KIND one of {', '.join(FAULT_KINDS)}, got {pair!r}",
-                param_hint="--fault",
-            )
-        try:
-            rates[kind] = float(value)
-        except ValueError:
-            raise click.BadParameter(
-                f"rate must be a number, got {value!r}", param_hint="--fault"
-            ) from None
-    return rates
 
 
 def describe_switches(options: ServerOptions) -> str:
@@ -123,7 +105,7 @@ def serve(
                 "access_log": access_log,
                 "faults": FaultSettings.model_validate(
                     {
-                        "rates": _fault_rates(fault_rates),
+                        "rates": parse_fault_rates(fault_rates),
                         "script": script,
                         "stall_seconds": stall_seconds,
                         "burst_length": burst_length,

@@ -9,7 +9,7 @@ import click
 from tqdm import tqdm
 
 from adapters import SourceOpenError
-from adapters.assistants_dump import ExportProgress, export_threads
+from adapters.assistants.dump import ExportProgress, export_threads
 from adapters.config import AssistantsLiveSourceConfig
 from migrate.errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
 

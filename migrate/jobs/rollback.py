@@ -8,6 +8,7 @@ import logging
 import time
 from pathlib import Path
 
+from migrate.jobs.bounded import for_each
 from migrate.jobs.directory import clean_target, open_job
 from migrate.jobs.models import JobRef, RollbackResult
 from migrate.jobs.status import output_dir
@@ -54,7 +55,6 @@ def rollback_job(ref: JobRef, *, concurrency: int = 8, out: Path | None = None) 
                     target=target.description,
                     log=str(log_path),
                 )
-                gate = asyncio.Semaphore(concurrency)
                 with log_path.open("a", encoding="utf-8") as log:
 
                     async def delete(row: ConversationRow) -> None:
@@ -62,18 +62,15 @@ def rollback_job(ref: JobRef, *, concurrency: int = 8, out: Path | None = None) 
                         assert conversation_id is not None
                         intent = store.record_intent(row.seq, "delete", start=0, count=0)
                         outcome = "deleted"
-                        async with gate:
-                            try:
-                                await with_retries(
-                                    lambda: target.delete_conversation(conversation_id)
-                                )
-                            except CallError as error:
-                                if error.kind != "not_found":
-                                    store.resolve_intents([intent], "rejected")
-                                    result.failed.append(f"{conversation_id}: {error.message}")
-                                    outcome = "failed"
-                                else:
-                                    outcome = "already_gone"
+                        try:
+                            await with_retries(lambda: target.delete_conversation(conversation_id))
+                        except CallError as error:
+                            if error.kind != "not_found":
+                                store.resolve_intents([intent], "rejected")
+                                result.failed.append(f"{conversation_id}: {error.message}")
+                                outcome = "failed"
+                            else:
+                                outcome = "already_gone"
                         if outcome != "failed":
                             store.record_deleted(row.seq, intent)
                         if outcome == "deleted":
@@ -88,16 +85,14 @@ def rollback_job(ref: JobRef, *, concurrency: int = 8, out: Path | None = None) 
                         }
                         log.write(json.dumps(entry) + "\n")
 
-                    tasks = [
-                        asyncio.create_task(delete(row))
+                    created = (
+                        row
                         for row, _ in store.iter_conversations()
                         if row.conversation_id is not None
                         and row.deleted_at is None
                         and row.base_items is None
-                    ]
-                    for outcome in await asyncio.gather(*tasks, return_exceptions=True):
-                        if isinstance(outcome, BaseException):
-                            raise outcome
+                    )
+                    await for_each(created, delete, concurrency=concurrency)
                 result.possible_orphans = store.totals().possible_orphans
                 return result
 

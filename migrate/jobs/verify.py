@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
 from typing import Any
 
+from migrate.jobs.bounded import for_each
 from migrate.jobs.directory import clean_target, open_job
 from migrate.jobs.models import ConversationCheck, ItemProblem, JobRef, VerifyReport
 from migrate.plan.model import ConversationPlan
@@ -34,11 +36,10 @@ def verify_job(ref: JobRef, *, concurrency: int = 8) -> VerifyReport:
                     job_dir=None if ref.job_dir is None else str(ref.job_dir),
                     target=target.description,
                 )
-                gate = asyncio.Semaphore(concurrency)
 
-                async def check(row: ConversationRow, plan: ConversationPlan) -> None:
-                    async with gate:
-                        result = await _check_conversation(store, target, row, plan)
+                async def check(row_and_plan: tuple[ConversationRow, ConversationPlan]) -> None:
+                    row, plan = row_and_plan
+                    result = await _check_conversation(store, target, row, plan)
                     report.checked += 1
                     if result is None:
                         report.matching += 1
@@ -46,24 +47,16 @@ def verify_job(ref: JobRef, *, concurrency: int = 8) -> VerifyReport:
                         report.differing += 1
                         report.conversations.append(result)
 
-                pending: set[asyncio.Task[None]] = set()
-                for row, plan in store.iter_conversations(with_plans=True):
-                    if row.status != "migrated" or row.deleted_at is not None:
-                        if row.status in ("pending", "in_progress"):
-                            report.not_migrated += 1
-                        continue
-                    assert plan is not None
-                    if len(pending) >= concurrency * 2:
-                        done, pending = await asyncio.wait(
-                            pending, return_when=asyncio.FIRST_COMPLETED
-                        )
-                        for task in done:
-                            task.result()
-                    pending.add(asyncio.create_task(check(row, plan)))
-                if pending:
-                    for outcome in await asyncio.gather(*pending, return_exceptions=True):
-                        if isinstance(outcome, BaseException):
-                            raise outcome
+                def migrated() -> Iterator[tuple[ConversationRow, ConversationPlan]]:
+                    for row, plan in store.iter_conversations(with_plans=True):
+                        if row.status != "migrated" or row.deleted_at is not None:
+                            if row.status in ("pending", "in_progress"):
+                                report.not_migrated += 1
+                            continue
+                        assert plan is not None
+                        yield row, plan
+
+                await for_each(migrated(), check, concurrency=concurrency)
                 report.conversations.sort(key=lambda c: c.location)
                 return report
 

@@ -48,29 +48,6 @@ class Leases(StoreBase):
             _take(conn, worker, [claim.seq for claim in claimed], lease)
         return claimed
 
-    def claim_conversations(
-        self,
-        worker: str,
-        *,
-        limit: int,
-        statuses: Sequence[Status] = ("in_progress", "pending"),
-        lease: float | None = None,
-    ) -> list[int]:
-        """Take up to `limit` free conversations for `worker`, in-flight ones first (no plans).
-
-        On PostgreSQL rows another worker is claiming are skipped (`FOR UPDATE SKIP LOCKED`),
-        so several processes can share one job.
-        """
-        seqs: list[int] = []
-        with self.engine.begin() as conn:
-            for status in ("in_progress", "pending"):
-                if status not in statuses or len(seqs) >= limit:
-                    continue
-                rows = conn.execute(_claimable(status, limit - len(seqs), with_plan=False))
-                seqs += [int(seq) for seq in rows.scalars()]
-            _take(conn, worker, seqs, lease)
-        return seqs
-
     def release_claims(self, worker: str | None = None) -> None:
         """Forget claims (of one worker, or all of them: the job's processes are gone).
 

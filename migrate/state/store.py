@@ -190,15 +190,6 @@ class StateStore(Journal, Leases):
             row = conn.execute(_row_select().where(conversations.c.seq == seq)).mappings().one()
         return ConversationRow.model_validate(dict(row))
 
-    def plan(self, seq: int) -> ConversationPlan:
-        with self.engine.connect() as conn:
-            text = conn.execute(
-                select(conversations.c.plan).where(conversations.c.seq == seq)
-            ).scalar_one()
-        if text is None:
-            raise JobError(f"conversation #{seq} has no stored plan")
-        return ConversationPlan.model_validate_json(text)
-
     def iter_conversations(
         self,
         *,

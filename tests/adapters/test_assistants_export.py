@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from adapters.assistants_export import looks_like_assistants, read_export
+from adapters.assistants.export import looks_like_assistants, read_export
 from adapters.model import (
     FilePart,
     HostedToolStep,

@@ -21,9 +21,9 @@ import vcr
 from click.testing import CliRunner
 
 from adapters import SourceOpenError, open_source
-from adapters.assistants_dump import export_threads, thread_file
-from adapters.assistants_export import read_export
-from adapters.assistants_live import AssistantsLiveSource
+from adapters.assistants.dump import export_threads, thread_file
+from adapters.assistants.export import read_export
+from adapters.assistants.live import AssistantsLiveSource
 from adapters.config import AssistantsLiveSourceConfig
 from adapters.model import Message, SourceConversation, SourceFailure, TextPart
 from migrate.cli import main

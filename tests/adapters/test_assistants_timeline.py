@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from adapters.assistants_timeline import AssistantsFormatError, build_conversation
+from adapters.assistants.timeline import AssistantsFormatError, build_conversation
 from adapters.model import (
     FilePart,
     HostedToolStep,

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from adapters import JsonSourceConfig, SourceOpenError, open_source
-from adapters._json_stream import Layout, sniff_layout
-from adapters.assistants_export import read_export
-from adapters.detect import detect_file_format
+from adapters.assistants.export import read_export
+from adapters.json.detect import detect_file_format
+from adapters.json.stream import Layout, sniff_layout
 from adapters.model import SourceConversation, SourceFailure, SourceRecord
 
 ReadJson = Callable[..., list[SourceRecord]]
@@ -150,11 +149,3 @@ def test_assistants_list_envelope_is_detected(tmp_path: Path) -> None:
     bare = tmp_path / "bare.json"
     bare.write_text(json.dumps([message]), "utf-8")
     assert _detect(bare) == "assistants"
-
-
-def test_missing_assistants_reader_is_an_open_error(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setitem(sys.modules, "adapters.assistants_export", None)
-    with pytest.raises(SourceOpenError, match="assistants_export"):
-        open_source(JsonSourceConfig(path=SAMPLES / "assistants", format="assistants"))

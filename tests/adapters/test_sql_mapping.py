@@ -10,18 +10,18 @@ import pytest
 from pydantic import ValidationError
 
 from adapters import SourceOpenError, SqlSourceConfig
-from adapters.model import ImagePart, Message, RefusalPart, TextPart, ToolCall, ToolResult
-from adapters.sql_mapping import (
-    RowError,
-    RowInfo,
-    chat_message_entries,
-    json_value,
-    map_role,
-    timestamp_value,
-)
-from adapters.sql_tables import SqlTableSource, check_select, sql_config_from_cli
+from adapters.base import DecodeError as RowError
+from adapters.chat_messages import Provenance
+from adapters.model import Entry, ImagePart, Message, RefusalPart, TextPart, ToolCall, ToolResult
+from adapters.sql.mapping import column_message_entries, json_value, map_role, timestamp_value
+from adapters.sql.tables import SqlTableSource, check_select, sql_config_from_cli
 
-INFO = RowInfo(position="chat_messages id=1", source_id="1")
+INFO = Provenance(position="chat_messages id=1", source_id="1", number_calls=False)
+
+
+def chat_message_entries(message: dict[str, Any], info: Provenance) -> list[Entry]:
+    """Entries of a message read from a row's columns."""
+    return column_message_entries(message, info, [])
 
 
 @pytest.mark.parametrize(

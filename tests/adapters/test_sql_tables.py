@@ -22,7 +22,7 @@ from adapters.model import (
     ToolCall,
     ToolResult,
 )
-from adapters.sql_tables import SqlTableSource
+from adapters.sql.tables import SqlTableSource
 from migrate.config import load_job_file
 from tests.adapters.sqlhelpers import (
     ENGINES,
@@ -266,7 +266,7 @@ def test_one_row_per_conversation_with_a_messages_array(database: Database) -> N
             {
                 "id": 2,
                 "thread": "broken",
-                "body": [{"role": "user", "content": "hi"}, {"role": "x"}],
+                "body": [{"role": "user", "content": "hi"}, {"content": "no role"}],
             },
             {"id": 3, "thread": "twice", "body": []},
             {"id": 4, "thread": "twice", "body": []},
@@ -281,7 +281,7 @@ def test_one_row_per_conversation_with_a_messages_array(database: Database) -> N
     assert texts(long)[-1] == "message 23 日本"
     assert long.entries[3].position == "chat_json id=1 message 3"
     failed = failures(records)
-    assert failed["broken"].code == "unknown_role"
+    assert failed["broken"].code == "missing_role"
     assert "message 1" in failed["broken"].message
     assert failed["twice"].code == "duplicate_conversation_key"
 

@@ -116,13 +116,13 @@ def test_claims_take_in_flight_work_first_and_never_twice(tmp_path: Path) -> Non
     outcomes.append((7, ErrorRecord(code="bad", message="unreadable", location="x:8")))
     store.add_outcomes(outcomes)
     store.record_intent(4, "create", start=0, count=0)  # conversation 4 is in flight
-    first = store.claim_conversations("a", limit=3)
-    second = store.claim_conversations("b", limit=10)
+    first = [c.seq for c in store.claim_work("a", limit=3, lease=None)]
+    second = [c.seq for c in store.claim_work("b", limit=10, lease=None)]
     assert first == [4, 0, 1]
     assert second == [2, 3, 5]
-    assert store.claim_conversations("c", limit=10) == []
+    assert [c.seq for c in store.claim_work("c", limit=10, lease=None)] == []
     store.release_claims("a")
-    assert store.claim_conversations("c", limit=10) == [4, 0, 1]
+    assert [c.seq for c in store.claim_work("c", limit=10, lease=None)] == [4, 0, 1]
     totals = store.totals()
     assert (totals.total, totals.pending, totals.in_progress) == (8, 5, 1)
     assert (totals.skipped, totals.failed, totals.items_planned) == (1, 1, 18)
@@ -142,9 +142,9 @@ def test_postgres_workers_skip_rows_another_worker_holds(postgres_url: str) -> N
             select(c.seq).order_by(c.seq).limit(2).with_for_update(skip_locked=True)
         ).scalars()
         assert list(held) == [0, 1]
-        assert store.claim_conversations("mine", limit=10) == [2, 3, 4]
+        assert [c.seq for c in store.claim_work("mine", limit=10, lease=None)] == [2, 3, 4]
     other.dispose()
-    assert store.claim_conversations("later", limit=10) == [0, 1]
+    assert [c.seq for c in store.claim_work("later", limit=10, lease=None)] == [0, 1]
     store.close()
 
 

@@ -17,14 +17,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from adapters._json_common import (
-    RecordContext,
-    RecordError,
-    arguments_text,
-    describe_type,
-    pick_id,
-)
-from adapters.chat_completions import content_parts
+from adapters.base import DecodeError
+from adapters.chat_messages import arguments_text, content_parts, describe_type
+from adapters.json.common import RecordContext, pick_id
 from adapters.model import (
     Entry,
     ImagePart,
@@ -47,11 +42,11 @@ _CONSUMED = frozenset({"system", "tools", "images"})
 
 
 def read_sharegpt(value: Any, ctx: RecordContext) -> SourceConversation:
-    """Turn one ShareGPT record into a conversation; raises RecordError if it cannot be read."""
+    """Turn one ShareGPT record into a conversation; raises DecodeError if it cannot be read."""
     if isinstance(value, list):
         value = {"conversations": value}
     if not isinstance(value, dict):
-        raise RecordError(
+        raise DecodeError(
             "not_an_object",
             f"{ctx.location}: the record is {describe_type(value)}, expected an object with "
             "a conversations array",
@@ -60,7 +55,7 @@ def read_sharegpt(value: Any, ctx: RecordContext) -> SourceConversation:
     conversation_id, id_field = pick_id(value, config.id_field, ctx.derived_id)
     field = config.messages_field or next((f for f in TURN_FIELDS if f in value), None)
     if field is None or field not in value:
-        raise RecordError(
+        raise DecodeError(
             "missing_messages",
             f"{ctx.location}: conversation {conversation_id!r} has no "
             f"{field or ' or '.join(TURN_FIELDS)} field",
@@ -68,7 +63,7 @@ def read_sharegpt(value: Any, ctx: RecordContext) -> SourceConversation:
         )
     turns = value[field]
     if not isinstance(turns, list):
-        raise RecordError(
+        raise DecodeError(
             "invalid_messages",
             f"{ctx.location}: conversation {conversation_id!r}: {field!r} is "
             f"{describe_type(turns)}, expected an array of turns",
@@ -98,7 +93,7 @@ def read_sharegpt(value: Any, ctx: RecordContext) -> SourceConversation:
         metadata["images"] = image_paths
     try:
         entries = _entries(value.get("system"), turns, image_paths, notes)
-    except RecordError as exc:
+    except DecodeError as exc:
         exc.message = f"{ctx.location}: conversation {conversation_id!r}: {exc.message}"
         exc.conversation_id = conversation_id
         raise
@@ -122,12 +117,12 @@ def _entries(
     for index, turn in enumerate(turns):
         position = f"message {index}"
         if not isinstance(turn, dict):
-            raise RecordError(
+            raise DecodeError(
                 "invalid_message", f"{position} is {describe_type(turn)}, expected an object"
             )
         raw_role = turn.get("from", turn.get("role"))
         if not isinstance(raw_role, str) or not raw_role:
-            raise RecordError("missing_role", f"{position} has no 'from' (or 'role')")
+            raise DecodeError("missing_role", f"{position} has no 'from' (or 'role')")
         text = turn.get("value", turn.get("content"))
         if raw_role == "function_call":
             entries.extend(_function_calls(text, position))
@@ -158,7 +153,7 @@ def _plain_text(value: Any, position: str) -> str:
         return value
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False)
-    raise RecordError(
+    raise DecodeError(
         "invalid_content", f"{position}: value is {describe_type(value)}, expected a string"
     )
 
@@ -169,7 +164,7 @@ def _function_calls(value: Any, position: str) -> list[ToolCall]:
         try:
             parsed = json.loads(value)
         except ValueError as exc:
-            raise RecordError(
+            raise DecodeError(
                 "invalid_tool_call",
                 f"{position}: function_call value is not JSON ({exc}); expected "
                 '{"name": ..., "arguments": ...}',
@@ -180,7 +175,7 @@ def _function_calls(value: Any, position: str) -> list[ToolCall]:
         where = position if len(calls) == 1 else f"{position} call {number}"
         name = call.get("name") if isinstance(call, dict) else None
         if not isinstance(call, dict) or not isinstance(name, str) or not name:
-            raise RecordError("invalid_tool_call", f"{where}: function_call has no name")
+            raise DecodeError("invalid_tool_call", f"{where}: function_call has no name")
         result.append(
             ToolCall(name=name, arguments=arguments_text(call.get("arguments")), position=where)
         )

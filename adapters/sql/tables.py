@@ -56,20 +56,19 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.expression import ColumnClause, FromClause
 from sqlalchemy.types import NullType
 
-from adapters import SourceOpenError
+from adapters.base import DecodeError, SourceOpenError
+from adapters.chat_messages import Provenance, message_entries
 from adapters.config import SqlPreset, SqlSourceConfig
 from adapters.model import SourceConversation, SourceFailure, SourceRecord
-from adapters.sql_mapping import (
+from adapters.sql.mapping import (
     Decoded,
-    RowError,
-    RowInfo,
-    chat_message_entries,
+    column_message_entries,
     json_object,
     json_safe,
     json_value,
     timestamp_value,
 )
-from adapters.sql_presets import agents_item_entries, langchain_entries, llamaindex_entries
+from adapters.sql.presets import agents_item_entries, langchain_entries, llamaindex_entries
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +156,7 @@ class _Reading:
     statement: Select[Any]
     key_names: tuple[str, ...]
     """Columns that identify a row in errors (the primary key when known)."""
-    decode: Callable[[Mapping[str, Any], RowInfo], Decoded]
+    decode: Callable[[Mapping[str, Any], Provenance], Decoded]
     source_id_of: Callable[[Mapping[str, Any]], str | None]
     created_at_of: Callable[[Mapping[str, Any]], float | None]
     metadata_of: Callable[[Mapping[str, Any]], dict[str, Any]]
@@ -293,7 +292,7 @@ class SqlTableSource:
             _raw(table.c.id, "id"), _raw(table.c[key], "conversation"), _raw(table.c.message, "m")
         ).order_by(table.c[key], table.c.id)
 
-        def decode(values: Mapping[str, Any], info: RowInfo) -> Decoded:
+        def decode(values: Mapping[str, Any], info: Provenance) -> Decoded:
             return langchain_entries(json_value(values["m"], "message"), info)
 
         return _Reading(
@@ -332,14 +331,14 @@ class SqlTableSource:
             select(*columns).select_from(source).order_by(messages.c.session_id, messages.c.id)
         )
 
-        def decode(values: Mapping[str, Any], info: RowInfo) -> Decoded:
+        def decode(values: Mapping[str, Any], info: Provenance) -> Decoded:
             return agents_item_entries(json_value(values["m"], "message_data"), info)
 
         def conversation_fields(values: Mapping[str, Any]) -> dict[str, Any]:
             raw = values.get("session_created_at")
             try:
                 return {"created_at": timestamp_value(raw, f"{sessions_name}.created_at")}
-            except RowError:
+            except DecodeError:
                 return {}
 
         return _Reading(
@@ -368,7 +367,7 @@ class SqlTableSource:
             columns.append(_raw(table.c.status, "status"))
         statement = select(*columns).order_by(table.c.key, table.c.timestamp, table.c.id)
 
-        def decode(values: Mapping[str, Any], info: RowInfo) -> Decoded:
+        def decode(values: Mapping[str, Any], info: Provenance) -> Decoded:
             message = json_value(values["m"], "data")
             return llamaindex_entries(message, info, row_role=values["role"])
 
@@ -464,44 +463,46 @@ class SqlTableSource:
             one_row_per_conversation=config.messages_json_column is not None,
         )
 
-    def _mapping_decoder(self) -> Callable[[Mapping[str, Any], RowInfo], Decoded]:
+    def _mapping_decoder(self) -> Callable[[Mapping[str, Any], Provenance], Decoded]:
         config = self._config
         if config.message_json_column:
             column_name = config.message_json_column
 
-            def decode_message(values: Mapping[str, Any], info: RowInfo) -> Decoded:
+            def decode_message(values: Mapping[str, Any], info: Provenance) -> Decoded:
                 message = json_object(values["message_json"], column_name)
-                return Decoded(chat_message_entries(message, info))
+                decoded = Decoded()
+                decoded.entries = message_entries(message, info, decoded.notes)
+                return decoded
 
             return decode_message
         if config.messages_json_column:
             column_name = config.messages_json_column
 
-            def decode_messages(values: Mapping[str, Any], info: RowInfo) -> Decoded:
+            def decode_messages(values: Mapping[str, Any], info: Provenance) -> Decoded:
                 messages = json_value(values["messages_json"], column_name)
                 if not isinstance(messages, list):
-                    raise RowError("unexpected_json", f"column {column_name} is not a JSON array")
+                    raise DecodeError(
+                        "unexpected_json", f"column {column_name} is not a JSON array"
+                    )
                 decoded = Decoded()
                 for index, message in enumerate(messages):
                     if not isinstance(message, dict):
-                        raise RowError("unexpected_json", f"message {index} is not an object")
-                    at = RowInfo(
+                        raise DecodeError("unexpected_json", f"message {index} is not an object")
+                    at = Provenance(
                         position=f"{info.position} message {index}",
                         source_id=_text(message.get("id")) or f"{info.source_id}:{index}",
                         created_at=info.created_at,
                         metadata=info.metadata,
+                        number_calls=False,
                     )
-                    try:
-                        decoded.entries.extend(chat_message_entries(message, at))
-                    except RowError as exc:
-                        raise RowError(exc.code, f"message {index}: {exc.message}") from None
+                    decoded.entries.extend(message_entries(message, at, decoded.notes))
                 return decoded
 
             return decode_messages
 
         content_column = str(config.content_column)
 
-        def decode_columns(values: Mapping[str, Any], info: RowInfo) -> Decoded:
+        def decode_columns(values: Mapping[str, Any], info: Provenance) -> Decoded:
             content = values["content"]
             if config.content_json or not isinstance(content, str | None):
                 content = json_value(content, content_column)
@@ -512,7 +513,9 @@ class SqlTableSource:
                 "tool_call_id": _text(values.get("tool_call_id")),
                 "name": _text(values.get("name")),
             }
-            return Decoded(chat_message_entries(message, info))
+            decoded = Decoded()
+            decoded.entries = column_message_entries(message, info, decoded.notes)
+            return decoded
 
         return decode_columns
 
@@ -543,17 +546,18 @@ class SqlTableSource:
                 conversation_id=key,
             )
         decoded = Decoded()
-        problems: list[tuple[Mapping[str, Any], RowError]] = []
+        problems: list[tuple[Mapping[str, Any], DecodeError]] = []
         for row in rows:
             try:
-                info = RowInfo(
+                info = Provenance(
                     position=f"{label} {_row_key(reading, row)}",
                     source_id=reading.source_id_of(row),
                     created_at=reading.created_at_of(row),
                     metadata=reading.metadata_of(row),
+                    number_calls=False,
                 )
                 row_decoded = reading.decode(row, info)
-            except RowError as exc:
+            except DecodeError as exc:
                 problems.append((row, exc))
                 continue
             decoded.entries.extend(row_decoded.entries)
@@ -579,7 +583,7 @@ class SqlTableSource:
         self,
         reading: _Reading,
         key: str,
-        problems: list[tuple[Mapping[str, Any], RowError]],
+        problems: list[tuple[Mapping[str, Any], DecodeError]],
         total: int,
     ) -> SourceFailure:
         label = reading.label

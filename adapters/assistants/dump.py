@@ -1,6 +1,6 @@
 """Dump threads from an Assistants-compatible server into the canonical export layout.
 
-One file per thread, `<out_dir>/<thread_id>.json` (layout: `adapters.assistants_export`).
+One file per thread, `<out_dir>/<thread_id>.json` (layout: `adapters.assistants.export`).
 Each file is written to a temporary name and renamed into place, so a file that exists is
 complete; a second run skips those threads and fetches only the rest (resume after a crash,
 a rate limit or a flaky network).
@@ -20,8 +20,8 @@ from typing import Any, Literal
 import openai
 from pydantic import BaseModel, Field
 
-from adapters.assistants_live import AssistantsLiveSource, ThreadFetchError
-from adapters.assistants_timeline import SOURCE_KIND
+from adapters.assistants.live import AssistantsLiveSource, ThreadFetchError
+from adapters.assistants.timeline import SOURCE_KIND
 from adapters.config import AssistantsLiveSourceConfig
 from adapters.model import SourceFailure
 

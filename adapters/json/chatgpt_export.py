@@ -19,13 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters._json_common import (
-    RecordContext,
-    RecordError,
-    describe_type,
-    parse_timestamp,
-    pick_id,
-)
+from adapters.base import DecodeError
+from adapters.chat_messages import describe_type, parse_timestamp
+from adapters.json.common import RecordContext, pick_id
 from adapters.model import (
     AudioPart,
     Entry,
@@ -53,7 +49,7 @@ _TEXT_KEYS = ("text", "result", "summary", "content")
 def read_chatgpt(value: Any, ctx: RecordContext) -> list[SourceConversation]:
     """Turn one exported conversation into one conversation (or one per branch)."""
     if not isinstance(value, dict):
-        raise RecordError(
+        raise DecodeError(
             "not_an_object",
             f"{ctx.location}: the record is {describe_type(value)}, expected a conversation "
             "object with a mapping",
@@ -61,7 +57,7 @@ def read_chatgpt(value: Any, ctx: RecordContext) -> list[SourceConversation]:
     conversation_id, id_field = pick_id(value, ctx.config.id_field, ctx.derived_id)
     try:
         return _read(value, ctx, conversation_id, id_field)
-    except RecordError as exc:
+    except DecodeError as exc:
         exc.message = f"{ctx.location}: conversation {conversation_id!r}: {exc.message}"
         exc.conversation_id = conversation_id
         raise
@@ -72,7 +68,7 @@ def _read(
 ) -> list[SourceConversation]:
     mapping = value.get("mapping")
     if not isinstance(mapping, dict):
-        raise RecordError(
+        raise DecodeError(
             "invalid_mapping", f"mapping is {describe_type(mapping)}, expected an object"
         )
     title = value.get("title")
@@ -141,7 +137,7 @@ def _read(
 def _node(mapping: dict[str, Any], node_id: str, referrer: str) -> dict[str, Any]:
     node = mapping.get(node_id)
     if not isinstance(node, dict):
-        raise RecordError(
+        raise DecodeError(
             "mapping_missing_node", f"node {node_id!r} ({referrer}) is not in the mapping"
         )
     return node
@@ -155,7 +151,7 @@ def _path_to(current: str, mapping: dict[str, Any]) -> list[str]:
     referrer = "current_node"
     while node_id is not None:
         if node_id in seen:
-            raise RecordError("mapping_cycle", f"the parent links loop back to node {node_id!r}")
+            raise DecodeError("mapping_cycle", f"the parent links loop back to node {node_id!r}")
         seen.add(node_id)
         node = _node(mapping, node_id, referrer)
         path.append(node_id)
@@ -175,7 +171,7 @@ def _roots(mapping: dict[str, Any]) -> list[str]:
         elif isinstance(parent, str):
             _node(mapping, parent, f"parent of {node_id!r}")
     if not roots and mapping:
-        raise RecordError("mapping_cycle", "no root node: every node has a parent")
+        raise DecodeError("mapping_cycle", "no root node: every node has a parent")
     return roots
 
 
@@ -198,7 +194,7 @@ def _newest_branch(mapping: dict[str, Any]) -> list[str]:
     while children := _children(mapping, path[-1]):
         child = children[-1]
         if child in seen:
-            raise RecordError("mapping_cycle", f"the children links loop back to node {child!r}")
+            raise DecodeError("mapping_cycle", f"the children links loop back to node {child!r}")
         seen.add(child)
         path.append(child)
     return path
@@ -216,7 +212,7 @@ def _all_branches(mapping: dict[str, Any]) -> list[list[str]]:
             continue
         for child in reversed(children):
             if child in path:
-                raise RecordError(
+                raise DecodeError(
                     "mapping_cycle", f"the children links loop back to node {child!r}"
                 )
             stack.append([*path, child])
@@ -248,7 +244,7 @@ def _entries(path: list[str], mapping: dict[str, Any], notes: list[SourceNote]) 
         if message is None:
             continue
         if not isinstance(message, dict):
-            raise RecordError(
+            raise DecodeError(
                 "invalid_message",
                 f"node {node_id!r}: message is {describe_type(message)}, expected an object",
             )
@@ -282,7 +278,7 @@ def _node_entries(message: dict[str, Any], node_id: str, notes: list[SourceNote]
     author = message.get("author")
     role = author.get("role") if isinstance(author, dict) else None
     if not isinstance(role, str) or not role:
-        raise RecordError("missing_role", f"node {node_id!r} has no author role")
+        raise DecodeError("missing_role", f"node {node_id!r} has no author role")
     author_name = author.get("name") if isinstance(author, dict) else None
     content = message.get("content")
     content = content if isinstance(content, dict) else {}

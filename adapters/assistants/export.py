@@ -36,7 +36,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from adapters.assistants_timeline import (
+from adapters.assistants.timeline import (
     SOURCE_KIND,
     AssistantsFormatError,
     build_conversation,

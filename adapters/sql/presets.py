@@ -1,7 +1,7 @@
 """Row decoders for the tables that chat libraries write: LangChain, Agents SDK, LlamaIndex.
 
 Each decoder takes the parsed JSON of one row and its provenance and returns the neutral
-entries it holds (plus notes on repairs), or raises `RowError`.
+entries it holds (plus notes on repairs), or raises `DecodeError`.
 
 - LangChain `SQLChatMessageHistory` (`message_store`): `{"type", "data"}` from
   `message_to_dict`; tool calls in `data.tool_calls` (args as an object) or, in older rows,
@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from adapters.base import DecodeError
+from adapters.chat_messages import Provenance, compact_json, content_parts, tool_calls, tool_output
 from adapters.model import (
     Annotation,
     AudioPart,
@@ -35,16 +37,7 @@ from adapters.model import (
     ToolCall,
     ToolResult,
 )
-from adapters.sql_mapping import (
-    Decoded,
-    RowError,
-    RowInfo,
-    chat_parts,
-    chat_text,
-    chat_tool_calls,
-    compact_json,
-    map_role,
-)
+from adapters.sql.mapping import Decoded, map_role
 
 PLACEHOLDER_IDS = frozenset({"__fake_id__", "FAKE_ID"})
 """Ids the Agents SDK writes for models that return none; they identify nothing."""
@@ -60,10 +53,10 @@ _LANGCHAIN_TYPES = {
 }
 
 
-def langchain_entries(message: object, info: RowInfo) -> Decoded:
+def langchain_entries(message: object, info: Provenance) -> Decoded:
     """Entries of one `message_to_dict` value: `{"type": ..., "data": {...}}`."""
     if not isinstance(message, dict) or not isinstance(message.get("data"), dict):
-        raise RowError("unexpected_json", "message is not a LangChain {type, data} object")
+        raise DecodeError("unexpected_json", "message is not a LangChain {type, data} object")
     data: dict[str, Any] = message["data"]
     kind = str(message.get("type") or data.get("type") or "").removesuffix("MessageChunk")
     kind = {"AI": "ai", "Human": "human", "System": "system", "Tool": "tool"}.get(kind, kind)
@@ -71,27 +64,30 @@ def langchain_entries(message: object, info: RowInfo) -> Decoded:
     info = info.with_source_id(_text_or_none(data.get("id")))
     name = _text_or_none(data.get("name"))
     if kind == "tool":
-        output = chat_text(data.get("content"), "tool message")
+        notes: list[SourceNote] = []
+        output = _tool_text(data.get("content"), "tool message", info, notes)
         status = data.get("status")
         if status == "error":
             info = replace(info, metadata={**info.metadata, "status": "error"})
         call_id = _text_or_none(data.get("tool_call_id")) or None
-        return Decoded([ToolResult(**info.fields(), call_id=call_id, output=output, name=name)])
+        result = ToolResult(**info.fields(), call_id=call_id, output=output, name=name)
+        return Decoded([result], notes)
     if kind == "function":
-        output = chat_text(data.get("content"), "function message")
-        return Decoded([ToolResult(**info.fields(), output=output, name=name)])
+        notes = []
+        output = _tool_text(data.get("content"), "function message", info, notes)
+        return Decoded([ToolResult(**info.fields(), output=output, name=name)], notes)
     if kind == "chat":
         role = map_role(data.get("role"))
     elif kind in _LANGCHAIN_TYPES:
         role = _LANGCHAIN_TYPES[kind]
     else:
-        raise RowError("unknown_role", f"unknown LangChain message type {message.get('type')!r}")
+        raise DecodeError("unknown_role", f"unknown LangChain message type {message.get('type')!r}")
     decoded = Decoded()
     calls, notes = _langchain_calls(data, info)
     call_ids = {call.call_id for call in calls if call.call_id}
     parts, reasoning, block_calls = _langchain_blocks(data.get("content"), info, call_ids)
     if data.get("content") is None and not calls and not block_calls:
-        raise RowError("null_content", f"{kind} message has NULL content")
+        raise DecodeError("null_content", f"{kind} message has NULL content")
     decoded.entries.extend(reasoning)
     if parts or not (calls or block_calls):
         decoded.entries.append(Message(**info.fields(), role=role, parts=parts, name=name))
@@ -102,13 +98,13 @@ def langchain_entries(message: object, info: RowInfo) -> Decoded:
 
 
 def _langchain_calls(
-    data: Mapping[str, Any], info: RowInfo
+    data: Mapping[str, Any], info: Provenance
 ) -> tuple[list[ToolCall], list[SourceNote]]:
     calls: list[ToolCall] = []
     notes: list[SourceNote] = []
     for call in data.get("tool_calls") or []:
         if not isinstance(call, dict) or not isinstance(call.get("name"), str):
-            raise RowError("unexpected_json", f"tool call {call!r} has no name")
+            raise DecodeError("unexpected_json", f"tool call {call!r} has no name")
         calls.append(
             ToolCall(
                 **info.fields(),
@@ -119,7 +115,7 @@ def _langchain_calls(
         )
     for call in data.get("invalid_tool_calls") or []:
         if not isinstance(call, dict):
-            raise RowError("unexpected_json", f"invalid tool call {call!r} is not an object")
+            raise DecodeError("unexpected_json", f"invalid tool call {call!r} is not an object")
         args = call.get("args")
         calls.append(
             ToolCall(
@@ -141,7 +137,7 @@ def _langchain_calls(
         return calls, notes
     extra = data.get("additional_kwargs")
     if isinstance(extra, dict):
-        calls = chat_tool_calls(extra.get("tool_calls"), info)
+        calls = tool_calls({"tool_calls": extra.get("tool_calls")}, info)
         function_call = extra.get("function_call")
         if isinstance(function_call, dict) and isinstance(function_call.get("name"), str):
             arguments = function_call.get("arguments")
@@ -156,16 +152,16 @@ def _langchain_calls(
 
 
 def _langchain_blocks(
-    content: object, info: RowInfo, call_ids: set[str]
+    content: object, info: Provenance, call_ids: set[str]
 ) -> tuple[list[Part], list[Entry], list[ToolCall]]:
     if not isinstance(content, list):
-        return chat_parts(content), [], []
+        return _parts(content, info), [], []
     parts: list[Part] = []
     reasoning: list[Entry] = []
     calls: list[ToolCall] = []
     for block in content:
         if not isinstance(block, dict):
-            parts.extend(chat_parts([block]))
+            parts.extend(_parts([block], info))
             continue
         kind = block.get("type")
         if kind in ("reasoning", "thinking"):
@@ -177,7 +173,7 @@ def _langchain_blocks(
                 continue  # the same call is in `tool_calls`, which wins
             name = block.get("name")
             if not isinstance(name, str):
-                raise RowError("unexpected_json", f"{kind} block without a name")
+                raise DecodeError("unexpected_json", f"{kind} block without a name")
             calls.append(
                 ToolCall(
                     **info.fields(),
@@ -189,7 +185,7 @@ def _langchain_blocks(
         elif kind == "image" or kind == "file":
             parts.append(_standard_block(block))
         else:
-            parts.extend(chat_parts([block]))
+            parts.extend(_parts([block], info))
     return parts, reasoning, calls
 
 
@@ -207,10 +203,10 @@ def _standard_block(block: Mapping[str, Any]) -> Part:
     data_url = f"data:{mime};base64,{data}" if data else None
     if block.get("type") == "image":
         if not (url or data_url or file_id):
-            raise RowError("unexpected_json", "image block without url, data or file id")
+            raise DecodeError("unexpected_json", "image block without url, data or file id")
         return ImagePart(url=url or data_url, file_id=file_id)
     if not (url or data_url or file_id):
-        raise RowError("unexpected_json", "file block without url, data or file id")
+        raise DecodeError("unexpected_json", "file block without url, data or file id")
     filename = block.get("filename") or (block.get("metadata") or {}).get("filename")
     return FilePart(
         file_id=file_id, file_data=data_url, file_url=url, filename=_text_or_none(filename)
@@ -220,23 +216,23 @@ def _standard_block(block: Mapping[str, Any]) -> Part:
 # --- OpenAI Agents SDK -----------------------------------------------------------------------
 
 
-def agents_item_entries(item: object, info: RowInfo) -> Decoded:
+def agents_item_entries(item: object, info: Provenance) -> Decoded:
     """Entries of one Agents SDK session item (a Responses input item)."""
     if not isinstance(item, dict):
-        raise RowError("unexpected_json", "message_data is not a Responses item object")
+        raise DecodeError("unexpected_json", "message_data is not a Responses item object")
     item_id = _text_or_none(item.get("id"))
     info = info.with_source_id(None if item_id in PLACEHOLDER_IDS else item_id)
     kind = item.get("type")
     if kind in (None, "message") and "role" in item:
         role = map_role(item.get("role"))
         if role in ("tool", "function"):
-            raise RowError("unknown_role", f"role {role!r} in a Responses message item")
+            raise DecodeError("unknown_role", f"role {role!r} in a Responses message item")
         return Decoded([Message(**info.fields(), role=role, parts=responses_parts(item))])
     match kind:
         case "function_call" | "custom_tool_call":
             name = item.get("name")
             if not isinstance(name, str):
-                raise RowError("unexpected_json", f"{kind} without a name")
+                raise DecodeError("unexpected_json", f"{kind} without a name")
             arguments = item.get("arguments") if kind == "function_call" else item.get("input")
             call_id = _text_or_none(item.get("call_id")) or None
             call = ToolCall(
@@ -249,13 +245,14 @@ def agents_item_entries(item: object, info: RowInfo) -> Decoded:
             return Decoded([call], _empty_call_id_notes(call_id, kind, name, info))
         case "function_call_output" | "custom_tool_call_output":
             call_id = _text_or_none(item.get("call_id")) or None
+            output_notes: list[SourceNote] = []
             result = ToolResult(
                 **info.fields(),
                 call_id=call_id,
-                output=chat_text(item.get("output"), kind),
+                output=_tool_text(item.get("output"), kind, info, output_notes),
                 tool_type="function" if kind == "function_call_output" else "custom",
             )
-            return Decoded([result], _empty_call_id_notes(call_id, kind, None, info))
+            return Decoded([result], output_notes + _empty_call_id_notes(call_id, kind, None, info))
         case "reasoning":
             texts = [
                 part["text"]
@@ -275,11 +272,11 @@ def agents_item_entries(item: object, info: RowInfo) -> Decoded:
         case str():
             return Decoded([_hosted_step(kind, item, info)])
         case _:
-            raise RowError("unexpected_json", "item has neither a type nor a role")
+            raise DecodeError("unexpected_json", "item has neither a type nor a role")
 
 
 def _empty_call_id_notes(
-    call_id: str | None, kind: str, name: str | None, info: RowInfo
+    call_id: str | None, kind: str, name: str | None, info: Provenance
 ) -> list[SourceNote]:
     if call_id is not None:
         return []
@@ -294,7 +291,7 @@ def _empty_call_id_notes(
     ]
 
 
-def _hosted_step(kind: str, item: Mapping[str, Any], info: RowInfo) -> HostedToolStep:
+def _hosted_step(kind: str, item: Mapping[str, Any], info: Provenance) -> HostedToolStep:
     """A hosted tool call (web search, code interpreter, ...) as a readable step."""
     tool = kind.removesuffix("_call")
     outputs: list[str] = []
@@ -331,20 +328,20 @@ def responses_parts(item: Mapping[str, Any]) -> list[Part]:
     """Parts of a Responses message item's `content` (a string or input/output parts)."""
     content = item.get("content")
     if content is None:
-        raise RowError("null_content", f"{item.get('role')} message has NULL content")
+        raise DecodeError("null_content", f"{item.get('role')} message has NULL content")
     if isinstance(content, str):
         return [TextPart(text=content)] if content else []
     if not isinstance(content, list):
-        raise RowError("unexpected_json", f"content is {type(content).__name__}, not text")
+        raise DecodeError("unexpected_json", f"content is {type(content).__name__}, not text")
     parts: list[Part] = []
     for part in content:
         if not isinstance(part, dict):
-            raise RowError("unexpected_json", f"content part {part!r} is not an object")
+            raise DecodeError("unexpected_json", f"content part {part!r} is not an object")
         match part.get("type"):
             case "input_text" | "output_text" | "text":
                 text = part.get("text")
                 if not isinstance(text, str):
-                    raise RowError("unexpected_json", "text part without text")
+                    raise DecodeError("unexpected_json", "text part without text")
                 annotations = [_annotation(note) for note in part.get("annotations") or []]
                 parts.append(TextPart(text=text, annotations=annotations))
             case "refusal":
@@ -375,16 +372,16 @@ def responses_parts(item: Mapping[str, Any]) -> list[Part]:
                     )
                 )
             case other:
-                raise RowError("unknown_content", f"unknown content part type {other!r}")
+                raise DecodeError("unknown_content", f"unknown content part type {other!r}")
     return parts
 
 
 def _annotation(note: object) -> Annotation:
     if not isinstance(note, dict):
-        raise RowError("unexpected_json", f"annotation {note!r} is not an object")
+        raise DecodeError("unexpected_json", f"annotation {note!r} is not an object")
     kind = note.get("type")
     if kind not in ("file_citation", "file_path", "url_citation", "container_file_citation"):
-        raise RowError("unknown_content", f"unknown annotation type {kind!r}")
+        raise DecodeError("unknown_content", f"unknown annotation type {kind!r}")
     fields = {key: note[key] for key in Annotation.model_fields if key != "kind" and key in note}
     return Annotation.model_validate({"kind": kind, **fields})
 
@@ -394,10 +391,10 @@ def _annotation(note: object) -> Annotation:
 _LLAMAINDEX_ROLES = {"chatbot": "assistant", "model": "assistant"}
 
 
-def llamaindex_entries(message: object, info: RowInfo, *, row_role: object = None) -> Decoded:
+def llamaindex_entries(message: object, info: Provenance, *, row_role: object = None) -> Decoded:
     """Entries of one `ChatMessage.model_dump(mode="json")` value."""
     if not isinstance(message, dict):
-        raise RowError("unexpected_json", "data is not a ChatMessage object")
+        raise DecodeError("unexpected_json", "data is not a ChatMessage object")
     raw_role = message.get("role") or row_role
     role = _LLAMAINDEX_ROLES.get(str(raw_role).lower()) or map_role(raw_role)
     extra = message.get("additional_kwargs")
@@ -407,19 +404,21 @@ def llamaindex_entries(message: object, info: RowInfo, *, row_role: object = Non
         parts, reasoning, block_calls = _llamaindex_blocks(message["blocks"], info)
         content_missing = message["blocks"] is None
     else:
-        parts, reasoning, block_calls = chat_parts(message.get("content")), [], []
+        parts, reasoning, block_calls = _parts(message.get("content"), info), [], []
         content_missing = message.get("content") is None
     if role in ("tool", "function"):
         if content_missing:
-            raise RowError("null_content", f"{role} message has NULL content")
+            raise DecodeError("null_content", f"{role} message has NULL content")
         output = "".join(part.text for part in parts if isinstance(part, TextPart))
         call_id = _text_or_none(extra.get("tool_call_id")) if role == "tool" else None
         return Decoded(
             [ToolResult(**info.fields(), call_id=call_id or None, output=output, name=name)]
         )
-    calls = block_calls + chat_tool_calls(_plain_tool_calls(extra.get("tool_calls")), info)
+    calls = block_calls + tool_calls(
+        {"tool_calls": _plain_tool_calls(extra.get("tool_calls"))}, info
+    )
     if content_missing and not calls:
-        raise RowError("null_content", f"{role} message has NULL content")
+        raise DecodeError("null_content", f"{role} message has NULL content")
     entries: list[Entry] = list(reasoning)
     if parts or not calls:
         entries.append(Message(**info.fields(), role=role, parts=parts, name=name))
@@ -440,24 +439,24 @@ def _plain_tool_calls(tool_calls: object) -> object:
 
 
 def _llamaindex_blocks(
-    blocks: object, info: RowInfo
+    blocks: object, info: Provenance
 ) -> tuple[list[Part], list[Entry], list[ToolCall]]:
     if blocks is None:
         return [], [], []
     if not isinstance(blocks, list):
-        raise RowError("unexpected_json", "blocks is not a list")
+        raise DecodeError("unexpected_json", "blocks is not a list")
     parts: list[Part] = []
     reasoning: list[Entry] = []
     calls: list[ToolCall] = []
     for block in blocks:
         if not isinstance(block, dict):
-            raise RowError("unexpected_json", f"block {block!r} is not an object")
+            raise DecodeError("unexpected_json", f"block {block!r} is not an object")
         kind = block.get("block_type")
         match kind:
             case "text":
                 text = block.get("text")
                 if not isinstance(text, str):
-                    raise RowError("unexpected_json", "text block without text")
+                    raise DecodeError("unexpected_json", "text block without text")
                 if text:
                     parts.append(TextPart(text=text))
             case "image":
@@ -468,7 +467,7 @@ def _llamaindex_blocks(
                 )
                 path = _text_or_none(block.get("path"))
                 if not (url or path):
-                    raise RowError("unexpected_json", "image block without url, data or path")
+                    raise DecodeError("unexpected_json", "image block without url, data or path")
                 parts.append(
                     ImagePart(url=url, reference=path, detail=_text_or_none(block.get("detail")))
                 )
@@ -495,7 +494,7 @@ def _llamaindex_blocks(
             case "tool_call":
                 name = block.get("tool_name")
                 if not isinstance(name, str):
-                    raise RowError("unexpected_json", "tool_call block without tool_name")
+                    raise DecodeError("unexpected_json", "tool_call block without tool_name")
                 arguments = block.get("tool_kwargs")
                 calls.append(
                     ToolCall(
@@ -508,9 +507,25 @@ def _llamaindex_blocks(
                     )
                 )
             case other:
-                raise RowError("unknown_content", f"unknown LlamaIndex block type {other!r}")
+                raise DecodeError("unknown_content", f"unknown LlamaIndex block type {other!r}")
     return parts, reasoning, calls
 
 
 def _text_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _parts(content: object, info: Provenance) -> list[Part]:
+    """Chat Completions content parts; a part that cannot be read fails the row (presets)."""
+    notes: list[SourceNote] = []
+    parts = content_parts(content, info.position, notes, source_id=info.source_id)
+    if notes:
+        raise DecodeError("unknown_content", notes[0].message)
+    return parts
+
+
+def _tool_text(content: object, what: str, info: Provenance, notes: list[SourceNote]) -> str:
+    """A tool output's text; NULL content fails the row (presets store every output)."""
+    if content is None:
+        raise DecodeError("null_content", f"{what} has NULL content")
+    return tool_output(content, info, notes)

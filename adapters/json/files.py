@@ -1,7 +1,7 @@
 """The JSON/JSONL source: files or a directory of them, in any of the supported formats.
 
 Formats: Chat Completions message arrays, OpenAI fine-tuning JSONL, ShareGPT, the ChatGPT data
-export and (through `adapters.assistants_export`) Assistants API exports. With
+export and (through `adapters.assistants.export`) Assistants API exports. With
 `format="auto"` each file's format is detected from its first record. A directory is read
 recursively in sorted path order (hidden files and folders skipped; `.json`, `.jsonl`,
 `.ndjson`, `.jsonlines`). Records without an id get one from the file's path relative to the
@@ -15,33 +15,32 @@ reading goes on with the next record.
 
 from __future__ import annotations
 
-import importlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import cast
 
 from pydantic import ValidationError
 
-from adapters import SourceOpenError
-from adapters._json_common import RecordContext, RecordError
-from adapters._json_stream import (
+from adapters.assistants.export import read_export
+from adapters.base import DecodeError, SourceOpenError, replace_lone_surrogates
+from adapters.config import JsonFormat, JsonSourceConfig
+from adapters.json.chat_completions import read_chat_completions
+from adapters.json.chatgpt_export import read_chatgpt
+from adapters.json.common import RecordContext
+from adapters.json.detect import detect_file_format
+from adapters.json.sharegpt import read_sharegpt
+from adapters.json.stream import (
     JSON_SUFFIXES,
     Layout,
     RawFailure,
+    RawRecord,
     iter_raw_records,
     sniff_layout,
 )
-from adapters.chat_completions import read_chat_completions
-from adapters.chatgpt_export import read_chatgpt
-from adapters.config import JsonFormat, JsonSourceConfig
-from adapters.detect import detect_file_format
-from adapters.model import SourceConversation, SourceFailure, SourceRecord
-from adapters.sharegpt import read_sharegpt
+from adapters.model import SourceConversation, SourceFailure, SourceNote, SourceRecord
 
 logger = logging.getLogger(__name__)
 
-ExportReader = Callable[[Path], Iterator[SourceRecord]]
 
 _FORMAT_HINT = (
     "pass the format explicitly (format = chat_completions, finetune, sharegpt, chatgpt or "
@@ -63,9 +62,7 @@ class JsonFilesSource:
                 f"{self._root} holds no .json, .jsonl or .ndjson files (searched recursively)"
             )
         self._detected: dict[Path, tuple[Layout, JsonFormat | None]] = {}
-        if config.format == "assistants":
-            load_export_reader()
-        elif config.format == "auto":
+        if config.format == "auto":
             self._detect_first_file()
 
     def describe(self) -> str:
@@ -76,7 +73,7 @@ class JsonFilesSource:
     def read(self) -> Iterator[SourceRecord]:
         """Yield every conversation, or the failure to read it, in file order."""
         if self._config.format == "assistants":
-            yield from load_export_reader()(self._root)
+            yield from read_export(self._root)
             return
         for path in self._files:
             yield from self._read_file(path)
@@ -132,7 +129,7 @@ class JsonFilesSource:
             return
         if found == "assistants":
             logger.debug("reading %s as an Assistants export", display)
-            yield from load_export_reader()(path)
+            yield from read_export(path)
             return
         logger.debug("reading %s as %s (%s)", display, found, layout.value)
         for raw in iter_raw_records(path, display=display, relname=relname, layout=layout):
@@ -142,9 +139,18 @@ class JsonFilesSource:
                 )
                 continue
             ctx = RecordContext(self._config, raw.location, raw.derived_id)
+            value, replaced = raw.value, None
+            if raw.surrogates:
+                if self._config.lone_surrogates == "fail":
+                    yield lone_surrogate_failure(found, raw.location, raw.surrogates)
+                    continue
+                value, replaced = replace_lone_surrogates(value), lone_surrogate_note(raw)
             try:
-                yield from convert_record(raw.value, ctx, found)
-            except RecordError as exc:
+                for conversation in convert_record(value, ctx, found):
+                    if replaced is not None:
+                        conversation.notes.append(replaced)
+                    yield conversation
+            except DecodeError as exc:
                 yield SourceFailure(
                     source_kind=found,
                     location=raw.location,
@@ -160,6 +166,30 @@ class JsonFilesSource:
                     message=f"{raw.location}: a value has an unexpected type: "
                     f"{exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}",
                 )
+
+
+def lone_surrogate_failure(
+    source_kind: str, location: str, paths: Sequence[str], conversation_id: str | None = None
+) -> SourceFailure:
+    """The failure of a record holding lone surrogates, under the default policy."""
+    return SourceFailure(
+        source_kind=source_kind,
+        location=location,
+        code="lone_surrogate",
+        message=f"{location}: a lone UTF-16 surrogate escape in {', '.join(paths)}; it is not "
+        "text and cannot be sent (lone_surrogates = 'replace' migrates it with U+FFFD)",
+        conversation_id=conversation_id,
+    )
+
+
+def lone_surrogate_note(raw: RawRecord) -> SourceNote:
+    """The finding for lone surrogates replaced by U+FFFD."""
+    return SourceNote(
+        code="lone_surrogate_replaced",
+        message=f"{raw.location}: a lone UTF-16 surrogate in {', '.join(raw.surrogates)} was "
+        "replaced by U+FFFD",
+        count=len(raw.surrogates),
+    )
 
 
 def convert_record(
@@ -188,18 +218,3 @@ def list_json_files(root: Path) -> list[Path]:
         and path.is_file()
     ]
     return sorted(found, key=lambda p: p.relative_to(root).parts)
-
-
-def load_export_reader() -> ExportReader:
-    """`adapters.assistants_export.read_export`, imported on first use."""
-    try:
-        module = importlib.import_module("adapters.assistants_export")
-    except ImportError as exc:
-        raise SourceOpenError(
-            f"reading Assistants API exports needs adapters.assistants_export, which cannot "
-            f"be imported ({exc})"
-        ) from exc
-    reader = getattr(module, "read_export", None)
-    if not callable(reader):
-        raise SourceOpenError("adapters.assistants_export has no read_export function")
-    return cast(ExportReader, reader)

@@ -1,15 +1,17 @@
 """Streaming access to JSON and JSONL files: layout sniffing and raw records with positions.
 
 Memory stays flat whatever the file size: JSONL is read line by line, JSON arrays item by item
-through ijson. Positions: JSONL lines are 1-based (`file:12`), array items 0-based (`file[3]`),
-a file holding one object is just `file`. A broken JSONL line or array item fails alone; when
-ijson cannot continue (truncated or malformed array) the rest of the file fails as one record
-whose location names the byte offset.
+framed by `adapters.json.frames` and parsed one at a time. Positions: JSONL lines are 1-based
+(`file:12`), array items 0-based (`file[3]`), a file holding one object is just `file`. A broken
+JSONL line or array item (malformed JSON, invalid UTF-8, a bad escape) fails alone, located by
+line or byte offset, and reading goes on; see `adapters.json.frames` for what happens when an
+item's brackets do not balance.
 """
 
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import logging
 from collections.abc import Iterator
@@ -19,6 +21,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import ijson
+
+from adapters.base import lone_surrogate_paths, may_hold_surrogates
+from adapters.json.frames import ArrayEnd, Frame, frame_array
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +58,8 @@ class RawRecord:
     value: Any
     location: str
     derived_id: str
+    surrogates: tuple[str, ...] = ()
+    """JSON paths of strings holding a lone surrogate (the reader applies its policy)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,11 +161,12 @@ def peek_first_value(path: Path, layout: Layout) -> Any:
             return None
         case Layout.ARRAY:
             with path.open("rb") as f:
-                try:
-                    for value in ijson.items(f, "item", use_float=True, buf_size=_READ_BYTES):
+                for count, frame in enumerate(frame_array(f)):
+                    if isinstance(frame, ArrayEnd) or count >= _PEEK_LINES:
+                        break
+                    value = _parse_frame(frame, str(path))
+                    if not isinstance(value, RawFailure):
                         return [value] if looks_like_message(value) else value
-                except ijson.JSONError:
-                    return None
             return None
         case Layout.OBJECT:
             with path.open("rb") as f:
@@ -211,31 +219,108 @@ def _iter_jsonl(path: Path, display: str, relname: str) -> Iterator[RawRecord | 
                     f"{exc.msg.removesuffix(' at')}",
                 )
                 continue
-            yield RawRecord(value, location, f"{relname}:{lineno}")
+            yield RawRecord(value, location, f"{relname}:{lineno}", _surrogates(raw, value))
+
+
+def _surrogates(raw: bytes, value: Any) -> tuple[str, ...]:
+    return tuple(lone_surrogate_paths(value)) if may_hold_surrogates(raw) else ()
 
 
 def _iter_array(path: Path, display: str, relname: str) -> Iterator[RawRecord | RawFailure]:
     with path.open("rb") as f:
-        reader = _CountingReader(f)
-        count = 0
-        bare_messages: list[Any] | None = None
-        try:
-            for index, value in enumerate(
-                ijson.items(reader, "item", use_float=True, buf_size=_READ_BYTES)
-            ):
-                count = index + 1
-                if index == 0 and looks_like_message(value):
-                    # An array of messages is one conversation, not a list of conversations.
-                    bare_messages = []
-                if bare_messages is not None:
-                    bare_messages.append(value)
-                    continue
-                yield RawRecord(value, f"{display}[{index}]", f"{relname}[{index}]")
-        except ijson.JSONError as exc:
-            yield _array_failure(exc, reader, display, count, bare_messages is not None)
-            return
-        if bare_messages is not None:
-            yield RawRecord(bare_messages, display, relname)
+        frames = frame_array(f)
+        first = next(frames, None)
+        if isinstance(first, Frame) and first.broken is None:
+            value = _parse_frame(first, display)
+            if not isinstance(value, RawFailure) and looks_like_message(value):
+                # An array of messages is one conversation, not a list of conversations.
+                yield _bare_messages(value, first, frames, display, relname)
+                return
+        for frame in itertools.chain([first] if first is not None else [], frames):
+            if isinstance(frame, ArrayEnd):
+                failure = _end_failure(frame, display)
+                if failure is not None:
+                    yield failure
+                continue
+            value = _parse_frame(frame, display)
+            if isinstance(value, RawFailure):
+                yield value
+                continue
+            location = f"{display}[{frame.index}]"
+            yield RawRecord(
+                value, location, f"{relname}[{frame.index}]", _surrogates(frame.data, value)
+            )
+
+
+def _bare_messages(
+    first: Any, head: Frame, frames: Iterator[Frame | ArrayEnd], display: str, relname: str
+) -> RawRecord | RawFailure:
+    messages = [first]
+    surrogates = list(_surrogates(head.data, first))
+    for frame in frames:
+        if isinstance(frame, ArrayEnd):
+            failure = _end_failure(frame, display)
+            if failure is not None:
+                return failure
+            continue
+        value = _parse_frame(frame, display)
+        if isinstance(value, RawFailure):
+            return value
+        messages.append(value)
+        surrogates.extend(f"[{frame.index}]{p}" for p in _surrogates(frame.data, value))
+    return RawRecord(messages, display, relname, tuple(surrogates))
+
+
+def _parse_frame(frame: Frame, display: str) -> Any:
+    """The item's value, or a `RawFailure` naming its byte offset."""
+    where = f"item {frame.index}, after {frame.index} item(s)"
+    if frame.broken is not None:
+        offset = frame.error_at if frame.error_at is not None else frame.start
+        rest = (
+            "; the rest of the file was not read"
+            if frame.broken.startswith("the file ends")
+            else "; reading goes on with the next item"
+        )
+        return RawFailure(
+            f"{display} byte {offset}",
+            "malformed_json",
+            f"{display}: malformed JSON at byte {offset} ({frame.broken}) in {where}{rest}",
+        )
+    try:
+        text = frame.data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        offset = frame.start + exc.start
+        return RawFailure(
+            f"{display} byte {offset}",
+            "invalid_utf8",
+            f"{display}: invalid UTF-8 at byte {offset} in {where}; the other items are read",
+        )
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        offset = frame.start + len(text[: exc.pos].encode("utf-8"))
+        return RawFailure(
+            f"{display} byte {offset}",
+            "malformed_json",
+            f"{display}: malformed JSON at byte {offset} ({exc.msg}) in {where}; the other "
+            "items are read",
+        )
+
+
+def _end_failure(end: ArrayEnd, display: str) -> RawFailure | None:
+    if end.error_at is None:
+        return None
+    if end.closed:
+        return RawFailure(
+            f"{display} byte {end.error_at}",
+            "malformed_json",
+            f"{display}: data after the array's closing ] at byte {end.error_at}; it was not read",
+        )
+    return RawFailure(
+        f"{display} byte {end.error_at}",
+        "malformed_json",
+        f"{display}: the file ends at byte {end.error_at} before the array's closing ]",
+    )
 
 
 def _iter_object(path: Path, display: str, relname: str) -> Iterator[RawRecord | RawFailure]:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from adapters._json_stream import Layout, peek_first_value, scan_object_prefixes
-from adapters.chat_completions import find_messages_field
 from adapters.config import JsonFormat, JsonSourceConfig
+from adapters.json.chat_completions import find_messages_field
+from adapters.json.stream import Layout, peek_first_value, scan_object_prefixes
 
 FINETUNE_KEYS = frozenset({"messages", "tools", "functions", "parallel_tool_calls"})
 _SCAN_EVENTS = 2000

@@ -5,7 +5,7 @@ ids, a file of ids, and/or a SQL query on the application's own database (SQLAlc
 each thread the reader fetches the thread, its messages oldest first (`order="asc"`, the SDK's
 auto-pagination), and, when tool history is wanted, its runs and their run steps; optionally
 file names through the Files API. The result is the canonical export document of
-`adapters.assistants_export`, so a live read and a read of an export give the same conversation.
+`adapters.assistants.export`, so a live read and a read of an export give the same conversation.
 
 The SDK marks every `beta.threads` call deprecated (the hosted Assistants API shut down on
 2026-08-26); this module silences that one warning around those calls only.
@@ -25,9 +25,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from adapters import SourceOpenError
-from adapters.assistants_export import canonical_document, conversation_from_document
-from adapters.assistants_timeline import SOURCE_KIND, AssistantsFormatError
+from adapters.assistants.export import canonical_document, conversation_from_document
+from adapters.assistants.timeline import SOURCE_KIND, AssistantsFormatError
+from adapters.base import SourceOpenError
 from adapters.config import AssistantsLiveSourceConfig
 from adapters.model import SourceFailure, SourceRecord
 

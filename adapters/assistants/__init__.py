@@ -1,0 +1,1 @@
+"""Assistants API threads: exported files, the live API, dumps and the timeline builder."""

@@ -1,0 +1,1 @@
+"""SQL databases: table and query readers, value decoding and framework presets."""
