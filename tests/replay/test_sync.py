@@ -1,0 +1,266 @@
+"""`sync`: a ledger across jobs, only the new items appended, nothing migrated twice."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from migrate.config import build_job_config
+from migrate.errors import ConfigError
+from migrate.jobs.lookup import export_ledger_csv, export_ledger_table, lookup_conversations
+from migrate.jobs.models import JobRef, ResumeConfig, RunConfig, SyncConfig
+from migrate.jobs.run import resume_job, run_job
+from migrate.jobs.sync import sync_job
+from migrate.jobs.verify import verify_job
+from migrate.plan.model import ConversationPlan
+from migrate.plan.pipeline import iterate_plans, open_configured_source
+from migrate.replay.replayer import CrashPoint, ReplayOptions, SimulatedCrash
+from migrate.replay.target import TargetConfig, item_difference
+from migrate.server.store import ConversationStore
+from migrate.server.testing import AdminClient, ServerFactory
+from migrate.state.store import StateStore
+from migrate.transform.policy import Policy
+from tests.replay.helpers import write_source
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def write_lines(path: Path, records: list[dict[str, Any]]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+
+
+def grow(record: dict[str, Any], count: int) -> None:
+    for turn in range(count):
+        role = "user" if turn % 2 == 0 else "assistant"
+        record["messages"].append({"role": role, "content": f"{record['id']} later {turn}"})
+
+
+def plans_of(source: Path) -> dict[str, ConversationPlan]:
+    config = build_job_config(source=str(source), job_file=None)
+    plans: dict[str, ConversationPlan] = {}
+    for outcome in iterate_plans(open_configured_source(config.source), Policy()):
+        assert isinstance(outcome, ConversationPlan)
+        plans[outcome.source_id] = outcome
+    return plans
+
+
+def writes_seen(base_url: str) -> tuple[int, int]:
+    """(POST requests, GET requests) the server answered under /v1."""
+    with AdminClient(base_url) as admin:
+        seen = admin.stats()["requests"]
+    posts = gets = 0
+    for route, by_status in seen.items():
+        method, path = route.split(" ", 1)
+        if not path.startswith("/v1/"):
+            continue
+        if method == "POST":
+            posts += sum(by_status.values())
+        elif method == "GET":
+            gets += sum(by_status.values())
+    return posts, gets
+
+
+def server_items(server_db: Path) -> dict[str, list[dict[str, Any]]]:
+    store = ConversationStore.from_path(server_db)
+    try:
+        return {s.id: store.all_items(s.id) for s in store.summaries(include_deleted=False)}
+    finally:
+        store.close()
+
+
+def configs(
+    source: Path, job_dir: Path, base_url: str, **extra: Any
+) -> tuple[RunConfig, SyncConfig]:
+    common: dict[str, Any] = {
+        "job": build_job_config(source=str(source), job_file=None),
+        "job_dir": job_dir,
+        "target": TargetConfig(kind="openai", base_url=base_url, timeout=10),
+        "replay": ReplayOptions(concurrency=4, backoff_base=0.01),
+        **extra,
+    }
+    diverged = common.pop("diverged", "skip")
+    return RunConfig(**common), SyncConfig(**common, diverged=diverged)
+
+
+def minimum_writes(plan: ConversationPlan, *, already: int) -> int:
+    """The fewest calls that land `plan`'s items after `already` of them."""
+    new = len(plan.items) - already
+    return (0 if already else 1) + math.ceil(new / 20)
+
+
+def test_sync_sends_only_the_new_items_once_and_reports_diverged_ones(
+    tmp_path: Path, local_server: ServerFactory
+) -> None:
+    total = 200
+    source = write_source(tmp_path / "source.jsonl", conversations=total, messages=6)
+    base_url = local_server()
+    server_db = tmp_path / "servers" / "server-0.db"
+    job_dir = tmp_path / "job"
+    run, sync = configs(source, job_dir, base_url)
+    first = run_job(run)
+    assert first.exit_code == 0, first
+    before = plans_of(source)
+
+    records = read_lines(source)
+    grown = records[0:10]  # 5% get new messages (3 each; the first is a tool conversation)
+    for record in grown:
+        grow(record, 3)
+    changed = records[100]  # 0.5%: an already-landed message changes
+    changed["messages"][2]["content"] = "edited after the migration"
+    grow(changed, 2)
+    added = [
+        {"id": f"new-{n}", "messages": [{"role": "user", "content": f"hi {n}"}]} for n in (1, 2)
+    ]
+    write_lines(source, [*records, *added])  # 1% new conversations
+    after = plans_of(source)
+
+    expected = sum(
+        minimum_writes(after[r["id"]], already=len(before[r["id"]].items)) for r in grown
+    )
+    expected += sum(minimum_writes(after[r["id"]], already=0) for r in added)
+    posts, gets = writes_seen(base_url)
+    summary = sync_job(sync)
+    assert summary.exit_code == 0, summary
+    posts_after, gets_after = writes_seen(base_url)
+    assert posts_after - posts == expected == summary.calls
+    assert gets_after == gets  # nothing was listed: no fault, no need to reconcile
+    counts = summary.conversations
+    assert counts.total == total + 2
+    assert (counts.migrated, counts.up_to_date, counts.diverged) == (12, total - 11, 1)
+    assert counts.total == counts.migrated + counts.failed + counts.skipped
+    assert summary.items.landed == sum(
+        len(after[r["id"]].items) - len(before[r["id"]].items) for r in grown
+    ) + sum(len(after[r["id"]].items) for r in added)
+
+    # On the target: every conversation holds exactly its current plan, once; the diverged one
+    # is as the first run left it.
+    held = server_items(server_db)
+    assert len(held) == total + 2
+    found = lookup_conversations(f"sqlite:///{job_dir / 'state.db'}", list(after))
+    assert len(found) == total + 2
+    for result in found:
+        plan = (
+            before[result.source_id]
+            if result.source_id == changed["id"]
+            else after[result.source_id]
+        )
+        items = held[result.conversation_id]
+        assert len(items) == len(plan.items) == result.items, result
+        for planned, listed in zip(plan.items, items, strict=True):
+            assert item_difference(planned.item, listed) is None
+    report = verify_job(JobRef(job_dir=job_dir))
+    assert (report.checked, report.differing) == (12, 0)
+    findings = read_lines(job_dir / "findings.jsonl")
+    assert [f["conversation_id"] for f in findings if f["code"] == "source_diverged"] == [
+        changed["id"]
+    ]
+    assert (job_dir / "previous" / first.job_id / "conversations.csv").exists()
+
+    # A second sync with no change sends nothing.
+    posts, _ = writes_seen(base_url)
+    again = sync_job(sync)
+    assert writes_seen(base_url)[0] == posts
+    assert again.calls == 0
+    assert (again.conversations.up_to_date, again.conversations.diverged) == (total + 1, 1)
+
+    # The ledger as CSV and as a table in another database.
+    store = StateStore.from_url(f"sqlite:///{job_dir / 'state.db'}")
+    try:
+        assert export_ledger_csv(store, tmp_path / "ledger.csv") == total + 2
+        assert export_ledger_table(store, f"sqlite:///{tmp_path / 'app.db'}", "id_map") == total + 2
+    finally:
+        store.close()
+    lines = (tmp_path / "ledger.csv").read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("source_id,conversation_id,target")
+    assert any(line.startswith("new-1,") for line in lines)
+
+
+def test_run_into_a_target_the_ledger_knows_refuses_unless_told(
+    tmp_path: Path, local_server: ServerFactory
+) -> None:
+    source = write_source(tmp_path / "source.jsonl", conversations=3, messages=2)
+    base_url = local_server()
+    state = f"sqlite:///{tmp_path / 'shared.db'}"
+    run, _ = configs(source, tmp_path / "one", base_url, state_url=state)
+    assert run_job(run).exit_code == 0
+    second, sync = configs(source, tmp_path / "two", base_url, state_url=state)
+    with pytest.raises(ConfigError, match="migrate sync"):
+        run_job(second)
+    # The same store and target through a new job directory: sync finds everything there.
+    summary = sync_job(sync)
+    assert (summary.calls, summary.conversations.up_to_date) == (0, 3)
+    duplicate, _ = configs(
+        source, tmp_path / "three", base_url, state_url=state, allow_duplicates=True
+    )
+    assert run_job(duplicate).conversations.migrated == 3
+    assert len(server_items(tmp_path / "servers" / "server-0.db")) == 6
+
+
+@pytest.mark.parametrize("policy", ["fail", "new_conversation"])
+def test_a_diverged_conversation_follows_the_policy(
+    tmp_path: Path, local_server: ServerFactory, policy: str
+) -> None:
+    source = write_source(tmp_path / "source.jsonl", conversations=2, messages=4, tools=False)
+    base_url = local_server()
+    run, _ = configs(source, tmp_path / "job", base_url)
+    run_job(run)
+    records = read_lines(source)
+    records[0]["messages"].pop()  # a landed item vanished
+    write_lines(source, records)
+    _, sync = configs(source, tmp_path / "job", base_url, diverged=policy)
+    summary = sync_job(sync)
+    assert summary.conversations.diverged == 1
+    held = server_items(tmp_path / "servers" / "server-0.db")
+    if policy == "fail":
+        assert summary.conversations.failed == 1
+        errors = read_lines(tmp_path / "job" / "errors.jsonl")
+        assert [e["code"] for e in errors] == ["source_diverged"]
+        assert len(held) == 2
+    else:
+        assert summary.conversations.migrated == 1
+        assert sorted(len(items) for items in held.values()) == [3, 4, 4]
+        found = lookup_conversations(f"sqlite:///{tmp_path / 'job' / 'state.db'}", ["conv-0000"])
+        assert [r.items for r in found] == [3]
+
+
+def test_an_interrupted_sync_resumes_and_appends_once(
+    tmp_path: Path, source_file: Callable[..., Path]
+) -> None:
+    source = source_file(conversations=6, messages=4, tools=False)
+    job_dir = tmp_path / "job"
+    common: dict[str, Any] = {
+        "job": build_job_config(source=str(source), job_file=None),
+        "job_dir": job_dir,
+        "replay": ReplayOptions(concurrency=1, backoff_base=0.01),
+    }
+    assert run_job(RunConfig(**common)).exit_code == 0
+    records = read_lines(source)
+    for record in records:
+        grow(record, 25)  # two append calls each
+    write_lines(source, records)
+    crashed = False
+
+    def crash_once(point: CrashPoint, seq: int) -> None:
+        nonlocal crashed
+        if point == "after_append_call" and seq == 2 and not crashed:
+            crashed = True
+            raise SimulatedCrash()
+
+    with pytest.raises(SimulatedCrash):
+        sync_job(SyncConfig(**common), crash_hook=crash_once)
+    summary = resume_job(ResumeConfig(job=JobRef(job_dir=job_dir)))
+    assert summary.exit_code == 0, summary
+    assert summary.conversations.migrated == 6
+    assert verify_job(JobRef(job_dir=job_dir)).differing == 0
+    after = plans_of(source)
+    held = server_items(job_dir / "server.db")
+    assert sorted(len(items) for items in held.values()) == sorted(
+        len(plan.items) for plan in after.values()
+    )
