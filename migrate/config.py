@@ -51,6 +51,8 @@ def source_config_for(source: str, *, options: dict[str, Any] | None = None) -> 
     kind = "sql" if "://" in source else "json"
     data: dict[str, Any] = {"kind": kind, **fields}
     data["url" if kind == "sql" else "path"] = source
+    if kind == "json" and ("where" in data or "since" in data):
+        raise ConfigError(f"--where and --since apply to SQL sources; {source!r} is a file")
     if kind == "json" and "preset" in data:
         raise ConfigError(f"--preset applies to SQL sources; {source!r} is not a database URL")
     if kind == "sql" and "format" in data:

@@ -29,6 +29,7 @@ main.add_command(export_threads_command)
 
 from migrate.cli.job import report, rollback, status, verify  # noqa: E402
 from migrate.cli.run import resume, run, work  # noqa: E402
+from migrate.cli.sync import lookup, sync  # noqa: E402
 
-for _command in (run, resume, work, status, verify, rollback, report):
+for _command in (run, sync, resume, work, status, verify, rollback, report, lookup):
     main.add_command(_command)

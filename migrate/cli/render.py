@@ -30,6 +30,8 @@ def render_summary(summary: JobSummary) -> str:
         unfinished = f", {counts.pending} pending, {counts.in_progress} in progress"
     if not summary.planning_complete:
         unfinished += " (source not fully read yet)"
+    if counts.up_to_date or counts.diverged:
+        unfinished += f" ({counts.up_to_date} up to date, {counts.diverged} diverged)"
     return "\n".join(
         [
             f"job:              {summary.job_id} ({summary.state})",

@@ -17,7 +17,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from migrate.errors import ConfigError, JobError
-from migrate.jobs.directory import shown_url
+from migrate.jobs.directory import open_job, shown_url
+from migrate.jobs.models import JobRef
 from migrate.sqlite import configure_sqlite
 from migrate.state.ledger import (
     LedgerEntry,
@@ -120,6 +121,24 @@ def export_ledger_table(store: StateStore, url: str, table: str) -> int:
     finally:
         engine.dispose()
     return count
+
+
+def write_ledger(
+    ref: JobRef, *, csv_path: Path | None, url: str | None, table: str = "id_map"
+) -> list[str]:
+    """Write the ledger of the job's state store as CSV and/or a table; what was written."""
+    store = open_job(ref)
+    try:
+        written: list[str] = []
+        if csv_path is not None:
+            rows = export_ledger_csv(store, csv_path)
+            written.append(f"{csv_path} ({rows} rows)")
+        if url is not None:
+            rows = export_ledger_table(store, url, table)
+            written.append(f"{shown_url(url)} table {table} ({rows} rows)")
+        return written
+    finally:
+        store.close()
 
 
 def _current_target(store: StateStore) -> str | None:
