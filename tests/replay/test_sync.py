@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import random
+import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from migrate.errors import ConfigError
 from migrate.jobs.lookup import export_ledger_csv, export_ledger_table, lookup_conversations
 from migrate.jobs.models import JobRef, ResumeConfig, RunConfig, SyncConfig
 from migrate.jobs.run import resume_job, run_job
+from migrate.jobs.status import job_status
 from migrate.jobs.sync import sync_job
 from migrate.jobs.verify import verify_job
 from migrate.plan.model import ConversationPlan
@@ -26,6 +30,7 @@ from migrate.server.testing import AdminClient, ServerFactory
 from migrate.state.store import StateStore
 from migrate.transform.policy import Policy
 from tests.replay.helpers import write_source
+from tests.replay.test_replay_kill import ROUNDS, start, wait_until_started
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:
@@ -264,3 +269,62 @@ def test_an_interrupted_sync_resumes_and_appends_once(
     assert sorted(len(items) for items in held.values()) == sorted(
         len(plan.items) for plan in after.values()
     )
+
+
+@pytest.mark.slow
+def test_sync_killed_at_random_moments_with_faults_lands_every_new_item_once(
+    tmp_path: Path,
+) -> None:
+    source = write_source(tmp_path / "source.jsonl", conversations=60, messages=6)
+    job_dir = tmp_path / "job"
+    log = tmp_path / "migrate.log"
+    first = start(["run", str(source), "--job-dir", str(job_dir)], log)
+    assert first.wait(timeout=120) == 0, log.read_text(errors="replace")
+    records = read_lines(source)
+    for record in records[:40]:
+        grow(record, 50)  # three append calls each
+    added = [
+        {"id": f"new-{n}", "messages": [{"role": "user", "content": f"hi {n}"}] * 30}
+        for n in range(20)
+    ]
+    write_lines(source, [*records, *added])
+    faults = ["--fault", "drop_after_commit=0.1", "--fault", "error_after_commit=0.1"]
+    pace = ["--concurrency", "4", "--latency-ms", "10", "--fault-seed", "3", *faults]
+    chance = random.Random(20261201)
+    killed = 0
+    landed: list[int] = []
+    for round_number in range(ROUNDS):
+        if round_number == 0:
+            arguments = ["sync", str(source), "--job-dir", str(job_dir)]
+        else:
+            arguments = ["resume", str(job_dir)]
+        offset = log.stat().st_size
+        process = start([*arguments, *pace], log)
+        wait_until_started(log, offset, process)
+        time.sleep(chance.uniform(0.0, 0.6))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            killed += 1
+        process.wait(timeout=30)
+        landed.append(job_status(JobRef(job_dir=job_dir)).items.landed)
+    assert killed >= 3, log.read_text(errors="replace")
+    planned = job_status(JobRef(job_dir=job_dir)).items.planned
+    assert any(0 < count < planned for count in landed), landed
+    final = start(["resume", str(job_dir), *pace], log)
+    assert final.wait(timeout=180) == 0, log.read_text(errors="replace")
+    summary = job_status(JobRef(job_dir=job_dir))
+    assert (summary.conversations.migrated, summary.conversations.up_to_date) == (60, 20)
+    assert verify_job(JobRef(job_dir=job_dir)).differing == 0
+    after = plans_of(source)
+    held = server_items(job_dir / "server.db")
+    found = lookup_conversations(f"sqlite:///{job_dir / 'state.db'}", list(after))
+    assert len(found) == len(after) == 80
+    for result in found:
+        items = held.pop(result.conversation_id)
+        plan = after[result.source_id]
+        assert len(items) == len(plan.items), result
+        for planned, listed in zip(plan.items, items, strict=True):
+            assert item_difference(planned.item, listed) is None
+    # Nothing else on the target but empty possible orphans of create calls.
+    assert all(not items for items in held.values())
+    assert len(held) <= summary.possible_orphans
