@@ -165,7 +165,7 @@ class StateStore(Journal, Leases):
             conn.execute(update(conversations).where(conversations.c.seq == seq).values(**values))
 
     def reset_for_retry(self, seq: int) -> None:
-        """Put a conversation that failed for a transient reason back in line."""
+        """Put a failed conversation back in line (free: the worker that failed it is gone)."""
         with self.engine.begin() as conn:
             conn.execute(
                 update(conversations)
@@ -179,6 +179,9 @@ class StateStore(Journal, Leases):
                     error_message=None,
                     error_hint=None,
                     retryable=False,
+                    claimed_by=None,
+                    claimed_at=None,
+                    lease_until=None,
                     updated_at=time.time(),
                 )
             )
