@@ -122,11 +122,8 @@ def start_job(
         )
     source = open_configured_source(config.job.source)
     job_dir.mkdir(parents=True, exist_ok=True)
-    state_url = (
-        config.state_url
-        or (recorded_state_url(job_dir) if held else None)
-        or default_state_url(job_dir)
-    )
+    named_url = config.state_url or (recorded_state_url(job_dir) if held else None)
+    state_url = named_url or default_state_url(job_dir)
     store = StateStore.from_url(state_url, create=True)
     try:
         target = pinned_target(config.target)
@@ -155,7 +152,7 @@ def start_job(
             target=target.model_dump(mode="json"),
         )
         store.create_job(record)
-        write_job_file(job_dir, record.job_id, config.state_url)
+        write_job_file(job_dir, record.job_id, named_url)
         outcomes = _job_outcomes(store, record, iterate_plans(source, config.job.policy))
         listener = _Listener(progress, store.totals(), planning_complete=False)
         return _drive(
