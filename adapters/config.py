@@ -20,7 +20,9 @@ class JsonSourceConfig(_Config):
 
     kind: Literal["json"] = "json"
     path: Path
+    """A file or a directory (read recursively, in name order)."""
     format: JsonFormat = "auto"
+    """The layout of the records; detected from the content when `auto`."""
     id_field: str | None = None
     """Field holding the conversation id; auto-detected (`id`, `conversation_id`, ...) if unset."""
     messages_field: str | None = None
@@ -53,7 +55,9 @@ class SqlSourceConfig(_Config):
     url_env: str | None = None
     """Name of an environment variable holding the whole URL (may include a password)."""
     password_env: str | None = None
+    """Name of an environment variable holding the database password."""
     preset: SqlPreset | None = None
+    """A known schema (LangChain, OpenAI Agents SDK, LlamaIndex chat stores)."""
 
     table: str | None = None
     """Table holding the messages (a preset's default table name when a preset is set)."""
@@ -71,15 +75,21 @@ class SqlSourceConfig(_Config):
     order_columns: tuple[str, ...] = ()
     """Order of messages within a conversation, e.g. `["created_at", "id"]`; default: the key."""
     role_column: str | None = None
+    """Column holding each message's role (one row per message)."""
     content_column: str | None = None
+    """Column holding each message's content (one row per message)."""
     content_json: bool = False
     """The content column holds JSON (a string or a list of Chat Completions content parts)."""
     message_id_column: str | None = None
+    """Column holding each message's id (kept in the report's item map)."""
     timestamp_column: str | None = None
+    """Column holding each message's time (a timestamp or Unix seconds)."""
     tool_calls_column: str | None = None
     """JSON of Chat Completions `tool_calls` on assistant rows."""
     tool_call_id_column: str | None = None
+    """Column holding the call id a tool row answers."""
     name_column: str | None = None
+    """Column holding the author's or tool's name."""
     metadata_columns: tuple[str, ...] = ()
     """Columns copied into each message's metadata."""
     lone_surrogates: Literal["fail", "replace"] = "fail"
@@ -175,7 +185,9 @@ class AssistantsLiveSourceConfig(_Config):
 
     kind: Literal["assistants_live"] = "assistants_live"
     base_url: str | None = None
+    """The server's API base URL (default: the `openai` SDK's)."""
     thread_ids: tuple[str, ...] = ()
+    """Thread ids to read (or give a file or a query below)."""
     thread_ids_file: Path | None = None
     """A text file with one thread id per line (blank lines and `#` comments ignored)."""
     thread_ids_query: str | None = None

@@ -19,6 +19,7 @@ Workloads:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import resource
 import sys
@@ -26,6 +27,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
@@ -35,6 +37,8 @@ from migrate.plan.model import ConversationPlan
 from migrate.plan.pipeline import iterate_plans
 
 MAX_ERRORS_SHOWN = 20
+PLANNER_FIT = "migrate.plan.planner.fit_context"
+"""The planner's token counting stage, replaced by a no-op for the baseline."""
 _SOURCE = TypeAdapter[SourceConfig](SourceConfig)
 
 
@@ -49,6 +53,8 @@ class ChildRequest(BaseModel):
     base_url: str | None = None
     concurrency: int = 8
     timeout: float = 60.0
+    count_tokens: bool = True
+    """`plan` only: False replaces the token counting stage with a no-op (the baseline)."""
 
 
 def peak_rss_mb() -> float:
@@ -77,9 +83,15 @@ def run_plan(request: ChildRequest) -> dict[str, Any]:
     from migrate.jobs.plan import plan_job
 
     assert request.job_dir is not None
+    from migrate.context.fit import ContextFit
+
+    stage: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if not request.count_tokens:
+        stage = mock.patch(PLANNER_FIT, lambda items, **_: ContextFit(tokens=0))
     before = _usage()
     started = time.perf_counter()
-    summary = plan_job(JobConfig(source=_source(request)), Path(request.job_dir))
+    with stage:
+        summary = plan_job(JobConfig(source=_source(request)), Path(request.job_dir))
     seconds = time.perf_counter() - started
     after = _usage()
     return {
@@ -91,6 +103,7 @@ def run_plan(request: ChildRequest) -> dict[str, Any]:
         "items": summary.items.planned,
         "api_calls": summary.api_calls,
         "errors": summary.errors_total,
+        "tokens": 0 if summary.tokens is None else summary.tokens.total,
     }
 
 

@@ -568,6 +568,7 @@ def _plan_once(
     *,
     seed: int,
     read_baseline: bool,
+    without_counting: bool = False,
 ) -> dict[str, Any]:
     lengths = lengths_for_total(messages, seed=seed)
     data = workdir / f"{label}-{messages}{suffix}"
@@ -580,6 +581,16 @@ def _plan_once(
     out["source_conversations"] = len(lengths)
     if read_baseline:
         out["read"] = run_child(ChildRequest(workload="read", source=_source_dump(source)))
+    if without_counting:
+        shutil.rmtree(job_dir, ignore_errors=True)
+        out["uncounted"] = run_child(
+            ChildRequest(
+                workload="plan",
+                source=_source_dump(source),
+                job_dir=str(job_dir),
+                count_tokens=False,
+            )
+        )
     shutil.rmtree(job_dir, ignore_errors=True)
     data.unlink()
     return out
@@ -609,6 +620,7 @@ def planning(scale: Scale, workdir: Path, *, seed: int) -> list[Result]:
                 suffix,
                 seed=seed,
                 read_baseline=size == sizes[-1],
+                without_counting=size == sizes[-1] and label == "jsonl",
             )
             for size in sizes
         ]
@@ -633,6 +645,7 @@ def planning(scale: Scale, workdir: Path, *, seed: int) -> list[Result]:
                         "peak_rss_mb_after_imports": run["peak_rss_mb_before"],
                         "conversations": run["source_conversations"],
                         "api_calls": run["api_calls"],
+                        "tokens_counted": run["tokens"],
                     },
                 )
             )
@@ -650,6 +663,27 @@ def planning(scale: Scale, workdir: Path, *, seed: int) -> list[Result]:
                 met=growth <= 1.5,
             )
         )
+        if "uncounted" in large:
+            uncounted = large["uncounted"]
+            bare_speed = large["messages"] / uncounted["seconds"]
+            results.append(
+                Result(
+                    scenario="planning",
+                    name=f"token counting cost, {large['messages']:,} messages ({label})",
+                    value=large["messages"] / large["seconds"],
+                    unit="messages/s",
+                    ratio=ratio(uncounted["seconds"], large["seconds"]),
+                    reference=f"plan without counting ({bare_speed:,.0f} messages/s)",
+                    detail={
+                        "seconds_with": large["seconds"],
+                        "seconds_without": uncounted["seconds"],
+                        "cpu_seconds_with": large["cpu_seconds"],
+                        "cpu_seconds_without": uncounted["cpu_seconds"],
+                        "tokens_counted": large["tokens"],
+                        "tokens_per_second": large["tokens"] / large["seconds"],
+                    },
+                )
+            )
         read = large["read"]
         read_speed = large["messages"] / read["seconds"]
         results.append(

@@ -117,7 +117,12 @@ def test_planning_reports_speed_and_memory(report: dict[str, Any]) -> None:
     speeds = [r for r in results if r["name"].startswith("plan ")]
     memory = [r for r in results if r["name"].startswith("peak RSS")]
     reads = [r for r in results if r["name"].startswith("source read alone")]
+    (counting,) = [r for r in results if r["name"].startswith("token counting cost")]
     assert len(speeds) == 4 and len(memory) == 2 and len(reads) == 2
+    # the same plan with and without counting; the ratio is of their rates
+    timing = counting["detail"]
+    assert timing["tokens_counted"] > 0 and timing["seconds_without"] > 0
+    assert counting["ratio"] == pytest.approx(timing["seconds_without"] / timing["seconds_with"])
     for result in speeds:
         assert result["value"] > 0
         assert result["detail"]["peak_rss_mb"] >= result["detail"]["peak_rss_mb_after_imports"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,29 @@ def test_the_python_api_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert isinstance(summary, JobSummary)
     assert summary.conversations.migrated > 0
     assert (tmp_path / "jobs" / "from-code" / "conversations.csv").is_file()
+    id_map = namespace["id_map"]
+    assert isinstance(id_map, dict)
+    assert sum(1 for new_id in id_map.values() if new_id) == summary.conversations.migrated
+
+
+def test_the_verb_list_shows_each_verbs_own_help_and_imports_no_verb() -> None:
+    import click
+
+    from migrate.cli import VERBS
+
+    context = click.Context(main)
+    for name, verb in VERBS.items():
+        command = main.get_command(context, name)
+        assert command is not None and command.name == name
+        assert verb.short_help == command.get_short_help_str(limit=80), name
+    # `migrate --help` reads the table: it imports neither the SDK nor any verb's module
+    probe = (
+        "import sys; from click.testing import CliRunner; from migrate.cli import main; "
+        "assert CliRunner().invoke(main, ['--help']).exit_code == 0; "
+        "heavy = [m for m in ('openai', 'sqlalchemy', 'starlette', 'migrate.jobs') "
+        "if m in sys.modules]; print(heavy)"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert shown.stdout.strip() == "[]", shown.stdout + shown.stderr

@@ -12,6 +12,7 @@ from typing import Any, ParamSpec, TypeVar
 import click
 
 from migrate.config import JobConfig, build_job_config
+from migrate.context.models import model_spec
 from migrate.errors import EXIT_FAILED, MigrateError
 
 P = ParamSpec("P")
@@ -71,6 +72,16 @@ def source_options(command: Callable[P, R]) -> Callable[P, R]:
             help="ChatGPT exports: migrate every branch, not only the current one.",
         ),
         click.option(
+            "--model",
+            help="Model the app will continue the conversations with; its input limit is the "
+            "limit for context findings (default gpt-5: 272,000 tokens).",
+        ),
+        click.option(
+            "--context-limit",
+            type=click.IntRange(min=1),
+            help="Input limit in tokens, instead of the model's.",
+        ),
+        click.option(
             "--policy",
             "policy_pairs",
             multiple=True,
@@ -94,12 +105,17 @@ def job_config_from(options: dict[str, Any]) -> JobConfig:
         if not sep:
             raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--policy")
         policy[key.strip()] = value.strip()
-    return build_job_config(
+    for flag in ("model", "context_limit"):
+        if options.get(flag) is not None:
+            policy[flag] = options[flag]
+    config = build_job_config(
         source=options.get("source"),
         job_file=options.get("job_file"),
         source_options=source_flags,
         policy_overrides=policy,
     )
+    model_spec(config.policy.model)  # an unknown model is a usage error before any work
+    return config
 
 
 def new_job_dir(verb: str) -> Path:

@@ -31,12 +31,21 @@ def status(job_dir: Path | None, job_id: str | None, as_json: bool, state_url: s
 @job_options
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as one JSON object.")
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=8, show_default=True)
+@click.option(
+    "--count-tokens",
+    is_flag=True,
+    help="Also ask the target for each conversation's input tokens "
+    "(POST /responses/input_tokens) and compare them with the estimate.",
+)
+@click.option("--model", default="gpt-5", show_default=True, help="Model for --count-tokens.")
 @exits_on_errors
 def verify(
     job_dir: Path | None,
     job_id: str | None,
     as_json: bool,
     concurrency: int,
+    count_tokens: bool,
+    model: str,
     state_url: str | None,
 ) -> None:
     """Read every migrated conversation back and compare it item by item with the plan.
@@ -44,7 +53,11 @@ def verify(
     Reports missing, extra, duplicated, reordered and changed items. Exit code 0: everything
     matches; 1: some conversation differs.
     """
-    report = verify_job(job_ref(job_dir, state_url, job_id), concurrency=concurrency)
+    report = verify_job(
+        job_ref(job_dir, state_url, job_id),
+        concurrency=concurrency,
+        count_tokens=model if count_tokens else None,
+    )
     click.echo(report.model_dump_json(indent=2) if as_json else render_verify(report))
     sys.exit(report.exit_code)
 
@@ -94,6 +107,9 @@ def rollback(
     help="Directory for the report files (default: the job directory; required without one).",
 )
 @click.option(
+    "--html", "html_only", is_flag=True, help="Rewrite only report.html (and summary.json)."
+)
+@click.option(
     "--ledger-csv",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the ledger (every source id -> new conversation id, across jobs) as CSV.",
@@ -115,14 +131,16 @@ def report(
     ledger_to: str | None,
     ledger_table: str,
     state_url: str | None,
+    html_only: bool,
 ) -> None:
-    """(Re)write the job's report: id maps (CSV, JSON Lines), findings, errors, summary.
+    """(Re)write the job's report: id maps (CSV, JSON Lines), findings, errors, summary, and
+    report.html.
 
     With --ledger-csv or --ledger-to, the state store's ledger too: the id map of every job
     that wrote through this store, ready for an `UPDATE ... FROM id_map` join.
     """
     ref = job_ref(job_dir, state_url, job_id)
-    for path in write_report(ref, out=out):
+    for path in write_report(ref, out=out, html_only=html_only):
         click.echo(str(path))
     if ledger_csv is not None or ledger_to is not None:
         for line in write_ledger(ref, csv_path=ledger_csv, url=ledger_to, table=ledger_table):

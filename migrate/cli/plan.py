@@ -10,9 +10,12 @@ import click
 from tqdm import tqdm
 
 from migrate.cli.common import exits_on_errors, job_config_from, new_job_dir, source_options
+from migrate.context.figures import TokenFigures
 from migrate.errors import EXIT_OK, EXIT_PARTIAL
 from migrate.jobs.plan import PlanSummary, plan_job
 from migrate.plan.pipeline import PlanOutcome
+from migrate.reporting import DEFAULT_RATE_PER_MINUTE
+from migrate.reporting.terminal import code_lines, page_line
 from migrate.transform.findings import ErrorRecord
 
 SHOWN_ERRORS = 10
@@ -26,8 +29,15 @@ SHOWN_ERRORS = 10
     help="Where to write the plan (default: jobs/plan-<time>).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option(
+    "--rate-per-minute",
+    type=click.IntRange(min=1),
+    default=DEFAULT_RATE_PER_MINUTE,
+    show_default=True,
+    help="Requests per minute the estimate of a run's duration assumes.",
+)
 @exits_on_errors
-def plan(job_dir: Path | None, as_json: bool, **options: Any) -> None:
+def plan(job_dir: Path | None, as_json: bool, rate_per_minute: int, **options: Any) -> None:
     """Dry run: plan every API call for SOURCE and report what would be lost.
 
     SOURCE is a JSON/JSONL file or directory, or a database URL (with --preset or a job file).
@@ -41,7 +51,7 @@ def plan(job_dir: Path | None, as_json: bool, **options: Any) -> None:
         def advance(outcome: PlanOutcome) -> None:
             bar.update(1)
 
-        summary = plan_job(config, target_dir, on_progress=advance)
+        summary = plan_job(config, target_dir, on_progress=advance, rate_per_minute=rate_per_minute)
     if as_json:
         click.echo(summary.model_dump_json())
     else:
@@ -59,18 +69,35 @@ def render_summary(summary: PlanSummary) -> str:
         f"items:         {summary.items.planned}",
         f"API calls:     {summary.api_calls}",
     ]
-    if summary.findings:
-        lines.append("findings:")
-        lines += [f"  {code:28} {count}" for code, count in summary.findings.items()]
-    else:
-        lines.append("findings:      none")
+    if summary.tokens is not None:
+        lines += render_tokens(summary.tokens)
+    estimate = summary.report.estimate if summary.report is not None else None
+    if estimate is not None:
+        lines.append(
+            f"estimate:      {estimate.minutes:.1f} min at {estimate.rate_per_minute} requests/min"
+            f", {estimate.disk_bytes / 1e6:.1f} MB of disk for a run"
+        )
+    if summary.report is not None:
+        lines += code_lines(summary.report)
     if summary.errors_total:
-        lines.append(f"errors:        {summary.errors_total}")
+        lines.append(f"first errors ({summary.errors_total} in all):")
         lines += [f"  {_describe(error)}" for error in summary.errors[:SHOWN_ERRORS]]
         if summary.errors_total > SHOWN_ERRORS:
             lines.append(f"  ... {summary.errors_total - SHOWN_ERRORS} more in errors.jsonl")
     lines.append(f"plan written to {summary.job_dir}/ (plan.jsonl, findings.jsonl, errors.jsonl)")
+    lines.append(page_line(summary.job_dir, label="report:", width=15))
     return "\n".join(lines)
+
+
+def render_tokens(figures: TokenFigures) -> list[str]:
+    """The token lines of a summary."""
+    return [
+        f"tokens:        {figures.total:,} for {figures.model} (input limit {figures.limit:,}); "
+        f"per conversation p50 {figures.p50:,}, p90 {figures.p90:,}, p99 {figures.p99:,}, "
+        f"max {figures.max:,}",
+        f"context:       {figures.over_limit} over the limit, {figures.near_limit} near it "
+        f"(80%+), {figures.trimmed} trimmed, {figures.estimated} estimated",
+    ]
 
 
 def _describe(error: ErrorRecord) -> str:

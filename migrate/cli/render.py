@@ -7,6 +7,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -15,6 +16,7 @@ from tqdm import tqdm
 
 from migrate.jobs.directory import shown_url
 from migrate.jobs.models import JobSummary, ProgressUpdate, RollbackResult, VerifyReport
+from migrate.reporting.terminal import code_lines, page_line, saved_report
 
 SHOWN_PROBLEMS = 20
 
@@ -68,6 +70,18 @@ def render_verify(report: VerifyReport) -> str:
         lines += [f"    {problem.kind}: {problem.detail}" for problem in check.problems[:10]]
     if report.differing > SHOWN_PROBLEMS:
         lines.append(f"  ... {report.differing - SHOWN_PROBLEMS} more (use --json)")
+    tokens = report.tokens
+    if tokens is not None:
+        lines.append(
+            f"tokens:      {tokens.checked} counted by the target for {tokens.model}: "
+            f"{tokens.exact_total:,} exact, {tokens.estimate_total:,} estimated; "
+            f"{tokens.exact_matches} exact match(es), largest difference {tokens.max_difference:,} "
+            f"({tokens.max_relative_difference:.2%})"
+        )
+        lines += [
+            f"  {d.source_id} -> {d.conversation_id}: estimate {d.estimate:,}, exact {d.exact:,}"
+            for d in tokens.differing[:SHOWN_PROBLEMS]
+        ]
     return "\n".join(lines)
 
 
@@ -91,6 +105,10 @@ def render_rollback(result: RollbackResult) -> str:
 def exit_with_summary(summary: JobSummary) -> None:
     click.echo(render_summary(summary))
     if summary.job_dir is not None:
+        saved = saved_report(Path(summary.job_dir))
+        if saved is not None:
+            click.echo("\n".join(code_lines(saved)))
+            click.echo(page_line(summary.job_dir))
         click.echo(
             f"report:           {summary.job_dir}/ (conversations.csv, items.csv, "
             "findings.jsonl, errors.jsonl, summary.json)"

@@ -27,7 +27,7 @@ from migrate.jobs.models import SyncConfig
 )
 @exits_on_errors
 def sync(diverged: str, **options: Any) -> None:
-    """Migrate only what is new in SOURCE since the jobs the state store's ledger remembers.
+    """Migrate only what is new in SOURCE: the state store's ledger knows what landed.
 
     New conversations are created; conversations that only grew get just their new messages
     appended; unchanged ones are counted up to date; a conversation whose migrated messages

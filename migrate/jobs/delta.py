@@ -87,7 +87,9 @@ def sync_plan(
     if state == "append":
         return _only(plan, entry.items, base)
     if state == "up_to_date":
-        return _only(plan, len(plan.items), base)
+        return _only(plan, len(plan.items), base).model_copy(
+            update={"findings": [], "tokens": None, "tokens_estimate": None}
+        )
     message = (
         f"the source changed or dropped items that already landed in {entry.conversation_id} "
         f"({entry.items} items, job {entry.job_id}); the source now plans {len(plan.items)}"
@@ -105,11 +107,16 @@ def sync_plan(
     if diverged == "new_conversation":
         return plan.model_copy(update={"findings": [*plan.findings, finding]})
     skipped = _only(plan, len(plan.items), base)
-    return skipped.model_copy(update={"findings": [finding]})
+    return skipped.model_copy(
+        update={"findings": [finding], "tokens": None, "tokens_estimate": None}
+    )
 
 
 def _only(plan: ConversationPlan, start: int, base: AppendBase) -> ConversationPlan:
-    """The plan cut to its items from `start`, appended after those `base` says are there."""
+    """The plan cut to its items from `start`, appended after those `base` says are there.
+
+    Its token count stays the whole conversation's (what the target holds once it landed).
+    """
     items = plan.items[start:]
     bodies = [planned.item for planned in items]
     batch_sizes = batch_sizes_for(bodies)
@@ -119,8 +126,11 @@ def _only(plan: ConversationPlan, start: int, base: AppendBase) -> ConversationP
             "items": items,
             "batch_sizes": batch_sizes,
             "fingerprint": fingerprint(plan.metadata, batch_sizes, bodies),
-            # Findings about earlier items were reported by the job that landed them.
-            "findings": [f for f in plan.findings if f.source_id in new_sources],
+            # Findings about earlier items were reported by the job that landed them; those
+            # about the whole conversation (no source item) still hold.
+            "findings": [
+                f for f in plan.findings if f.source_id is None or f.source_id in new_sources
+            ],
             "append": base,
         }
     )

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from migrate.config import JobConfig
+from migrate.context.exact import TokenCheck
 from migrate.errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
 from migrate.replay.replayer import ReplayOptions
 from migrate.replay.target import (
@@ -203,6 +204,8 @@ class VerifyReport(BaseModel):
     """Conversations not verified because they are not (yet) migrated."""
     conversations: list[ConversationCheck] = Field(default_factory=list)
     """Only the conversations that differ."""
+    tokens: TokenCheck | None = None
+    """With `count_tokens`: the estimate against the target's own count."""
 
     @property
     def exit_code(self) -> int:

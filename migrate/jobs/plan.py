@@ -9,7 +9,10 @@ Files written (all JSON Lines except the summary):
   `failed`), location, item and call counts, plan fingerprint.
 - `findings.jsonl`: every lossy or repairing step, per conversation.
 - `errors.jsonl`: every conversation or record that cannot be migrated, and why.
-- `summary.json`: the counts (`total = planned + failed + skipped`), API calls, findings by code.
+- `summary.json`: the counts (`total = planned + failed + skipped`), API calls, findings by code,
+  and under `report` what `report.html` shows (errors and findings by code with examples, the
+  estimate of calls, duration and disk at `rate_per_minute`, the largest conversations).
+- `report.html`: the same, for a person (`migrate.reporting`).
 """
 
 from __future__ import annotations
@@ -24,8 +27,11 @@ from typing import IO, Any, Literal, Self
 from pydantic import BaseModel, Field
 
 from migrate.config import JobConfig
+from migrate.context.figures import TokenFigures, TokenTally
 from migrate.plan.model import ConversationPlan
 from migrate.plan.pipeline import PlanOutcome, iterate_plans, open_configured_source
+from migrate.reporting import DEFAULT_RATE_PER_MINUTE, PlanReportBuilder, ReportData
+from migrate.reporting.render import write_report_html
 from migrate.transform.findings import ErrorRecord
 
 MAX_ERRORS_IN_SUMMARY = 1000
@@ -58,6 +64,9 @@ class PlanSummary(BaseModel):
     errors: list[ErrorRecord] = Field(default_factory=list)
     errors_total: int = 0
     """All errors; `errors` lists at most the first `MAX_ERRORS_IN_SUMMARY`."""
+    tokens: TokenFigures | None = None
+    """Input tokens per conversation for the policy's model (`migrate.context`)."""
+    report: ReportData | None = None
 
     @property
     def has_errors(self) -> bool:
@@ -82,7 +91,8 @@ class _PlanFiles:
     """The dry run's output files, open for the duration of one plan."""
 
     def __init__(self, job_dir: Path) -> None:
-        self.plan = _JsonLines(job_dir / "plan.jsonl")
+        self.plan_path = job_dir / "plan.jsonl"
+        self.plan = _JsonLines(self.plan_path)
         self.conversations = _JsonLines(job_dir / "conversations.jsonl")
         self.findings = _JsonLines(job_dir / "findings.jsonl")
         self.errors = _JsonLines(job_dir / "errors.jsonl")
@@ -101,7 +111,11 @@ class _PlanFiles:
 
 
 def plan_job(
-    config: JobConfig, job_dir: Path, *, on_progress: ProgressCallback | None = None
+    config: JobConfig,
+    job_dir: Path,
+    *,
+    on_progress: ProgressCallback | None = None,
+    rate_per_minute: int = DEFAULT_RATE_PER_MINUTE,
 ) -> PlanSummary:
     """Read, transform, validate and batch every conversation; write the plan files.
 
@@ -109,17 +123,34 @@ def plan_job(
     never raise: they are counted and written to `errors.jsonl`.
     """
     source = open_configured_source(config.source)
-    outcomes = iterate_plans(source, config.policy)
+    builder = PlanReportBuilder()
+    outcomes = iterate_plans(source, config.policy, observe=builder.observe)
     job_dir.mkdir(parents=True, exist_ok=True)
     summary = PlanSummary(source=source.describe(), job_dir=str(job_dir))
     findings: Counter[str] = Counter()
+    tally = TokenTally(config.policy)
     with _PlanFiles(job_dir) as files:
         for outcome in outcomes:
             _record(outcome, files, summary, findings)
+            if isinstance(outcome, ErrorRecord):
+                tally.add_failure(outcome.code)
+            elif outcome.items:
+                tally.add(
+                    outcome.tokens, outcome.findings, estimated=outcome.tokens_estimate is not None
+                )
             if on_progress is not None:
                 on_progress(outcome)
     summary.findings = dict(sorted(findings.items()))
+    summary.tokens = tally.figures()
+    summary.report = builder.build(
+        conversations=summary.conversations.total,
+        items=summary.items.planned,
+        calls=summary.api_calls,
+        plan_bytes=files.plan_path.stat().st_size,
+        rate_per_minute=rate_per_minute,
+    )
     (job_dir / "summary.json").write_text(summary.model_dump_json(indent=2) + "\n", "utf-8")
+    write_report_html(job_dir, summary.model_dump(mode="json"), builder.samples.samples)
     return summary
 
 
@@ -161,6 +192,8 @@ def _record(
             "status": status,
             "items": len(outcome.items),
             "calls": 1 + len(outcome.batch_sizes) if outcome.items else 0,
+            "tokens": outcome.tokens,
+            "tokens_estimate": outcome.tokens_estimate,
             "fingerprint": outcome.fingerprint,
         }
     )

@@ -4,13 +4,17 @@ Written from the state store (streamed, whatever the job's size) at the end of e
 resume, and again by `migrate report`:
 
 - `conversations.csv` / `.jsonl`: source id -> new conversation id, status, item counts,
-  findings, calls, retries, reconciliations, possible orphans, error.
+  input tokens (for the job's model, `migrate.context`), findings, calls, retries,
+  reconciliations, possible orphans, error.
 - `items.csv` / `.jsonl`: source conversation id, source item id, position, new item id (and
   the new conversation id), one row per landed item.
 - `findings.jsonl`: every lossy or repairing step of the transform, per conversation.
 - `errors.jsonl`: why each failed conversation failed, and what to do about it.
 - `summary.json`: the job's counts (`total = migrated + failed + skipped + pending +
-  in_progress`), API calls, retries, reconciliations, possible orphans, elapsed time.
+  in_progress`), API calls, retries, reconciliations, possible orphans, elapsed time, the
+  token figures (`tokens`: total, p50/p90/p99/max, conversations over or near the limit), and
+  under `report` what `report.html` shows (`migrate.reporting`).
+- `report.html`: the page a person reads.
 
 Nothing here ever holds a secret: the state store has none to give.
 """
@@ -25,7 +29,12 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from migrate.context.figures import TokenTally
+from migrate.reporting import run_report
+from migrate.reporting.collect import CodeTally, run_samples
+from migrate.reporting.render import write_report_html
 from migrate.state.store import StateStore
+from migrate.transform.policy import Policy
 
 CONVERSATION_FIELDS = [
     "source_id",
@@ -33,6 +42,7 @@ CONVERSATION_FIELDS = [
     "status",
     "planned_items",
     "landed_items",
+    "tokens",
     "findings",
     "source_kind",
     "location",
@@ -53,28 +63,58 @@ ITEM_FIELDS = [
 ]
 
 
-def write_report_files(store: StateStore, job_dir: Path, summary: dict[str, Any]) -> list[Path]:
-    """Write every report file into `job_dir` (replacing old ones); returns their paths."""
-    written = [
-        *_write_both(job_dir, "conversations", CONVERSATION_FIELDS, _conversation_rows(store)),
-        *_write_both(job_dir, "items", ITEM_FIELDS, _item_rows(store)),
-        _write_lines(job_dir / "findings.jsonl", _finding_rows(store)),
-        _write_lines(job_dir / "errors.jsonl", _error_rows(store)),
-    ]
+def write_report_files(
+    store: StateStore, job_dir: Path, summary: dict[str, Any], *, html_only: bool = False
+) -> list[Path]:
+    """Write every report file into `job_dir` (replacing old ones); returns their paths.
+
+    `html_only`: only `summary.json` and `report.html` (the figures are still counted)."""
+    tokens = TokenTally(Policy.model_validate(store.job().config.get("policy") or {}))
+    codes = CodeTally()
+    rows = _conversation_rows(store, tokens)
+    findings = _finding_rows(store, codes)
+    if html_only:
+        for _ in rows:
+            pass
+        for _ in findings:
+            pass
+    written = (
+        []
+        if html_only
+        else [
+            *_write_both(job_dir, "conversations", CONVERSATION_FIELDS, rows),
+            *_write_both(job_dir, "items", ITEM_FIELDS, _item_rows(store)),
+            _write_lines(job_dir / "findings.jsonl", findings),
+            _write_lines(job_dir / "errors.jsonl", _error_rows(store)),
+        ]
+    )
+    samples = run_samples(store, job_dir)
+    report = run_report(store, job_dir, codes).model_copy(update={"samples": len(samples)})
+    summary = {
+        **summary,
+        "tokens": tokens.figures().model_dump(mode="json"),
+        "report": report.model_dump(mode="json"),
+    }
     summary_path = job_dir / "summary.json"
     _replace(summary_path, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     written.append(summary_path)
+    written.append(write_report_html(job_dir, summary, samples))
     return written
 
 
-def _conversation_rows(store: StateStore) -> Iterator[dict[str, Any]]:
-    for row, _ in store.iter_conversations():
+def _conversation_rows(store: StateStore, tally: TokenTally) -> Iterator[dict[str, Any]]:
+    for row, plan in store.iter_conversations(with_plans=True):
+        if row.error_code is not None:
+            tally.add_failure(row.error_code)
+        elif plan is not None and plan.items:
+            tally.add(plan.tokens, plan.findings, estimated=plan.tokens_estimate is not None)
         yield {
             "source_id": row.source_id,
             "conversation_id": row.conversation_id,
             "status": row.status,
             "planned_items": row.planned_items,
             "landed_items": row.landed_items,
+            "tokens": None if plan is None else plan.tokens,
             "findings": row.findings,
             "source_kind": row.source_kind,
             "location": row.location,
@@ -93,11 +133,12 @@ def _item_rows(store: StateStore) -> Iterator[dict[str, Any]]:
         yield {field: item[field] for field in ITEM_FIELDS}
 
 
-def _finding_rows(store: StateStore) -> Iterator[dict[str, Any]]:
+def _finding_rows(store: StateStore, tally: CodeTally) -> Iterator[dict[str, Any]]:
     for row, plan in store.iter_conversations(with_plans=True):
         if plan is None:
             continue
         for finding in plan.findings:
+            tally.add_finding(finding, row.location)
             yield finding.model_dump(mode="json") | {"location": row.location}
 
 

@@ -65,6 +65,8 @@ from migrate.replay.target import (
     validate_target,
 )
 from migrate.replay.workers import WorkerSession, claimed_work, forget_gone_workers
+from migrate.reporting.collect import sampler
+from migrate.reporting.events import log_pauses
 from migrate.state.ledger import ledger_size, start_next_job
 from migrate.state.records import ConversationRow, JobRecord, Totals
 from migrate.state.schema import Status
@@ -153,7 +155,9 @@ def start_job(
         )
         store.create_job(record)
         write_job_file(job_dir, record.job_id, named_url)
-        outcomes = _job_outcomes(store, record, iterate_plans(source, config.job.policy))
+        outcomes = _job_outcomes(
+            store, record, iterate_plans(source, config.job.policy, observe=sampler(job_dir))
+        )
         listener = _Listener(progress, store.totals(), planning_complete=False)
         return _drive(
             store,
@@ -241,7 +245,11 @@ def resume_job(
                     f"cannot re-read the source to check it: {exc}",
                     hint="use --no-source-check to replay the stored plans as they are",
                 ) from exc
-            outcomes = _job_outcomes(store, job, iterate_plans(source, job_config.policy))
+            outcomes = _job_outcomes(
+                store,
+                job,
+                iterate_plans(source, job_config.policy, observe=sampler(config.job.job_dir)),
+            )
             _check_source(store, outcomes)
             planner = _Planner(store, outcomes, first_seq=stored)
         else:
@@ -388,6 +396,7 @@ def _drive(
     async def replay() -> None:
         async with open_target(target_config, job_dir=job_dir) as target:
             session.attach(target)
+            log_pauses(target.limiter, job_dir)
             listener.started(target.description, job.job_id)
             replayer = Replayer(
                 store,

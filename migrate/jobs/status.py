@@ -28,13 +28,17 @@ def job_status(ref: JobRef) -> JobSummary:
         store.close()
 
 
-def write_report(ref: JobRef, *, out: Path | None = None) -> list[Path]:
-    """(Re)write the report files into `out` (default: the job directory); returns their paths."""
+def write_report(ref: JobRef, *, out: Path | None = None, html_only: bool = False) -> list[Path]:
+    """(Re)write the report files into `out` (default: the job directory); returns their paths.
+
+    `html_only` rewrites only `summary.json` and `report.html`."""
     directory = output_dir(ref, out, "the report")
     store = open_job(ref)
     try:
         summary = job_summary(store, ref.job_dir)
-        return write_report_files(store, directory, summary.model_dump(mode="json"))
+        return write_report_files(
+            store, directory, summary.model_dump(mode="json"), html_only=html_only
+        )
     finally:
         store.close()
 

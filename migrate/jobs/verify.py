@@ -7,6 +7,11 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+import openai
+
+from migrate.context.count import count_items
+from migrate.context.exact import TokenCheck, exact_input_tokens
+from migrate.context.models import ModelSpec, model_spec
 from migrate.jobs.bounded import for_each
 from migrate.jobs.directory import clean_target, open_job
 from migrate.jobs.models import ConversationCheck, ItemProblem, JobRef, VerifyReport
@@ -14,6 +19,7 @@ from migrate.plan.model import ConversationPlan
 from migrate.replay.target import (
     CallError,
     Target,
+    classify,
     item_difference,
     open_target,
     with_retries,
@@ -24,8 +30,15 @@ from migrate.state.store import StateStore
 logger = logging.getLogger(__name__)
 
 
-def verify_job(ref: JobRef, *, concurrency: int = 8) -> VerifyReport:
-    """Read every migrated conversation back and compare it item by item with its plan."""
+def verify_job(
+    ref: JobRef, *, concurrency: int = 8, count_tokens: str | None = None
+) -> VerifyReport:
+    """Read every migrated conversation back and compare it item by item with its plan.
+
+    With `count_tokens` (a model name), also ask the target for each conversation's input
+    tokens (`POST /responses/input_tokens`) and compare them with the estimate.
+    """
+    token_model = None if count_tokens is None else model_spec(count_tokens)
     store = open_job(ref)
     try:
         target_config = clean_target(store)
@@ -35,11 +48,19 @@ def verify_job(ref: JobRef, *, concurrency: int = 8) -> VerifyReport:
                 report = VerifyReport(
                     job_dir=None if ref.job_dir is None else str(ref.job_dir),
                     target=target.description,
+                    tokens=None if count_tokens is None else TokenCheck(model=count_tokens),
                 )
 
                 async def check(row_and_plan: tuple[ConversationRow, ConversationPlan]) -> None:
                     row, plan = row_and_plan
                     result = await _check_conversation(store, target, row, plan)
+                    # An appending plan holds only the new items, the target the whole thread.
+                    if (
+                        report.tokens is not None
+                        and token_model is not None
+                        and plan.append is None
+                    ):
+                        await _check_tokens(target, row, plan, report.tokens, token_model)
                     report.checked += 1
                     if result is None:
                         report.matching += 1
@@ -91,6 +112,28 @@ async def _check_conversation(
     check.found = len(listed)
     check.problems = compare_with_plan(plan, listed, store.item_ids(row.seq))
     return check if check.problems else None
+
+
+async def _check_tokens(
+    target: Target,
+    row: ConversationRow,
+    plan: ConversationPlan,
+    check: TokenCheck,
+    model: ModelSpec,
+) -> None:
+    conversation_id = row.conversation_id
+    assert conversation_id is not None
+    estimate = count_items([planned.item for planned in plan.items], model).total
+
+    async def count() -> int:
+        try:
+            return await exact_input_tokens(
+                target.client, conversation_id=conversation_id, model=check.model
+            )
+        except openai.APIError as exc:
+            raise classify(exc) from exc
+
+    check.add(row.source_id, conversation_id, estimate, await with_retries(count))
 
 
 def compare_with_plan(

@@ -51,6 +51,10 @@ class ConversationPlan(BaseModel):
     """Sizes of the `items.create` calls, in order; they add up to `len(items)`."""
     fingerprint: str
     findings: list[Finding]
+    tokens: int | None = None
+    """Input tokens of `items` for the policy's model (`migrate.context`); None in old plans."""
+    tokens_estimate: str | None = None
+    """None when `tokens` is exact; else what the estimate rests on (images, files)."""
     append: AppendBase | None = None
     """Set by `migrate sync`: no create call; the items go after those already there."""
 

@@ -6,7 +6,7 @@ hands it to the replayer. A plan with no items means the conversation is skipped
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from adapters import Source, SourceConfig, SourceOpenError, open_source
 from adapters.model import SourceConversation, SourceFailure
@@ -17,6 +17,8 @@ from migrate.transform.findings import ErrorRecord
 from migrate.transform.policy import Policy
 
 PlanOutcome = ConversationPlan | ErrorRecord
+Observer = Callable[[SourceConversation | None, PlanOutcome], None]
+"""Sees each source conversation (None for an unreadable record) with what it became."""
 
 
 def open_configured_source(config: SourceConfig) -> Source:
@@ -27,18 +29,25 @@ def open_configured_source(config: SourceConfig) -> Source:
         raise ConfigError(str(exc)) from exc
 
 
-def iterate_plans(source: Source, policy: Policy) -> Iterator[PlanOutcome]:
+def iterate_plans(
+    source: Source, policy: Policy, *, observe: Observer | None = None
+) -> Iterator[PlanOutcome]:
     """Yield one plan (or one error) per source record, in source order."""
     for record in source.read():
+        conversation = None if isinstance(record, SourceFailure) else record
+        outcome: PlanOutcome
         if isinstance(record, SourceFailure):
-            yield ErrorRecord(
+            outcome = ErrorRecord(
                 code=record.code,
                 message=record.message,
                 location=record.location,
                 conversation_id=record.conversation_id,
             )
-            continue
-        yield plan_or_error(record, policy)
+        else:
+            outcome = plan_or_error(record, policy)
+        if observe is not None:
+            observe(conversation, outcome)
+        yield outcome
 
 
 def plan_or_error(conversation: SourceConversation, policy: Policy) -> PlanOutcome:

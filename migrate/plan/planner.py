@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adapters.model import SourceConversation
+from migrate.context.fit import fit_context
 from migrate.errors import ConversationError
 from migrate.limits import (
     MAX_ITEMS_PER_CALL,
@@ -45,7 +46,14 @@ def plan_conversation(conversation: SourceConversation, policy: Policy) -> Conve
     result = transform(conversation, policy)
     findings = list(result.findings)
     metadata = build_metadata(conversation, findings)
-    items = result.items
+    fit = fit_context(
+        [planned.item for planned in result.items],
+        entries=[(planned.entry_index, planned.source_id) for planned in result.items],
+        conversation_id=conversation.id,
+        policy=policy,
+    )
+    findings += fit.findings
+    items = result.items[fit.dropped :]
     batch_sizes = batch_sizes_for([planned.item for planned in items])
     plan = ConversationPlan(
         source_kind=conversation.source_kind,
@@ -56,6 +64,8 @@ def plan_conversation(conversation: SourceConversation, policy: Policy) -> Conve
         batch_sizes=batch_sizes,
         fingerprint=fingerprint(metadata, batch_sizes, [planned.item for planned in items]),
         findings=findings,
+        tokens=fit.tokens,
+        tokens_estimate=fit.estimate,
     )
     validate_plan(plan)
     return plan

@@ -28,7 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from migrate.server import validation
+from migrate.server import tokens, validation
 from migrate.server.errors import (
     ApiError,
     conversation_not_found,
@@ -142,6 +142,7 @@ class LocalConversationsServer:
                 Route(f"{conversation}/items", self.list_items, methods=["GET"]),
                 Route(f"{conversation}/items/{{item_id}}", self.retrieve_item, methods=["GET"]),
                 Route(f"{conversation}/items/{{item_id}}", self.delete_item, methods=["DELETE"]),
+                Route("/v1/responses/input_tokens", self.count_input_tokens, methods=["POST"]),
                 Route("/_admin/stats", self.admin_stats, methods=["GET"]),
                 Route("/_admin/log", self.admin_log, methods=["GET"]),
                 Route("/_admin/faults", self.admin_faults, methods=["GET", "POST"]),
@@ -396,6 +397,24 @@ class LocalConversationsServer:
             raise conversation_not_found(conversation_id)
         self.stats.record_commit("items.delete", conversation_id, [])
         return json_response(record.api_object())
+
+    async def count_input_tokens(self, request: Request) -> Response:
+        """`POST /v1/responses/input_tokens`: the input tokens of a conversation (and input)."""
+        body = validation.parse_json_body(await request.body())
+
+        def page(
+            conversation_id: str, after: str | None
+        ) -> tuple[list[dict[str, Any]], str | None] | None:
+            found = self.store.list_items(
+                conversation_id, limit=tokens.PAGE, order="asc", after=after
+            )
+            if found is None:
+                return None
+            listed = [json.loads(item) for item in found.items_json]
+            return listed, found.last_id if found.has_more else None
+
+        counted = await self._read(tokens.count_input_tokens, body, page)
+        return json_response(counted)
 
     # -- admin --------------------------------------------------------------------------
 

@@ -24,6 +24,8 @@ Tables:
 
 from __future__ import annotations
 
+import base64
+import zlib
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -43,11 +45,13 @@ from sqlalchemy import (
     insert,
 )
 from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 Status = Literal["pending", "in_progress", "migrated", "failed", "skipped"]
 FINAL_STATUSES: tuple[Status, ...] = ("migrated", "failed", "skipped")
@@ -55,6 +59,30 @@ IntentKind = Literal["create", "append", "delete"]
 IntentOutcome = Literal["applied", "not_applied", "rejected", "ambiguous", "reconciled"]
 
 _LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+
+
+class CompressedText(TypeDecorator[str]):
+    """Text stored zlib-compressed (base64, behind a `z1:` prefix); plain text reads as is.
+
+    Plans are most of a job's state (JSON of every item); compressed they take a fraction of
+    the space. Rows written before compression existed hold plain JSON and still read.
+    """
+
+    impl = _LongText
+    cache_ok = True
+    PREFIX = "z1:"
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        packed = base64.b64encode(zlib.compress(value.encode("utf-8"), 6)).decode("ascii")
+        return self.PREFIX + packed
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None or not value.startswith(self.PREFIX):
+            return value
+        return zlib.decompress(base64.b64decode(value[len(self.PREFIX) :])).decode("utf-8")
+
 
 metadata = MetaData()
 
@@ -93,7 +121,7 @@ conversations = Table(
     Column("landed_items", Integer, nullable=False, default=0),
     Column("planned_calls", Integer, nullable=False, default=0),
     Column("fingerprint", String(128)),
-    Column("plan", _LongText),
+    Column("plan", CompressedText()),
     Column("findings", Integer, nullable=False, default=0),
     Column("calls", Integer, nullable=False, default=0),
     Column("retries", Integer, nullable=False, default=0),
@@ -113,6 +141,8 @@ conversations = Table(
     Index("ix_conversations_source_id", "source_id"),
     # Claims walk the pending rows in source order without sorting the whole table.
     Index("ix_conversations_status_seq", "status", "seq"),
+    # Heartbeats renew one worker's claims: without this, each renewal scans every pending row.
+    Index("ix_conversations_claimed_by_status", "claimed_by", "status"),
 )
 
 items = Table(
@@ -210,12 +240,23 @@ def _upgrade_to_workers(conn: Connection) -> None:
     conn.execute(insert(pace).values(id=1, paused_until=0.0))
 
 
+def _upgrade_to_claim_index(conn: Connection) -> None:
+    """Version 2 -> 3: the index heartbeats renew one worker's claims through."""
+    for index in conversations.indexes:
+        if index.name == "ix_conversations_claimed_by_status":
+            index.create(conn)
+
+
 def _upgrade_to_ledger(conn: Connection) -> None:
-    """Version 2 -> 3: the ledger, and the items an appended conversation already held."""
+    """Version 3 -> 4: the ledger, and the items an appended conversation already held."""
     conn.exec_driver_sql("ALTER TABLE conversations ADD COLUMN base_items INTEGER")
     ledger.create(conn)
 
 
 Upgrade = Callable[[Connection], None]
-UPGRADES: dict[int, Upgrade] = {1: _upgrade_to_workers, 2: _upgrade_to_ledger}
+UPGRADES: dict[int, Upgrade] = {
+    1: _upgrade_to_workers,
+    2: _upgrade_to_claim_index,
+    3: _upgrade_to_ledger,
+}
 """`UPGRADES[n]` moves a store at version `n` to version `n + 1`, inside one transaction."""

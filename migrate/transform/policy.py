@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 ConvertDropFail = Literal["text", "drop", "fail"]
 
@@ -46,3 +46,9 @@ class Policy(BaseModel):
     """`detail` for images whose source gives none (the API requires one)."""
     max_text_chars: int = 10_485_760
     """A single text larger than this fails the conversation with a clear error."""
+    model: str = "gpt-5"
+    """The model the app will continue the conversations with; its input limit is the limit."""
+    context_limit: int | None = Field(default=None, gt=0)
+    """An input limit in tokens that replaces the model's (see `migrate.context.models`)."""
+    oversize: Literal["keep", "fail", "keep_recent"] = "keep"
+    """A conversation over the limit: migrated whole, failed, or only its newest items."""

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, create_engine, select, text
+from sqlalchemy import Connection, create_engine, inspect, select, text
 
 from migrate.errors import JobError
 from migrate.jobs.models import JobRef, ResumeConfig
@@ -83,6 +83,7 @@ def test_a_version_1_store_gains_leases_workers_and_the_ledger(tmp_path: Path) -
     with store.engine.begin() as conn:
         # The layout of version 1: no leases, no workers, no pace.
         conn.execute(text("DROP INDEX ix_conversations_status_seq"))
+        conn.execute(text("DROP INDEX ix_conversations_claimed_by_status"))
         conn.execute(text("ALTER TABLE conversations DROP COLUMN lease_until"))
         conn.execute(text("ALTER TABLE conversations DROP COLUMN base_items"))
         conn.execute(text("DROP TABLE ledger"))
@@ -92,6 +93,8 @@ def test_a_version_1_store_gains_leases_workers_and_the_ledger(tmp_path: Path) -
     store.close()
     store = StateStore.from_url(f"sqlite:///{tmp_path / 'state.db'}")
     assert store.schema_version() == state.SCHEMA_VERSION
+    indexes = {index["name"] for index in inspect(store.engine).get_indexes("conversations")}
+    assert {"ix_conversations_status_seq", "ix_conversations_claimed_by_status"} <= indexes
     assert [claim.seq for claim in store.claim_work("w", limit=2, lease=30.0)] == [0, 1]
     store.register_worker("w", host="h", pid=1, plans=False, lease=30.0)
     assert store.live_workers() == (1, False)
@@ -190,3 +193,20 @@ def test_the_job_dir_refuses_a_second_run(tmp_path: Path, source_file: Callable[
     run_job(run_config(source, tmp_path / "job"))
     with pytest.raises(Exception, match="already holds a job"):
         run_job(run_config(source, tmp_path / "job"))
+
+
+def test_plans_are_stored_compressed_and_plain_ones_still_read(tmp_path: Path) -> None:
+    store = new_store(tmp_path)
+    plan = plan_of("c0", 40)
+    store.add_outcomes([(0, plan), (1, plan_of("c1", 3))])
+    with store.engine.begin() as conn:
+        raw = conn.execute(text("SELECT plan FROM conversations WHERE seq = 0")).scalar_one()
+        assert raw.startswith("z1:") and len(raw) < len(plan.model_dump_json()) / 2
+        # a row written before plans were compressed
+        conn.execute(
+            text("UPDATE conversations SET plan = :plan WHERE seq = 1"),
+            {"plan": plan_of("c1", 3).model_dump_json()},
+        )
+    claimed = {claim.seq: claim.plan for claim in store.claim_work("w", limit=5, lease=None)}
+    assert claimed == {0: plan, 1: plan_of("c1", 3)}
+    store.close()

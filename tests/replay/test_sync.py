@@ -120,7 +120,7 @@ def test_sync_sends_only_the_new_items_once_and_reports_diverged_ones(
     changed = records[100]  # 0.5%: an already-landed message changes
     changed["messages"][2]["content"] = "edited after the migration"
     grow(changed, 2)
-    added = [
+    added: list[dict[str, Any]] = [
         {"id": f"new-{n}", "messages": [{"role": "user", "content": f"hi {n}"}]} for n in (1, 2)
     ]
     write_lines(source, [*records, *added])  # 1% new conversations
@@ -323,8 +323,8 @@ def test_sync_killed_at_random_moments_with_faults_lands_every_new_item_once(
         items = held.pop(result.conversation_id)
         plan = after[result.source_id]
         assert len(items) == len(plan.items), result
-        for planned, listed in zip(plan.items, items, strict=True):
-            assert item_difference(planned.item, listed) is None
+        for item, listed in zip(plan.items, items, strict=True):
+            assert item_difference(item.item, listed) is None
     # Nothing else on the target but empty possible orphans of create calls.
     assert all(not items for items in held.values())
     assert len(held) <= summary.possible_orphans
