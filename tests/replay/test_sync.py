@@ -6,6 +6,7 @@ import json
 import math
 import random
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from migrate.config import build_job_config
-from migrate.errors import ConfigError
+from migrate.errors import ConfigError, MigrateError
 from migrate.jobs.lookup import export_ledger_csv, export_ledger_table, lookup_conversations
 from migrate.jobs.models import JobRef, ResumeConfig, RunConfig, SyncConfig
 from migrate.jobs.run import resume_job, run_job
@@ -271,6 +272,21 @@ def test_an_interrupted_sync_resumes_and_appends_once(
     )
 
 
+def wait_until_landing(
+    job_dir: Path, earlier_job: str, landed: int, process: subprocess.Popen[bytes]
+) -> None:
+    """Until the sync job (not `earlier_job`) has landed more than `landed` items."""
+    deadline = time.monotonic() + 60.0
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            summary = job_status(JobRef(job_dir=job_dir))
+        except MigrateError:
+            summary = None  # between the sync's new job and its job.json
+        if summary is not None and summary.job_id != earlier_job and summary.items.landed > landed:
+            return
+        time.sleep(0.02)
+
+
 @pytest.mark.slow
 def test_sync_killed_at_random_moments_with_faults_lands_every_new_item_once(
     tmp_path: Path,
@@ -289,10 +305,11 @@ def test_sync_killed_at_random_moments_with_faults_lands_every_new_item_once(
     ]
     write_lines(source, [*records, *added])
     faults = ["--fault", "drop_after_commit=0.1", "--fault", "error_after_commit=0.1"]
-    pace = ["--concurrency", "4", "--latency-ms", "10", "--fault-seed", "3", *faults]
+    pace = ["--concurrency", "4", "--latency-ms", "20", "--fault-seed", "3", *faults]
     chance = random.Random(20261201)
     killed = 0
     landed: list[int] = []
+    before = job_status(JobRef(job_dir=job_dir))
     for round_number in range(ROUNDS):
         if round_number == 0:
             arguments = ["sync", str(source), "--job-dir", str(job_dir)]
@@ -301,7 +318,9 @@ def test_sync_killed_at_random_moments_with_faults_lands_every_new_item_once(
         offset = log.stat().st_size
         process = start([*arguments, *pace], log)
         wait_until_started(log, offset, process)
-        time.sleep(chance.uniform(0.0, 0.6))
+        # Kill while the sync writes, however slowly a loaded machine starts it.
+        wait_until_landing(job_dir, before.job_id, landed[-1] if landed else 0, process)
+        time.sleep(chance.uniform(0.0, 0.15))
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             killed += 1
