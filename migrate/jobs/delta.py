@@ -25,7 +25,7 @@ from migrate.plan.model import AppendBase, ConversationPlan
 from migrate.plan.pipeline import PlanOutcome
 from migrate.plan.planner import batch_sizes_for, fingerprint
 from migrate.replay.target import TargetConfig, resolve_base_url
-from migrate.state.ledger import DIVERGED, LedgerEntry, entries_for, sync_state
+from migrate.state.ledger import LedgerEntry, entries_for, sync_state
 from migrate.transform.findings import ErrorRecord, Finding
 
 CHUNK = 100
@@ -96,14 +96,14 @@ def sync_plan(
     )
     if diverged == "fail":
         return ErrorRecord(
-            code=DIVERGED,
+            code="source_diverged",
             message=message,
             location=plan.location,
             conversation_id=plan.source_id,
             hint="restore the source, or sync with --diverged new_conversation (a new "
             "conversation; the old one stays) or --diverged skip",
         )
-    finding = Finding(code=DIVERGED, conversation_id=plan.source_id, message=message)
+    finding = Finding(code="source_diverged", conversation_id=plan.source_id, message=message)
     if diverged == "new_conversation":
         return plan.model_copy(update={"findings": [*plan.findings, finding]})
     skipped = _only(plan, len(plan.items), base)
