@@ -347,3 +347,42 @@ def test_sync_killed_at_random_moments_with_faults_lands_every_new_item_once(
     # Nothing else on the target but empty possible orphans of create calls.
     assert all(not items for items in held.values())
     assert len(held) <= summary.possible_orphans
+
+
+@pytest.mark.parametrize(
+    "engine",
+    [
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ],
+)
+def test_the_ledger_works_in_a_shared_store_on_any_engine(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest, local_server: ServerFactory
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'shared.db'}"
+        if engine == "sqlite"
+        else request.getfixturevalue(f"{engine}_url")
+    )
+    source = write_source(tmp_path / "source.jsonl", conversations=30, messages=4, tools=False)
+    base_url = local_server()
+    run, _ = configs(source, tmp_path / "backfill", base_url, state_url=url)
+    assert run_job(run).exit_code == 0
+    records = read_lines(source)
+    grow(records[3], 2)
+    write_lines(source, records)
+    _, sync = configs(source, tmp_path / "sync-1", base_url, state_url=url)
+    summary = sync_job(sync)
+    assert (summary.conversations.migrated, summary.conversations.up_to_date) == (1, 29)
+    assert summary.calls == 1
+    found = lookup_conversations(url, ["conv-0003", "conv-0029"])
+    assert [(r.source_id, r.items) for r in found] == [("conv-0003", 6), ("conv-0029", 4)]
+    # The next job moves this one into the ledger: every entry is there, once.
+    _, again = configs(source, tmp_path / "sync-2", base_url, state_url=url)
+    assert sync_job(again).calls == 0
+    store = StateStore.from_url(url)
+    try:
+        assert export_ledger_csv(store, tmp_path / "ledger.csv") == 30
+    finally:
+        store.close()
