@@ -8,7 +8,9 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
-JsonFormat = Literal["auto", "chat_completions", "finetune", "sharegpt", "chatgpt", "assistants"]
+JsonFormat = Literal[
+    "auto", "chat_completions", "finetune", "sharegpt", "chatgpt", "assistants", "responses"
+]
 
 
 class _Config(BaseModel):
@@ -34,6 +36,8 @@ class JsonSourceConfig(_Config):
     lone_surrogates: Literal["fail", "replace"] = "fail"
     """A lone UTF-16 surrogate escape (`"\\udc00"`): fail that conversation, or migrate it
     with U+FFFD in its place (a `lone_surrogate_replaced` finding)."""
+    responses_instructions: Literal["developer", "drop"] = "developer"
+    """Responses histories: `instructions` as a leading developer message, or dropped."""
 
 
 SqlPreset = Literal["langchain", "agents-sdk", "llamaindex"]

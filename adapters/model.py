@@ -144,16 +144,31 @@ class HostedToolStep(_Entry):
     input: str | None = None
     outputs: list[str] = Field(default_factory=list)
     file_ids: list[str] = Field(default_factory=list)
+    item: dict[str, Any] | None = None
+    """The source's own API item (Responses), sent as is when the policy keeps provider items."""
 
 
 class Reasoning(_Entry):
     kind: Literal["reasoning"] = "reasoning"
     text: str | None = None
     encrypted: bool = False
+    item: dict[str, Any] | None = None
+    """The source's own reasoning item (Responses), sent as is when the policy keeps it."""
+
+
+class ProviderItem(_Entry):
+    """An API item with no readable form (a Responses `compaction`, an unresolved reference).
+
+    It can only be sent as it is, with its server-minted id, into the project that made it.
+    """
+
+    kind: Literal["provider_item"] = "provider_item"
+    item: dict[str, Any]
 
 
 Entry = Annotated[
-    Message | ToolCall | ToolResult | HostedToolStep | Reasoning, Field(discriminator="kind")
+    Message | ToolCall | ToolResult | HostedToolStep | Reasoning | ProviderItem,
+    Field(discriminator="kind"),
 ]
 
 

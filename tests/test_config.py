@@ -55,7 +55,7 @@ def test_job_file_paths_are_relative_to_the_file_and_flags_override_policy(tmp_p
     ("text", "message"),
     [
         ('[source]\nkind = "json"\npath = "x"\nbogus = 1\n', "bogus"),
-        ('[source]\nkind = "json"\npath = "x"\n[policy]\nreasoning = "keep"\n', "reasoning"),
+        ('[source]\nkind = "json"\npath = "x"\n[policy]\nreasoning = "sometimes"\n', "reasoning"),
         ("[source\n", "cannot read job file"),
     ],
 )

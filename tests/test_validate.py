@@ -53,6 +53,8 @@ ACCEPTED: list[tuple[str, dict[str, Any]]] = [
     ("assistant output_text", ASSISTANT_TEXT),
     ("assistant string", {"type": "message", "role": "assistant", "content": "hello"}),
     ("assistant refusal part", assistant({"type": "refusal", "refusal": "no"})),
+    ("kept hosted tool item", {"type": "web_search_call", "id": "ws_1", "status": "completed"}),
+    ("kept encrypted reasoning", {"type": "reasoning", "summary": [], "encrypted_content": "x"}),
     (
         "image url",
         user({"type": "input_image", "image_url": "https://x.test/a.png", "detail": "auto"}),
@@ -108,8 +110,9 @@ def test_accepts(item: dict[str, Any]) -> None:
 
 REJECTED: list[tuple[str, Any, str]] = [
     ("not an object", ["message"], "must be an object"),
-    ("unknown item type", {"type": "reasoning", "id": "rs_1", "summary": []}, "not one we send"),
-    ("hosted tool item", {"type": "file_search_call", "id": "fs_1"}, "not one we send"),
+    ("unknown item type", {"type": "thought", "id": "th_1"}, "not one we send"),
+    ("hosted tool item without id", {"type": "file_search_call"}, "needs the id"),
+    ("reasoning without id", {"type": "reasoning", "summary": []}, "needs the id"),
     ("missing type", {"role": "user", "content": "hi"}, "not one we send"),
     ("id on a message", {**USER_TEXT, "id": "msg_1"}, "keys the API does not define: id"),
     ("status on a message", {**ASSISTANT_TEXT, "status": "completed"}, "status"),

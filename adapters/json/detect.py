@@ -3,8 +3,9 @@
 Rules, first match wins: a `mapping` is a ChatGPT export; a `thread` key or `thread.*` objects
 are an Assistants export; turns with `from` (or `images`, or a top-level `system` string) are
 ShareGPT; a record with only `messages`, `tools`, `functions` and `parallel_tool_calls` is a
-fine-tuning line (read exactly like Chat Completions, reported as `finetune`); any other record
-with a messages array is Chat Completions.
+fine-tuning line (read exactly like Chat Completions, reported as `finetune`); Responses items
+(a bare array, `items`, `input` plus `output`, or a response object; `adapters.responses`) are
+`responses`; any other record with a messages array is Chat Completions.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from adapters.config import JsonFormat, JsonSourceConfig
 from adapters.json.chat_completions import find_messages_field
 from adapters.json.stream import Layout, peek_first_value, scan_object_prefixes
+from adapters.responses.records import is_responses_record
 
 FINETUNE_KEYS = frozenset({"messages", "tools", "functions", "parallel_tool_calls"})
 _SCAN_EVENTS = 2000
@@ -24,6 +26,8 @@ _THREAD_OBJECTS = frozenset({"thread", "thread.message", "thread.run", "thread.r
 
 def detect_record_format(value: Any, config: JsonSourceConfig) -> JsonFormat | None:
     """The format a single record is written in, or None if it matches none of them."""
+    if is_responses_record(value):
+        return "responses"
     if isinstance(value, list):
         first = value[0] if value else None
         if not isinstance(first, dict):

@@ -38,13 +38,14 @@ from adapters.json.stream import (
     sniff_layout,
 )
 from adapters.model import SourceConversation, SourceFailure, SourceNote, SourceRecord
+from adapters.responses.records import read_responses
 
 logger = logging.getLogger(__name__)
 
 
 _FORMAT_HINT = (
-    "pass the format explicitly (format = chat_completions, finetune, sharegpt, chatgpt or "
-    "assistants)"
+    "pass the format explicitly (format = chat_completions, finetune, sharegpt, chatgpt, "
+    "assistants or responses)"
 )
 
 
@@ -92,7 +93,7 @@ class JsonFilesSource:
                 raise SourceOpenError(
                     f"cannot tell the format of {path}: its first record is not a Chat "
                     "Completions conversation, fine-tuning line, ShareGPT record, ChatGPT "
-                    f"export or Assistants export; {_FORMAT_HINT}"
+                    f"export, Assistants export or Responses history; {_FORMAT_HINT}"
                 )
             return
 
@@ -203,6 +204,8 @@ def convert_record(
             return [read_sharegpt(value, ctx)]
         case "chatgpt":
             return read_chatgpt(value, ctx)
+        case "responses":
+            return [read_responses(value, ctx)]
     raise ValueError(f"no record reader for format {found!r}")
 
 

@@ -79,6 +79,11 @@ VERBS = {
         "export_threads_command",
         "Dump Assistants threads from a compatible server into JSON files, resumably.",
     ),
+    "export-responses": Verb(
+        "migrate.cli.responses",
+        "export_responses_command",
+        "Export stored Responses chains into history files, resumably.",
+    ),
     "serve": Verb(
         "migrate.cli.serve",
         "serve",

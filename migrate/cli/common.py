@@ -7,10 +7,11 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, get_args
 
 import click
 
+from adapters.config import JsonFormat
 from migrate.config import JobConfig, build_job_config
 from migrate.context.models import model_spec
 from migrate.errors import EXIT_FAILED, MigrateError
@@ -41,9 +42,7 @@ def source_options(command: Callable[P, R]) -> Callable[P, R]:
         ),
         click.option(
             "--format",
-            type=click.Choice(
-                ["auto", "chat_completions", "finetune", "sharegpt", "chatgpt", "assistants"]
-            ),
+            type=click.Choice(list(get_args(JsonFormat))),
             help="File format; detected from the content when omitted.",
         ),
         click.option(

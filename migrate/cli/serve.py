@@ -33,6 +33,8 @@ def describe_switches(options: ServerOptions) -> str:
         parts.append(f"stall {faults.stall_seconds:g}s")
     if "burst_503" in faults.rates or "burst_503" in faults.script:
         parts.append(f"503 bursts of {faults.burst_length}")
+    if options.responses_dir is not None:
+        parts.append(f"stored responses from {options.responses_dir}")
     parts.append(f"seed {options.seed}")
     parts.append("auth: the configured API key" if options.api_key else "auth: any bearer token")
     return "; ".join(parts)
@@ -73,6 +75,13 @@ def describe_switches(options: ServerOptions) -> str:
     help="Accept only this bearer token (default: any). Env: MIGRATE_SERVE_API_KEY.",
 )
 @click.option("--access-log", is_flag=True, help="Log every request on stderr.")
+@click.option(
+    "--responses",
+    "responses_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Also serve GET /v1/responses/{id} and its input_items from this directory of "
+    "stored responses (one <id>.json each, with its input_items).",
+)
 def serve(
     host: str,
     port: int,
@@ -87,6 +96,7 @@ def serve(
     seed: int,
     api_key: str | None,
     access_log: bool,
+    responses_dir: Path | None,
 ) -> None:
     """Run the local Conversations API server (a rehearsal target) until Ctrl-C.
 
@@ -103,6 +113,7 @@ def serve(
                 "rpm": rpm,
                 "seed": seed,
                 "access_log": access_log,
+                "responses_dir": responses_dir,
                 "faults": FaultSettings.model_validate(
                     {
                         "rates": parse_fault_rates(fault_rates),

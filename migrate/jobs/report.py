@@ -5,7 +5,8 @@ resume, and again by `migrate report`:
 
 - `conversations.csv` / `.jsonl`: source id -> new conversation id, status, item counts,
   input tokens (for the job's model, `migrate.context`), findings, calls, retries,
-  reconciliations, possible orphans, error.
+  reconciliations, possible orphans, error; for a Responses chain, its first and leaf
+  response ids.
 - `items.csv` / `.jsonl`: source conversation id, source item id, position, new item id (and
   the new conversation id), one row per landed item.
 - `findings.jsonl`: every lossy or repairing step of the transform, per conversation.
@@ -53,7 +54,11 @@ CONVERSATION_FIELDS = [
     "error_code",
     "error_message",
     "deleted",
+    "first_response_id",
+    "leaf_response_id",
 ]
+CHAIN_METADATA = ("first_response_id", "leaf_response_id")
+"""Responses chains: the first and last response ids, from the conversation's metadata."""
 ITEM_FIELDS = [
     "source_conversation_id",
     "source_item_id",
@@ -108,6 +113,7 @@ def _conversation_rows(store: StateStore, tally: TokenTally) -> Iterator[dict[st
             tally.add_failure(row.error_code)
         elif plan is not None and plan.items:
             tally.add(plan.tokens, plan.findings, estimated=plan.tokens_estimate is not None)
+        metadata = plan.metadata if plan is not None else {}
         yield {
             "source_id": row.source_id,
             "conversation_id": row.conversation_id,
@@ -125,6 +131,7 @@ def _conversation_rows(store: StateStore, tally: TokenTally) -> Iterator[dict[st
             "error_code": row.error_code,
             "error_message": row.error_message,
             "deleted": row.deleted_at is not None,
+            **{key: metadata.get(key) for key in CHAIN_METADATA},
         }
 
 

@@ -37,6 +37,36 @@ _ITEM_KEYS: dict[str, frozenset[str]] = {
     "custom_tool_call": frozenset({"type", "call_id", "name", "input"}),
     "custom_tool_call_output": frozenset({"type", "call_id", "output"}),
 }
+PROVIDER_TYPES = frozenset(
+    {
+        "reasoning",
+        "compaction",
+        "item_reference",
+        "file_search_call",
+        "web_search_call",
+        "code_interpreter_call",
+        "image_generation_call",
+        "computer_call",
+        "computer_call_output",
+        "local_shell_call",
+        "local_shell_call_output",
+        "shell_call",
+        "shell_call_output",
+        "apply_patch_call",
+        "apply_patch_call_output",
+        "tool_search_call",
+        "tool_search_output",
+        "additional_tools",
+        "program",
+        "program_output",
+        "mcp_list_tools",
+        "mcp_call",
+        "mcp_approval_request",
+        "mcp_approval_response",
+    }
+)
+"""Items sent only as kept provider items (policy `provider_items` / `reasoning` = keep): they
+name an item the target project made, so they must carry its id; their shape is the API's."""
 _PART_KEYS: dict[str, frozenset[str]] = {
     "input_text": frozenset({"type", "text"}),
     "input_image": frozenset({"type", "image_url", "file_id", "detail"}),
@@ -65,6 +95,13 @@ def item_problems(item: Mapping[str, Any]) -> list[str]:
     if not isinstance(item, Mapping):
         return [f"an item must be an object, not {type(item).__name__}"]
     kind = item.get("type")
+    if kind in PROVIDER_TYPES:
+        item_id = item.get("id")
+        if isinstance(item_id, str) and item_id:
+            return []
+        if kind == "reasoning" and item.get("encrypted_content"):
+            return []
+        return [f"a kept {kind} item needs the id the source project gave it"]
     if not isinstance(kind, str) or kind not in _ITEM_KEYS:
         return [f"item type {kind!r} is not one we send; allowed: {sorted(_ITEM_KEYS)}"]
     problems = _unknown_keys(item, _ITEM_KEYS[kind], kind)

@@ -458,6 +458,109 @@ _TABLE: list[tuple[str, tuple[Kind, ...], str, str]] = [
         "A thread id in the list is not a valid thread id.",
         "Fix the thread id list.",
     ),
+    # --- Responses histories and chains (`adapters.responses`) --------------------------------
+    (
+        "response_not_found",
+        _E,
+        "A listed response id is gone from the Responses API: expired after the 30-day "
+        "retention, or deleted.",
+        "Nothing can bring it back; if the app kept its items, migrate them from its own storage.",
+    ),
+    (
+        "response_fetch_failed",
+        _E,
+        "A response or a page of its input items could not be read from the server.",
+        "Run `migrate export-responses` again; what was written is skipped.",
+    ),
+    (
+        "invalid_response_id",
+        _E,
+        "An id in the response id file is not a valid response id.",
+        "Fix the response id file.",
+    ),
+    (
+        "instructions_dropped",
+        _F,
+        "A history's `instructions` were dropped (`source.responses_instructions = drop`).",
+        "Set `source.responses_instructions = developer` to keep them as a developer message.",
+    ),
+    (
+        "image_not_returned",
+        _F,
+        "An image in a Responses history has no URL or file id: the API lists an image by URL "
+        "only with `include=message.input_image.image_url`, and never returns inline data.",
+        "Export with `migrate export-responses` (it asks for the URLs); inline images are lost "
+        "on the server's side.",
+    ),
+    (
+        "file_data_not_returned",
+        _F,
+        "A file in a Responses history has only its name: the API never returns inline "
+        "`file_data`. It is sent as a text reference.",
+        "Upload the file and send it by file id if the conversation needs it.",
+    ),
+    (
+        "inline_image_not_sent",
+        _F,
+        "Inline image data in a hosted-tool item (an image generation result, a screenshot "
+        "data URL) was left out of its readable text.",
+        "Set `policy.provider_items = keep` for a migration into the same project.",
+    ),
+    (
+        "logprobs_dropped",
+        _F,
+        "Token logprobs of an assistant text were dropped: items cannot carry them.",
+        "Nothing to do.",
+    ),
+    (
+        "phase_dropped",
+        _F,
+        "A message's `phase` (commentary, final answer) was dropped.",
+        "Nothing to do.",
+    ),
+    (
+        "namespace_dropped",
+        _F,
+        "A tool call's `namespace` was dropped; the call keeps its name.",
+        "Nothing to do, unless the app tells tools apart by namespace.",
+    ),
+    (
+        "tool_output_part_as_text",
+        _F,
+        "A tool output part other than text (an image, a file) became a text reference.",
+        "Nothing to do.",
+    ),
+    (
+        "compaction_trigger_dropped",
+        _F,
+        "A `compaction_trigger` item (a request to compact, not history) was dropped.",
+        "Nothing to do.",
+    ),
+    (
+        "unknown_item_as_text",
+        _F,
+        "An item type outside the Responses item union was sent as readable text.",
+        "Report the type so a rule can be added.",
+    ),
+    (
+        "compaction_dropped",
+        _F,
+        "A `compaction` item (encrypted, with no readable form) was dropped.",
+        "Set `policy.provider_items = keep` for a migration into the same project.",
+    ),
+    (
+        "item_reference_unresolved",
+        _F,
+        "An `item_reference` names an item that is not in the same history; it was dropped.",
+        "Set `policy.provider_items = keep` for a migration into the same project.",
+    ),
+    (
+        "reasoning_content_dropped",
+        _F,
+        "With `policy.reasoning = keep`, plain reasoning text beside encrypted content was "
+        "dropped: the API refuses the two together.",
+        "Nothing to do; the encrypted content carries the reasoning.",
+    ),
     # --- notes of the readers (findings) -----------------------------------------------------
     (
         "branch_not_migrated",

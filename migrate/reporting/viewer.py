@@ -20,6 +20,7 @@ from adapters.model import (
     ImagePart,
     Message,
     Part,
+    ProviderItem,
     Reasoning,
     RefusalPart,
     SourceConversation,
@@ -143,6 +144,8 @@ def _label(entry: Entry) -> str:
             return f"hosted {entry.tool}"
         case Reasoning():
             return "reasoning"
+        case ProviderItem():
+            return f"provider item {entry.item.get('type', 'item_reference')}"
 
 
 def _entry_text(entry: Entry) -> str:
@@ -157,6 +160,8 @@ def _entry_text(entry: Entry) -> str:
             text = "\n".join([entry.input or "", *entry.outputs]).strip()
         case Reasoning():
             text = "[encrypted]" if entry.encrypted else entry.text or ""
+        case ProviderItem():
+            text = json.dumps(entry.item, ensure_ascii=False)
     return _cut(text)
 
 

@@ -39,6 +39,7 @@ from migrate.server.errors import (
 from migrate.server.faults import FaultInjector, Latency, RateDecision, TokenBucket
 from migrate.server.ids import request_id
 from migrate.server.options import FaultKind, FaultSettings, ServerOptions
+from migrate.server.responses import StoredResponses, response_routes
 from migrate.server.stats import ServerStats
 from migrate.server.store import ConversationStore, ItemNotFoundError
 
@@ -49,6 +50,7 @@ T = TypeVar("T")
 _FAULT_KEY = "chat_migrate.fault"
 _RAW_SEND_KEY = "chat_migrate.raw_send"
 _ID_SEGMENT = re.compile(r"^/v1/conversations/[^/]+(/items(/[^/]+)?)?$")
+_RESPONSE_SEGMENT = re.compile(r"^/v1/responses/[^/]+(/input_items)?$")
 _NO_AUTH_MESSAGE = (
     "You didn't provide an API key. You need to provide your API key in an Authorization "
     "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
@@ -62,6 +64,10 @@ def route_of(method: str, path: str) -> str:
         parts[3] = "{conversation_id}"
         if len(parts) > 5:
             parts[5] = "{item_id}"
+        path = "/".join(parts)
+    elif _RESPONSE_SEGMENT.match(path):
+        parts = path.split("/")
+        parts[3] = "{response_id}"
         path = "/".join(parts)
     return f"{method} {path}"
 
@@ -146,6 +152,11 @@ class LocalConversationsServer:
                 Route("/_admin/stats", self.admin_stats, methods=["GET"]),
                 Route("/_admin/log", self.admin_log, methods=["GET"]),
                 Route("/_admin/faults", self.admin_faults, methods=["GET", "POST"]),
+                *(
+                    response_routes(StoredResponses(options.responses_dir))
+                    if options.responses_dir is not None
+                    else []
+                ),
             ],
             exception_handlers={
                 ApiError: self._api_error,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -76,3 +77,5 @@ class ServerOptions(BaseModel):
     faults: FaultSettings = Field(default_factory=FaultSettings)
     seed: int = 0
     access_log: bool = False
+    responses_dir: Path | None = None
+    """A directory of stored responses served under `/v1/responses` (`migrate.server.responses`)."""

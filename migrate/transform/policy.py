@@ -28,8 +28,17 @@ class Policy(BaseModel):
     """A tool call never answered: paired with an empty output, turned into text, ..."""
     hosted_tool: ConvertDropFail = "text"
     """Code interpreter, file search, browsing steps: readable assistant text by default."""
-    reasoning: ConvertDropFail = "drop"
-    """Reasoning items and thoughts; they cannot be recreated, so dropped by default."""
+    reasoning: Literal["text", "drop", "fail", "keep"] = "drop"
+    """Reasoning items and thoughts; they cannot be recreated, so dropped by default.
+
+    `keep` sends a Responses reasoning item as it is (its id and encrypted content), which is
+    valid only in the same organization and for the same model; one without either is dropped.
+    """
+    provider_items: Literal["convert", "keep"] = "convert"
+    """Responses hosted-tool, `compaction` and unresolved `item_reference` items: converted
+    (hosted tools by `hosted_tool`, the others dropped with a finding), or `keep`: sent as they
+    are, ids included, for a migration into the same project (unverified against the live API).
+    """
     assistant_image: ConvertDropFail = "text"
     """Images or files authored by the assistant become a text reference by default."""
     audio: ConvertDropFail = "text"

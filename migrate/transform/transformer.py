@@ -29,6 +29,12 @@ Decisions the design leaves open, stated here:
   `assistant_image_dropped`, `hosted_tool_dropped`, `reasoning_as_text`,
   `citation_markers_stripped`, `tool_output_paired_by_order` (an output without call id paired
   with the oldest open call) and `tool_part_as_text`; adapter notes keep their own codes.
+- Responses items: with `provider_items="keep"`, hosted-tool items and `ProviderItem`s are sent
+  as the source holds them (id and status included, as the Agents SDK writes them); otherwise a
+  `ProviderItem` is dropped as `compaction_dropped` or `item_reference_unresolved`, its whole
+  item in the finding. With `reasoning="keep"`, a reasoning item
+  with an id or encrypted content is sent as it is, less any plain-text `content` beside
+  encrypted content (`reasoning_content_dropped`: the API refuses the two together).
 - Error codes when a policy says `fail`: `refusal`, `orphan_tool_output`,
   `tool_call_without_output`, `hosted_tool`, `reasoning`, `assistant_image`, `audio`,
   `unresolved_image`, `unknown_role`; `message_too_large` for a text over `max_text_chars`;
@@ -56,6 +62,7 @@ from adapters.model import (
     ImagePart,
     Message,
     Part,
+    ProviderItem,
     Reasoning,
     RefusalPart,
     SourceConversation,
@@ -168,6 +175,8 @@ class _Transformer:
                     self._hosted_tool(entry)
                 case Reasoning():
                     self._reasoning(entry)
+                case ProviderItem():
+                    self._provider_item(entry)
         self._close_unanswered_calls()
         return TransformResult(items=self._flatten(), findings=self.findings)
 
@@ -653,6 +662,9 @@ class _Transformer:
     # --- hosted tools and reasoning -----------------------------------------------------------
 
     def _hosted_tool(self, step: HostedToolStep) -> None:
+        if step.item is not None and self.policy.provider_items == "keep":
+            self._emit(dict(step.item))
+            return
         match self.policy.hosted_tool:
             case "fail":
                 raise self._policy_fail(
@@ -676,6 +688,9 @@ class _Transformer:
         )
 
     def _reasoning(self, reasoning: Reasoning) -> None:
+        if self.policy.reasoning == "keep":
+            self._keep_reasoning(reasoning)
+            return
         if self.policy.reasoning == "fail":
             raise self._policy_fail("reasoning", "reasoning cannot be sent", "reasoning")
         if self.policy.reasoning == "drop" or reasoning.encrypted or not reasoning.text:
@@ -686,6 +701,32 @@ class _Transformer:
         text = self._checked(f"[reasoning]\n{reasoning.text}", "reasoning")
         self._emit(
             {"type": "message", "role": "assistant", "content": self._assistant_content(text)}
+        )
+
+    def _keep_reasoning(self, reasoning: Reasoning) -> None:
+        item = dict(reasoning.item or {})
+        if not item.get("id") and not item.get("encrypted_content"):
+            self._find("reasoning_dropped", "reasoning without id or encrypted content dropped")
+            return
+        if item.get("encrypted_content") and item.get("content"):
+            # The API refuses plain-text content next to encrypted content.
+            self._find(
+                "reasoning_content_dropped",
+                f"reasoning text dropped beside its encrypted content: {item['content']}",
+            )
+            item.pop("content")
+        self._emit(item)
+
+    def _provider_item(self, entry: ProviderItem) -> None:
+        kind = str(entry.item.get("type") or "item_reference")
+        if self.policy.provider_items == "keep":
+            self._emit(dict(entry.item))
+            return
+        # A ProviderItem is a `compaction` or an `item_reference` the history cannot resolve.
+        self._find(
+            "item_reference_unresolved" if kind == "item_reference" else "compaction_dropped",
+            f"{kind} item dropped (it can only be kept in the same project): "
+            f"{json.dumps(entry.item, ensure_ascii=False, sort_keys=True)}",
         )
 
     def _assistant_content(self, text: str) -> str | list[dict[str, Any]]:
