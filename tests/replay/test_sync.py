@@ -7,18 +7,20 @@ import math
 import random
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from migrate.config import build_job_config
 from migrate.errors import ConfigError, MigrateError
 from migrate.jobs.lookup import export_ledger_csv, export_ledger_table, lookup_conversations
-from migrate.jobs.models import JobRef, ResumeConfig, RunConfig, SyncConfig
-from migrate.jobs.run import resume_job, run_job
+from migrate.jobs.models import JobRef, ResumeConfig, RunConfig, SyncConfig, WorkConfig
+from migrate.jobs.run import resume_job, run_job, work_on_job
 from migrate.jobs.status import job_status
 from migrate.jobs.sync import sync_job
 from migrate.jobs.verify import verify_job
@@ -28,10 +30,12 @@ from migrate.replay.replayer import CrashPoint, ReplayOptions, SimulatedCrash
 from migrate.replay.target import TargetConfig, item_difference
 from migrate.server.store import ConversationStore
 from migrate.server.testing import AdminClient, ServerFactory
+from migrate.state.schema import conversations
 from migrate.state.store import StateStore
 from migrate.transform.policy import Policy
 from tests.replay.helpers import write_source
 from tests.replay.test_replay_kill import ROUNDS, start, wait_until_started
+from tests.replay.test_workers import wait_for_job_id
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:
@@ -386,3 +390,56 @@ def test_the_ledger_works_in_a_shared_store_on_any_engine(
         assert export_ledger_csv(store, tmp_path / "ledger.csv") == 30
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("engine", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_sync_and_an_extra_worker_share_one_sync_job(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest, local_server: ServerFactory
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'shared.db'}"
+        if engine == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    base_url = local_server(latency_ms=20)
+    source = write_source(tmp_path / "source.jsonl", conversations=40, messages=4, tools=False)
+    run, _ = configs(source, tmp_path / "backfill", base_url, state_url=url)
+    assert run_job(run).exit_code == 0
+    records = read_lines(source)
+    for record in records:
+        grow(record, 25)  # two appends each
+    write_lines(source, records)
+    _, sync = configs(source, tmp_path / "sync", base_url, state_url=url)
+    results: dict[str, Any] = {}
+
+    def in_thread(name: str, call: Callable[[], Any]) -> threading.Thread:
+        def target() -> None:
+            try:
+                results[name] = call()
+            except BaseException as exc:  # reported by the assertions below
+                results[name] = exc
+
+        thread = threading.Thread(target=target)
+        thread.start()
+        return thread
+
+    syncing = in_thread("sync", lambda: sync_job(sync))
+    job_id = wait_for_job_id(tmp_path / "sync", syncing.is_alive)
+    worker = in_thread("work", lambda: work_on_job(WorkConfig(state_url=url, job_id=job_id)))
+    syncing.join(60)
+    worker.join(60)
+    assert results["sync"].exit_code == 0, results
+    assert results["work"].exit_code == 0, results
+    store = StateStore.from_url(url)
+    with store.engine.connect() as conn:
+        owners = conn.execute(select(conversations.c.claimed_by).distinct()).scalars().all()
+    store.close()
+    assert len(owners) == 2, owners  # both replayed part of the sync
+    summary = job_status(JobRef(state_url=url, job_id=job_id))
+    assert summary.conversations.migrated == 40
+    assert summary.calls == 80  # two appends per conversation, no create
+    after = plans_of(source)
+    held = server_items(tmp_path / "servers" / "server-0.db")
+    assert sorted(len(items) for items in held.values()) == sorted(
+        len(plan.items) for plan in after.values()
+    )
