@@ -401,7 +401,7 @@ def test_sync_and_an_extra_worker_share_one_sync_job(
         if engine == "sqlite"
         else request.getfixturevalue("postgres_url")
     )
-    base_url = local_server(latency_ms=20)
+    base_url = local_server(latency_ms=50)
     source = write_source(tmp_path / "source.jsonl", conversations=40, messages=4, tools=False)
     run, _ = configs(source, tmp_path / "backfill", base_url, state_url=url)
     assert run_job(run).exit_code == 0
@@ -410,6 +410,8 @@ def test_sync_and_an_extra_worker_share_one_sync_job(
         grow(record, 25)  # two appends each
     write_lines(source, records)
     _, sync = configs(source, tmp_path / "sync", base_url, state_url=url)
+    # Slow enough (80 calls, two at a time, 50 ms each) for the worker to join in time.
+    sync = sync.model_copy(update={"replay": sync.replay.model_copy(update={"concurrency": 2})})
     results: dict[str, Any] = {}
 
     def in_thread(name: str, call: Callable[[], Any]) -> threading.Thread:
