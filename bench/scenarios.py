@@ -30,6 +30,7 @@ from bench.data import (
 )
 from bench.results import Result, ratio
 from bench.server import (
+    PREFLIGHT_READS,
     Neighbour,
     ServerProcess,
     requests_with_status,
@@ -169,7 +170,7 @@ def api_calls(scale: Scale, workdir: Path, *, seed: int) -> list[Result]:
         )
         stats = server.stats()
     summary = out["summary"]
-    served = total_requests(stats)
+    served = total_requests(stats) - PREFLIGHT_READS
     conversations = summary["conversations"]
     complete = (
         conversations["migrated"] == len(lengths)
@@ -228,6 +229,8 @@ def _measure_send(
     server_cpu = server.cpu_seconds() - cpu_before
     rate, commits, seconds = window_rate(server.commit_log(after=first_seq))
     calls = total_requests(server.stats()) - requests_before
+    if workload == "job":
+        calls -= PREFLIGHT_READS
     shutil.rmtree(job_dir, ignore_errors=True)
     return {
         "calls_per_second": rate,
@@ -486,7 +489,7 @@ def faults(scale: Scale, workdir: Path, *, seed: int) -> list[Result]:
         after_run = server.stats()
         checked = run_child(ChildRequest(workload="verify", job_dir=str(job_dir)))
     summary = out["summary"]
-    served = total_requests(after_run) - neighbour.sent
+    served = total_requests(after_run) - neighbour.sent - PREFLIGHT_READS
     limited = requests_with_status(after_run, "429") - neighbour.answers["429"]
     problems: dict[str, int] = checked["problems"]
     missing = problems.get("missing", 0)
@@ -700,10 +703,63 @@ def planning(scale: Scale, workdir: Path, *, seed: int) -> list[Result]:
     return results
 
 
+# --- 6. disk a job needs -----------------------------------------------------------------------
+
+DISK_ITEMS = 10
+"""Items per conversation of the disk measurement (short chat messages)."""
+
+
+def disk(scale: Scale, workdir: Path, *, seed: int) -> list[Result]:
+    """Bytes a job directory and a dry run need per conversation of 10 items, per file."""
+    conversations = scale.call_conversations * 20
+    source = write_chat_jsonl(workdir / "disk.jsonl", [DISK_ITEMS] * conversations, seed=seed)
+    job_dir, plan_dir = workdir / "disk-job", workdir / "disk-plan"
+    with ServerProcess(workdir / "disk-server.db", seed=seed) as server:
+        out = run_child(
+            ChildRequest(
+                workload="job",
+                source=_source_dump(source),
+                job_dir=str(job_dir),
+                base_url=server.base_url,
+                concurrency=16,
+            )
+        )
+        server_bytes = _size(server.db_path)
+    run_child(ChildRequest(workload="plan", source=_source_dump(source), job_dir=str(plan_dir)))
+    files = {path.name: _size(path) for path in sorted(job_dir.iterdir()) if path.is_file()}
+    planned = {path.name: _size(path) for path in sorted(plan_dir.iterdir()) if path.is_file()}
+    job_bytes = sum(files.values())
+    migrated = out["summary"]["conversations"]["migrated"]
+    per_million = 1_000_000 / conversations
+    return [
+        Result(
+            scenario="disk",
+            name=f"job directory per million conversations of {DISK_ITEMS} items",
+            value=job_bytes * per_million / 1e9,
+            unit="GB",
+            ratio=ratio(job_bytes + server_bytes, job_bytes),
+            reference="with the local target's database beside it (a rehearsal)",
+            detail={
+                "conversations": conversations,
+                "migrated": migrated,
+                "files_bytes": files,
+                "local_server_bytes": server_bytes,
+                "plan_files_bytes": planned,
+                "plan_gb_per_million": sum(planned.values()) * per_million / 1e9,
+            },
+        )
+    ]
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size
+
+
 SCENARIOS: dict[str, Callable[..., list[Result]]] = {
     "calls": api_calls,
     "throughput": throughput,
     "rate_limit": rate_limit,
     "faults": faults,
     "planning": planning,
+    "disk": disk,
 }

@@ -145,6 +145,10 @@ class ServerProcess:
             process.stderr.close()
 
 
+PREFLIGHT_READS = 1
+"""Requests a job session makes before any work: one read proving the target answers."""
+
+
 def total_requests(stats: dict[str, Any]) -> int:
     """Every request the server answered (or dropped), over every route and status."""
     return sum(sum(by_status.values()) for by_status in stats["requests"].values())

@@ -5,7 +5,10 @@ Secrets never live here: the API key and database passwords come from the enviro
 
 from __future__ import annotations
 
+import difflib
 import tomllib
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +42,9 @@ def load_job_file(path: Path, overrides: dict[str, Any] | None = None) -> JobCon
     try:
         return JobConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"invalid job file {path}:\n{exc}") from exc
+        raise ConfigError(
+            f"invalid job file {path}: {describe_validation(exc, JobConfig)}"
+        ) from exc
 
 
 def source_config_for(source: str, *, options: dict[str, Any] | None = None) -> SourceConfig:
@@ -50,7 +55,10 @@ def source_config_for(source: str, *, options: dict[str, Any] | None = None) -> 
     fields = {key: value for key, value in (options or {}).items() if value is not None}
     kind = "sql" if "://" in source else "json"
     data: dict[str, Any] = {"kind": kind, **fields}
-    data["url" if kind == "sql" else "path"] = source
+    # Absolute, so that `resume` from another working directory (cron) finds the same file.
+    data["url" if kind == "sql" else "path"] = (
+        source if kind == "sql" else str(Path(source).absolute())
+    )
     if kind == "json" and ("where" in data or "since" in data):
         raise ConfigError(f"--where and --since apply to SQL sources; {source!r} is a file")
     if kind == "json" and "preset" in data:
@@ -60,7 +68,9 @@ def source_config_for(source: str, *, options: dict[str, Any] | None = None) -> 
     try:
         return JobConfig.model_validate({"source": data}).source
     except ValidationError as exc:
-        raise ConfigError(f"invalid source options for {source!r}:\n{exc}") from exc
+        raise ConfigError(
+            f"invalid source options for {source!r}: {describe_validation(exc, JobConfig)}"
+        ) from exc
 
 
 def build_job_config(
@@ -85,6 +95,78 @@ def build_job_config(
         try:
             policy = Policy.model_validate({**config.policy.model_dump(), **policy_overrides})
         except ValidationError as exc:
-            raise ConfigError(f"invalid --policy value:\n{exc}") from exc
+            raise ConfigError(f"invalid --policy: {describe_validation(exc, Policy)}") from exc
         config = config.model_copy(update={"policy": policy})
     return config
+
+
+def describe_validation(exc: ValidationError, model: type[BaseModel] | None = None) -> str:
+    """A validation error in words: `key: what is wrong`, one per problem, `; `-separated.
+
+    An unknown key lists the valid ones of its table and the nearest ("did you mean ...?")
+    when `model` (the validated model) is given. No links, no Python reprs of `None`.
+    """
+    problems = []
+    for error in exc.errors(include_url=False):
+        loc = [str(part) for part in error["loc"]]
+        where = ".".join(loc) or "value"
+        if error["type"] == "extra_forbidden" and model is not None:
+            valid, path = _keys_at(model, loc[:-1])
+            shown = ".".join([*path, loc[-1]])
+            problems.append(f"unknown key `{shown}`" + _suggestion(loc[-1], valid))
+            continue
+        if error["type"] == "missing":
+            problems.append(f"`{where}` is required")
+            continue
+        message = str(error["msg"])
+        if "input" in error and error["type"] not in ("missing",):
+            shown = error["input"]
+            message += f" (got {'nothing' if shown is None else repr(shown)})"
+        problems.append(f"`{where}`: {message}")
+    return "; ".join(problems)
+
+
+def _suggestion(key: str, valid: list[str]) -> str:
+    if not valid:
+        return ""
+    nearest = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    hint = f" (did you mean `{nearest[0]}`?)" if nearest else ""
+    return f"{hint}; valid keys: {', '.join(sorted(valid))}"
+
+
+def _keys_at(model: type[BaseModel], loc: list[str]) -> tuple[list[str], list[str]]:
+    """The field names of the table at `loc` inside `model` (through unions and their tags),
+    and `loc` without the tags (the path a person writes)."""
+    candidates: list[type[BaseModel]] = [model]
+    path: list[str] = []
+    for part in loc:
+        following: list[type[BaseModel]] = []
+        for candidate in candidates:
+            field = candidate.model_fields.get(part)
+            if field is not None:
+                following += _models_in(field.annotation)
+        if following:
+            path.append(part)
+        else:
+            # A discriminated union's tag (`source.json...`): keep the member it names.
+            following = [
+                c
+                for c in candidates
+                if getattr(c.model_fields.get("kind"), "default", None) == part
+            ]
+        candidates = following
+    names: list[str] = []
+    for candidate in candidates:
+        names += [name for name in candidate.model_fields if name not in names]
+    return names, path
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _models_in(typing.get_args(annotation)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        return [model for arg in typing.get_args(annotation) for model in _models_in(arg)]
+    return []

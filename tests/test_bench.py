@@ -51,6 +51,7 @@ def test_every_scenario_reports_without_errors(report: dict[str, Any]) -> None:
         "rate_limit",
         "faults",
         "planning",
+        "disk",
     }
     assert report["scale"] == "tiny"
     assert report["machine"]["cpus"] >= 1
@@ -131,3 +132,16 @@ def test_planning_reports_speed_and_memory(report: dict[str, Any]) -> None:
         assert result["ratio"] > 0.5
     for result in reads:
         assert result["ratio"] > 0
+
+
+def test_disk_reports_every_file_of_the_job(report: dict[str, Any]) -> None:
+    (measured,) = _results(report, "disk")
+    detail = measured["detail"]
+    assert detail["migrated"] == detail["conversations"]
+    files = detail["files_bytes"]
+    # One id map per table, CSV; no plan.jsonl without --write-plan.
+    assert {"state.db", "conversations.csv", "items.csv"} <= set(files)
+    assert "items.jsonl" not in files and "conversations.jsonl" not in files
+    assert "plan.jsonl" not in detail["plan_files_bytes"]
+    total = sum(files.values())
+    assert measured["value"] == pytest.approx(total * 1e6 / detail["conversations"] / 1e9)

@@ -15,7 +15,7 @@ SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 
 def plan(args: list[str], job_dir: Path) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, ["plan", *args, "--job-dir", str(job_dir)])
+    result = CliRunner().invoke(main, ["plan", *args, "--job-dir", str(job_dir), "--write-plan"])
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -67,7 +67,7 @@ def test_a_long_conversation_is_split_into_batches_of_twenty(tmp_path: Path) -> 
     for line in (tmp_path / "plan.jsonl").read_text().splitlines():
         request = json.loads(line)
         if "items" in request["body"]:
-            per_conversation.setdefault(request["conversation"], []).append(
+            per_conversation.setdefault(request["source_id"], []).append(
                 len(request["body"]["items"])
             )
     longest = max(per_conversation.values(), key=sum)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import sqlite3
 from pathlib import Path
@@ -24,7 +25,9 @@ def invoke(*args: str) -> tuple[int, str]:
 def test_samples_run_verify_and_roll_back(sample: str, tmp_path: Path) -> None:
     job = tmp_path / "job"
     planned_dir = tmp_path / "plan"
-    _, plan_out = invoke("plan", str(SAMPLES / sample), "--job-dir", str(planned_dir), "--json")
+    _, plan_out = invoke(
+        "plan", str(SAMPLES / sample), "--job-dir", str(planned_dir), "--json", "--write-plan"
+    )
     plan = json.loads(plan_out)
 
     code, _ = invoke("run", str(SAMPLES / sample), "--job-dir", str(job))
@@ -68,9 +71,10 @@ def test_an_assistants_thread_longer_than_twenty_messages_lands_whole(tmp_path: 
     job = tmp_path / "job"
     code, _ = invoke("run", str(thread), "--job-dir", str(job))
     assert code == EXIT_OK
-    rows = [json.loads(line) for line in (job / "items.jsonl").read_text().splitlines()]
+    with (job / "items.csv").open(encoding="utf-8", newline="") as table:
+        rows = list(csv.DictReader(table))
     assert len(rows) > 20
-    assert [row["position"] for row in rows] == list(range(len(rows)))
-    assert all(row["item_id"] for row in rows)
+    assert [int(row["position"]) for row in rows] == list(range(len(rows)))
+    assert all(row["target_item_id"] for row in rows)
     code, _ = invoke("verify", str(job))
     assert code == EXIT_OK

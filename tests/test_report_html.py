@@ -27,7 +27,7 @@ def _lines(path: Path) -> list[dict[str, Any]]:
 
 
 def test_a_plan_report_shows_only_numbers_from_its_summary(tmp_path: Path) -> None:
-    stdout = _plan(tmp_path / "plan", "--rate-per-minute", "60")
+    stdout = _plan(tmp_path / "plan", "--rate-per-minute", "60", "--write-plan")
     summary, numbers = check_numbers(tmp_path / "plan")
     counts, report = summary["conversations"], summary["report"]
     assert counts["total"] == counts["planned"] + counts["failed"] + counts["skipped"]

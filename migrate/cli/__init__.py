@@ -7,12 +7,21 @@ entry's help is the verb's own).
 
 from __future__ import annotations
 
+import functools
 import importlib
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import click
 
 from migrate import __version__
+from migrate.cli.output import (
+    OUTPUT_OPTIONS,
+    close_logs,
+    configure,
+    exit_code_for,
+    exit_code_of,
+    settings_of,
+)
 
 
 class Verb(NamedTuple):
@@ -67,7 +76,7 @@ VERBS = {
     "report": Verb(
         "migrate.cli.job",
         "report",
-        "(Re)write the job's report: id maps (CSV, JSON Lines), findings, errors,...",
+        "(Re)write the job's report: id maps (CSV), findings, errors, summary, and...",
     ),
     "lookup": Verb(
         "migrate.cli.sync",
@@ -97,8 +106,14 @@ VERBS = {
 }
 
 
-class LazyVerbs(click.Group):
-    """A group whose verbs are imported on first use."""
+class MigrateGroup(click.Group):
+    """The verbs (imported on first use), each with the output options, and the one place
+    that decides exit codes.
+
+    A verb returns its result (anything with `exit_code`, or an int); an error of the tree
+    (`migrate.errors`) exits with its class's code; anything else exits 3 (see
+    `migrate.cli.output.exit_code_for`). Click's own usage errors exit 2.
+    """
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *VERBS})
@@ -109,15 +124,56 @@ class LazyVerbs(click.Group):
             return super().get_command(ctx, cmd_name)
         command = getattr(importlib.import_module(verb.module), verb.attribute)
         assert isinstance(command, click.Command)
-        return command
+        return _with_output_options(command)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, VERBS[name].short_help) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            result = super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit):
+            close_logs()
+            raise
+        except (Exception, KeyboardInterrupt) as error:
+            code = exit_code_for(error)
+        else:
+            code = exit_code_of(result)
+        close_logs()
+        ctx.exit(code)
 
-@click.group(cls=LazyVerbs, context_settings={"help_option_names": ["-h", "--help"]})
+
+def _with_output_options(command: click.Command) -> click.Command:
+    """Give a verb the output options, once, and configure logging before it runs."""
+    if getattr(command, "_migrate_output", False):
+        return command
+    command.params.extend(make() for make in OUTPUT_OPTIONS)
+    callback = command.callback
+    if callback is not None:
+
+        @functools.wraps(callback)
+        def configured(*args: Any, **kwargs: Any) -> Any:
+            configure(settings_of(click.get_current_context()))
+            return callback(*args, **kwargs)
+
+        command.callback = configured
+    command._migrate_output = True  # type: ignore[attr-defined]
+    return command
+
+
+@click.group(cls=MigrateGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="migrate")
 def main() -> None:
-    """Move legacy chat history into the OpenAI Conversations API."""
+    """Move legacy chat history into the OpenAI Conversations API.
+
+    Exit codes of every verb: 0 success; 1 completed, but some conversations (or checks,
+    deletions, threads) failed; 2 usage or configuration error, nothing done; 3 the job did
+    not finish (resume it). Every verb takes -v/-vv, --quiet, --progress/--no-progress,
+    --log-file PATH and --debug.
+    """
+
+
+for _make in OUTPUT_OPTIONS:
+    main.params.append(_make())

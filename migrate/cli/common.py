@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +12,6 @@ import click
 from adapters.config import JsonFormat
 from migrate.config import JobConfig, build_job_config
 from migrate.context.models import model_spec
-from migrate.errors import EXIT_FAILED, MigrateError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -126,20 +123,3 @@ def new_job_dir(verb: str) -> Path:
         suffix += 1
         path = Path("jobs") / f"{verb}-{stamp}-{suffix}"
     return path
-
-
-def exits_on_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Print a `MigrateError` on stderr and exit with its code, without a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except MigrateError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(EXIT_FAILED)
-
-    return wrapper

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+from typing import Any
 
 import click
+from tqdm import tqdm
 
-from migrate.cli.common import exits_on_errors
 from migrate.cli.options import job_options, job_ref
+from migrate.cli.output import progress_bar
 from migrate.cli.render import render_rollback, render_summary, render_verify
 from migrate.errors import ConfigError
 from migrate.jobs.lookup import write_ledger
@@ -20,11 +21,11 @@ from migrate.jobs.verify import verify_job
 @click.command()
 @job_options
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as one JSON object.")
-@exits_on_errors
-def status(job_dir: Path | None, job_id: str | None, as_json: bool, state_url: str | None) -> None:
+def status(job_dir: Path | None, job_id: str | None, as_json: bool, state_url: str | None) -> int:
     """Show a job's counts: conversations by status, items, calls, retries, orphans."""
     summary = job_status(job_ref(job_dir, state_url, job_id))
     click.echo(summary.model_dump_json(indent=2) if as_json else render_summary(summary))
+    return 0
 
 
 @click.command()
@@ -38,7 +39,6 @@ def status(job_dir: Path | None, job_id: str | None, as_json: bool, state_url: s
     "(POST /responses/input_tokens) and compare them with the estimate.",
 )
 @click.option("--model", default="gpt-5", show_default=True, help="Model for --count-tokens.")
-@exits_on_errors
 def verify(
     job_dir: Path | None,
     job_id: str | None,
@@ -47,19 +47,21 @@ def verify(
     count_tokens: bool,
     model: str,
     state_url: str | None,
-) -> None:
+) -> int:
     """Read every migrated conversation back and compare it item by item with the plan.
 
     Reports missing, extra, duplicated, reordered and changed items. Exit code 0: everything
     matches; 1: some conversation differs.
     """
-    report = verify_job(
-        job_ref(job_dir, state_url, job_id),
-        concurrency=concurrency,
-        count_tokens=model if count_tokens else None,
-    )
+    with progress_bar(desc="verifying", unit=" conv") as bar:
+        report = verify_job(
+            job_ref(job_dir, state_url, job_id),
+            concurrency=concurrency,
+            count_tokens=model if count_tokens else None,
+            progress=lambda done, total: _advance_to(bar, done, total),
+        )
     click.echo(report.model_dump_json(indent=2) if as_json else render_verify(report))
-    sys.exit(report.exit_code)
+    return report.exit_code
 
 
 @click.command()
@@ -71,7 +73,6 @@ def verify(
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory for rollback.jsonl (default: the job directory; required without one).",
 )
-@exits_on_errors
 def rollback(
     job_dir: Path | None,
     job_id: str | None,
@@ -79,7 +80,7 @@ def rollback(
     concurrency: int,
     out: Path | None,
     state_url: str | None,
-) -> None:
+) -> int:
     """Delete every conversation the job created on the target (after confirmation).
 
     Each deletion is recorded in the state store and in rollback.jsonl. Exit code 0: all
@@ -91,12 +92,18 @@ def rollback(
     count, target = rollback_preview(ref)
     if count == 0:
         click.echo("nothing to delete: the job created no conversation that still exists")
-        return
+        return 0
     if not yes:
         click.confirm(f"Delete {count} conversation(s) from the {target}?", abort=True, err=True)
-    result = rollback_job(ref, concurrency=concurrency, out=out)
+    with progress_bar(desc="deleting", unit=" conv", total=count) as bar:
+        result = rollback_job(
+            ref,
+            concurrency=concurrency,
+            out=out,
+            progress=lambda done, total: _advance_to(bar, done, total),
+        )
     click.echo(render_rollback(result))
-    sys.exit(result.exit_code)
+    return result.exit_code
 
 
 @click.command()
@@ -122,26 +129,41 @@ def rollback(
 @click.option(
     "--ledger-table", default="id_map", show_default=True, help="Table name for --ledger-to."
 )
-@exits_on_errors
 def report(
     job_dir: Path | None,
     job_id: str | None,
     out: Path | None,
+    state_url: str | None,
+    html_only: bool,
     ledger_csv: Path | None,
     ledger_to: str | None,
     ledger_table: str,
-    state_url: str | None,
-    html_only: bool,
-) -> None:
-    """(Re)write the job's report: id maps (CSV, JSON Lines), findings, errors, summary, and
-    report.html.
+) -> int:
+    """(Re)write the job's report: id maps (CSV), findings, errors, summary, and report.html.
 
     With --ledger-csv or --ledger-to, the state store's ledger too: the id map of every job
     that wrote through this store, ready for an `UPDATE ... FROM id_map` join.
     """
     ref = job_ref(job_dir, state_url, job_id)
-    for path in write_report(ref, out=out, html_only=html_only):
+    with progress_bar(desc="report", unit=" conv") as bar:
+        paths = write_report(
+            ref,
+            out=out,
+            html_only=html_only,
+            progress=lambda done, total: _advance_to(bar, done, total),
+        )
+    for path in paths:
         click.echo(str(path))
     if ledger_csv is not None or ledger_to is not None:
         for line in write_ledger(ref, csv_path=ledger_csv, url=ledger_to, table=ledger_table):
             click.echo(line)
+    return 0
+
+
+def _advance_to(bar: tqdm[Any], done: int, total: int) -> None:
+    """Move `bar` to `done` of `total` (the library's progress callbacks give both)."""
+    if bar.total != total:
+        bar.total = total
+        bar.refresh()
+    if done > bar.n:
+        bar.update(done - bar.n)

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
-from tqdm import tqdm
 
-from migrate.cli.common import exits_on_errors, job_config_from, new_job_dir, source_options
+from migrate.cli.common import job_config_from, new_job_dir, source_options
+from migrate.cli.output import info, job_log, progress_bar
 from migrate.context.figures import TokenFigures
 from migrate.errors import EXIT_OK, EXIT_PARTIAL
 from migrate.jobs.plan import PlanSummary, plan_job
-from migrate.plan.pipeline import PlanOutcome
+from migrate.plan.pipeline import PlanOutcome, estimate_total
 from migrate.reporting import DEFAULT_RATE_PER_MINUTE
 from migrate.reporting.terminal import code_lines, page_line
 from migrate.transform.findings import ErrorRecord
@@ -36,8 +35,23 @@ SHOWN_ERRORS = 10
     show_default=True,
     help="Requests per minute the estimate of a run's duration assumes.",
 )
-@exits_on_errors
-def plan(job_dir: Path | None, as_json: bool, rate_per_minute: int, **options: Any) -> None:
+@click.option(
+    "--force", is_flag=True, help="Plan into a directory that already holds a plan or a job."
+)
+@click.option(
+    "--write-plan",
+    is_flag=True,
+    help="Also write every request to plan.jsonl (the largest file: 1.3 MB per 1,000 "
+    "conversations of 10 short messages).",
+)
+def plan(
+    job_dir: Path | None,
+    as_json: bool,
+    rate_per_minute: int,
+    force: bool,
+    write_plan: bool,
+    **options: Any,
+) -> int:
     """Dry run: plan every API call for SOURCE and report what would be lost.
 
     SOURCE is a JSON/JSONL file or directory, or a database URL (with --preset or a job file).
@@ -46,17 +60,27 @@ def plan(job_dir: Path | None, as_json: bool, rate_per_minute: int, **options: A
     """
     config = job_config_from(options)
     target_dir = job_dir or new_job_dir("plan")
-    with tqdm(desc="planning", unit=" conv", file=sys.stderr, disable=None) as bar:
+    with progress_bar(desc="planning", unit=" conv", total=estimate_total(config.source)) as bar:
 
         def advance(outcome: PlanOutcome) -> None:
             bar.update(1)
 
-        summary = plan_job(config, target_dir, on_progress=advance, rate_per_minute=rate_per_minute)
+        summary = plan_job(
+            config,
+            target_dir,
+            on_progress=advance,
+            rate_per_minute=rate_per_minute,
+            force=force,
+            on_ready=job_log,
+            write_plan=write_plan,
+        )
     if as_json:
         click.echo(summary.model_dump_json())
     else:
         click.echo(render_summary(summary))
-    sys.exit(EXIT_PARTIAL if summary.has_errors else EXIT_OK)
+    if summary.has_errors:
+        info(f"why each failed conversation failed: {summary.job_dir}/errors.jsonl")
+    return EXIT_PARTIAL if summary.has_errors else EXIT_OK
 
 
 def render_summary(summary: PlanSummary) -> str:
@@ -84,7 +108,11 @@ def render_summary(summary: PlanSummary) -> str:
         lines += [f"  {_describe(error)}" for error in summary.errors[:SHOWN_ERRORS]]
         if summary.errors_total > SHOWN_ERRORS:
             lines.append(f"  ... {summary.errors_total - SHOWN_ERRORS} more in errors.jsonl")
-    lines.append(f"plan written to {summary.job_dir}/ (plan.jsonl, findings.jsonl, errors.jsonl)")
+    written = "plan.jsonl, " if (Path(summary.job_dir) / "plan.jsonl").exists() else ""
+    lines.append(
+        f"plan written to {summary.job_dir}/ ({written}conversations.jsonl, findings.jsonl, "
+        "errors.jsonl)"
+    )
     lines.append(page_line(summary.job_dir, label="report:", width=15))
     return "\n".join(lines)
 

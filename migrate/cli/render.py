@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import signal
-import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,11 +15,14 @@ from typing import Any
 import click
 from tqdm import tqdm
 
+from migrate.cli.output import info, progress_bar
 from migrate.jobs.directory import shown_url
 from migrate.jobs.models import JobSummary, ProgressUpdate, RollbackResult, VerifyReport
 from migrate.reporting.terminal import code_lines, page_line, saved_report
 
 SHOWN_PROBLEMS = 20
+
+logger = logging.getLogger(__name__)
 
 
 # --- rendering ---------------------------------------------------------------------------------
@@ -32,11 +36,15 @@ def render_summary(summary: JobSummary) -> str:
         unfinished = f", {counts.pending} pending, {counts.in_progress} in progress"
     if not summary.planning_complete:
         unfinished += " (source not fully read yet)"
+    state = summary.state
+    if summary.process_gone_since is not None:
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(summary.process_gone_since))
+        state = f"{state} (process gone since {when})"
     if counts.up_to_date or counts.diverged:
         unfinished += f" ({counts.up_to_date} up to date, {counts.diverged} diverged)"
     return "\n".join(
         [
-            f"job:              {summary.job_id} ({summary.state})",
+            f"job:              {summary.job_id} ({state})",
             f"source:           {summary.source}",
             f"target:           {summary.target}",
             f"conversations:    {counts.total} total: {counts.migrated} migrated, "
@@ -63,8 +71,9 @@ def render_verify(report: VerifyReport) -> str:
     if report.not_migrated:
         lines.append(f"not checked: {report.not_migrated} not yet migrated")
     for check in report.conversations[:SHOWN_PROBLEMS]:
+        source = check.source_id or "(no source id)"
         lines.append(
-            f"  {check.location} {check.source_id} -> {check.conversation_id}: "
+            f"  {check.location} {source} -> {check.target_conversation_id}: "
             f"{check.found} items, {check.planned} planned"
         )
         lines += [f"    {problem.kind}: {problem.detail}" for problem in check.problems[:10]]
@@ -102,7 +111,14 @@ def render_rollback(result: RollbackResult) -> str:
     return "\n".join(lines)
 
 
-def exit_with_summary(summary: JobSummary) -> None:
+def show_summary(summary: JobSummary, *, as_json: bool = False) -> JobSummary:
+    """Print the final summary (or, with `as_json`, exactly one JSON object on stdout)."""
+    if as_json:
+        click.echo(summary.model_dump_json())
+        if not summary.complete:
+            where = summary.job_dir or f"--state URL --job {summary.job_id}"
+            info(f"the job is not finished; continue it with: migrate resume {where}")
+        return summary
     click.echo(render_summary(summary))
     if summary.job_dir is not None:
         saved = saved_report(Path(summary.job_dir))
@@ -118,7 +134,7 @@ def exit_with_summary(summary: JobSummary) -> None:
     if not summary.complete:
         where = summary.job_dir or f"--state URL --job {summary.job_id}"
         click.echo(f"the job is not finished; continue it with: migrate resume {where}", err=True)
-    sys.exit(summary.exit_code)
+    return summary
 
 
 class ProgressBars:
@@ -139,20 +155,23 @@ class ProgressBars:
 
     def update(self, progress: ProgressUpdate) -> None:
         if progress.event == "started":
-            click.echo(f"target: {progress.target}", err=True)
+            info(f"target: {progress.target}")
             if self.state_url is not None and progress.job_id is not None:
-                click.echo(
+                info(
                     f"job id: {progress.job_id}; add workers with: migrate work "
-                    f"--state {shown_url(self.state_url)} --job {progress.job_id}",
-                    err=True,
+                    f"--state {shown_url(self.state_url)} --job {progress.job_id}"
                 )
         if self.conversations is None or self.items is None:
-            self.conversations = tqdm(
-                desc="conversations", unit=" conv", file=sys.stderr, position=0, disable=None
-            )
-            self.items = tqdm(desc="items", unit=" item", file=sys.stderr, position=1, disable=None)
+            self.conversations = progress_bar(desc="conversations", unit=" conv", position=0)
+            self.items = progress_bar(desc="items", unit=" item", position=1)
         _advance(self.conversations, progress.conversations_done, progress.conversations_known)
         _advance(self.items, progress.items_landed, progress.items_planned)
+        pace = []
+        if progress.rate_limit is not None:
+            pace.append(f"limit {progress.rate_limit:.1f}/s")
+        if progress.waiting_429:
+            pace.append(f"429 wait {progress.waiting_429:.0f}s")
+        self.conversations.set_postfix_str(", ".join(pace), refresh=False)
 
 
 def _advance(bar: tqdm[Any], value: int, total: int) -> None:
@@ -165,21 +184,34 @@ def _advance(bar: tqdm[Any], value: int, total: int) -> None:
 
 @contextmanager
 def stoppable() -> Iterator[threading.Event]:
-    """First Ctrl-C: stop after the calls in flight. Second: stop at once."""
+    """First Ctrl-C or SIGTERM: stop after the calls in flight. Second: stop at once.
+
+    SIGTERM is what systemd, Kubernetes and `kill` send: it stops as gracefully as Ctrl-C
+    (nothing in doubt, exit 3, `migrate resume` goes on).
+    """
     stop = threading.Event()
 
     def on_interrupt(signum: int, frame: FrameType | None) -> None:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        click.echo("\nstopping after the calls in flight (Ctrl-C again to stop at once)", err=True)
+        name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+        logger.warning(
+            "%s: stopping after the calls in flight (again to stop at once)",
+            name,
+            extra={"event": "stop_requested", "signal": name},
+        )
 
     try:
-        previous = signal.signal(signal.SIGINT, on_interrupt)
+        previous = {
+            signum: signal.signal(signum, on_interrupt)
+            for signum in (signal.SIGINT, signal.SIGTERM)
+        }
     except ValueError:  # not the main thread: no handler, Ctrl-C stops at once
         yield stop
         return
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,8 @@ from tqdm import tqdm
 
 from adapters import SourceOpenError
 from adapters.responses.chains import ChainProgress, export_chains, read_response_ids
-from migrate.errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
+from migrate.cli.output import progress_bar
+from migrate.errors import EXIT_OK, EXIT_PARTIAL, ConfigError, SourceError, SourceReadError
 
 
 @click.command("export-responses")
@@ -39,7 +39,7 @@ from migrate.errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def export_responses_command(
     base_url: str | None, response_ids_file: Path, out_dir: Path, as_json: bool
-) -> None:
+) -> int:
     """Export stored Responses chains into history files, resumably.
 
     Every listed response is retrieved; each leaf (a response no other listed response
@@ -49,8 +49,7 @@ def export_responses_command(
     """
     api_key = os.environ.get("OPENAI_API_KEY")
     if not api_key:
-        click.echo("error: OPENAI_API_KEY is not set", err=True)
-        sys.exit(EXIT_FAILED)
+        raise ConfigError("OPENAI_API_KEY is not set", hint="export-responses reads the API")
     server = base_url or "api.openai.com"
     bars: dict[str, tqdm[Any]] = {}
 
@@ -59,9 +58,7 @@ def export_responses_command(
             for bar in bars.values():
                 bar.close()
             unit = "response" if event.stage == "retrieve" else "chain"
-            bars[event.stage] = tqdm(
-                desc=event.stage, unit=unit, total=event.total, file=sys.stderr, disable=None
-            )
+            bars[event.stage] = progress_bar(desc=event.stage, unit=f" {unit}", total=event.total)
         bars[event.stage].set_postfix_str(event.status, refresh=False)
         bars[event.stage].update(1)
 
@@ -70,8 +67,10 @@ def export_responses_command(
         client = openai.OpenAI(api_key=api_key, base_url=base_url)
         summary = export_chains(client, ids, out_dir, progress, server=server)
     except SourceOpenError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_FAILED)
+        # The adapter's error becomes the engine's here (adapters cannot import migrate).
+        if bars:
+            raise SourceReadError(f"the export stopped: {exc}") from exc
+        raise SourceError(str(exc)) from exc
     finally:
         for bar in bars.values():
             bar.close()
@@ -92,4 +91,4 @@ def export_responses_command(
                 "(each history holds the whole prefix)"
             )
     failed = summary.failed + summary.leaf_failures
-    sys.exit(EXIT_PARTIAL if failed else EXIT_OK)
+    return EXIT_PARTIAL if failed else EXIT_OK

@@ -8,7 +8,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
-from migrate.cli.common import exits_on_errors, job_config_from, new_job_dir, source_options
+from migrate.cli.common import job_config_from, new_job_dir, source_options
 from migrate.cli.options import (
     job_options,
     job_ref,
@@ -17,9 +17,10 @@ from migrate.cli.options import (
     server_options_from,
     state_option,
 )
-from migrate.cli.render import ProgressBars, exit_with_summary, stoppable
+from migrate.cli.output import info, job_log, progress_bar
+from migrate.cli.render import ProgressBars, show_summary, stoppable
 from migrate.errors import ConfigError
-from migrate.jobs.models import ResumeConfig, RunConfig, Subset, SyncConfig, WorkConfig
+from migrate.jobs.models import JobSummary, ResumeConfig, RunConfig, Subset, SyncConfig, WorkConfig
 from migrate.jobs.run import resume_job, run_job, work_on_job
 from migrate.jobs.sync import sync_job
 from migrate.replay.replayer import ReplayOptions
@@ -27,6 +28,13 @@ from migrate.replay.target import TargetConfig
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+json_option = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the final summary as one JSON object on stdout (and nothing else there).",
+)
 
 
 def run_options(command: Callable[P, R]) -> Callable[P, R]:
@@ -78,9 +86,15 @@ def run_options(command: Callable[P, R]) -> Callable[P, R]:
             help="Failed calls a conversation may take before it fails.",
         ),
         click.option(
-            "--limit",
-            type=click.IntRange(0),
-            help="Take only the first N source records.",
+            "--unreachable-after",
+            type=click.FloatRange(min=1.0),
+            default=300.0,
+            show_default=True,
+            help="Seconds in which the target answers no call (refused connections, timeouts) "
+            "before the job stops with exit 3; no conversation fails for it.",
+        ),
+        click.option(
+            "--limit", type=click.IntRange(0), help="Take only the first N source records."
         ),
         click.option(
             "--ids",
@@ -88,6 +102,7 @@ def run_options(command: Callable[P, R]) -> Callable[P, R]:
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
             help="Take only the source conversations whose ids FILE lists (one per line).",
         ),
+        json_option,
         lease_option,
         state_option,
         rehearsal_options,
@@ -99,15 +114,15 @@ def run_options(command: Callable[P, R]) -> Callable[P, R]:
 
 def run_fields(verb: str, options: dict[str, Any]) -> dict[str, Any]:
     """The fields of a `RunConfig` (or `SyncConfig`) from the values of `run_options`."""
-    target_kind = options["target_kind"]
     target = TargetConfig(
-        kind="openai" if target_kind == "openai" else "local",
+        kind="openai" if options["target_kind"] == "openai" else "local",
         base_url=options["base_url"],
         organization=options["organization"],
         project=options["project"],
         timeout=options["timeout"],
         max_rate=options["max_rate"],
         server_options=server_options_from(options) or {},
+        unreachable_after=options["unreachable_after"],
     )
     ids_file: Path | None = options["ids_file"]
     return {
@@ -135,17 +150,17 @@ def read_ids(path: Path) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
-def drive(config: RunConfig) -> None:
-    """Run or sync `config` with progress bars, then exit with the summary's code."""
-    click.echo(f"job: {config.job_dir}", err=True)
+def drive(config: RunConfig, *, as_json: bool) -> JobSummary:
+    """Run or sync `config` with progress bars; the summary is printed and returned."""
+    info(f"job: {config.job_dir}")
     # Only a job on a target other processes can reach can take more workers.
     shared = config.state_url if config.target.kind == "openai" else None
     with stoppable() as stop, ProgressBars(shared) as bars:
         if isinstance(config, SyncConfig):
-            summary = sync_job(config, progress=bars.update, stop=stop)
+            summary = sync_job(config, progress=bars.update, stop=stop, on_ready=job_log)
         else:
-            summary = run_job(config, progress=bars.update, stop=stop)
-    exit_with_summary(summary)
+            summary = run_job(config, progress=bars.update, stop=stop, on_ready=job_log)
+    return show_summary(summary, as_json=as_json)
 
 
 @click.command()
@@ -155,8 +170,7 @@ def drive(config: RunConfig) -> None:
     is_flag=True,
     help="Run even if the state store's ledger already holds conversations in this target.",
 )
-@exits_on_errors
-def run(allow_duplicates: bool, **options: Any) -> None:
+def run(allow_duplicates: bool, as_json: bool, **options: Any) -> JobSummary:
     """Migrate SOURCE into the target, exactly once, with a report of every new id.
 
     SOURCE is what `migrate plan` takes (file, directory, database URL or --job-file). The
@@ -167,7 +181,8 @@ def run(allow_duplicates: bool, **options: Any) -> None:
     refuses a target the state store's ledger already holds conversations in: use `migrate
     sync` to bring only what is new across.
     """
-    drive(RunConfig(**run_fields("run", options), allow_duplicates=allow_duplicates))
+    config = RunConfig(**run_fields("run", options), allow_duplicates=allow_duplicates)
+    return drive(config, as_json=as_json)
 
 
 @click.command()
@@ -185,8 +200,8 @@ def run(allow_duplicates: bool, **options: Any) -> None:
     help="Try every failed conversation again (after its cause is fixed), not only those "
     "that failed for a transient reason.",
 )
+@json_option
 @rehearsal_options
-@exits_on_errors
 def resume(
     job_dir: Path | None,
     job_id: str | None,
@@ -195,8 +210,9 @@ def resume(
     no_source_check: bool,
     retry_failed: bool,
     state_url: str | None,
+    as_json: bool,
     **options: Any,
-) -> None:
+) -> JobSummary:
     """Finish an interrupted job: reconcile what was in flight, then go on.
 
     The source is read again first; if a conversation already in progress or migrated has
@@ -212,9 +228,20 @@ def resume(
         check_source=not no_source_check,
         retry_failed=retry_failed,
     )
-    with stoppable() as stop, ProgressBars() as bars:
-        summary = resume_job(config, progress=bars.update, stop=stop)
-    exit_with_summary(summary)
+    if job_dir is not None:
+        job_log(job_dir)
+    checking = progress_bar(desc="source check", unit=" conv")
+
+    def checked(done: int, total: int) -> None:
+        if checking.total != total:
+            checking.total = total
+        checking.update(done - checking.n)
+        if done >= total:
+            checking.close()  # the check is over: the replay's bars follow
+
+    with stoppable() as stop, ProgressBars() as bars, checking:
+        summary = resume_job(config, progress=bars.update, stop=stop, check_progress=checked)
+    return show_summary(summary, as_json=as_json)
 
 
 @click.command()
@@ -236,7 +263,7 @@ def resume(
 @click.option("--concurrency", type=click.IntRange(1, 1024), help="Override the run's value.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Override the run's value.")
 @lease_option
-@exits_on_errors
+@json_option
 def work(
     state_url: str,
     job_id: str,
@@ -244,7 +271,8 @@ def work(
     concurrency: int | None,
     timeout: float | None,
     lease: float | None,
-) -> None:
+    as_json: bool,
+) -> JobSummary:
     """Join a running job as one more worker (on this machine or another).
 
     The job's plans, target and progress live in its state store, so the worker needs neither
@@ -262,4 +290,4 @@ def work(
     )
     with stoppable() as stop, ProgressBars() as bars:
         summary = work_on_job(config, progress=bars.update, stop=stop)
-    exit_with_summary(summary)
+    return show_summary(summary, as_json=as_json)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,10 +11,11 @@ import click
 from pydantic import ValidationError
 
 from migrate.cli.options import parse_fault_rates
-from migrate.errors import EXIT_FAILED, EXIT_USAGE
+from migrate.config import describe_validation
+from migrate.errors import ConfigError, JobError
 from migrate.server.embedded import serve as serve_forever
 from migrate.server.options import FAULT_KINDS, FaultSettings, ServerOptions
-from migrate.server.store import ConversationStore, StoreError
+from migrate.server.store import ConversationStore
 
 
 def describe_switches(options: ServerOptions) -> str:
@@ -125,8 +125,7 @@ def serve(
             }
         )
     except ValidationError as exc:
-        click.echo(f"error: invalid server options:\n{exc}", err=True)
-        sys.exit(EXIT_USAGE)
+        raise ConfigError(f"invalid server options: {describe_validation(exc)}") from exc
 
     def announce(base_url: str) -> None:
         click.echo(
@@ -137,12 +136,8 @@ def serve(
 
     try:
         serve_forever(options, db_path, host=host, port=port, on_ready=announce)
-    except StoreError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
     except OSError as exc:
-        click.echo(f"error: cannot listen on {host}:{port}: {exc}", err=True)
-        sys.exit(EXIT_FAILED)
+        raise JobError(f"cannot listen on {host}:{port}: {exc}") from exc
     click.echo("migrate serve: stopped", err=True)
 
 
@@ -186,11 +181,7 @@ def inspect_command(db_path: Path, conversation_id: str | None, as_json: bool) -
 
     Works while `migrate serve` is running. Deleted conversations are listed and marked.
     """
-    try:
-        store = ConversationStore.from_path(db_path)
-    except StoreError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
+    store = ConversationStore.from_path(db_path)
     try:
         if conversation_id is None:
             _print_conversations(store, as_json)
@@ -221,8 +212,7 @@ def _print_items(
 ) -> None:
     record = store.find_conversation(conversation_id)
     if record is None:
-        click.echo(f"error: no conversation {conversation_id} in {db_path}", err=True)
-        sys.exit(EXIT_FAILED)
+        raise JobError(f"no conversation {conversation_id} in {db_path}")
     items = store.all_items(conversation_id)
     if as_json:
         click.echo(

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import click
 
-from migrate.cli.common import exits_on_errors
 from migrate.cli.run import drive, run_fields, run_options
-from migrate.errors import EXIT_PARTIAL
+from migrate.errors import EXIT_OK, EXIT_PARTIAL
 from migrate.jobs.lookup import lookup_conversations
-from migrate.jobs.models import SyncConfig
+from migrate.jobs.models import JobSummary, SyncConfig
 
 
 @click.command()
@@ -25,8 +23,7 @@ from migrate.jobs.models import SyncConfig
     help="A conversation whose already-migrated messages changed in the source: skip it, "
     "fail it, or migrate it again as a new conversation (the old one stays).",
 )
-@exits_on_errors
-def sync(diverged: str, **options: Any) -> None:
+def sync(diverged: str, as_json: bool, **options: Any) -> JobSummary:
     """Migrate only what is new in SOURCE: the state store's ledger knows what landed.
 
     New conversations are created; conversations that only grew get just their new messages
@@ -36,7 +33,7 @@ def sync(diverged: str, **options: Any) -> None:
     target); a shared store is named with --state. Resume an interrupted sync with `migrate
     resume`. Exit codes as for `migrate run`.
     """
-    drive(SyncConfig(**run_fields("sync", options), diverged=diverged))
+    return drive(SyncConfig(**run_fields("sync", options), diverged=diverged), as_json=as_json)
 
 
 @click.command()
@@ -51,8 +48,7 @@ def sync(diverged: str, **options: Any) -> None:
 )
 @click.argument("source_ids", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line.")
-@exits_on_errors
-def lookup(state_url: str, source_ids: tuple[str, ...], as_json: bool) -> None:
+def lookup(state_url: str, source_ids: tuple[str, ...], as_json: bool) -> int:
     """Print the new conversation id of each SOURCE_ID (source conversation id).
 
     One line per target the conversation went to: `SOURCE_ID<TAB>CONVERSATION_ID` (with
@@ -69,5 +65,4 @@ def lookup(state_url: str, source_ids: tuple[str, ...], as_json: bool) -> None:
     missing = [source_id for source_id in source_ids if source_id not in found]
     for source_id in missing:
         click.echo(f"not found: {source_id}", err=True)
-    if missing:
-        sys.exit(EXIT_PARTIAL)
+    return EXIT_PARTIAL if missing else EXIT_OK

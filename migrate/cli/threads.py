@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
-from tqdm import tqdm
 
 from adapters import SourceOpenError
 from adapters.assistants.dump import ExportProgress, export_threads
 from adapters.config import AssistantsLiveSourceConfig
-from migrate.errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
+from migrate.cli.output import progress_bar
+from migrate.errors import EXIT_OK, EXIT_PARTIAL, SourceError, SourceReadError
 
 
 @click.command("export-threads")
@@ -59,7 +58,7 @@ def export_threads_command(
     no_run_steps: bool,
     resolve_filenames: bool,
     as_json: bool,
-) -> None:
+) -> int:
     """Dump Assistants threads from a compatible server into JSON files, resumably.
 
     Threads already in OUT are skipped, so the command can be run again after an
@@ -82,20 +81,28 @@ def export_threads_command(
         include_run_steps=not no_run_steps,
         resolve_filenames=resolve_filenames,
     )
-    bar = tqdm(desc="threads", unit="thread", file=sys.stderr, disable=None)
+    with progress_bar(desc="threads", unit=" thread") as bar:
 
-    def progress(event: ExportProgress) -> None:
-        bar.total = event.total
-        bar.set_postfix_str(event.status, refresh=False)
-        bar.update(1)
+        def progress(event: ExportProgress) -> None:
+            bar.total = event.total
+            bar.set_postfix_str(event.status, refresh=False)
+            bar.update(1)
 
-    try:
-        summary = export_threads(config, out_dir, progress)
-    except SourceOpenError as exc:
-        bar.close()
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_FAILED)
-    bar.close()
+        started = [False]
+
+        def progress_and_note(event: ExportProgress) -> None:
+            started[0] = True
+            progress(event)
+
+        # The adapter's errors become the engine's here (adapters cannot import migrate).
+        try:
+            summary = export_threads(config, out_dir, progress_and_note)
+        except SourceOpenError as exc:
+            if started[0]:
+                raise SourceReadError(f"the export stopped: {exc}") from exc
+            raise SourceError(str(exc)) from exc
+        except OSError as exc:
+            raise SourceReadError(f"the export stopped: {exc}") from exc
     for failure in summary.failures:
         click.echo(f"failed: {failure.message}", err=True)
     if as_json:
@@ -105,4 +112,4 @@ def export_threads_command(
             f"{summary.total} threads: {summary.written} written, "
             f"{summary.skipped} already exported, {summary.failed} failed -> {summary.out_dir}"
         )
-    sys.exit(EXIT_PARTIAL if summary.failed else EXIT_OK)
+    return EXIT_PARTIAL if summary.failed else EXIT_OK

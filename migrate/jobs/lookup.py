@@ -31,7 +31,7 @@ from migrate.state.store import StateStore
 
 LEDGER_FIELDS = [
     "source_id",
-    "conversation_id",
+    "target_conversation_id",
     "target",
     "items",
     "complete",
@@ -74,7 +74,7 @@ def export_ledger_csv(store: StateStore, path: Path) -> int:
         writer = csv.DictWriter(out, fieldnames=LEDGER_FIELDS)
         writer.writeheader()
         for entry in ledger_rows(store):
-            writer.writerow({field: getattr(entry, field) for field in LEDGER_FIELDS})
+            writer.writerow(_row(entry))
             count += 1
     return count
 
@@ -91,7 +91,7 @@ def export_ledger_table(store: StateStore, url: str, table: str) -> int:
         table,
         MetaData(),
         Column("source_id", String(512), nullable=False),
-        Column("conversation_id", String(128), nullable=False),
+        Column("target_conversation_id", String(128), nullable=False),
         Column("target", String(160), nullable=False),
         Column("items", Integer, nullable=False),
         Column("complete", Boolean, nullable=False),
@@ -105,7 +105,7 @@ def export_ledger_table(store: StateStore, url: str, table: str) -> int:
             id_map.create(conn)
             batch: list[dict[str, object]] = []
             for entry in ledger_rows(store):
-                batch.append({field: getattr(entry, field) for field in LEDGER_FIELDS})
+                batch.append(_row(entry))
                 if len(batch) >= PAGE:
                     conn.execute(id_map.insert(), batch)
                     count += len(batch)
@@ -139,6 +139,13 @@ def write_ledger(
         return written
     finally:
         store.close()
+
+
+def _row(entry: LedgerEntry) -> dict[str, object]:
+    """One ledger entry as an id-map row (named like `conversations.csv`)."""
+    values = entry.model_dump()
+    values["target_conversation_id"] = values.pop("conversation_id")
+    return {field: values[field] for field in LEDGER_FIELDS}
 
 
 def _current_target(store: StateStore) -> str | None:

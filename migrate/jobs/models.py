@@ -129,6 +129,8 @@ class JobSummary(BaseModel):
     job_id: str
     job_dir: str | None
     state: str
+    process_gone_since: float | None = None
+    """For an `interrupted` job whose process died: its last heartbeat (Unix time)."""
     source: str
     target: str
     planning_complete: bool
@@ -155,6 +157,10 @@ class JobSummary(BaseModel):
         return EXIT_PARTIAL if self.conversations.failed else EXIT_OK
 
 
+CountCallback = Callable[[int, int], None]
+"""Progress of a verb that walks the job's conversations: called with (done, total)."""
+
+
 class ProgressUpdate(BaseModel):
     """Where a run stands; sent to the progress callback after each step."""
 
@@ -167,6 +173,10 @@ class ProgressUpdate(BaseModel):
     conversations_done: int = 0
     items_planned: int = 0
     items_landed: int = 0
+    rate_limit: float | None = None
+    """Requests per second the target currently allows this process (None: unlimited)."""
+    waiting_429: float = 0.0
+    """Seconds every call still waits after a 429."""
 
 
 ProgressCallback = Callable[[ProgressUpdate], None]
@@ -186,7 +196,7 @@ class ConversationCheck(BaseModel):
 
     source_id: str | None
     location: str
-    conversation_id: str | None
+    target_conversation_id: str | None
     planned: int
     found: int
     problems: list[ItemProblem]

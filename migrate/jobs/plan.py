@@ -2,8 +2,11 @@
 
 Files written (all JSON Lines except the summary):
 
-- `plan.jsonl`: exactly the requests a run would send, one per line:
-  `{"conversation", "call", "method", "path", "body"}`; `path` is relative to the base URL and
+- `plan.jsonl` (only with `write_plan`, `--write-plan`: it is the largest file by far, 1.3 MB
+  per 1,000 conversations of 10 short messages, and every request is validated whether it is
+  written or not):
+  exactly the requests a run would send, one per line:
+  `{"source_id", "call", "method", "path", "body"}`; `path` is relative to the base URL and
   `{conversation_id}` stands for the id the target will mint.
 - `conversations.jsonl`: one line per source conversation: status (`planned`, `skipped`,
   `failed`), location, item and call counts, plan fingerprint.
@@ -28,6 +31,8 @@ from pydantic import BaseModel, Field
 
 from migrate.config import JobConfig
 from migrate.context.figures import TokenFigures, TokenTally
+from migrate.errors import ConfigError
+from migrate.jobs.report import source_named
 from migrate.plan.model import ConversationPlan
 from migrate.plan.pipeline import PlanOutcome, iterate_plans, open_configured_source
 from migrate.reporting import DEFAULT_RATE_PER_MINUTE, PlanReportBuilder, ReportData
@@ -74,25 +79,29 @@ class PlanSummary(BaseModel):
 
 
 class _JsonLines:
-    """Append-only JSON Lines file."""
+    """Append-only JSON Lines file; with no path, only the size it would have is counted."""
 
-    def __init__(self, path: Path) -> None:
-        self._file: IO[str] = path.open("w", encoding="utf-8")
+    def __init__(self, path: Path | None) -> None:
+        self._file: IO[str] | None = None if path is None else path.open("w", encoding="utf-8")
+        self.size = 0
+        """Bytes written (or that would have been: the size estimates use it)."""
 
     def write(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
-        self._file.write("\n")
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        self.size += len(line.encode("utf-8"))
+        if self._file is not None:
+            self._file.write(line)
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
 
 class _PlanFiles:
     """The dry run's output files, open for the duration of one plan."""
 
-    def __init__(self, job_dir: Path) -> None:
-        self.plan_path = job_dir / "plan.jsonl"
-        self.plan = _JsonLines(self.plan_path)
+    def __init__(self, job_dir: Path, *, write_plan: bool) -> None:
+        self.plan = _JsonLines(job_dir / "plan.jsonl" if write_plan else None)
         self.conversations = _JsonLines(job_dir / "conversations.jsonl")
         self.findings = _JsonLines(job_dir / "findings.jsonl")
         self.errors = _JsonLines(job_dir / "errors.jsonl")
@@ -110,26 +119,46 @@ class _PlanFiles:
             lines.close()
 
 
+JOB_MARKERS = ("summary.json", "plan.jsonl", "conversations.jsonl", "job.json", "state.db")
+"""Files whose presence means a directory already holds a plan or a job."""
+
+
 def plan_job(
     config: JobConfig,
     job_dir: Path,
     *,
     on_progress: ProgressCallback | None = None,
     rate_per_minute: int = DEFAULT_RATE_PER_MINUTE,
+    force: bool = False,
+    on_ready: Callable[[Path], object] | None = None,
+    write_plan: bool = False,
 ) -> PlanSummary:
     """Read, transform, validate and batch every conversation; write the plan files.
 
-    Raises `ConfigError` when the source cannot be opened at all. Conversation-level problems
-    never raise: they are counted and written to `errors.jsonl`.
+    Raises `ConfigError` when `job_dir` already holds a plan or a job (unless `force`),
+    `SourceError` when the source cannot be opened and `SourceReadError` when it fails in the
+    middle. Conversation-level problems never raise: they are counted and written to
+    `errors.jsonl`. `on_ready` is called with the directory once it exists; `write_plan`
+    writes every request to `plan.jsonl` too.
     """
+    held = [name for name in JOB_MARKERS if (job_dir / name).exists()]
+    if held and not force:
+        what = "a job" if {"job.json", "state.db"} & set(held) else "a plan"
+        raise ConfigError(
+            f"{job_dir} already holds {what} ({', '.join(held)})",
+            hint="choose another --job-dir, or give --force to overwrite its files",
+        )
     source = open_configured_source(config.source)
     builder = PlanReportBuilder()
     outcomes = iterate_plans(source, config.policy, observe=builder.observe)
     job_dir.mkdir(parents=True, exist_ok=True)
+    if on_ready is not None:
+        on_ready(job_dir)
     summary = PlanSummary(source=source.describe(), job_dir=str(job_dir))
     findings: Counter[str] = Counter()
     tally = TokenTally(config.policy)
-    with _PlanFiles(job_dir) as files:
+    (job_dir / "plan.jsonl").unlink(missing_ok=True)  # a forced re-plan leaves no stale one
+    with _PlanFiles(job_dir, write_plan=write_plan) as files:
         for outcome in outcomes:
             _record(outcome, files, summary, findings)
             if isinstance(outcome, ErrorRecord):
@@ -146,7 +175,7 @@ def plan_job(
         conversations=summary.conversations.total,
         items=summary.items.planned,
         calls=summary.api_calls,
-        plan_bytes=files.plan_path.stat().st_size,
+        plan_bytes=files.plan.size,
         rate_per_minute=rate_per_minute,
     )
     (job_dir / "summary.json").write_text(summary.model_dump_json(indent=2) + "\n", "utf-8")
@@ -164,7 +193,7 @@ def _record(
         summary.errors_total += 1
         if len(summary.errors) < MAX_ERRORS_IN_SUMMARY:
             summary.errors.append(outcome)
-        files.errors.write(outcome.model_dump(mode="json"))
+        files.errors.write(source_named(outcome.model_dump(mode="json")))
         files.conversations.write(
             {
                 "source_id": outcome.conversation_id,
@@ -184,7 +213,7 @@ def _record(
         counts.skipped += 1
     for finding in outcome.findings:
         findings[finding.code] += finding.count
-        files.findings.write(finding.model_dump(mode="json"))
+        files.findings.write(source_named(finding.model_dump(mode="json")))
     files.conversations.write(
         {
             "source_id": outcome.source_id,
@@ -203,7 +232,7 @@ def _write_requests(plan: ConversationPlan, files: _PlanFiles) -> None:
     for call, request in enumerate(plan.requests()):
         files.plan.write(
             {
-                "conversation": plan.source_id,
+                "source_id": plan.source_id,
                 "call": call,
                 "method": request.method,
                 "path": request.path,

@@ -3,12 +3,19 @@
 Written from the state store (streamed, whatever the job's size) at the end of every run and
 resume, and again by `migrate report`:
 
-- `conversations.csv` / `.jsonl`: source id -> new conversation id, status, item counts,
-  input tokens (for the job's model, `migrate.context`), findings, calls, retries,
-  reconciliations, possible orphans, error; for a Responses chain, its first and leaf
-  response ids.
-- `items.csv` / `.jsonl`: source conversation id, source item id, position, new item id (and
-  the new conversation id), one row per landed item.
+- `conversations.csv`: `source_id` -> `target_conversation_id`, status, item counts, input
+  tokens (for the job's model, `migrate.context`), findings, calls, retries, reconciliations,
+  possible orphans, error; for a Responses chain, its first and leaf response ids.
+- `items.csv`: `source_id` (of the conversation), `source_item_id`, position,
+  `target_item_id`, `target_conversation_id`, one row per landed item.
+
+One file per table, CSV: the id maps are flat tables that people load into a database or a
+spreadsheet, and CSV does not repeat the keys on every row (a JSON Lines copy of the same map
+doubled the disk a job needs). Per-conversation details (findings, errors) are JSON Lines.
+
+Every file names ids the same way: `source_id` is always the source conversation's id,
+`source_item_id` a source message's, `target_conversation_id` and `target_item_id` the ids the
+target minted.
 - `findings.jsonl`: every lossy or repairing step of the transform, per conversation.
 - `errors.jsonl`: why each failed conversation failed, and what to do about it.
 - `summary.json`: the job's counts (`total = migrated + failed + skipped + pending +
@@ -25,8 +32,8 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,7 +46,7 @@ from migrate.transform.policy import Policy
 
 CONVERSATION_FIELDS = [
     "source_id",
-    "conversation_id",
+    "target_conversation_id",
     "status",
     "planned_items",
     "landed_items",
@@ -60,23 +67,50 @@ CONVERSATION_FIELDS = [
 CHAIN_METADATA = ("first_response_id", "leaf_response_id")
 """Responses chains: the first and last response ids, from the conversation's metadata."""
 ITEM_FIELDS = [
-    "source_conversation_id",
+    "source_id",
     "source_item_id",
     "position",
-    "item_id",
-    "conversation_id",
+    "target_item_id",
+    "target_conversation_id",
 ]
+_ITEM_COLUMNS = {
+    "source_id": "source_conversation_id",
+    "source_item_id": "source_item_id",
+    "position": "position",
+    "target_item_id": "item_id",
+    "target_conversation_id": "conversation_id",
+}
+"""Report column -> state store column."""
+
+
+def source_named(record: dict[str, Any]) -> dict[str, Any]:
+    """A finding or error record with the report's id names: the transform calls the source
+    conversation `conversation_id` and the source item `source_id`."""
+    renamed = dict(record)
+    item = renamed.pop("source_id", None)
+    renamed["source_id"] = renamed.pop("conversation_id", None)
+    if item is not None:
+        renamed["source_item_id"] = item
+    return renamed
 
 
 def write_report_files(
-    store: StateStore, job_dir: Path, summary: dict[str, Any], *, html_only: bool = False
+    store: StateStore,
+    job_dir: Path,
+    summary: dict[str, Any],
+    *,
+    html_only: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[Path]:
     """Write every report file into `job_dir` (replacing old ones); returns their paths.
 
-    `html_only`: only `summary.json` and `report.html` (the figures are still counted)."""
+    `html_only`: only `summary.json` and `report.html` (the figures are still counted).
+    `progress` is called with (conversations done, total) while the id map is written.
+    """
+    total = int(summary.get("conversations", {}).get("total", 0))
     tokens = TokenTally(Policy.model_validate(store.job().config.get("policy") or {}))
     codes = CodeTally()
-    rows = _conversation_rows(store, tokens)
+    rows = _conversation_rows(store, tokens, progress, total)
     findings = _finding_rows(store, codes)
     if html_only:
         for _ in rows:
@@ -87,8 +121,8 @@ def write_report_files(
         []
         if html_only
         else [
-            *_write_both(job_dir, "conversations", CONVERSATION_FIELDS, rows),
-            *_write_both(job_dir, "items", ITEM_FIELDS, _item_rows(store)),
+            _write_csv(job_dir / "conversations.csv", CONVERSATION_FIELDS, rows),
+            _write_csv(job_dir / "items.csv", ITEM_FIELDS, _item_rows(store)),
             _write_lines(job_dir / "findings.jsonl", findings),
             _write_lines(job_dir / "errors.jsonl", _error_rows(store)),
         ]
@@ -107,8 +141,15 @@ def write_report_files(
     return written
 
 
-def _conversation_rows(store: StateStore, tally: TokenTally) -> Iterator[dict[str, Any]]:
-    for row, plan in store.iter_conversations(with_plans=True):
+def _conversation_rows(
+    store: StateStore,
+    tally: TokenTally,
+    progress: Callable[[int, int], None] | None,
+    total: int,
+) -> Iterator[dict[str, Any]]:
+    for done, (row, plan) in enumerate(store.iter_conversations(with_plans=True), start=1):
+        if progress is not None and (done % 100 == 0 or done == total):
+            progress(done, max(total, done))
         if row.error_code is not None:
             tally.add_failure(row.error_code)
         elif plan is not None and plan.items:
@@ -116,7 +157,7 @@ def _conversation_rows(store: StateStore, tally: TokenTally) -> Iterator[dict[st
         metadata = plan.metadata if plan is not None else {}
         yield {
             "source_id": row.source_id,
-            "conversation_id": row.conversation_id,
+            "target_conversation_id": row.conversation_id,
             "status": row.status,
             "planned_items": row.planned_items,
             "landed_items": row.landed_items,
@@ -137,7 +178,7 @@ def _conversation_rows(store: StateStore, tally: TokenTally) -> Iterator[dict[st
 
 def _item_rows(store: StateStore) -> Iterator[dict[str, Any]]:
     for item in store.iter_items():
-        yield {field: item[field] for field in ITEM_FIELDS}
+        yield {field: item[column] for field, column in _ITEM_COLUMNS.items()}
 
 
 def _finding_rows(store: StateStore, tally: CodeTally) -> Iterator[dict[str, Any]]:
@@ -146,7 +187,7 @@ def _finding_rows(store: StateStore, tally: CodeTally) -> Iterator[dict[str, Any
             continue
         for finding in plan.findings:
             tally.add_finding(finding, row.location)
-            yield finding.model_dump(mode="json") | {"location": row.location}
+            yield source_named(finding.model_dump(mode="json")) | {"location": row.location}
 
 
 def _error_rows(store: StateStore) -> Iterator[dict[str, Any]]:
@@ -155,27 +196,20 @@ def _error_rows(store: StateStore) -> Iterator[dict[str, Any]]:
             "code": row.error_code,
             "message": row.error_message,
             "location": row.location,
-            "conversation_id": row.source_id,
+            "source_id": row.source_id,
             "target_conversation_id": row.conversation_id,
             "hint": row.error_hint,
             "retryable": row.retryable,
         }
 
 
-def _write_both(
-    job_dir: Path, name: str, fields: list[str], rows: Iterable[dict[str, Any]]
-) -> list[Path]:
-    """The same rows as `name.csv` and `name.jsonl`, in one pass."""
-    csv_path, jsonl_path = job_dir / f"{name}.csv", job_dir / f"{name}.jsonl"
-    with ExitStack() as stack:
-        csv_file = stack.enter_context(_atomic(csv_path, newline=""))
-        jsonl_file = stack.enter_context(_atomic(jsonl_path))
-        writer = csv.DictWriter(csv_file, fieldnames=fields)
+def _write_csv(path: Path, fields: list[str], rows: Iterable[dict[str, Any]]) -> Path:
+    with _atomic(path, newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=fields)
         writer.writeheader()
         for row in rows:
             writer.writerow({key: "" if value is None else value for key, value in row.items()})
-            jsonl_file.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return [csv_path, jsonl_path]
+    return path
 
 
 def _write_lines(path: Path, rows: Iterable[dict[str, Any]]) -> Path:

@@ -8,12 +8,12 @@ import logging
 import time
 from pathlib import Path
 
+from migrate.errors import CallError
 from migrate.jobs.bounded import for_each
 from migrate.jobs.directory import clean_target, open_job
-from migrate.jobs.models import JobRef, RollbackResult
+from migrate.jobs.models import CountCallback, JobRef, RollbackResult
 from migrate.jobs.status import output_dir
 from migrate.replay.target import (
-    CallError,
     TargetConfig,
     describe_target,
     open_target,
@@ -35,13 +35,20 @@ def rollback_preview(ref: JobRef) -> tuple[int, str]:
         store.close()
 
 
-def rollback_job(ref: JobRef, *, concurrency: int = 8, out: Path | None = None) -> RollbackResult:
+def rollback_job(
+    ref: JobRef,
+    *,
+    concurrency: int = 8,
+    out: Path | None = None,
+    progress: CountCallback | None = None,
+) -> RollbackResult:
     """Delete every conversation the job created; record each deletion (and `rollback.jsonl`).
 
     Conversations the job only appended to (`migrate sync`) were created by an earlier job:
     they are kept, with the appended items.
 
-    The log goes to `out`, by default the job directory.
+    The log goes to `out`, by default the job directory. `progress` is called with
+    (done, to delete) after each conversation.
     """
     log_path = output_dir(ref, out, "the rollback log") / "rollback.jsonl"
     store = open_job(ref)
@@ -55,6 +62,8 @@ def rollback_job(ref: JobRef, *, concurrency: int = 8, out: Path | None = None) 
                     target=target.description,
                     log=str(log_path),
                 )
+                total = store.created_count()
+                finished = [0]
                 with log_path.open("a", encoding="utf-8") as log:
 
                     async def delete(row: ConversationRow) -> None:
@@ -79,11 +88,14 @@ def rollback_job(ref: JobRef, *, concurrency: int = 8, out: Path | None = None) 
                             result.already_gone += 1
                         entry = {
                             "source_id": row.source_id,
-                            "conversation_id": conversation_id,
+                            "target_conversation_id": conversation_id,
                             "outcome": outcome,
                             "at": time.time(),
                         }
                         log.write(json.dumps(entry) + "\n")
+                        finished[0] += 1
+                        if progress is not None:
+                            progress(finished[0], max(total, finished[0]))
 
                     created = (
                         row

@@ -22,15 +22,14 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
-from adapters import SourceOpenError, open_source
 from migrate.config import JobConfig
-from migrate.errors import ConfigError, JobError
+from migrate.errors import ConfigError, JobError, MigrateError, SourceReadError
 from migrate.jobs.delta import sync_outcomes, take_subset, target_identity
 from migrate.jobs.directory import (
     archive_report_files,
@@ -43,6 +42,7 @@ from migrate.jobs.directory import (
     write_job_file,
 )
 from migrate.jobs.models import (
+    CountCallback,
     DivergedPolicy,
     JobRef,
     JobSummary,
@@ -57,11 +57,13 @@ from migrate.jobs.report import write_report_files
 from migrate.jobs.status import job_summary
 from migrate.plan.model import ConversationPlan
 from migrate.plan.pipeline import PlanOutcome, iterate_plans, open_configured_source
+from migrate.replay.ratelimit import RateLimiter
 from migrate.replay.replayer import CrashHook, Replayer, ReplayOptions, SimulatedCrash
 from migrate.replay.target import (
     TargetConfig,
     describe_target,
     open_target,
+    preflight,
     validate_target,
 )
 from migrate.replay.workers import WorkerSession, claimed_work, forget_gone_workers
@@ -89,15 +91,25 @@ def run_job(
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
     crash_hook: CrashHook | None = None,
+    on_ready: Callable[[Path], object] | None = None,
 ) -> JobSummary:
     """Plan the source and replay it into the target, into a new job directory.
+
+    `on_ready` is called with the job directory once it exists (the CLI starts `job.log`).
 
     Returns the job's summary (its `exit_code` tells success, partial success, or an
     incomplete job). Raises `ConfigError` for bad configuration (including a target the state
     store's ledger already knows, unless `allow_duplicates`), `JobError` when the job cannot go
     on (target refuses every call, state store broken).
     """
-    return start_job(config, diverged=None, progress=progress, stop=stop, crash_hook=crash_hook)
+    return start_job(
+        config,
+        diverged=None,
+        progress=progress,
+        stop=stop,
+        crash_hook=crash_hook,
+        on_ready=on_ready,
+    )
 
 
 def start_job(
@@ -107,6 +119,7 @@ def start_job(
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
     crash_hook: CrashHook | None = None,
+    on_ready: Callable[[Path], object] | None = None,
 ) -> JobSummary:
     """Start a `run` (`diverged` None) or a `sync` (with its policy for diverged sources).
 
@@ -123,7 +136,10 @@ def start_job(
             f"across with `migrate sync SOURCE --job-dir {job_dir}`",
         )
     source = open_configured_source(config.job.source)
+    preflight(config.target)
     job_dir.mkdir(parents=True, exist_ok=True)
+    if on_ready is not None:
+        on_ready(job_dir)
     named_url = config.state_url or (recorded_state_url(job_dir) if held else None)
     state_url = named_url or default_state_url(job_dir)
     store = StateStore.from_url(state_url, create=True)
@@ -214,8 +230,13 @@ def resume_job(
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
     crash_hook: CrashHook | None = None,
+    check_progress: CountCallback | None = None,
 ) -> JobSummary:
-    """Finish an interrupted job: check the source, reconcile what was in flight, go on."""
+    """Finish an interrupted job: check the source, reconcile what was in flight, go on.
+
+    `check_progress` is called with (checked, stored) while the source is compared with the
+    stored plans.
+    """
     store = open_job(config.job)
     try:
         job = store.job()
@@ -233,24 +254,24 @@ def resume_job(
             updates["server_options"] = config.server_options
         target = target.model_copy(update=updates)
         validate_target(target)
+        preflight(target)
         _take_over(store)
         planner: _Planner | None = None
         stored = store.planned_count()
         if config.check_source:
             job_config = JobConfig.model_validate(job.config["job"])
             try:
-                source = open_source(job_config.source)
-            except SourceOpenError as exc:
-                raise ConfigError(
-                    f"cannot re-read the source to check it: {exc}",
-                    hint="use --no-source-check to replay the stored plans as they are",
-                ) from exc
+                source = open_configured_source(job_config.source)
+            except ConfigError as exc:
+                exc.message = f"cannot re-read the source to check it: {exc.message}"
+                exc.hint = "use --no-source-check to replay the stored plans as they are"
+                raise
             outcomes = _job_outcomes(
                 store,
                 job,
                 iterate_plans(source, job_config.policy, observe=sampler(config.job.job_dir)),
             )
-            _check_source(store, outcomes)
+            _check_source(store, outcomes, check_progress)
             planner = _Planner(store, outcomes, first_seq=stored)
         else:
             if not job.planning_complete:
@@ -309,6 +330,7 @@ def work_on_job(
         if config.timeout is not None:
             target = target.model_copy(update={"timeout": config.timeout})
         validate_target(target)
+        preflight(target)
         stored_replay = ReplayOptions.model_validate(job.config.get("replay", {}))
         updates: dict[str, Any] = {}
         if config.concurrency is not None:
@@ -355,8 +377,10 @@ class _Planner:
             while not stop.is_set():
                 try:
                     chunk = await loop.run_in_executor(executor, _take, self.outcomes, PLAN_CHUNK)
+                except MigrateError:
+                    raise
                 except Exception as exc:
-                    raise JobError(
+                    raise SourceReadError(
                         f"reading the source failed after {self.seq} records: {exc}",
                         hint="fix the source, then `migrate resume` the job",
                     ) from exc
@@ -392,10 +416,17 @@ def _drive(
     job = store.job()
     session.start()
     store.update_job(state="running", started_at=job.started_at or time.time())
+    logger.info(
+        "session started: job %s, worker %s",
+        job.job_id,
+        session.worker_id,
+        extra={"event": "session_start", "job_id": job.job_id, "worker_id": session.worker_id},
+    )
 
     async def replay() -> None:
         async with open_target(target_config, job_dir=job_dir) as target:
             session.attach(target)
+            listener.limiter = target.limiter
             log_pauses(target.limiter, job_dir)
             listener.started(target.description, job.job_id)
             replayer = Replayer(
@@ -431,12 +462,47 @@ def _drive(
     except SimulatedCrash:
         session.stop(crashed=True)
         raise
-    except BaseException:
+    except JobError as exc:
         session.stop()
-        _finish(store, job_dir, listener)
+        summary = _finish(store, job_dir, listener)
+        _log_session_end(summary, session.worker_id, str(exc))
+        if exc.hint is None:
+            where = job_dir or f"--state URL --job {job.job_id}"
+            exc.hint = f"continue it with `migrate resume {where}`"
+        raise
+    except BaseException as exc:
+        session.stop()
+        summary = _finish(store, job_dir, listener)
+        _log_session_end(summary, session.worker_id, f"{type(exc).__name__}: {exc}")
         raise
     session.stop()
-    return _finish(store, job_dir, listener)
+    summary = _finish(store, job_dir, listener)
+    _log_session_end(summary, session.worker_id, None)
+    return summary
+
+
+def _log_session_end(summary: JobSummary, worker_id: str, error: str | None) -> None:
+    counts = summary.conversations
+    logger.info(
+        "session ended: %s (%d migrated, %d failed, %d skipped of %d)%s",
+        summary.state,
+        counts.migrated,
+        counts.failed,
+        counts.skipped,
+        counts.total,
+        f"; {error}" if error else "",
+        extra={
+            "event": "session_end",
+            "job_id": summary.job_id,
+            "worker_id": worker_id,
+            "state": summary.state,
+            "migrated": counts.migrated,
+            "failed": counts.failed,
+            "skipped": counts.skipped,
+            "total": counts.total,
+            **({"error": error} if error else {}),
+        },
+    )
 
 
 def _finish(store: StateStore, job_dir: Path | None, listener: _Listener) -> JobSummary:
@@ -458,10 +524,15 @@ def _take(outcomes: Iterator[PlanOutcome], count: int) -> list[PlanOutcome]:
     return list(islice(outcomes, count))
 
 
-def _check_source(store: StateStore, outcomes: Iterator[PlanOutcome]) -> None:
+def _check_source(
+    store: StateStore, outcomes: Iterator[PlanOutcome], progress: CountCallback | None = None
+) -> None:
     """Compare the source with the stored plans; refuse if work in progress would change."""
     conflicts: list[str] = []
-    for row, _ in store.iter_conversations():
+    stored = store.known_count()
+    for checked, (row, _) in enumerate(store.iter_conversations(), start=1):
+        if progress is not None and (checked % 100 == 0 or checked == stored):
+            progress(checked, max(stored, checked))
         outcome = next(outcomes, None)
         if outcome is None:
             missing = ErrorRecord(
@@ -536,6 +607,7 @@ class _Listener:
         self.done = totals.migrated + totals.failed + totals.skipped
         self.items_planned = totals.items_planned
         self.landed = totals.items_landed
+        self.limiter: RateLimiter | None = None
 
     def started(self, target: str, job_id: str) -> None:
         self.target = target
@@ -587,5 +659,7 @@ class _Listener:
                 conversations_done=self.done,
                 items_planned=self.items_planned,
                 items_landed=self.landed,
+                rate_limit=None if self.limiter is None else self.limiter.rate,
+                waiting_429=0.0 if self.limiter is None else self.limiter.pause_left,
             )
         )

@@ -7,12 +7,19 @@ from pathlib import Path
 
 from migrate.errors import ConfigError
 from migrate.jobs.directory import open_job
-from migrate.jobs.models import ConversationCounts, ItemCounts, JobRef, JobSummary
+from migrate.jobs.models import (
+    ConversationCounts,
+    CountCallback,
+    ItemCounts,
+    JobRef,
+    JobSummary,
+)
 from migrate.jobs.report import write_report_files
 from migrate.replay.target import (
     TargetConfig,
     describe_target,
 )
+from migrate.replay.workers import host_identity, is_gone
 from migrate.state.ledger import sync_counts
 from migrate.state.store import StateStore
 
@@ -28,16 +35,28 @@ def job_status(ref: JobRef) -> JobSummary:
         store.close()
 
 
-def write_report(ref: JobRef, *, out: Path | None = None, html_only: bool = False) -> list[Path]:
+def write_report(
+    ref: JobRef,
+    *,
+    out: Path | None = None,
+    html_only: bool = False,
+    progress: CountCallback | None = None,
+) -> list[Path]:
     """(Re)write the report files into `out` (default: the job directory); returns their paths.
 
-    `html_only` rewrites only `summary.json` and `report.html`."""
+    `html_only` rewrites only `summary.json` and `report.html`. `progress` is called with
+    (conversations written, total) as the id map is written.
+    """
     directory = output_dir(ref, out, "the report")
     store = open_job(ref)
     try:
         summary = job_summary(store, ref.job_dir)
         return write_report_files(
-            store, directory, summary.model_dump(mode="json"), html_only=html_only
+            store,
+            directory,
+            summary.model_dump(mode="json"),
+            html_only=html_only,
+            progress=progress,
         )
     finally:
         store.close()
@@ -51,15 +70,32 @@ def output_dir(ref: JobRef, out: Path | None, what: str) -> Path:
     return directory
 
 
+def _liveness(store: StateStore, state: str) -> tuple[str, float | None]:
+    """A `running` job with no live worker is `interrupted`; since its last heartbeat.
+
+    A worker is live while its heartbeat (`workers.seen_at`) is within its lease and, on this
+    machine, its process exists (so `kill -9` shows at once here, after the lease elsewhere).
+    """
+    if state != "running":
+        return state, None
+    rows, now = store.worker_rows()
+    host = host_identity()
+    if any(not is_gone(row, host=host) and row.seen_at + row.lease > now for row in rows):
+        return state, None
+    return "interrupted", max((row.seen_at for row in rows), default=None)
+
+
 def job_summary(store: StateStore, job_dir: Path | None) -> JobSummary:
     job = store.job()
     totals = store.totals()
     up_to_date, diverged = sync_counts(store.engine)
     target = TargetConfig.model_validate(job.target)
+    state, gone_since = _liveness(store, job.state)
     return JobSummary(
         job_id=job.job_id,
         job_dir=None if job_dir is None else str(job_dir),
-        state=job.state,
+        state=state,
+        process_gone_since=gone_since,
         source=job.source,
         target=describe_target(target),
         planning_complete=job.planning_complete,

@@ -12,6 +12,8 @@ before it (same state store, same local target); that job's report files move to
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from pathlib import Path
 
 from migrate.jobs.models import JobSummary, ProgressCallback, SyncConfig
 from migrate.jobs.run import start_job
@@ -24,8 +26,14 @@ def sync_job(
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
     crash_hook: CrashHook | None = None,
+    on_ready: Callable[[Path], object] | None = None,
 ) -> JobSummary:
     """Bring what is new in the source across; returns the job's summary (as `run_job`)."""
     return start_job(
-        config, diverged=config.diverged, progress=progress, stop=stop, crash_hook=crash_hook
+        config,
+        diverged=config.diverged,
+        progress=progress,
+        stop=stop,
+        crash_hook=crash_hook,
+        on_ready=on_ready,
     )

@@ -12,12 +12,18 @@ import openai
 from migrate.context.count import count_items
 from migrate.context.exact import TokenCheck, exact_input_tokens
 from migrate.context.models import ModelSpec, model_spec
+from migrate.errors import CallError
 from migrate.jobs.bounded import for_each
 from migrate.jobs.directory import clean_target, open_job
-from migrate.jobs.models import ConversationCheck, ItemProblem, JobRef, VerifyReport
+from migrate.jobs.models import (
+    ConversationCheck,
+    CountCallback,
+    ItemProblem,
+    JobRef,
+    VerifyReport,
+)
 from migrate.plan.model import ConversationPlan
 from migrate.replay.target import (
-    CallError,
     Target,
     classify,
     item_difference,
@@ -31,17 +37,25 @@ logger = logging.getLogger(__name__)
 
 
 def verify_job(
-    ref: JobRef, *, concurrency: int = 8, count_tokens: str | None = None
+    ref: JobRef,
+    *,
+    concurrency: int = 8,
+    count_tokens: str | None = None,
+    progress: CountCallback | None = None,
 ) -> VerifyReport:
     """Read every migrated conversation back and compare it item by item with its plan.
 
     With `count_tokens` (a model name), also ask the target for each conversation's input
-    tokens (`POST /responses/input_tokens`) and compare them with the estimate.
+    tokens (`POST /responses/input_tokens`) and compare them with the estimate. `progress` is
+    called with (checked, to check) after each conversation.
     """
     token_model = None if count_tokens is None else model_spec(count_tokens)
     store = open_job(ref)
     try:
         target_config = clean_target(store)
+        to_check = store.totals().migrated
+        if progress is not None:
+            progress(0, to_check)
 
         async def check_all() -> VerifyReport:
             async with open_target(target_config, job_dir=ref.job_dir) as target:
@@ -62,6 +76,8 @@ def verify_job(
                     ):
                         await _check_tokens(target, row, plan, report.tokens, token_model)
                     report.checked += 1
+                    if progress is not None:
+                        progress(report.checked, max(to_check, report.checked))
                     if result is None:
                         report.matching += 1
                     else:
@@ -94,7 +110,7 @@ async def _check_conversation(
     check = ConversationCheck(
         source_id=row.source_id,
         location=row.location,
-        conversation_id=conversation_id,
+        target_conversation_id=conversation_id,
         planned=len(plan.items),
         found=0,
         problems=[],
@@ -156,7 +172,9 @@ def compare_with_plan(
                     kind="missing",
                     position=position,
                     item_id=item_id,
-                    detail=f"planned item {position} (source {planned.source_id}) is not there",
+                    detail=f"planned item {position}"
+                    + (f" (source item {planned.source_id})" if planned.source_id else "")
+                    + " is not there",
                 )
             )
             continue

@@ -7,10 +7,11 @@ hands it to the replayer. A plan with no items means the conversation is skipped
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from adapters import Source, SourceConfig, SourceOpenError, open_source
-from adapters.model import SourceConversation, SourceFailure
-from migrate.errors import ConfigError, ConversationError
+from adapters.model import SourceConversation, SourceFailure, SourceRecord
+from migrate.errors import ConversationError, SourceError, SourceReadError
 from migrate.plan.model import ConversationPlan
 from migrate.plan.planner import plan_conversation
 from migrate.transform.findings import ErrorRecord
@@ -26,14 +27,62 @@ def open_configured_source(config: SourceConfig) -> Source:
     try:
         return open_source(config)
     except SourceOpenError as exc:
-        raise ConfigError(str(exc)) from exc
+        raise SourceError(str(exc)) from exc
+
+
+def estimate_total(config: SourceConfig) -> int | None:
+    """How many conversations the source holds, when that is cheap to learn (else None).
+
+    A JSON Lines file: its non-empty lines; a directory: its `.json` and `.jsonl` files when
+    all are `.json` (one conversation each). Other sources: unknown (the bar shows a count).
+    """
+    path = getattr(config, "path", None)
+    if not isinstance(path, Path):
+        return None
+    try:
+        if path.is_file() and path.suffix == ".jsonl":
+            with path.open("rb") as lines:
+                return sum(1 for line in lines if line.strip())
+        if path.is_dir():
+            files = [p for p in path.rglob("*") if p.suffix in (".json", ".jsonl")]
+            if files and all(p.suffix == ".json" for p in files):
+                return len(files)
+    except OSError:
+        return None
+    return None
+
+
+def read_source(source: Source) -> Iterator[SourceRecord]:
+    """The source's records; its own errors become `SourceError` (before the first record:
+    it cannot be opened) or `SourceReadError` (it failed in the middle of the read)."""
+    records = source.read()
+    count = 0
+    while True:
+        try:
+            record = next(records)
+        except StopIteration:
+            return
+        except SourceOpenError as exc:
+            if count == 0:
+                raise SourceError(str(exc)) from exc
+            raise SourceReadError(
+                f"reading the source failed after {count} records: {exc}",
+                hint="fix the source, then `migrate resume` the job (or plan it again)",
+            ) from exc
+        except Exception as exc:
+            raise SourceReadError(
+                f"reading the source failed after {count} records: {type(exc).__name__}: {exc}",
+                hint="fix the source, then `migrate resume` the job (or plan it again)",
+            ) from exc
+        count += 1
+        yield record
 
 
 def iterate_plans(
     source: Source, policy: Policy, *, observe: Observer | None = None
 ) -> Iterator[PlanOutcome]:
     """Yield one plan (or one error) per source record, in source order."""
-    for record in source.read():
+    for record in read_source(source):
         conversation = None if isinstance(record, SourceFailure) else record
         outcome: PlanOutcome
         if isinstance(record, SourceFailure):

@@ -109,6 +109,11 @@ class RateLimiter:
         return self._rate
 
     @property
+    def pause_left(self) -> float:
+        """Seconds every call still waits because of a 429 (0 when not paused)."""
+        return max(0.0, self._paused_until - self._clock())
+
+    @property
     def in_flight(self) -> int:
         return self._in_flight
 

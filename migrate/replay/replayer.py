@@ -40,9 +40,9 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from migrate.errors import JobError
+from migrate.errors import CallError, ConversationError, JobError
 from migrate.plan.model import ConversationPlan
-from migrate.replay.target import CallError, Target, item_difference
+from migrate.replay.target import Target, item_difference
 from migrate.state.records import ClaimLostError, OpenIntent
 from migrate.state.schema import Status
 from migrate.state.store import StateStore
@@ -113,16 +113,13 @@ class ReplayListener(Protocol):
     def conversation_finished(self, status: Status) -> None: ...
 
 
-class _Failed(Exception):
-    """This conversation cannot go on."""
+class _Failed(ConversationError):
+    """This conversation cannot go on (`retryable`: a resume tries it again)."""
 
     def __init__(
         self, code: str, message: str, *, hint: str | None = None, retryable: bool = False
     ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.hint = hint
+        super().__init__(code, message, hint=hint)
         self.retryable = retryable
 
 
@@ -131,11 +128,18 @@ class _Stopped(Exception):
 
 
 class _Budget:
-    def __init__(self, allowed: int) -> None:
+    def __init__(self, allowed: int, source_id: str) -> None:
+        self.source_id = source_id
         self.left = allowed
         self.spent = 0
+        self.attempts = 0
 
     def spend(self, error: CallError) -> None:
+        self.attempts += 1
+        if error.target_silent:
+            # The target answered nobody: that is the job's problem (it stops after
+            # `unreachable_after`), not this conversation's.
+            return
         if self.left <= 0:
             raise _Failed(
                 "retries_exhausted",
@@ -224,12 +228,21 @@ class Replayer:
             row = self.store.conversation(seq)
             if row.status in ("migrated", "failed", "skipped"):
                 return row.status
-        budget = _Budget(self.options.retry_budget)
+        budget = _Budget(self.options.retry_budget, plan.source_id)
         try:
             await self._land(seq, plan, budget, fresh=fresh)
         except _Failed as failure:
             logger.warning(
-                "conversation %s (%s) failed: %s", plan.source_id, plan.location, failure.message
+                "conversation %s (%s) failed: %s",
+                plan.source_id,
+                plan.location,
+                failure.message,
+                extra={
+                    "event": "conversation_failed",
+                    "source_id": plan.source_id,
+                    "location": plan.location,
+                    "code": failure.code,
+                },
             )
             self.store.record_failed(
                 seq,
@@ -348,7 +361,14 @@ class Replayer:
         self.store.record_attempt_failed(seq, intent, "ambiguous")
         budget.spend(error)
         logger.info(
-            "conversation %s: %s; reconciling before resending", plan.source_id, error.message
+            "conversation %s: %s; reconciling before resending",
+            plan.source_id,
+            error.message,
+            extra={
+                "event": "reconcile",
+                "source_id": plan.source_id,
+                "target_conversation_id": conversation_id,
+            },
         )
         return await self._reconcile(seq, plan, conversation_id, budget, [])
 
@@ -451,6 +471,13 @@ class Replayer:
                 f"the target rejected the request: {error.message}",
                 hint="fix the source or the policy, then migrate this conversation again",
             )
+        if error.kind == "not_found" and conversation_id is None:
+            # Creating a conversation cannot find nothing: there is no Conversations API here.
+            self.store.resolve_intents([intent], "rejected")
+            raise JobError(
+                f"the target has no Conversations API at this address: {error.message}",
+                hint="check --base-url (or OPENAI_BASE_URL), then `migrate resume` the job",
+            )
         if error.kind == "not_found":
             self.store.resolve_intents([intent], "rejected")
             raise _Failed(
@@ -460,10 +487,27 @@ class Replayer:
             )
 
     async def _back_off(self, error: CallError, budget: _Budget) -> None:
+        self.target.raise_if_unreachable()
         if error.retry_after is not None:
             # The shared limiter already holds every worker for this long.
+            logger.info(
+                "conversation %s: rate limited; every worker waits %.1f s",
+                budget.source_id,
+                error.retry_after,
+                extra={
+                    "event": "rate_limited",
+                    "source_id": budget.source_id,
+                    "retry_after": error.retry_after,
+                },
+            )
             return
-        attempt = max(0, budget.spent - 1)
+        logger.info(
+            "conversation %s: retrying after %s",
+            budget.source_id,
+            error.message,
+            extra={"event": "retry", "source_id": budget.source_id, "attempt": budget.attempts},
+        )
+        attempt = min(30, max(0, budget.attempts - 1))
         delay = min(self.options.backoff_max, self.options.backoff_base * 2**attempt)
         await asyncio.sleep(delay * (0.5 + self._random.random() / 2))
 

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -26,17 +27,31 @@ import openai
 from openai import AsyncOpenAI
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from migrate.errors import ConfigError
+from migrate.errors import (
+    CallAmbiguous,
+    CallError,
+    CallFatal,
+    CallNotApplied,
+    CallNotFound,
+    CallRejected,
+    CallTimedOut,
+    CallUnreachable,
+    ConfigError,
+    TargetRefusedError,
+    TargetUnreachableError,
+)
 from migrate.replay.ratelimit import RateLimiter, retry_after_seconds
 
 logger = logging.getLogger(__name__)
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 LIST_PAGE_SIZE = 100
+PREFLIGHT_ID = "conv_migrate_preflight_does_not_exist"
+"""The conversation the preflight reads: it cannot exist, so the answer is a 404."""
+PREFLIGHT_TIMEOUT = 8.0
+"""Seconds the preflight waits (a wrong `--base-url` must fail fast)."""
 LIST_INCLUDE = ["message.input_image.image_url"]
 """Listed items leave image URLs out unless asked for them; verification compares them."""
-
-FailureKind = Literal["not_applied", "ambiguous", "rejected", "not_found", "fatal"]
 
 
 class TargetConfig(BaseModel):
@@ -55,33 +70,9 @@ class TargetConfig(BaseModel):
     """Requests per second never to exceed; None lets the target's signals decide."""
     server_options: dict[str, Any] = Field(default_factory=dict)
     """`local` only: keyword options for the embedded server (latency, faults, rate limit)."""
-
-
-class CallError(Exception):
-    """A target call failed; `kind` says what the replayer may do about it.
-
-    - `not_applied`: the write certainly did not happen (429, connection refused): resend.
-    - `ambiguous`: it may or may not have happened (timeout, dropped connection, 5xx).
-    - `rejected`: the target refused it (400-class): fail the conversation with `message`.
-    - `not_found`: the conversation does not exist on the target.
-    - `fatal`: nothing can succeed (bad key, no quota): stop the job.
-    """
-
-    def __init__(
-        self,
-        kind: FailureKind,
-        message: str,
-        *,
-        status: int | None = None,
-        code: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.status = status
-        self.code = code
-        self.retry_after = retry_after
+    unreachable_after: float = Field(default=300.0, gt=0)
+    """Seconds during which the target answers no call at all (refused connections,
+    timeouts) before the job stops (exit 3) instead of failing conversations for it."""
 
 
 def resolve_base_url(config: TargetConfig) -> str:
@@ -127,13 +118,25 @@ class Target:
     """Raw Conversations calls through one `AsyncOpenAI` client and one shared rate limiter."""
 
     def __init__(
-        self, client: AsyncOpenAI, *, limiter: RateLimiter, timeout: float, description: str
+        self,
+        client: AsyncOpenAI,
+        *,
+        limiter: RateLimiter,
+        timeout: float,
+        description: str,
+        unreachable_after: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.limiter = limiter
         self.timeout = timeout
         self.description = description
+        self.unreachable_after = unreachable_after
+        self.clock = clock
         self.calls = 0
+        self.last_answer = clock()
+        self.silent_since: tuple[float, float] | None = None
+        """(clock, wall time) of the first call that got no answer since the last answer."""
         self.write_guard: Callable[[], None] | None = None
         """Called right before each write is sent; raises to keep it from being sent."""
 
@@ -142,7 +145,7 @@ class Target:
         body = await self._call("post", "/conversations", body={"metadata": dict(metadata)})
         conversation_id = body.get("id")
         if not isinstance(conversation_id, str) or not conversation_id:
-            raise CallError("ambiguous", f"the target answered without a conversation id: {body}")
+            raise CallAmbiguous(f"the target answered without a conversation id: {body}")
         return conversation_id
 
     async def create_items(
@@ -155,8 +158,7 @@ class Target:
         data = body.get("data")
         if not isinstance(data, list) or len(data) != len(batch):
             got = len(data) if isinstance(data, list) else "no"
-            raise CallError(
-                "ambiguous",
+            raise CallAmbiguous(
                 f"the target answered {got} items for a batch of {len(batch)}",
             )
         return [item for item in data if isinstance(item, dict)]
@@ -180,12 +182,78 @@ class Target:
             page = await self._call("get", f"/conversations/{conversation_id}/items", params=params)
             data = page.get("data")
             if not isinstance(data, list):
-                raise CallError("ambiguous", f"unexpected item list from the target: {page}")
+                raise CallAmbiguous(f"unexpected item list from the target: {page}")
             found.extend(item for item in data if isinstance(item, dict))
             last_id = page.get("last_id")
             if not page.get("has_more") or not data or not isinstance(last_id, str):
                 return found
             after = last_id
+
+    async def preflight(self) -> None:
+        """One cheap read proving the target answers and accepts the key (before any work).
+
+        Reads a conversation that cannot exist and expects 404 (any answer but 401/403/quota
+        proves the same); raises `TargetRefusedError` otherwise.
+        """
+        try:
+            await self._call("get", f"/conversations/{PREFLIGHT_ID}", timeout=PREFLIGHT_TIMEOUT)
+        except (CallNotFound, CallRejected) as error:
+            # "Invalid URL (GET /v2/...)" is how the API (and the local server) answer a path
+            # they do not serve: reachable, but the base URL is wrong.
+            if error.api_shaped and "Invalid URL" not in error.message:
+                return
+            shape = "" if error.api_shaped else " without an API error object"
+            raise TargetRefusedError(
+                f"{self.description} does not look like a Conversations API: it answered "
+                f"{error.message}{shape}",
+                hint="check --base-url (or OPENAI_BASE_URL): it names the API root, e.g. "
+                "https://api.openai.com/v1",
+            ) from error
+        except CallNotApplied as error:
+            if error.status is not None:  # rate limited: it answers, and took the key
+                return
+            raise TargetRefusedError(
+                f"cannot reach {self.description}: {error.message}",
+                hint="check --base-url (or OPENAI_BASE_URL) and that the server is running",
+            ) from error
+        except CallFatal as error:
+            raise TargetRefusedError(
+                f"{self.description} refuses the key: {error.message}",
+                hint="check OPENAI_API_KEY, the organization/project and the account's quota",
+            ) from error
+        except CallError as error:
+            raise TargetRefusedError(
+                f"cannot reach {self.description}: {error.message}",
+                hint="check --base-url (or OPENAI_BASE_URL) and that the server is running",
+            ) from error
+
+    def raise_if_unreachable(self) -> None:
+        """Stop the job once no call got an answer for `unreachable_after` seconds."""
+        if self.silent_since is None:
+            return
+        since, wall = self.silent_since
+        if self.clock() - since >= self.unreachable_after:
+            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(wall))
+            raise TargetUnreachableError(
+                f"target unreachable since {when} ({self.description}); resume when it is back"
+            )
+
+    def _answered(self) -> None:
+        self.last_answer = self.clock()
+        if self.silent_since is not None:
+            logger.warning("the target answers again", extra={"event": "target_back"})
+            self.silent_since = None
+
+    def _no_answer(self, error: CallError, started: float) -> None:
+        error.target_silent = self.last_answer <= started
+        if error.target_silent and self.silent_since is None:
+            self.silent_since = (self.clock(), time.time())
+            logger.warning(
+                "the target does not answer (%s); the job pauses and stops after %g s of this",
+                error.message,
+                self.unreachable_after,
+                extra={"event": "target_silent"},
+            )
 
     async def delete_conversation(self, conversation_id: str) -> None:
         """Delete a conversation (its items stay retrievable, as the API documents)."""
@@ -198,10 +266,11 @@ class Target:
         *,
         body: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         options: Any = {
             "max_retries": 0,
-            "timeout": self.timeout,
+            "timeout": min(timeout, self.timeout) if timeout is not None else self.timeout,
             "security": {"bearer_auth": True},
         }
         if params is not None:
@@ -215,6 +284,7 @@ class Target:
                 raise
         self.calls += 1
         headers: Mapping[str, str] | None = None
+        started = self.clock()
         try:
             if method == "post":
                 response = await self.client.post(
@@ -225,54 +295,61 @@ class Target:
             else:
                 response = await self.client.delete(path, cast_to=httpx2.Response, options=options)
             headers = response.headers
+            self._answered()
         except openai.APIStatusError as exc:
             headers = exc.response.headers
+            self._answered()
             error = classify(exc)
             if exc.status_code == 429 and error.kind == "not_applied":
                 error.retry_after = self.limiter.rate_limited(error.retry_after, headers)
             raise error from exc
         except openai.APIConnectionError as exc:
-            raise classify(exc) from exc
+            error = classify(exc)
+            if error.no_answer:
+                self._no_answer(error, started)
+            raise error from exc
         finally:
             self.limiter.release(headers)
         try:
             parsed = response.json()
         except ValueError as exc:
-            raise CallError(
-                "ambiguous", f"{method.upper()} {path}: the target answered non-JSON"
-            ) from exc
+            raise CallAmbiguous(f"{method.upper()} {path}: the target answered non-JSON") from exc
         if not isinstance(parsed, dict):
-            raise CallError("ambiguous", f"{method.upper()} {path}: unexpected answer {parsed!r}")
+            raise CallAmbiguous(f"{method.upper()} {path}: unexpected answer {parsed!r}")
         return parsed
 
 
 def classify(exc: openai.APIError) -> CallError:
     """Map an SDK error to what the replayer may do about it."""
     if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        message = _api_message(exc)
-        code = exc.code
-        retry_after = retry_after_seconds(exc.response.headers)
-        if status == 429:
-            if code == "insufficient_quota":
-                return CallError("fatal", message, status=status, code=code)
-            return CallError(
-                "not_applied", message, status=status, code=code, retry_after=retry_after
-            )
-        if status in (401, 403):
-            return CallError("fatal", message, status=status, code=code)
-        if status == 404:
-            return CallError("not_found", message, status=status, code=code)
-        if status in (408, 409) or status >= 500:
-            return CallError("ambiguous", message, status=status, code=code)
-        return CallError("rejected", message, status=status, code=code)
+        error = _classify_status(exc)
+        error.api_shaped = isinstance(exc.body, dict) and isinstance(exc.body.get("message"), str)
+        return error
     cause = exc.__cause__
     if isinstance(cause, httpx2.ConnectError | httpx2.ConnectTimeout | httpx2.PoolTimeout):
-        return CallError("not_applied", f"cannot connect: {cause.__class__.__name__}: {cause}")
+        return CallUnreachable(f"cannot connect: {cause.__class__.__name__}: {cause}")
     if isinstance(exc, openai.APITimeoutError):
-        return CallError("ambiguous", "the call timed out")
+        return CallTimedOut("the call timed out")
     detail = f"{cause.__class__.__name__}: {cause}" if cause is not None else str(exc)
-    return CallError("ambiguous", f"connection lost: {detail}")
+    return CallAmbiguous(f"connection lost: {detail}")
+
+
+def _classify_status(exc: openai.APIStatusError) -> CallError:
+    status = exc.status_code
+    message = _api_message(exc)
+    code = exc.code
+    if status == 429:
+        if code == "insufficient_quota":
+            return CallFatal(message, status=status, code=code)
+        retry_after = retry_after_seconds(exc.response.headers)
+        return CallNotApplied(message, status=status, code=code, retry_after=retry_after)
+    if status in (401, 403):
+        return CallFatal(message, status=status, code=code)
+    if status == 404:
+        return CallNotFound(message, status=status, code=code)
+    if status in (408, 409) or status >= 500:
+        return CallAmbiguous(message, status=status, code=code)
+    return CallRejected(message, status=status, code=code)
 
 
 def _api_message(exc: openai.APIStatusError) -> str:
@@ -285,6 +362,22 @@ def _api_message(exc: openai.APIStatusError) -> str:
 def _is_openai(base_url: str) -> bool:
     host = urlsplit(base_url).hostname or ""
     return host == "api.openai.com" or host.endswith(".openai.com")
+
+
+def preflight(config: TargetConfig) -> None:
+    """Before any work: prove a remote target answers and accepts the key (exit 2 if not).
+
+    The local target runs inside this process once the job starts, so there is nothing to
+    prove for it.
+    """
+    if config.kind == "local":
+        return
+
+    async def probe() -> None:
+        async with open_target(config, job_dir=None) as target:
+            await target.preflight()
+
+    asyncio.run(probe())
 
 
 @contextlib.asynccontextmanager
@@ -306,6 +399,7 @@ async def open_target(config: TargetConfig, *, job_dir: Path | None) -> AsyncIte
             limiter=limiter,
             timeout=config.timeout,
             description=describe_target(config, base_url),
+            unreachable_after=config.unreachable_after,
         )
         try:
             yield target

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from migrate.errors import MigrateError
 
-class ApiError(Exception):
+
+class ApiError(MigrateError):
     """An error the server answers with; the body mirrors the real API's error object."""
 
     def __init__(
@@ -20,7 +22,6 @@ class ApiError(Exception):
     ) -> None:
         super().__init__(message)
         self.status = status
-        self.message = message
         self.type = type
         self.param = param
         self.code = code

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.engine import Connection, Engine
 
+from migrate.errors import ConfigError, MigrateError
 from migrate.server.ids import mint_id
 from migrate.server.validation import ID_PREFIXES, StoredItem
 from migrate.sqlite import configure_sqlite
@@ -51,7 +52,7 @@ items_table = sa.Table(
 )
 
 
-class StoreError(Exception):
+class StoreError(ConfigError):
     """The database file cannot be used as a local server store."""
 
 
@@ -105,7 +106,7 @@ class NewItem(NamedTuple):
     body_json: str
 
 
-class ItemNotFoundError(Exception):
+class ItemNotFoundError(MigrateError):
     """An item id that is not in the conversation."""
 
     def __init__(self, item_id: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,7 @@ def test_plan_reports_a_conversation_over_the_model_limit(source: Path, tmp_path
     assert figures["total"] == lines["long"]["tokens"] + lines["short"]["tokens"]
     findings = [json.loads(line) for line in (job / "findings.jsonl").read_text().splitlines()]
     (over,) = [f for f in findings if f["code"] == "context_over_limit"]
-    assert over["conversation_id"] == "long" and "compaction" in over["message"]
+    assert over["source_id"] == "long" and "compaction" in over["message"]
     # gpt-5's 272k limit holds it
     result = invoke("plan", str(source), "--json", "--job-dir", str(tmp_path / "gpt5"))
     assert "context_over_limit" not in json.loads(result.stdout)["findings"]
@@ -122,16 +123,16 @@ def test_keep_recent_lands_under_the_limit_with_every_pair_intact(
     assert ran.exit_code == EXIT_OK, ran.output
     findings = [json.loads(line) for line in (job / "findings.jsonl").read_text().splitlines()]
     (trimmed,) = [f for f in findings if f["code"] == "context_trimmed"]
-    report_lines = (job / "conversations.jsonl").read_text().splitlines()
-    rows = {row["source_id"]: row for row in map(json.loads, report_lines)}
-    landed = rows["long"]["landed_items"]
+    with (job / "conversations.csv").open(encoding="utf-8", newline="") as table:
+        rows = {row["source_id"]: row for row in csv.DictReader(table)}
+    landed = int(rows["long"]["landed_items"])
     assert trimmed["count"] + landed == planned_whole
-    assert rows["long"]["tokens"] <= GPT_4O_LIMIT
+    assert int(rows["long"]["tokens"]) <= GPT_4O_LIMIT
 
     # what the server holds: the newest items, every call with its output
     server = ConversationStore.from_path(job / "server.db")
     try:
-        items = server.all_items(rows["long"]["conversation_id"])
+        items = server.all_items(rows["long"]["target_conversation_id"])
     finally:
         server.close()
     assert len(items) == landed
@@ -151,7 +152,7 @@ def test_keep_recent_lands_under_the_limit_with_every_pair_intact(
     report = json.loads(verified.stdout)
     tokens = report["tokens"]
     assert tokens["checked"] == 2 and tokens["exact_matches"] == 2
-    assert tokens["exact_total"] == rows["long"]["tokens"] + rows["short"]["tokens"]
+    assert tokens["exact_total"] == int(rows["long"]["tokens"]) + int(rows["short"]["tokens"])
     summary = json.loads((job / "summary.json").read_text())
     assert summary["tokens"]["trimmed"] == 1 and summary["tokens"]["over_limit"] == 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -48,30 +49,36 @@ def test_run_status_verify_report_rollback_on_a_sample(tmp_path: Path) -> None:
     assert verified.exit_code == EXIT_OK, verified.output
     assert json.loads(verified.stdout)["matching"] == 7
 
-    for name in ("items.csv", "conversations.jsonl"):
+    for name in ("items.csv", "conversations.csv"):
         (job_dir / name).unlink()
     reported = runner.invoke(main, ["report", str(job_dir)])
     assert reported.exit_code == EXIT_OK
     for name in (
         "conversations.csv",
-        "conversations.jsonl",
         "items.csv",
-        "items.jsonl",
         "findings.jsonl",
         "errors.jsonl",
         "summary.json",
     ):
         assert str(job_dir / name) in reported.stdout
-    lines = (job_dir / "conversations.jsonl").read_text(encoding="utf-8").splitlines()
-    rows = [json.loads(line) for line in lines]
+    # The report is CSV only: one file per table (JSON Lines copies doubled the disk).
+    assert not (job_dir / "conversations.jsonl").exists()
+    assert not (job_dir / "items.jsonl").exists()
+    with (job_dir / "conversations.csv").open(encoding="utf-8", newline="") as table:
+        rows = list(csv.DictReader(table))
     migrated = {
-        row["source_id"]: row["conversation_id"] for row in rows if row["status"] == "migrated"
+        row["source_id"]: row["target_conversation_id"]
+        for row in rows
+        if row["status"] == "migrated"
     }
     assert migrated["conv_weather_0001"].startswith("conv_")
     items = (job_dir / "items.csv").read_text(encoding="utf-8").splitlines()
-    assert items[0] == "source_conversation_id,source_item_id,position,item_id,conversation_id"
+    assert items[0] == "source_id,source_item_id,position,target_item_id,target_conversation_id"
     assert len(items) - 1 == counts["items"]["landed"]
-    assert len((job_dir / "errors.jsonl").read_text(encoding="utf-8").splitlines()) == 3
+    errors = [json.loads(line) for line in (job_dir / "errors.jsonl").read_text().splitlines()]
+    assert len(errors) == 3
+    # One name per meaning: `source_id` is the source conversation in every file.
+    assert {error["source_id"] or "" for error in errors} <= {row["source_id"] for row in rows}
 
     declined = runner.invoke(main, ["rollback", str(job_dir)], input="n\n")
     assert declined.exit_code != EXIT_OK
@@ -83,7 +90,8 @@ def test_run_status_verify_report_rollback_on_a_sample(tmp_path: Path) -> None:
     assert "deleted:      7" in rolled_back.stdout
     assert server_contents(job_dir).conversations == 0
     log = (job_dir / "rollback.jsonl").read_text(encoding="utf-8").splitlines()
-    assert sorted(json.loads(line)["conversation_id"] for line in log) == sorted(migrated.values())
+    deleted = sorted(json.loads(line)["target_conversation_id"] for line in log)
+    assert deleted == sorted(migrated.values())
     after = json.loads(runner.invoke(main, ["status", str(job_dir), "--json"]).stdout)
     assert (after["state"], after["deleted"]) == ("rolled_back", 7)
     resumed = runner.invoke(main, ["resume", str(job_dir)])
@@ -140,6 +148,7 @@ def test_the_api_key_never_reaches_the_job_directory(
         assert runner.invoke(main, ["verify", str(job_dir)]).exit_code == EXIT_OK
     assert secret not in ran.output
     files = [path for path in job_dir.rglob("*") if path.is_file()]
-    assert len(files) >= 9
+    assert len(files) >= 8
+    assert job_dir / "job.log" in files
     for path in files:
         assert secret.encode() not in path.read_bytes(), path

@@ -109,7 +109,7 @@ def test_a_rejected_batch_fails_its_conversation_and_the_job_goes_on(
     assert summary.retries == 0  # a 400 is not retried
     text = (tmp_path / "job" / "errors.jsonl").read_text(encoding="utf-8")
     errors = [json.loads(line) for line in text.splitlines()]
-    assert [error["conversation_id"] for error in errors] == ["conv-0001"]
+    assert [error["source_id"] for error in errors] == ["conv-0001"]
     assert errors[0]["code"].startswith("api_")
     assert "maximum length 10485760" in errors[0]["message"]
     # The first batch landed before the refusal; the report says where the conversation is.

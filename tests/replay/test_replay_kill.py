@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from migrate.errors import MigrateError
 from migrate.jobs.models import JobRef
 from migrate.jobs.status import job_status
 from tests.replay.helpers import assert_exactly_once, write_source
@@ -38,6 +39,18 @@ def wait_until_started(log: Path, offset: int, process: subprocess.Popen[bytes])
         time.sleep(0.01)
 
 
+def wait_until_landing(job_dir: Path, before: int, process: subprocess.Popen[bytes]) -> None:
+    """Until this process has landed an item, however slow the machine is to get going."""
+    deadline = time.monotonic() + 60.0
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            if job_status(JobRef(job_dir=job_dir)).items.landed > before:
+                return
+        except MigrateError:
+            pass  # the job is not recorded yet
+        time.sleep(0.02)
+
+
 @pytest.mark.slow
 def test_kill_9_at_random_moments_then_resume_lands_everything_once(tmp_path: Path) -> None:
     source = write_source(tmp_path / "source.jsonl", conversations=100, messages=30)
@@ -54,6 +67,10 @@ def test_kill_9_at_random_moments_then_resume_lands_everything_once(tmp_path: Pa
         offset = log.stat().st_size if log.exists() else 0
         process = start([*arguments, "--concurrency", "4", "--latency-ms", "5"], log)
         wait_until_started(log, offset, process)
+        # every other kill waits for the first landed item: the kills must fall mid-work even
+        # when a loaded machine makes the start slow; the others may fall anywhere
+        if round_number % 2 == 0:
+            wait_until_landing(job_dir, landed[-1] if landed else 0, process)
         time.sleep(chance.uniform(0.0, 0.8))
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -125,7 +127,24 @@ def test_rate_limit_pauses_are_logged_and_shown(
             pytest.fail("the server never rate-limited")
     source = source_file(conversations=6, messages=4)
     target = TargetConfig(kind="openai", base_url=base_url, timeout=10)
-    summary = run_job(run_config(source, tmp_path / "job", concurrency=4, target=target))
+    events_file = tmp_path / "job" / "events.jsonl"
+    job_done = threading.Event()
+
+    def neighbour() -> None:
+        # another client of the same account keeps the bucket empty until the job has met a
+        # 429 (however slowly a loaded machine starts the job), then lets it finish
+        with httpx2.Client(headers={"Authorization": "Bearer test"}) as http:
+            while not job_done.is_set() and not events_file.exists():
+                if http.get(f"{base_url}/conversations/conv_none").status_code == 429:
+                    time.sleep(0.05)
+
+    drainer = threading.Thread(target=neighbour)
+    drainer.start()
+    try:
+        summary = run_job(run_config(source, tmp_path / "job", concurrency=4, target=target))
+    finally:
+        job_done.set()
+        drainer.join()
     assert summary.exit_code == 0
     events = (tmp_path / "job" / "events.jsonl").read_text("utf-8").splitlines()
     assert len(events) >= 1

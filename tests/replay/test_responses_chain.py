@@ -6,6 +6,7 @@ The chain is exported from the local server's stored responses (`--responses DIR
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import random
@@ -87,7 +88,7 @@ def test_same_project_policies_keep_provider_items_as_they_are(tmp_path: Path) -
         job_file=None,
         policy_overrides={"provider_items": "keep", "reasoning": "keep"},
     )
-    planned = plan_job(job, tmp_path / "plan")
+    planned = plan_job(job, tmp_path / "plan", write_plan=True)
     assert planned.conversations.planned == 3
     for code in (
         "hosted_tool_as_text",
@@ -182,19 +183,20 @@ def test_a_300_item_chain_lands_whole_through_each_fault(
 
 def id_map_names_the_chain(job_dir: Path, ids: list[str], expected: list[dict[str, Any]]) -> None:
     """The report maps the chain's first and leaf response ids and every source item id."""
-    (row,) = [
-        json.loads(line) for line in (job_dir / "conversations.jsonl").read_text().splitlines()
-    ]
+    with (job_dir / "conversations.csv").open(encoding="utf-8", newline="") as table:
+        (row,) = list(csv.DictReader(table))
     assert (row["source_id"], row["first_response_id"], row["leaf_response_id"]) == (
         ids[-1],
         ids[0],
         ids[-1],
     )
-    items = [json.loads(line) for line in (job_dir / "items.jsonl").read_text().splitlines()]
+    with (job_dir / "items.csv").open(encoding="utf-8", newline="") as table:
+        items = list(csv.DictReader(table))
     mapped = [item["source_item_id"] for item in items if item["source_item_id"]]
     assert mapped == [item["id"] for item in expected]
     assert all(
-        item["item_id"] and item["conversation_id"] == row["conversation_id"] for item in items
+        item["target_item_id"] and item["target_conversation_id"] == row["target_conversation_id"]
+        for item in items
     )
 
 

@@ -62,7 +62,7 @@ def plans_of(source: Path) -> dict[str, ConversationPlan]:
 
 
 def writes_seen(base_url: str) -> tuple[int, int]:
-    """(POST requests, GET requests) the server answered under /v1."""
+    """(POST requests, item listings) the server answered under /v1 (not the preflight read)."""
     with AdminClient(base_url) as admin:
         seen = admin.stats()["requests"]
     posts = gets = 0
@@ -72,7 +72,7 @@ def writes_seen(base_url: str) -> tuple[int, int]:
             continue
         if method == "POST":
             posts += sum(by_status.values())
-        elif method == "GET":
+        elif method == "GET" and path.endswith("/items"):
             gets += sum(by_status.values())
     return posts, gets
 
@@ -168,9 +168,7 @@ def test_sync_sends_only_the_new_items_once_and_reports_diverged_ones(
     report = verify_job(JobRef(job_dir=job_dir))
     assert (report.checked, report.differing) == (12, 0)
     findings = read_lines(job_dir / "findings.jsonl")
-    assert [f["conversation_id"] for f in findings if f["code"] == "source_diverged"] == [
-        changed["id"]
-    ]
+    assert [f["source_id"] for f in findings if f["code"] == "source_diverged"] == [changed["id"]]
     assert (job_dir / "previous" / first.job_id / "conversations.csv").exists()
 
     # A second sync with no change sends nothing.
@@ -188,7 +186,7 @@ def test_sync_sends_only_the_new_items_once_and_reports_diverged_ones(
     finally:
         store.close()
     lines = (tmp_path / "ledger.csv").read_text(encoding="utf-8").splitlines()
-    assert lines[0].startswith("source_id,conversation_id,target")
+    assert lines[0].startswith("source_id,target_conversation_id,target")
     assert any(line.startswith("new-1,") for line in lines)
 
 
