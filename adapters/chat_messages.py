@@ -7,16 +7,24 @@ container. Rules:
 
 - `role` is required; `human`/`ai` (any case) become `user`/`assistant`; any other role is kept
   verbatim and the transform decides (`policy.unknown_role`).
-- `content` is a string, null, one part or an array of parts. A part type this decoder does not
-  know (or a known type without its body) is a note `unknown_part_type`; its `text`, if any, is
-  kept. A message left with nothing readable (no part, no tool call) because of such parts fails
-  the conversation with `unknown_content`.
+- `content` is a string, null, one part or an array of parts (a stored completion's
+  `content_parts`, when not null, are the parts as sent and win over its flattened `content`).
+  A part type this decoder does not know (or a known type without its body) is a note
+  `unknown_part_type`; its `text`, if any, is kept. A message left with nothing readable (no
+  part, no tool call) because of such parts fails the conversation with `unknown_content`.
 - A `tool` or `function` message is a tool output: null content is an empty output; an array of
-  text parts is their texts joined as they are; any other array is sent as its JSON text with a
-  note `tool_output_as_json`.
+  text parts is their texts joined as they are; an array of text, image and file parts keeps
+  them as the output's parts (the API takes images and files in a tool output); any other array
+  is sent as its JSON text with a note `tool_output_as_json`.
 - Tool calls are split off the message, after it; an assistant message whose only content is
   empty text next to tool calls is not a message of its own. An empty call id is no id.
-- Keys this decoder does not interpret (`weight`, app timestamps, ...) go to the entry's metadata.
+- Citations: the message's `annotations` (search models' `url_citation`, indices into the
+  message text) go on its first text part; a text part's own `annotations` (flat Responses style
+  or nested Chat Completions style) stay on it. `url_citation`, `file_citation`, `file_path` and
+  `container_file_citation` are kept; any other annotation is a note `unknown_annotation`
+  carrying its value.
+- Keys this decoder does not interpret (fine-tuning `weight`, Gemini `extra_content`, ...) go
+  to the entry's metadata and are a note `unmapped_field` carrying their values.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from typing import Any
 
 from adapters.base import DecodeError
 from adapters.model import (
+    Annotation,
     AudioPart,
     Entry,
     FilePart,
@@ -40,6 +49,7 @@ from adapters.model import (
     TextPart,
     ToolCall,
     ToolResult,
+    note_value,
 )
 
 ROLE_ALIASES = {"human": "user", "ai": "assistant"}
@@ -57,6 +67,8 @@ MESSAGE_KEYS = frozenset(
         "tool_call_id",
         "refusal",
         "audio",
+        "content_parts",
+        "annotations",
         "id",
         *TIMESTAMP_FIELDS,
     }
@@ -158,6 +170,8 @@ def message_entries(
         raise DecodeError("missing_role", f"{at.position} has no role")
     role = ROLE_ALIASES.get(raw_role.strip().lower(), raw_role)
     content = message.get("content")
+    if isinstance(message.get("content_parts"), list):
+        content = message["content_parts"]  # stored completions: the parts as sent
     # Fast path for the common shape: plain text and nothing else.
     if (
         isinstance(content, str)
@@ -184,11 +198,26 @@ def message_entries(
         metadata={**at.metadata, **extra},
     )
     name = _text_or_none(message.get("name"))
+    if extra:
+        notes.append(
+            SourceNote(
+                code="unmapped_field",
+                message=f"{at.position}: message field(s) with no place in the Conversations "
+                f"API kept in the report only: {', '.join(sorted(extra))}",
+                source_id=at.source_id,
+                count=len(extra),
+                value=note_value(extra),
+            )
+        )
 
     if role in ("tool", "function"):
         call_id = _text_or_none(message.get("tool_call_id")) if role == "tool" else None
-        output = tool_output(content, at, notes)
-        return [ToolResult(**at.fields(), call_id=call_id or None, output=output, name=name)]
+        output, parts = tool_output_parts(content, at, notes)
+        return [
+            ToolResult(
+                **at.fields(), call_id=call_id or None, output=output, parts=parts, name=name
+            )
+        ]
 
     unknown_before = _unknown_count(notes)
     parts = content_parts(content, at.position, notes, source_id=at.source_id)
@@ -203,6 +232,7 @@ def message_entries(
                 transcript=_text_or_none(audio.get("transcript")),
             )
         )
+    _attach_annotations(message.get("annotations"), parts, at, notes)
     calls = tool_calls(message, at)
     if not parts and not calls and _unknown_count(notes) > unknown_before:
         raise DecodeError(
@@ -285,6 +315,27 @@ def _tool_name(value: object, position: str) -> str:
     return value
 
 
+def tool_output_parts(
+    content: object, at: Provenance, notes: list[SourceNote]
+) -> tuple[str, list[Part]]:
+    """A tool message's text, and its parts when it holds images or files (see the rules)."""
+    if isinstance(content, dict):
+        content = [content]
+    if isinstance(content, list) and any(
+        isinstance(p, dict) and p.get("type") in _MEDIA_PART_TYPES for p in content
+    ):
+        unknown_before = _unknown_count(notes)
+        parts = content_parts(content, at.position, notes, source_id=at.source_id)
+        if _unknown_count(notes) == unknown_before:
+            text = "".join(p.text for p in parts if isinstance(p, TextPart))
+            return text, parts
+        del notes[unknown_before:]
+    return tool_output(content, at, notes), []
+
+
+_MEDIA_PART_TYPES = frozenset({"image_url", "input_image", "image_file", "file", "input_file"})
+
+
 def tool_output(content: object, at: Provenance, notes: list[SourceNote]) -> str:
     """The text of a tool message's content (see the module rules)."""
     if content is None:
@@ -342,7 +393,7 @@ def content_parts(
                 "invalid_content",
                 f"{position}: content part is {describe_type(raw)}, expected an object",
             )
-        part = _part(raw)
+        part = _part(raw, position, notes)
         if part is not None:
             parts.append(part)
             continue
@@ -356,17 +407,89 @@ def content_parts(
                 message=f"{position}: content part of type {kind!r} is not understood; "
                 + ("its text was kept" if text is not None else "it was not migrated"),
                 source_id=source_id,
+                value=note_value(raw),
             )
         )
     return parts
 
 
-def _part(raw: dict[str, Any]) -> Part | None:
+def _attach_annotations(
+    raw: object, parts: list[Part], at: Provenance, notes: list[SourceNote]
+) -> None:
+    if not raw:
+        return
+    annotations = annotations_of(raw, at.position, notes, source_id=at.source_id)
+    target = next((i for i, part in enumerate(parts) if isinstance(part, TextPart)), None)
+    if target is None:
+        notes.append(
+            SourceNote(
+                code="unknown_annotation",
+                message=f"{at.position}: annotations on a message without text were not migrated",
+                source_id=at.source_id,
+                value=note_value(raw),
+            )
+        )
+        return
+    part = parts[target]
+    assert isinstance(part, TextPart)
+    parts[target] = part.model_copy(update={"annotations": [*part.annotations, *annotations]})
+
+
+ANNOTATION_KINDS = ("url_citation", "file_citation", "file_path", "container_file_citation")
+
+
+def annotations_of(
+    raw: object, position: str, notes: list[SourceNote], *, source_id: str | None = None
+) -> list[Annotation]:
+    """Citations from an `annotations` array; any other annotation is a note with its value."""
+    found: list[Annotation] = []
+    for item in raw if isinstance(raw, list) else [raw]:
+        kind = item.get("type") if isinstance(item, dict) else None
+        if not isinstance(item, dict) or kind not in ANNOTATION_KINDS:
+            notes.append(
+                SourceNote(
+                    code="unknown_annotation",
+                    message=f"{position}: annotation of type {kind!r} was not migrated",
+                    source_id=source_id,
+                    value=note_value(item),
+                )
+            )
+            continue
+        nested = item.get(kind)
+        body = {**item, **nested} if isinstance(nested, dict) else item
+        found.append(
+            Annotation(
+                kind=kind,
+                url=_text_or_none(body.get("url")),
+                title=_text_or_none(body.get("title")),
+                file_id=_text_or_none(body.get("file_id")),
+                filename=_text_or_none(body.get("filename")),
+                container_id=_text_or_none(body.get("container_id")),
+                quote=_text_or_none(body.get("quote")),
+                marker=_text_or_none(body.get("text")),
+                start_index=_int_or_none(body.get("start_index")),
+                end_index=_int_or_none(body.get("end_index")),
+                index=_int_or_none(body.get("index")),
+            )
+        )
+    return found
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _part(raw: dict[str, Any], position: str, notes: list[SourceNote]) -> Part | None:
     kind = raw.get("type")
     match kind:
         case "text" | "input_text" | "output_text":
             text = raw.get("text", raw.get("value"))
-            return TextPart(text=text) if isinstance(text, str) else None
+            if not isinstance(text, str):
+                return None
+            annotations = raw.get("annotations")
+            if not annotations:
+                return TextPart(text=text)
+            return TextPart(text=text, annotations=annotations_of(annotations, position, notes))
         case "refusal":
             refusal = raw.get("refusal")
             return RefusalPart(refusal=refusal) if isinstance(refusal, str) else None

@@ -36,6 +36,9 @@ class JsonSourceConfig(_Config):
     lone_surrogates: Literal["fail", "replace"] = "fail"
     """A lone UTF-16 surrogate escape (`"\\udc00"`): fail that conversation, or migrate it
     with U+FFFD in its place (a `lone_surrogate_replaced` finding)."""
+    thread_order: Literal["auto", "asc", "desc"] = "auto"
+    """Assistants exports: the order saved message lists are in where timestamps cannot tell;
+    `auto` assumes oldest first for `export-threads` output, newest first for saved API lists."""
     responses_instructions: Literal["developer", "drop"] = "developer"
     """Responses histories: `instructions` as a leading developer message, or dropped."""
 

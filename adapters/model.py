@@ -11,6 +11,7 @@ key), each entry's `source_id` (the legacy message or item id) and `position`.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -128,6 +129,9 @@ class ToolResult(_Entry):
     kind: Literal["tool_result"] = "tool_result"
     call_id: str | None = None
     output: str
+    """The output's text (its text parts joined when it has parts)."""
+    parts: list[Part] = Field(default_factory=list)
+    """The output as content parts, in order, when it holds more than text (images, files)."""
     name: str | None = None
     tool_type: Literal["function", "custom"] = "function"
 
@@ -182,6 +186,21 @@ class SourceNote(_Model):
     message: str
     source_id: str | None = None
     count: int = 1
+    value: Any = None
+    """The value that did not reach the target, when there is one (see `note_value`)."""
+
+
+NOTE_VALUE_CHARS = 4000
+"""The most JSON text of a dropped value a note or finding carries; longer values are cut."""
+
+
+def note_value(value: Any) -> Any:
+    """`value` itself if its compact JSON fits in `NOTE_VALUE_CHARS`, else that JSON text cut,
+    ending with `... (N more characters)`."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    if len(text) <= NOTE_VALUE_CHARS:
+        return value
+    return text[:NOTE_VALUE_CHARS] + f"... ({len(text) - NOTE_VALUE_CHARS} more characters)"
 
 
 class SourceConversation(_Model):

@@ -11,7 +11,7 @@ from adapters.model import Entry, Message, SourceConversation, TextPart, ToolCal
 from migrate.errors import ConversationError
 from migrate.limits import MAX_ITEMS_PER_CALL
 from migrate.plan.model import CONVERSATIONS_PATH, ITEMS_PATH, ConversationPlan
-from migrate.plan.pipeline import is_skipped, plan_or_error
+from migrate.plan.pipeline import is_skipped, iterate_plans, plan_or_error
 from migrate.plan.planner import batch_sizes_for, fingerprint, plan_conversation
 from migrate.transform.policy import Policy
 
@@ -246,3 +246,66 @@ def test_an_invalid_item_fails_the_conversation_naming_the_item() -> None:
     outcome = plan_or_error(conversation(*entries), Policy())
     assert not isinstance(outcome, ConversationPlan)
     assert outcome.code == "invalid_item" and outcome.source_id == "src-bad"
+
+
+def test_metadata_truncated_carries_the_values_left_out() -> None:
+    extra = {f"k{i:02}": f"v{i}" for i in range(20)} | {"long": "x" * 600}
+    conversation = SourceConversation(source_kind="json", id="c", location="f:1", metadata=extra)
+    plan = plan_conversation(conversation, Policy())
+    [finding] = [f for f in plan.findings if f.code == "metadata_truncated"]
+    assert isinstance(finding.value, dict)
+    assert finding.value["long"] == "x" * 600
+    kept = set(plan.metadata)
+    assert set(extra) - kept == set(finding.value)
+
+
+class _Listed:
+    def __init__(self, records: list[SourceConversation]) -> None:
+        self.records = records
+
+    def describe(self) -> str:
+        return "test"
+
+    def read(self) -> Any:
+        return iter(self.records)
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        ("keep_all", [("plan", 1), ("plan", 1), ("plan", 1)]),
+        ("first", [("plan", 1), ("plan", 0), ("plan", 1)]),
+        ("fail", [("plan", 1), ("error", 0), ("plan", 1)]),
+    ],
+)
+def test_a_source_id_seen_twice_is_a_finding_under_each_policy(
+    policy: str, expected: list[tuple[str, int]]
+) -> None:
+    def conversation(source_id: str, location: str) -> SourceConversation:
+        entries: list[Entry] = [Message(role="user", parts=[TextPart(text=location)])]
+        return SourceConversation(
+            source_kind="json", id=source_id, location=location, entries=entries
+        )
+
+    records = [
+        conversation("a", "a.jsonl:1"),
+        conversation("a", "b.jsonl:4"),
+        conversation("b", "b.jsonl:5"),
+    ]
+    outcomes = list(iterate_plans(_Listed(records), Policy(duplicate_source_id=policy)))
+    shapes = [
+        ("plan", len(o.items)) if isinstance(o, ConversationPlan) else ("error", 0)
+        for o in outcomes
+    ]
+    assert shapes == expected
+    second = outcomes[1]
+    codes = (
+        [f.code for f in second.findings] if isinstance(second, ConversationPlan) else [second.code]
+    )
+    assert codes == ["duplicate_source_id"]
+    assert "b.jsonl:4" in (
+        second.findings[0].message if isinstance(second, ConversationPlan) else second.message
+    )
+    first = outcomes[0]
+    assert isinstance(first, ConversationPlan) and first.findings == []
+    assert first.location == "a.jsonl:1" and second.location == "b.jsonl:4"

@@ -428,7 +428,7 @@ RULES: list[tuple[str, list[Entry], dict[str, Any], list[dict[str, Any]], list[s
         ["tool_call_without_output"],
     ),
     (
-        "parallel calls: outputs put in the calls' order",
+        "parallel calls: outputs keep their source order",
         [
             ToolCall(call_id="call_a", name="f"),
             ToolCall(call_id="call_b", name="g"),
@@ -439,13 +439,13 @@ RULES: list[tuple[str, list[Entry], dict[str, Any], list[dict[str, Any]], list[s
         [
             call_item("call_a"),
             call_item("call_b", name="g"),
-            output_item("call_a", "A"),
             output_item("call_b", "B"),
+            output_item("call_a", "A"),
         ],
         [],
     ),
     (
-        "parallel calls: the missing output is filled in in call order",
+        "parallel calls: the missing output is added after the recorded ones",
         [
             ToolCall(call_id="call_a", name="f"),
             ToolCall(call_id="call_b", name="g"),
@@ -455,8 +455,8 @@ RULES: list[tuple[str, list[Entry], dict[str, Any], list[dict[str, Any]], list[s
         [
             call_item("call_a"),
             call_item("call_b", name="g"),
-            output_item("call_a", ""),
             output_item("call_b", "B"),
+            output_item("call_a", ""),
         ],
         ["tool_call_without_output"],
     ),

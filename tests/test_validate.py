@@ -60,6 +60,16 @@ ACCEPTED: list[tuple[str, dict[str, Any]]] = [
         user({"type": "input_image", "image_url": "https://x.test/a.png", "detail": "auto"}),
     ),
     ("image file", user({"type": "input_image", "file_id": "file-1", "detail": "low"})),
+    (
+        "output as text and image parts",
+        {
+            **OUTPUT,
+            "output": [
+                {"type": "input_text", "text": "chart"},
+                {"type": "input_image", "image_url": "https://x.test/c.png", "detail": "auto"},
+            ],
+        },
+    ),
     ("file id", user({"type": "input_file", "file_id": "file-1"})),
     ("file id with name", user({"type": "input_file", "file_id": "file-1", "filename": "a.pdf"})),
     (
@@ -245,9 +255,9 @@ REJECTED: list[tuple[str, Any, str]] = [
     ),
     ("output without call_id", {"type": "function_call_output", "output": "x"}, "call_id must be"),
     (
-        "output as parts",
-        {**OUTPUT, "output": [{"type": "input_text", "text": "x"}]},
-        "output must be a string",
+        "output with a part the API does not take there",
+        {**OUTPUT, "output": [{"type": "output_text", "text": "x"}]},
+        "must be an input_text, image or file part",
     ),
     ("output over 10 MiB", {**OUTPUT, "output": "x" * 10_485_761}, "max 10,485,760"),
 ]

@@ -10,8 +10,9 @@ thread, named `<thread_id>.json`::
      "files": [...]}         # optional: file objects from `GET /files/{id}`, for file names
 
 Every object is the API's own JSON, unchanged. Messages may be in either order: the reader
-puts them oldest first by `created_at` and keeps the listed order for ties (ids are random, so
-they cannot break ties; a newest-first list is recognised and reversed).
+puts them oldest first by `created_at`. Where timestamps cannot tell (ties), plain lists in the
+canonical layout are taken as oldest first and lists saved from the API (envelopes, bare
+arrays) as newest first, the API's default; `thread_order` (`--thread-order`) overrides.
 
 The reader also takes the shapes people saved by hand, per file:
 
@@ -34,28 +35,35 @@ import json
 import logging
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from adapters.assistants.timeline import (
     SOURCE_KIND,
     AssistantsFormatError,
     build_conversation,
 )
+from adapters.base import lone_surrogate_paths
 from adapters.model import SourceConversation, SourceFailure, SourceNote, SourceRecord
 
 logger = logging.getLogger(__name__)
+
+ThreadOrder = Literal["auto", "asc", "desc"]
 
 CANONICAL_KEYS = ("thread", "messages", "runs", "run_steps", "files")
 _OBJECT_KINDS = {"thread", "thread.message", "thread.run", "thread.run.step"}
 
 
-def read_export(path: Path) -> Iterator[SourceRecord]:
-    """Yield one conversation (or failure) per thread in a file or a directory of files."""
+def read_export(path: Path, thread_order: ThreadOrder = "auto") -> Iterator[SourceRecord]:
+    """Yield one conversation (or failure) per thread in a file or a directory of files.
+
+    `thread_order` states the order saved message lists are in (`asc`, `desc`); `auto` lets
+    timestamps decide and otherwise assumes what the shape implies (see the module docstring).
+    """
     if path.is_dir():
         for file in sorted(p for p in path.rglob("*") if _is_export_file(p, path)):
-            yield from _read_file(file)
+            yield from _read_file(file, thread_order)
     else:
-        yield from _read_file(path)
+        yield from _read_file(path, thread_order)
 
 
 def looks_like_assistants(obj: dict[str, Any]) -> bool:
@@ -102,13 +110,15 @@ def canonical_document(
     return document
 
 
-def conversation_from_document(document: Any, *, location: str) -> SourceConversation:
+def conversation_from_document(
+    document: Any, *, location: str, thread_order: ThreadOrder = "auto"
+) -> SourceConversation:
     """Build the conversation for one thread document of any accepted shape.
 
     Raises:
         AssistantsFormatError: The document holds no thread, or several.
     """
-    conversations = _conversations(document, location)
+    conversations = _conversations(document, location, thread_order)
     if len(conversations) != 1:
         raise AssistantsFormatError(f"expected one thread, found {len(conversations)}")
     return conversations[0]
@@ -123,24 +133,24 @@ def _is_export_file(path: Path, root: Path) -> bool:
     return path.is_file() and not hidden and path.suffix in (".json", ".jsonl")
 
 
-def _read_file(path: Path) -> Iterator[SourceRecord]:
+def _read_file(path: Path, order: ThreadOrder) -> Iterator[SourceRecord]:
     location = str(path)
     try:
         if path.suffix == ".jsonl":
-            yield from _read_lines(path)
+            yield from _read_lines(path, order)
             return
         with path.open("rb") as file:
             document = json.load(file)
     except OSError as exc:
         yield _failure(location, "unreadable_file", f"cannot read {path}: {exc.strerror or exc}")
         return
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        yield _failure(location, "invalid_json", f"{path}: not valid JSON: {exc}")
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        yield _failure(location, "invalid_json", f"{path}: not valid JSON: {_reason(exc)}")
         return
-    yield from _records(document, location)
+    yield from _records(document, location, order)
 
 
-def _read_lines(path: Path) -> Iterator[SourceRecord]:
+def _read_lines(path: Path, order: ThreadOrder) -> Iterator[SourceRecord]:
     with path.open("rb") as file:
         for number, raw in enumerate(file, start=1):
             if not raw.strip():
@@ -148,15 +158,30 @@ def _read_lines(path: Path) -> Iterator[SourceRecord]:
             location = f"{path}:{number}"
             try:
                 document = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                yield _failure(location, "invalid_json", f"{location}: not valid JSON: {exc}")
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+                reason = _reason(exc)
+                yield _failure(location, "invalid_json", f"{location}: not valid JSON: {reason}")
                 continue
-            yield from _records(document, location)
+            yield from _records(document, location, order)
 
 
-def _records(document: Any, location: str) -> Iterator[SourceRecord]:
+def _reason(exc: Exception) -> str:
+    return "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+
+
+def _records(document: Any, location: str, order: ThreadOrder) -> Iterator[SourceRecord]:
+    surrogates = lone_surrogate_paths(document)
+    if surrogates:
+        yield _failure(
+            location,
+            "lone_surrogate",
+            f"{location}: a lone UTF-16 surrogate escape in {', '.join(surrogates)}; it is not "
+            "text and cannot be sent",
+            _guess_id(document),
+        )
+        return
     try:
-        yield from _conversations(document, location)
+        yield from _conversations(document, location, order)
     except AssistantsFormatError as exc:
         yield _failure(location, "invalid_thread", f"{location}: {exc}", _guess_id(document))
 
@@ -177,25 +202,25 @@ def _failure(
 # --- shapes --------------------------------------------------------------------------------
 
 
-def _conversations(document: Any, location: str) -> list[SourceConversation]:
+def _conversations(document: Any, location: str, order: ThreadOrder) -> list[SourceConversation]:
     if isinstance(document, list) and document and all(_is_thread_document(d) for d in document):
         return [
-            _from_parts(_canonical_parts(d), location=f"{location} [{i}]")
+            _from_parts(_canonical_parts(d), location=f"{location} [{i}]", order=order)
             for i, d in enumerate(document)
         ]
     if isinstance(document, list):
-        return [_from_parts(_classify(document), location=location)]
+        return [_from_parts(_classify(document), location=location, order=order)]
     if not isinstance(document, dict):
         raise AssistantsFormatError("not a JSON object or array")
     if document.get("object") == "list":
         truncated: list[str] = []
         parts = _classify(_data(document, "list", truncated))
         parts["truncated"] = truncated
-        return [_from_parts(parts, location=location)]
+        return [_from_parts(parts, location=location, order=order)]
     if document.get("object") in _OBJECT_KINDS:
-        return [_from_parts(_classify([document]), location=location)]
+        return [_from_parts(_classify([document]), location=location, order=order)]
     if _is_thread_document(document):
-        return [_from_parts(_canonical_parts(document), location=location)]
+        return [_from_parts(_canonical_parts(document), location=location, order=order)]
     raise AssistantsFormatError(
         "no Assistants thread here: expected a thread document "
         '({"thread", "messages", "runs", "run_steps"}), a list of messages or a thread object'
@@ -232,6 +257,8 @@ def _canonical_parts(document: dict[str, Any]) -> _Parts:
         "run_steps": _data(steps, "run_steps", truncated),
         "files": _data(document.get("files"), "files"),
         "truncated": truncated,
+        # `export_threads` writes plain lists oldest first; an envelope was saved from the API.
+        "listed": "desc" if isinstance(document.get("messages"), dict) else "asc",
     }
 
 
@@ -243,6 +270,7 @@ def _classify(objects: list[Any]) -> _Parts:
         "run_steps": [],
         "files": [],
         "truncated": [],
+        "listed": "desc",  # a list saved from the API, which lists newest first by default
     }
     for index, obj in enumerate(objects):
         if not isinstance(obj, dict):
@@ -275,7 +303,7 @@ def _data(value: Any, what: str, truncated: list[str] | None = None) -> list[Any
     raise AssistantsFormatError(f"`{what}` is neither a list nor a list envelope")
 
 
-def _from_parts(parts: _Parts, *, location: str) -> SourceConversation:
+def _from_parts(parts: _Parts, *, location: str, order: ThreadOrder) -> SourceConversation:
     filenames = {
         str(f["id"]): str(f["filename"])
         for f in parts["files"]
@@ -288,6 +316,8 @@ def _from_parts(parts: _Parts, *, location: str) -> SourceConversation:
         run_steps=parts["run_steps"],
         location=location,
         filenames=filenames,
+        listed=parts["listed"] if order == "auto" else order,
+        order_given=order != "auto",
     )
     for what in parts["truncated"]:
         conversation.notes.append(

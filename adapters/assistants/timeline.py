@@ -5,9 +5,17 @@ JSON dicts) to `build_conversation`.
 
 Order. Messages are put in ascending order by `created_at`. Ids do not order messages: they
 are random, and several messages often share one `created_at` second (the real recording
-`MessagesWithRoles` has three). Ties therefore keep the order of the list as the API returned
-it; a list that is newest first (the API's default `order=desc`) is recognised by its
-timestamps and reversed first. Run steps are ordered the same way within their run.
+`MessagesWithRoles` has three). Timestamps that only fall (or only rise) through the list prove
+its direction; otherwise the list is taken as `listed` says: oldest first for the canonical
+layout `export_threads` writes, newest first (the API's default `order=desc`) for list
+envelopes and bare message arrays saved by hand, or as the user states (`--thread-order`).
+Messages whose order rests on that assumption are counted in one `thread_order_assumed` note.
+Run steps are ordered the same way within their run.
+
+Content. A content part or annotation type this reader does not know is a note
+(`unknown_part_type`, `unknown_annotation`) carrying its value, and the rest of the message is
+read; `url_citation` annotations are kept. A message's own `metadata` and keys the reader does
+not know are an `unmapped_field` note with their values.
 
 Run steps. Within a run, the tool steps that precede a `message_creation` step go right before
 the message that step names: function calls become `ToolCall` + `ToolResult` pairs (calls
@@ -28,8 +36,9 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from adapters.model import (
     Annotation,
@@ -45,11 +54,16 @@ from adapters.model import (
     TextPart,
     ToolCall,
     ToolResult,
+    note_value,
 )
 
 SOURCE_KIND = "assistants"
 
 JsonObject = Mapping[str, Any]
+
+
+ListOrder = Literal["asc", "desc"]
+_ORDER_WORDS = {"asc": "oldest first", "desc": "newest first (the API's default)"}
 
 
 class AssistantsFormatError(ValueError):
@@ -65,6 +79,8 @@ def build_conversation(
     location: str,
     thread_id: str | None = None,
     filenames: Mapping[str, str] | None = None,
+    listed: ListOrder = "asc",
+    order_given: bool = False,
 ) -> SourceConversation:
     """Merge one thread's objects into a neutral conversation.
 
@@ -76,6 +92,8 @@ def build_conversation(
         location: Where the thread came from, for errors and reports.
         thread_id: The thread id when neither `thread` nor the messages carry one.
         filenames: File names by file id, when they were looked up through the Files API.
+        listed: The order the lists are believed to be in where timestamps cannot tell.
+        order_given: `listed` was stated by the user (`--thread-order`), not assumed.
 
     Raises:
         AssistantsFormatError: The data is not an Assistants thread; the message names the
@@ -89,7 +107,19 @@ def build_conversation(
     conversation_id = _thread_id(thread, messages, thread_id)
     notes: list[SourceNote] = []
 
-    ordered = [messages[i] for i in _ascending(messages)]
+    order, tied = _ascending(messages, listed, order_given)
+    ordered = [messages[i] for i in order]
+    if tied:
+        notes.append(
+            SourceNote(
+                code="thread_order_assumed",
+                message=f"{tied} messages share a created_at second with another, so their "
+                f"order comes from the list, taken as {_ORDER_WORDS[listed]}; if the list was "
+                f"saved the other way, pass --thread-order "
+                f"{'asc' if listed == 'desc' else 'desc'}",
+                count=tied,
+            )
+        )
     positions = {id(m): i for i, m in enumerate(messages)}
     entries_before: dict[str, list[Entry]] = {}
     floating: list[tuple[float, int, int, list[Entry]]] = []
@@ -99,7 +129,7 @@ def build_conversation(
         if message.get("run_id"):
             last_message_of_run[str(message["run_id"])] = n
 
-    for run_id, steps in _steps_by_run(run_steps):
+    for run_id, steps in _steps_by_run(run_steps, listed):
         pending: list[Entry] = []
         pending_time: float | None = None
         for index, step in steps:
@@ -148,7 +178,7 @@ def build_conversation(
     for n, message in enumerate(ordered):
         message_id = str(message.get("id"))
         entries.extend(entries_before.get(message_id, []))
-        entries.append(_message(message, positions[id(message)], names))
+        entries.append(_message(message, positions[id(message)], names, notes))
         entries.extend(after.get(n, []))
 
     return SourceConversation(
@@ -165,18 +195,31 @@ def build_conversation(
 # --- ordering ------------------------------------------------------------------------------
 
 
-def _ascending(objects: Sequence[JsonObject]) -> list[int]:
-    """Indexes of `objects` oldest first; ties keep the API's own list order."""
+def _ascending(
+    objects: Sequence[JsonObject], listed: ListOrder, order_given: bool = True
+) -> tuple[list[int], int]:
+    """Indexes of `objects` oldest first, and how many of them the timestamps left unordered.
+
+    Timestamps that only ever fall (or only ever rise) through the list prove its direction;
+    otherwise the list is taken in the `listed` direction. Ties keep that direction. The count
+    is 0 when the direction was proven or given.
+    """
     indexes = list(range(len(objects)))
     times = [_time(o.get("created_at")) or 0.0 for o in objects]
-    newest_first = len(set(times)) > 1 and all(a >= b for a, b in itertools.pairwise(times))
-    if newest_first:
+    distinct = len(set(times)) > 1
+    falling = distinct and all(a >= b for a, b in itertools.pairwise(times))
+    rising = distinct and all(a <= b for a, b in itertools.pairwise(times))
+    if falling or (not rising and listed == "desc"):
         indexes.reverse()
-    return sorted(indexes, key=lambda i: times[i])
+    ordered = sorted(indexes, key=lambda i: times[i])
+    if order_given or falling or rising:
+        return ordered, 0
+    counts = Counter(times)
+    return ordered, sum(n for n in counts.values() if n > 1)
 
 
 def _steps_by_run(
-    run_steps: Sequence[JsonObject],
+    run_steps: Sequence[JsonObject], listed: ListOrder
 ) -> list[tuple[str, list[tuple[int, JsonObject]]]]:
     """Steps grouped by run (runs in order of first step), each group oldest first."""
     groups: dict[str, list[tuple[int, JsonObject]]] = {}
@@ -184,7 +227,7 @@ def _steps_by_run(
         groups.setdefault(str(step.get("run_id")), []).append((index, step))
     ordered: list[tuple[str, list[tuple[int, JsonObject]]]] = []
     for run_id, group in groups.items():
-        order = _ascending([step for _, step in group])
+        order, _ = _ascending([step for _, step in group], listed)
         ordered.append((run_id, [group[i] for i in order]))
     ordered.sort(key=lambda g: _time(g[1][0][1].get("created_at")) or 0.0)
     return ordered
@@ -199,7 +242,30 @@ def _time(value: Any) -> float | None:
 # --- messages ------------------------------------------------------------------------------
 
 
-def _message(message: JsonObject, index: int, filenames: Mapping[str, str]) -> Message:
+_MESSAGE_KEYS = frozenset(
+    {
+        "id",
+        "object",
+        "created_at",
+        "thread_id",
+        "role",
+        "content",
+        "assistant_id",
+        "run_id",
+        "attachments",
+        "metadata",
+        "status",
+        "incomplete_details",
+        "completed_at",
+        "incomplete_at",
+        "file_ids",
+    }
+)
+
+
+def _message(
+    message: JsonObject, index: int, filenames: Mapping[str, str], notes: list[SourceNote]
+) -> Message:
     message_id = message.get("id")
     role = message.get("role")
     if not isinstance(role, str):
@@ -210,7 +276,37 @@ def _message(message: JsonObject, index: int, filenames: Mapping[str, str]) -> M
         content = [{"type": "text", "text": {"value": content, "annotations": []}}]
     if not isinstance(content, list):
         raise AssistantsFormatError(f"message {message_id} has no content list")
-    parts: list[Part] = [_part(part, message_id, filenames) for part in content]
+    source_id = str(message_id) if message_id is not None else None
+    parts: list[Part] = []
+    for number, raw in enumerate(content):
+        part = _part(raw, message_id, filenames, notes)
+        if part is None:
+            notes.append(
+                SourceNote(
+                    code="unknown_part_type",
+                    message=f"message {message_id}: content part {number} of type "
+                    f"{raw.get('type') if isinstance(raw, Mapping) else None!r} is not "
+                    "understood; it was not migrated",
+                    source_id=source_id,
+                    value=note_value(raw),
+                )
+            )
+        else:
+            parts.append(part)
+    unmapped = {k: v for k, v in message.items() if k not in _MESSAGE_KEYS}
+    if message.get("metadata"):
+        unmapped["metadata"] = message["metadata"]
+    if unmapped:
+        notes.append(
+            SourceNote(
+                code="unmapped_field",
+                message=f"message {message_id}: field(s) with no place in the Conversations "
+                f"API kept in the report only: {', '.join(sorted(unmapped))}",
+                source_id=source_id,
+                count=len(unmapped),
+                value=note_value(unmapped),
+            )
+        )
     attachment_tools: dict[str, list[str]] = {}
     for attachment in message.get("attachments") or []:
         file_id = attachment.get("file_id") if isinstance(attachment, Mapping) else None
@@ -243,7 +339,10 @@ def _message(message: JsonObject, index: int, filenames: Mapping[str, str]) -> M
     )
 
 
-def _part(part: Any, message_id: Any, filenames: Mapping[str, str]) -> Part:
+def _part(
+    part: Any, message_id: Any, filenames: Mapping[str, str], notes: list[SourceNote]
+) -> Part | None:
+    """The neutral part, or None for a part type this reader does not know."""
     if not isinstance(part, Mapping):
         raise AssistantsFormatError(
             f"message {message_id} has a content part that is not an object"
@@ -255,12 +354,12 @@ def _part(part: Any, message_id: Any, filenames: Mapping[str, str]) -> Part:
             return TextPart(text=text)
         if not isinstance(text, Mapping) or not isinstance(text.get("value"), str):
             raise AssistantsFormatError(f"message {message_id} has a text part without a value")
-        return TextPart(
-            text=text["value"],
-            annotations=[
-                _annotation(a, message_id, filenames) for a in text.get("annotations") or []
-            ],
-        )
+        annotations = [
+            found
+            for a in text.get("annotations") or []
+            if (found := _annotation(a, message_id, filenames, notes)) is not None
+        ]
+        return TextPart(text=text["value"], annotations=annotations)
     if kind == "image_file":
         image = part.get("image_file") or {}
         return ImagePart(file_id=image.get("file_id"), detail=image.get("detail"))
@@ -269,16 +368,34 @@ def _part(part: Any, message_id: Any, filenames: Mapping[str, str]) -> Part:
         return ImagePart(url=image.get("url"), detail=image.get("detail"))
     if kind == "refusal":
         return RefusalPart(refusal=str(part.get("refusal") or ""))
-    raise AssistantsFormatError(f"message {message_id} has an unknown content part type {kind!r}")
+    return None
 
 
-def _annotation(annotation: Any, message_id: Any, filenames: Mapping[str, str]) -> Annotation:
-    if not isinstance(annotation, Mapping):
-        raise AssistantsFormatError(f"message {message_id} has an annotation that is not an object")
-    kind = annotation.get("type")
-    if kind not in ("file_citation", "file_path"):
-        raise AssistantsFormatError(f"message {message_id} has an unknown annotation type {kind!r}")
+def _annotation(
+    annotation: Any, message_id: Any, filenames: Mapping[str, str], notes: list[SourceNote]
+) -> Annotation | None:
+    kind = annotation.get("type") if isinstance(annotation, Mapping) else None
+    if kind not in ("file_citation", "file_path", "url_citation"):
+        notes.append(
+            SourceNote(
+                code="unknown_annotation",
+                message=f"message {message_id}: annotation of type {kind!r} was not migrated",
+                source_id=str(message_id),
+                value=note_value(annotation),
+            )
+        )
+        return None
+    assert isinstance(annotation, Mapping)
     target = annotation.get(kind) or {}
+    if kind == "url_citation":
+        return Annotation(
+            kind="url_citation",
+            marker=annotation.get("text"),
+            start_index=annotation.get("start_index"),
+            end_index=annotation.get("end_index"),
+            url=target.get("url"),
+            title=target.get("title") or target.get("url"),
+        )
     file_id = target.get("file_id")
     return Annotation(
         kind=kind,

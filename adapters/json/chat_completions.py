@@ -1,12 +1,14 @@
 """Chat Completions message arrays (and OpenAI fine-tuning lines) to neutral conversations.
 
 A record is an object holding a messages array (`messages_field`, else `messages`,
-`conversations`, `history` or `turns`), or a bare array of messages. Entry positions are
-`message N` (0-based index in that array); tool calls split off an assistant message are
-`message N tool_call K`. Messages are decoded by `adapters.chat_messages` (keys it does not
-interpret are kept in the entry's metadata); top-level keys other than the id, title,
-timestamp, metadata and messages (fine-tuning `tools`, `functions`, `parallel_tool_calls`, ...)
-are kept in the conversation's metadata.
+`conversations`, `history` or `turns`), a bare array of messages, or a stored completion's
+message list (`GET /chat/completions/{id}/messages`: `{object: "list", data: [...]}`, whose
+conversation id is the completion id; `has_more` is a `partial_message_list` note). Entry
+positions are `message N` (0-based index in that array); tool calls split off an assistant
+message are `message N tool_call K`. Messages are decoded by `adapters.chat_messages` (keys
+it does not interpret are kept in the entry's metadata); top-level keys other than the id,
+title, timestamp, metadata and messages (fine-tuning `tools`, `functions`,
+`parallel_tool_calls`, ...) are kept in the conversation's metadata.
 """
 
 from __future__ import annotations
@@ -23,10 +25,22 @@ MESSAGES_FIELDS = ("messages", "conversations", "history", "turns")
 _TITLE_FIELD = "title"
 
 
+def is_stored_messages_list(record: dict[str, Any]) -> bool:
+    """True for a `GET /chat/completions/{id}/messages` page: `{object: list, data: [...]}`."""
+    data = record.get("data")
+    if record.get("object") != "list" or not isinstance(data, list):
+        return False
+    first = data[0] if data else None
+    # Assistants message pages have the same envelope; their items name their object.
+    return isinstance(first, dict) and "role" in first and "object" not in first
+
+
 def find_messages_field(record: dict[str, Any], configured: str | None) -> str | None:
     """The name of the record's messages field, or None if it has none."""
     if configured:
         return configured if configured in record else None
+    if is_stored_messages_list(record):
+        return "data"
     for name in MESSAGES_FIELDS:
         if name in record:
             return name
@@ -48,6 +62,9 @@ def read_chat_completions(
     config = ctx.config
     conversation_id, id_field = pick_id(value, config.id_field, ctx.derived_id)
     field = find_messages_field(value, config.messages_field)
+    stored = field == "data" and is_stored_messages_list(value)
+    if stored and id_field is None:
+        conversation_id = _stored_completion_id(value) or conversation_id
     if field is None:
         looked_for = config.messages_field or ", ".join(MESSAGES_FIELDS)
         raise DecodeError(
@@ -72,7 +89,24 @@ def read_chat_completions(
     conversation.title = title if isinstance(title, str) else None
     conversation.created_at = created_at
     conversation.metadata = metadata
+    if stored and value.get("has_more") is True:
+        conversation.notes.append(
+            SourceNote(
+                code="partial_message_list",
+                message=f"{ctx.location}: the stored completion's message list says has_more; "
+                f"only the {len(value[field])} message(s) in this page were read",
+            )
+        )
     return conversation
+
+
+def _stored_completion_id(value: dict[str, Any]) -> str | None:
+    """The completion id of a stored-messages page: its message ids are `<id>-<index>`."""
+    first = value.get("first_id")
+    if isinstance(first, str) and first:
+        head, _, index = first.rpartition("-")
+        return head if head and index.isdigit() else first
+    return None
 
 
 def _conversation(

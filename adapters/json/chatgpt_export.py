@@ -12,7 +12,9 @@ Nodes become entries (position `node <id>`): text and multimodal messages become
 hidden developer Messages; an assistant message addressed to a tool (`recipient`) and the
 tool's answer become one HostedToolStep (`python`, `browsing`, `dalle.text2im`, ...);
 `thoughts` and `reasoning_recap` become Reasoning. Nodes without a message, and hidden nodes
-with no content at all, are skipped. Citations and content references stay in entry metadata.
+with no content at all, are skipped. Citations (`metadata.citations`) and web
+`content_references` become `url_citation` annotations on the message's first text part; the
+others are `unmapped_field` notes with their values (both also stay in entry metadata).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from adapters.base import DecodeError
 from adapters.chat_messages import describe_type, parse_timestamp
 from adapters.json.common import RecordContext, pick_id
 from adapters.model import (
+    Annotation,
     AudioPart,
     Entry,
     HostedToolStep,
@@ -33,6 +36,7 @@ from adapters.model import (
     SourceConversation,
     SourceNote,
     TextPart,
+    note_value,
 )
 
 _BROWSING_TOOLS = frozenset({"browser", "browsing", "web", "web.run", "web.search", "search"})
@@ -362,7 +366,103 @@ def _node_entries(message: dict[str, Any], node_id: str, notes: list[SourceNote]
             )
     if hidden and not parts:
         return []
+    _attach_citations(meta, parts, node_id, notes, source_id)
     return [Message(role=role, parts=parts, name=_str(author_name), hidden=hidden, **common)]
+
+
+_WEB_REFERENCE_TYPES = frozenset({"webpage", "grouped_webpages", "webpage_extended"})
+
+
+def _attach_citations(
+    meta: dict[str, Any],
+    parts: list[Part],
+    node_id: str,
+    notes: list[SourceNote],
+    source_id: str,
+) -> None:
+    """`metadata.citations` and web `content_references` as `url_citation` annotations."""
+    annotations: list[Annotation] = []
+    left: list[Any] = []
+    for citation in meta.get("citations") or []:
+        body = citation.get("metadata") if isinstance(citation, dict) else None
+        if isinstance(body, dict) and isinstance(body.get("url"), str):
+            annotations.append(
+                Annotation(
+                    kind="url_citation",
+                    url=body["url"],
+                    title=_str(body.get("title")) or body["url"],
+                    start_index=_index(citation.get("start_ix")),
+                    end_index=_index(citation.get("end_ix")),
+                )
+            )
+        else:
+            left.append(citation)
+    for reference in meta.get("content_references") or []:
+        kind = reference.get("type") if isinstance(reference, dict) else None
+        items = reference.get("items") if isinstance(reference, dict) else None
+        listed = items if isinstance(items, list) else [reference]
+        urls = [
+            item for item in listed if isinstance(item, dict) and isinstance(item.get("url"), str)
+        ]
+        if kind not in _WEB_REFERENCE_TYPES or not urls:
+            left.append(reference)
+            continue
+        assert isinstance(reference, dict)
+        for item in urls:
+            annotations.append(
+                Annotation(
+                    kind="url_citation",
+                    url=item["url"],
+                    title=_str(item.get("title")) or item["url"],
+                    marker=_str(reference.get("matched_text")),
+                    start_index=_index(reference.get("start_idx")),
+                    end_index=_index(reference.get("end_idx")),
+                )
+            )
+    # `citations` and `content_references` often name the same source for the same span.
+    unique: dict[tuple[str | None, int | None, int | None], Annotation] = {}
+    for annotation in annotations:
+        key = (annotation.url, annotation.start_index, annotation.end_index)
+        known = unique.get(key)
+        unique[key] = (
+            annotation if known is None or (annotation.marker and not known.marker) else known
+        )
+    annotations = list(unique.values())
+    target = next((i for i, part in enumerate(parts) if isinstance(part, TextPart)), None)
+    if annotations and target is None:
+        left.extend(a.model_dump(exclude_none=True) for a in annotations)
+    elif annotations and target is not None:
+        part = parts[target]
+        assert isinstance(part, TextPart)
+        annotations = [_locate(annotation, part.text) for annotation in annotations]
+        parts[target] = part.model_copy(update={"annotations": [*part.annotations, *annotations]})
+    if left:
+        notes.append(
+            SourceNote(
+                code="unmapped_field",
+                message=f"node {node_id!r}: {len(left)} citation(s) or content reference(s) "
+                "with no web address (or no text to attach to) kept in the report only",
+                source_id=source_id,
+                count=len(left),
+                value=note_value(left),
+            )
+        )
+
+
+def _locate(annotation: Annotation, text: str) -> Annotation:
+    """The annotation with its span moved onto its marker when the export's indices miss it
+    (they count characters of an internal text that differs from the exported one)."""
+    marker, start, end = annotation.marker, annotation.start_index, annotation.end_index
+    if not marker or (start is not None and end is not None and text[start:end] == marker):
+        return annotation
+    found = text.find(marker)
+    if found < 0:
+        return annotation
+    return annotation.model_copy(update={"start_index": found, "end_index": found + len(marker)})
+
+
+def _index(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _tool_outputs(

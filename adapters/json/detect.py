@@ -5,7 +5,8 @@ are an Assistants export; turns with `from` (or `images`, or a top-level `system
 ShareGPT; a record with only `messages`, `tools`, `functions` and `parallel_tool_calls` is a
 fine-tuning line (read exactly like Chat Completions, reported as `finetune`); Responses items
 (a bare array, `items`, `input` plus `output`, or a response object; `adapters.responses`) are
-`responses`; any other record with a messages array is Chat Completions.
+`responses`; any other record with a messages array, or a stored completion's
+`{object: "list", data: [messages]}` page, is Chat Completions.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.config import JsonFormat, JsonSourceConfig
-from adapters.json.chat_completions import find_messages_field
+from adapters.json.chat_completions import find_messages_field, is_stored_messages_list
 from adapters.json.stream import Layout, peek_first_value, scan_object_prefixes
 from adapters.responses.records import is_responses_record
 
@@ -41,6 +42,8 @@ def detect_record_format(value: Any, config: JsonSourceConfig) -> JsonFormat | N
         return None
     if "mapping" in value:
         return "chatgpt"
+    if is_stored_messages_list(value):
+        return "chat_completions"
     if _is_assistants(value):
         return "assistants"
     field = find_messages_field(value, config.messages_field)

@@ -35,6 +35,7 @@ from adapters.json.stream import (
     RawFailure,
     RawRecord,
     iter_raw_records,
+    peek_first_value,
     sniff_layout,
 )
 from adapters.model import SourceConversation, SourceFailure, SourceNote, SourceRecord
@@ -74,7 +75,7 @@ class JsonFilesSource:
     def read(self) -> Iterator[SourceRecord]:
         """Yield every conversation, or the failure to read it, in file order."""
         if self._config.format == "assistants":
-            yield from read_export(self._root)
+            yield from read_export(self._root, self._config.thread_order)
             return
         for path in self._files:
             yield from self._read_file(path)
@@ -87,8 +88,8 @@ class JsonFilesSource:
             except OSError as exc:
                 raise SourceOpenError(f"cannot read {path}: {exc}") from exc
             self._detected[path] = (layout, found)
-            if layout is Layout.EMPTY:
-                continue
+            if layout is Layout.EMPTY or (found is None and _holds_no_record(path, layout)):
+                continue  # an empty file, `[]`, or only unreadable records: nothing to detect
             if found is None:
                 raise SourceOpenError(
                     f"cannot tell the format of {path}: its first record is not a Chat "
@@ -119,6 +120,18 @@ class JsonFilesSource:
                 message=f"cannot read {display}: {exc}",
             )
             return
+        if found is None and layout is not Layout.EMPTY and _holds_no_record(path, layout):
+            # Nothing readable to tell the format from: each unreadable record fails alone.
+            for raw in iter_raw_records(path, display=display, relname=relname, layout=layout):
+                yield SourceFailure(
+                    source_kind="json",
+                    location=raw.location,
+                    code=raw.code if isinstance(raw, RawFailure) else "unknown_format",
+                    message=raw.message
+                    if isinstance(raw, RawFailure)
+                    else f"cannot tell the format of {raw.location}; {_FORMAT_HINT}",
+                )
+            return
         if found is None:
             if layout is not Layout.EMPTY:
                 yield SourceFailure(
@@ -130,7 +143,7 @@ class JsonFilesSource:
             return
         if found == "assistants":
             logger.debug("reading %s as an Assistants export", display)
-            yield from read_export(path)
+            yield from read_export(path, self._config.thread_order)
             return
         logger.debug("reading %s as %s (%s)", display, found, layout.value)
         for raw in iter_raw_records(path, display=display, relname=relname, layout=layout):
@@ -167,6 +180,11 @@ class JsonFilesSource:
                     message=f"{raw.location}: a value has an unexpected type: "
                     f"{exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}",
                 )
+
+
+def _holds_no_record(path: Path, layout: Layout) -> bool:
+    """True when no record of the file can be parsed (empty, `[]`, or all broken)."""
+    return layout in (Layout.JSONL, Layout.ARRAY) and peek_first_value(path, layout) is None
 
 
 def lone_surrogate_failure(

@@ -8,9 +8,14 @@ multi-byte character is below 0x80.
 Where the brackets themselves are broken (a closing bracket of the wrong kind, an unterminated
 string that swallows what follows, a file cut short) the framer cannot know where the item ends.
 It then looks for the start of a later item: the array's items (almost always) begin with the
-same first key, so `, {"<first key>":` after the broken point is taken as the next item. The
+same keys, so `, {"<first key>": <scalar>, "<second key>":` after the broken point is taken as
+the next item (one key when the first value is not a scalar). The
 broken span is one failed item; every item after the cut is framed and read as usual. Only a
-span with no such start left (the end of a cut file) is counted as one item.
+span with no such start left (the end of a cut file) is counted as one item. An unterminated
+string can also invert the framer's view of what is a string while the brackets still balance:
+the reader (`adapters.json.stream`) then finds an item that does not parse but holds such a
+start, cuts it there, and frames afresh from that start. Counts are exact as long as the items
+share their leading keys and no nested object begins with the same keys.
 """
 
 from __future__ import annotations
@@ -19,7 +24,14 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Protocol
+
+
+class SupportsRead(Protocol):
+    """Anything with a binary `read(size)`."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +41,6 @@ _WHITESPACE = b" \t\r\n"
 _STRUCTURE = re.compile(rb'[\[\]{}",]')
 _IN_STRING = re.compile(rb'["\\]')
 _NOT_SPACE = re.compile(rb"[^ \t\r\n]")
-_FIRST_KEY = re.compile(rb'\A\s*\{\s*"((?:[^"\\]|\\.){1,128})"\s*:')
 _CLOSERS = {ord("["): ord("]"), ord("{"): ord("}")}
 
 
@@ -60,25 +71,37 @@ class NotAnArray(ValueError):
     """The bytes do not start with `[`."""
 
 
+_KEY = rb'"((?:[^"\\]|\\.){1,128})"\s*:'
+_SCALAR = rb'\s*(?:"(?:[^"\\]|\\.)*"|[-+0-9.eE]+|true|false|null)\s*,\s*'
+_LEADING_KEYS = re.compile(rb"\A\s*\{\s*" + _KEY + rb"(?:" + _SCALAR + _KEY + rb")?")
+
+
 def first_key(data: bytes) -> bytes | None:
-    """The first key of an object's text (as raw bytes), or None if it does not start so."""
-    found = _FIRST_KEY.match(data)
-    return found.group(1) if found else None
+    """A pattern for how the object's text begins: its first key and, when the first value is
+    a scalar, its second key (`{"id": ..., "messages":`), or None if it is not an object."""
+    found = _LEADING_KEYS.match(data)
+    if found is None:
+        return None
+    pattern = rb'\{\s*"' + re.escape(found.group(1)) + rb'"\s*:'
+    if found.group(2) is not None:
+        pattern += _SCALAR + rb'"' + re.escape(found.group(2)) + rb'"\s*:'
+    return pattern
 
 
 def item_starts(data: bytes, key: bytes) -> list[int]:
-    """Offsets in `data` where an item beginning with `{"key":` follows a comma."""
-    pattern = re.compile(rb',\s*(\{\s*"' + re.escape(key) + rb'"\s*:)')
+    """Offsets in `data` where an item beginning like `key` (see `first_key`) follows a comma."""
+    pattern = re.compile(rb",\s*(" + key + rb")")
     return [found.start(1) for found in pattern.finditer(data)]
 
 
-def frame_array(stream: BinaryIO) -> Iterator[Frame | ArrayEnd]:
+def frame_array(stream: SupportsRead, *, offset: int = 0) -> Iterator[Frame | ArrayEnd]:
     """Yield the frames of the array `stream` holds, then one `ArrayEnd`.
 
-    Raises `NotAnArray` when the stream does not start (after a BOM and whitespace) with `[`.
+    `offset` is the file offset of the stream's first byte. Raises `NotAnArray` when the
+    stream does not start (after a BOM and whitespace) with `[`.
     """
     buf = b""
-    base = 0  # offset in the file of buf[0]
+    base = offset  # offset in the file of buf[0]
     eof = False
     key: bytes | None = None
 
@@ -175,14 +198,13 @@ def frame_array(stream: BinaryIO) -> Iterator[Frame | ArrayEnd]:
                 if stack:
                     continue
                 if start is None:
-                    yield Frame(
-                        index, base + stop, b"", "an empty slot between commas", base + stop
-                    )
+                    # No value between two commas: no record is there to count or fail.
+                    logger.warning("an empty slot between commas at byte %d", base + stop)
                 else:
                     data = buf[start:stop]
                     key = key or first_key(data)
                     yield Frame(index, base + start, data)
-                index += 1
+                    index += 1
                 start = None
                 after_comma = True
                 continue
@@ -193,9 +215,7 @@ def frame_array(stream: BinaryIO) -> Iterator[Frame | ArrayEnd]:
                 if start is not None:
                     yield Frame(index, base + start, buf[start:stop])
                 elif after_comma:
-                    yield Frame(
-                        index, base + stop, b"", "a comma before the closing ]", base + stop
-                    )
+                    logger.warning("a comma before the closing ] at byte %d", base + stop)
                 while _NOT_SPACE.search(buf, pos) is None and more():
                     pass
                 text = _NOT_SPACE.search(buf, pos)

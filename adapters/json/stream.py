@@ -11,11 +11,12 @@ item's brackets do not balance.
 from __future__ import annotations
 
 import ast
+import io
 import itertools
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -23,7 +24,7 @@ from typing import Any, BinaryIO
 import ijson
 
 from adapters.base import lone_surrogate_paths, may_hold_surrogates
-from adapters.json.frames import ArrayEnd, Frame, frame_array
+from adapters.json.frames import ArrayEnd, Frame, first_key, frame_array, item_starts
 
 logger = logging.getLogger(__name__)
 
@@ -204,6 +205,11 @@ def _iter_jsonl(path: Path, display: str, relname: str) -> Iterator[RawRecord | 
             location = f"{display}:{lineno}"
             try:
                 value = json.loads(raw)
+            except RecursionError:
+                yield RawFailure(
+                    location, "malformed_json", f"{location}: nested too deeply to read"
+                )
+                continue
             except UnicodeDecodeError as exc:
                 yield RawFailure(
                     location,
@@ -236,20 +242,73 @@ def _iter_array(path: Path, display: str, relname: str) -> Iterator[RawRecord | 
                 # An array of messages is one conversation, not a list of conversations.
                 yield _bare_messages(value, first, frames, display, relname)
                 return
-        for frame in itertools.chain([first] if first is not None else [], frames):
-            if isinstance(frame, ArrayEnd):
-                failure = _end_failure(frame, display)
-                if failure is not None:
-                    yield failure
-                continue
-            value = _parse_frame(frame, display)
-            if isinstance(value, RawFailure):
-                yield value
-                continue
-            location = f"{display}[{frame.index}]"
-            yield RawRecord(
-                value, location, f"{relname}[{frame.index}]", _surrogates(frame.data, value)
-            )
+        index = 0
+        pending: Iterator[Frame | ArrayEnd] = itertools.chain(
+            [first] if first is not None else [], frames
+        )
+        while True:
+            restart: int | None = None
+            for frame in pending:
+                if isinstance(frame, ArrayEnd):
+                    failure = _end_failure(frame, display)
+                    if failure is not None:
+                        yield failure
+                    continue
+                frame = replace(frame, index=index)
+                value = _parse_frame(frame, display)
+                cut = _later_item(frame) if isinstance(value, RawFailure) else None
+                if cut is not None:
+                    # An unterminated string swallowed the items after this one, so the
+                    # framer's view of strings is inverted from here: this item ends where
+                    # the next one starts, and framing starts afresh there.
+                    kept = frame.data[: cut - frame.start].rstrip(b", \t\r\n")
+                    frame = replace(frame, data=kept)
+                    value = _parse_frame(frame, display)
+                    restart = cut
+                index += 1
+                if isinstance(value, RawFailure):
+                    yield value
+                else:
+                    location = f"{display}[{frame.index}]"
+                    surrogates = _surrogates(frame.data, value)
+                    yield RawRecord(value, location, f"{relname}[{frame.index}]", surrogates)
+                if restart is not None:
+                    break
+            if restart is None:
+                return
+            f.seek(restart)
+            pending = frame_array(_Resumed(f), offset=restart - 1)
+
+
+class _Resumed:
+    """The rest of a file from its current position, read as an array that opens there."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._opened = False
+
+    def read(self, size: int = -1, /) -> bytes:
+        if not self._opened:
+            self._opened = True
+            return b"[" + self._raw.read(size - 1 if size > 1 else size)
+        return self._raw.read(size)
+
+
+def _later_item(frame: Frame) -> int | None:
+    """The file offset where a later item starts inside `frame` (an item that does not
+    parse), or None. A start counts only when the text after it frames as whole items, not as
+    the inside of this one (a nested object with the same leading keys)."""
+    if frame.broken is not None:
+        return None
+    key = first_key(frame.data)
+    starts = item_starts(frame.data, key) if key is not None else []
+    if not starts:
+        return None
+    cut = starts[0]
+    for sub in frame_array(io.BytesIO(b"[" + frame.data[cut:] + b"]")):
+        if isinstance(sub, ArrayEnd) and sub.closed and sub.error_at is not None:
+            return None
+    return frame.start + cut
 
 
 def _bare_messages(
@@ -297,6 +356,13 @@ def _parse_frame(frame: Frame, display: str) -> Any:
         )
     try:
         return json.loads(text)
+    except RecursionError:
+        return RawFailure(
+            f"{display} byte {frame.start}",
+            "malformed_json",
+            f"{display}: item {frame.index} at byte {frame.start} is nested too deeply to read; "
+            "the other items are read",
+        )
     except json.JSONDecodeError as exc:
         offset = frame.start + len(text[: exc.pos].encode("utf-8"))
         return RawFailure(

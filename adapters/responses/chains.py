@@ -38,8 +38,8 @@ from typing import Any, Final, Literal
 import openai
 from pydantic import BaseModel, Field
 
-from adapters import SourceOpenError
 from adapters.assistants.dump import _write_atomically
+from adapters.base import SourceOpenError
 from adapters.model import SourceFailure
 from adapters.responses.records import SOURCE_KIND
 

@@ -47,6 +47,8 @@ def json_value(raw: object, column: str) -> Any:
     if isinstance(raw, str):
         try:
             return json.loads(raw)
+        except RecursionError:
+            raise DecodeError("malformed_json", f"column {column} is nested too deeply") from None
         except json.JSONDecodeError as exc:
             raise DecodeError(
                 "malformed_json", f"malformed JSON in column {column}: {exc}"

@@ -24,6 +24,7 @@ How it reads:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -62,10 +63,15 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.expression import ColumnClause, FromClause
 from sqlalchemy.types import NullType
 
-from adapters.base import DecodeError, SourceOpenError
+from adapters.base import (
+    DecodeError,
+    SourceOpenError,
+    lone_surrogate_paths,
+    replace_lone_surrogates,
+)
 from adapters.chat_messages import Provenance, message_entries
 from adapters.config import SqlPreset, SqlSourceConfig
-from adapters.model import SourceConversation, SourceFailure, SourceRecord
+from adapters.model import SourceConversation, SourceFailure, SourceNote, SourceRecord
 from adapters.sql.mapping import (
     Decoded,
     column_message_entries,
@@ -170,6 +176,30 @@ class _Reading:
     conversation_fields: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
 
 
+_SURROGATE_TEXT = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _replace_escapes(text: str) -> str:
+    """JSON text with lone surrogate escapes replaced by U+FFFD escapes (pairs are kept)."""
+    return json.dumps(replace_lone_surrogates(json.loads(text)), ensure_ascii=False)
+
+
+def _sqlite_connect(uri: str) -> sqlite3.Connection:
+    connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    # Text that is not UTF-8 comes back with each bad byte as a lone surrogate, so that one row
+    # fails (naming its key) instead of the whole read.
+    connection.text_factory = lambda raw: raw.decode("utf-8", "surrogateescape")
+    return connection
+
+
 def _raw(expression: ColumnElement[Any], label: str) -> ColumnElement[Any]:
     # Values come back as the driver gives them: a bad value in one row must not break the
     # fetch of a whole batch inside SQLAlchemy's type processing.
@@ -247,9 +277,54 @@ class SqlTableSource:
         uri = f"file:{urllib.request.pathname2url(path)}?mode=ro"
         return create_engine(
             "sqlite://",
-            creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False),
+            creator=lambda: _sqlite_connect(uri),
             poolclass=NullPool,
         )
+
+    def _checked_text(
+        self, row: Mapping[str, Any], position: str
+    ) -> tuple[Mapping[str, Any], list[SourceNote]]:
+        """The row, or DecodeError for text that is not UTF-8 (SQLite) or holds a lone surrogate
+        escape (JSON columns); under `lone_surrogates = "replace"` the row with U+FFFD instead."""
+        bad = [
+            label
+            for label, value in row.items()
+            if isinstance(value, str) and (_SURROGATE_TEXT.search(value) or not _encodable(value))
+        ]
+        if not bad:
+            return row, []
+        problems = []
+        for label in bad:
+            value = row[label]
+            if not _encodable(value):
+                problems.append(f"column {label} is not valid UTF-8 text")
+                continue
+            try:
+                parsed = json.loads(value)
+            except (ValueError, RecursionError):
+                continue
+            if lone_surrogate_paths(parsed):
+                problems.append(f"column {label} holds a lone UTF-16 surrogate escape")
+        if not problems:
+            return row, []
+        if self._config.lone_surrogates == "fail":
+            raise DecodeError(
+                "invalid_text",
+                "; ".join(problems) + " (lone_surrogates = 'replace' migrates it with U+FFFD)",
+            )
+        repaired: dict[str, Any] = dict(row)
+        for label in bad:
+            value = row[label]
+            if not _encodable(value):
+                repaired[label] = replace_lone_surrogates(value)
+            else:
+                repaired[label] = _replace_escapes(value)
+        note = SourceNote(
+            code="lone_surrogate_replaced",
+            message=f"{position}: " + "; ".join(problems) + "; replaced by U+FFFD",
+            count=len(problems),
+        )
+        return repaired, [note]
 
     def _scrub(self, message: str) -> str:
         password = self._url.password
@@ -562,7 +637,9 @@ class SqlTableSource:
                     metadata=reading.metadata_of(row),
                     number_calls=False,
                 )
+                row, repairs = self._checked_text(row, info.position)
                 row_decoded = reading.decode(row, info)
+                row_decoded.notes.extend(repairs)
             except DecodeError as exc:
                 problems.append((row, exc))
                 continue

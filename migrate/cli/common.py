@@ -25,6 +25,8 @@ SOURCE_FLAGS = (
     "metadata_field",
     "where",
     "since",
+    "thread_order",
+    "lone_surrogates",
 )
 
 
@@ -61,6 +63,19 @@ def source_options(command: Callable[P, R]) -> Callable[P, R]:
             metavar="TIMESTAMP",
             help="SQL source: only conversations with a message at or after this ISO 8601 time "
             "(UTC unless it says otherwise), by the preset's or mapping's timestamp column.",
+        ),
+        click.option(
+            "--thread-order",
+            type=click.Choice(["asc", "desc"]),
+            help="Assistants exports: the order saved message lists are in, where timestamps "
+            "cannot tell (default: oldest first for export-threads output, newest first for "
+            "lists saved from the API).",
+        ),
+        click.option(
+            "--lone-surrogates",
+            type=click.Choice(["fail", "replace"]),
+            help="A lone UTF-16 surrogate (or invalid UTF-8 in SQLite text): fail that "
+            "conversation (default) or migrate it with U+FFFD.",
         ),
         click.option(
             "--all-branches",

@@ -20,19 +20,18 @@ Files written (all JSON Lines except the summary):
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Literal, Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, Field
 
 from migrate.config import JobConfig
 from migrate.context.figures import TokenFigures, TokenTally
 from migrate.errors import ConfigError
-from migrate.jobs.report import source_named
+from migrate.jobs.files import JsonLinesFile, error_row, finding_row, write_text
 from migrate.plan.model import ConversationPlan
 from migrate.plan.pipeline import PlanOutcome, iterate_plans, open_configured_source
 from migrate.reporting import DEFAULT_RATE_PER_MINUTE, PlanReportBuilder, ReportData
@@ -78,33 +77,14 @@ class PlanSummary(BaseModel):
         return self.errors_total > 0
 
 
-class _JsonLines:
-    """Append-only JSON Lines file; with no path, only the size it would have is counted."""
-
-    def __init__(self, path: Path | None) -> None:
-        self._file: IO[str] | None = None if path is None else path.open("w", encoding="utf-8")
-        self.size = 0
-        """Bytes written (or that would have been: the size estimates use it)."""
-
-    def write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-        self.size += len(line.encode("utf-8"))
-        if self._file is not None:
-            self._file.write(line)
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-
-
 class _PlanFiles:
     """The dry run's output files, open for the duration of one plan."""
 
     def __init__(self, job_dir: Path, *, write_plan: bool) -> None:
-        self.plan = _JsonLines(job_dir / "plan.jsonl" if write_plan else None)
-        self.conversations = _JsonLines(job_dir / "conversations.jsonl")
-        self.findings = _JsonLines(job_dir / "findings.jsonl")
-        self.errors = _JsonLines(job_dir / "errors.jsonl")
+        self.plan = JsonLinesFile(job_dir / "plan.jsonl" if write_plan else None)
+        self.conversations = JsonLinesFile(job_dir / "conversations.jsonl")
+        self.findings = JsonLinesFile(job_dir / "findings.jsonl")
+        self.errors = JsonLinesFile(job_dir / "errors.jsonl")
 
     def __enter__(self) -> Self:
         return self
@@ -116,7 +96,7 @@ class _PlanFiles:
         traceback: TracebackType | None,
     ) -> None:
         for lines in (self.plan, self.conversations, self.findings, self.errors):
-            lines.close()
+            lines.close(complete=exc_type is None)
 
 
 JOB_MARKERS = ("summary.json", "plan.jsonl", "conversations.jsonl", "job.json", "state.db")
@@ -178,7 +158,7 @@ def plan_job(
         plan_bytes=files.plan.size,
         rate_per_minute=rate_per_minute,
     )
-    (job_dir / "summary.json").write_text(summary.model_dump_json(indent=2) + "\n", "utf-8")
+    write_text(job_dir / "summary.json", summary.model_dump_json(indent=2) + "\n")
     write_report_html(job_dir, summary.model_dump(mode="json"), builder.samples.samples)
     return summary
 
@@ -193,7 +173,7 @@ def _record(
         summary.errors_total += 1
         if len(summary.errors) < MAX_ERRORS_IN_SUMMARY:
             summary.errors.append(outcome)
-        files.errors.write(source_named(outcome.model_dump(mode="json")))
+        files.errors.write(error_row(outcome))
         files.conversations.write(
             {
                 "source_id": outcome.conversation_id,
@@ -213,7 +193,7 @@ def _record(
         counts.skipped += 1
     for finding in outcome.findings:
         findings[finding.code] += finding.count
-        files.findings.write(source_named(finding.model_dump(mode="json")))
+        files.findings.write(finding_row(finding, outcome.location))
     files.conversations.write(
         {
             "source_id": outcome.source_id,

@@ -29,19 +29,24 @@ Nothing here ever holds a secret: the state store has none to give.
 
 from __future__ import annotations
 
-import csv
 import json
-import os
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from migrate.context.figures import TokenTally
+from migrate.jobs.files import (
+    error_row,
+    finding_row,
+    write_csv,
+    write_json_lines,
+    write_text,
+)
 from migrate.reporting import run_report
 from migrate.reporting.collect import CodeTally, run_samples
 from migrate.reporting.render import write_report_html
 from migrate.state.store import StateStore
+from migrate.transform.findings import ErrorRecord
 from migrate.transform.policy import Policy
 
 CONVERSATION_FIELDS = [
@@ -83,17 +88,6 @@ _ITEM_COLUMNS = {
 """Report column -> state store column."""
 
 
-def source_named(record: dict[str, Any]) -> dict[str, Any]:
-    """A finding or error record with the report's id names: the transform calls the source
-    conversation `conversation_id` and the source item `source_id`."""
-    renamed = dict(record)
-    item = renamed.pop("source_id", None)
-    renamed["source_id"] = renamed.pop("conversation_id", None)
-    if item is not None:
-        renamed["source_item_id"] = item
-    return renamed
-
-
 def write_report_files(
     store: StateStore,
     job_dir: Path,
@@ -121,10 +115,10 @@ def write_report_files(
         []
         if html_only
         else [
-            _write_csv(job_dir / "conversations.csv", CONVERSATION_FIELDS, rows),
-            _write_csv(job_dir / "items.csv", ITEM_FIELDS, _item_rows(store)),
-            _write_lines(job_dir / "findings.jsonl", findings),
-            _write_lines(job_dir / "errors.jsonl", _error_rows(store)),
+            write_csv(job_dir / "conversations.csv", CONVERSATION_FIELDS, rows),
+            write_csv(job_dir / "items.csv", ITEM_FIELDS, _item_rows(store)),
+            write_json_lines(job_dir / "findings.jsonl", findings),
+            write_json_lines(job_dir / "errors.jsonl", _error_rows(store)),
         ]
     )
     samples = run_samples(store, job_dir)
@@ -135,7 +129,7 @@ def write_report_files(
         "report": report.model_dump(mode="json"),
     }
     summary_path = job_dir / "summary.json"
-    _replace(summary_path, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    write_text(summary_path, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     written.append(summary_path)
     written.append(write_report_html(job_dir, summary, samples))
     return written
@@ -187,50 +181,16 @@ def _finding_rows(store: StateStore, tally: CodeTally) -> Iterator[dict[str, Any
             continue
         for finding in plan.findings:
             tally.add_finding(finding, row.location)
-            yield source_named(finding.model_dump(mode="json")) | {"location": row.location}
+            yield finding_row(finding, row.location)
 
 
 def _error_rows(store: StateStore) -> Iterator[dict[str, Any]]:
     for row, _ in store.iter_conversations(statuses=["failed"]):
-        yield {
-            "code": row.error_code,
-            "message": row.error_message,
-            "location": row.location,
-            "source_id": row.source_id,
-            "target_conversation_id": row.conversation_id,
-            "hint": row.error_hint,
-            "retryable": row.retryable,
-        }
-
-
-def _write_csv(path: Path, fields: list[str], rows: Iterable[dict[str, Any]]) -> Path:
-    with _atomic(path, newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=fields)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({key: "" if value is None else value for key, value in row.items()})
-    return path
-
-
-def _write_lines(path: Path, rows: Iterable[dict[str, Any]]) -> Path:
-    with _atomic(path) as file:
-        for row in rows:
-            file.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return path
-
-
-@contextmanager
-def _atomic(path: Path, *, newline: str | None = None) -> Iterator[IO[str]]:
-    """A text file written under a temporary name and renamed into place when complete."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        with temporary.open("w", encoding="utf-8", newline=newline) as file:
-            yield file
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def _replace(path: Path, text: str) -> None:
-    with _atomic(path) as file:
-        file.write(text)
+        error = ErrorRecord(
+            code=row.error_code or "unknown",
+            message=row.error_message or "",
+            location=row.location,
+            conversation_id=row.source_id,
+            hint=row.error_hint,
+        )
+        yield error_row(error, target_conversation_id=row.conversation_id, retryable=row.retryable)

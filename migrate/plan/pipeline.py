@@ -6,6 +6,7 @@ hands it to the replayer. A plan with no items means the conversation is skipped
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from adapters.model import SourceConversation, SourceFailure, SourceRecord
 from migrate.errors import ConversationError, SourceError, SourceReadError
 from migrate.plan.model import ConversationPlan
 from migrate.plan.planner import plan_conversation
-from migrate.transform.findings import ErrorRecord
+from migrate.transform.findings import ErrorRecord, Finding
 from migrate.transform.policy import Policy
 
 PlanOutcome = ConversationPlan | ErrorRecord
@@ -81,7 +82,13 @@ def read_source(source: Source) -> Iterator[SourceRecord]:
 def iterate_plans(
     source: Source, policy: Policy, *, observe: Observer | None = None
 ) -> Iterator[PlanOutcome]:
-    """Yield one plan (or one error) per source record, in source order."""
+    """Yield one plan (or one error) per source record, in source order.
+
+    A conversation whose source id an earlier one of the job had is handled by
+    `policy.duplicate_source_id`. The ids seen are kept as 16-byte digests (about 100 bytes
+    each in memory: some 200 MB for two million conversations).
+    """
+    first_seen: set[bytes] = set()
     for record in read_source(source):
         conversation = None if isinstance(record, SourceFailure) else record
         outcome: PlanOutcome
@@ -93,10 +100,43 @@ def iterate_plans(
                 conversation_id=record.conversation_id,
             )
         else:
-            outcome = plan_or_error(record, policy)
+            key = hashlib.blake2b(record.id.encode("utf-8", "surrogatepass"), digest_size=16)
+            if key.digest() in first_seen:
+                outcome = _duplicate(record, policy)
+            else:
+                first_seen.add(key.digest())
+                outcome = plan_or_error(record, policy)
         if observe is not None:
             observe(conversation, outcome)
         yield outcome
+
+
+def _duplicate(conversation: SourceConversation, policy: Policy) -> PlanOutcome:
+    message = (
+        f"source id {conversation.id!r} was already read earlier in this job; this copy is at "
+        f"{conversation.location}"
+    )
+    match policy.duplicate_source_id:
+        case "fail":
+            return ErrorRecord(
+                code="duplicate_source_id",
+                message=message,
+                location=conversation.location,
+                conversation_id=conversation.id,
+                hint="set policy.duplicate_source_id = 'keep_all' or 'first'",
+            )
+        case "first":
+            outcome = plan_or_error(conversation.model_copy(update={"entries": []}), policy)
+            message += "; skipped (policy duplicate_source_id = 'first')"
+        case _:
+            outcome = plan_or_error(conversation, policy)
+            message += "; migrated as a conversation of its own"
+    if isinstance(outcome, ConversationPlan):
+        finding = Finding(
+            code="duplicate_source_id", conversation_id=conversation.id, message=message
+        )
+        outcome = outcome.model_copy(update={"findings": [*outcome.findings, finding]})
+    return outcome
 
 
 def plan_or_error(conversation: SourceConversation, policy: Policy) -> PlanOutcome:

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.model import SourceConversation
+from adapters.model import SourceConversation, note_value
 from migrate.context.fit import fit_context
 from migrate.errors import ConversationError
 from migrate.limits import (
@@ -77,6 +77,7 @@ def build_metadata(conversation: SourceConversation, findings: list[Finding]) ->
         "migrated_from": conversation.source_kind[:MAX_METADATA_VALUE_CHARS]
     }
     left_out: list[str] = []
+    dropped: dict[str, Any] = {}
     source_id = conversation.id
     if len(source_id) > MAX_METADATA_VALUE_CHARS:
         source_id = "sha256:" + hashlib.sha256(source_id.encode()).hexdigest()
@@ -93,12 +94,14 @@ def build_metadata(conversation: SourceConversation, findings: list[Finding]) ->
         metadata["title"] = conversation.title[:MAX_METADATA_VALUE_CHARS]
         if len(conversation.title) > MAX_METADATA_VALUE_CHARS:
             left_out.append("title (cut to 512 characters)")
+            dropped["title"] = conversation.title
     if conversation.created_at is not None:
         try:
             created = datetime.fromtimestamp(conversation.created_at, tz=UTC)
             metadata["created_at"] = created.strftime("%Y-%m-%dT%H:%M:%SZ")
         except (OverflowError, OSError, ValueError):
             left_out.append(f"created_at (not a valid timestamp: {conversation.created_at!r})")
+            dropped["created_at"] = conversation.created_at
     for key, value in _flatten_metadata(conversation.metadata):
         if key in metadata:
             left_out.append(f"{key} (name taken)")
@@ -110,6 +113,8 @@ def build_metadata(conversation: SourceConversation, findings: list[Finding]) ->
             left_out.append(f"{key} (over 16 pairs)")
         else:
             metadata[key] = value
+            continue
+        dropped[key] = value
     if left_out:
         findings.append(
             Finding(
@@ -117,6 +122,7 @@ def build_metadata(conversation: SourceConversation, findings: list[Finding]) ->
                 conversation_id=conversation.id,
                 message="metadata kept in the report only: " + ", ".join(left_out),
                 count=len(left_out),
+                value=note_value(dropped),
             )
         )
     return metadata

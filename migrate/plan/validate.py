@@ -118,12 +118,35 @@ def item_problems(item: Mapping[str, Any]) -> list[str]:
     else:
         problems += _call_id_problems(item, kind)
         output = item.get("output")
-        if not isinstance(output, str):
-            problems.append(f"{kind}.output must be a string")
+        if isinstance(output, list):
+            problems += _output_part_problems(output, kind)
+        elif not isinstance(output, str):
+            problems.append(f"{kind}.output must be a string or an array of content parts")
         elif len(output) > MAX_OUTPUT_CHARS:
             problems.append(
                 f"{kind}.output has {len(output):,} characters (max {MAX_OUTPUT_CHARS:,})"
             )
+    return problems
+
+
+_OUTPUT_PART_TYPES = frozenset({"input_text", "input_image", "input_file"})
+
+
+def _output_part_problems(output: list[Any], kind: str) -> list[str]:
+    problems: list[str] = []
+    if not output:
+        problems.append(f"{kind}.output must not be an empty array")
+    total = 0
+    for index, part in enumerate(output):
+        part_type = part.get("type") if isinstance(part, Mapping) else None
+        if part_type not in _OUTPUT_PART_TYPES:
+            problems.append(f"{kind}.output[{index}] must be an input_text, image or file part")
+        elif part_type == "input_text":
+            total += len(part.get("text") or "")
+    if total > MAX_OUTPUT_CHARS:
+        problems.append(
+            f"{kind}.output has {total:,} characters of text (max {MAX_OUTPUT_CHARS:,})"
+        )
     return problems
 
 

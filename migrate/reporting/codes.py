@@ -5,6 +5,8 @@ scans the source for code literals so that a new code cannot appear without an e
 A finding is a lossy or repairing step taken for a conversation that still migrates; an error
 means the conversation (or source record) is not migrated. A few codes are both: the policy
 decides (`fail` makes the finding an error).
+
+It is long because it is a table (one entry per code), not because it does many things.
 """
 
 from __future__ import annotations
@@ -183,7 +185,8 @@ _TABLE: list[tuple[str, tuple[Kind, ...], str, str]] = [
         "metadata_truncated",
         _F,
         "Metadata beyond 16 pairs, 64-character keys or 512-character values did not fit; what "
-        "was left out is in the finding's message.",
+        "was left out is named in the finding's message and its values are in the finding's "
+        "`value`.",
         "Keep fewer metadata fields in the source if they matter, or rely on the report.",
     ),
     # --- findings and errors by policy -------------------------------------------------------
@@ -399,8 +402,54 @@ _TABLE: list[tuple[str, tuple[Kind, ...], str, str]] = [
     (
         "tool_output_as_json",
         _F,
-        "A tool output holds parts other than text; it was sent as their JSON text.",
-        "Nothing to do; a tool output can only carry text.",
+        "A tool output holds parts other than text, images and files; it was sent as their "
+        "JSON text.",
+        "Nothing to do; a tool output can carry only text, images and files.",
+    ),
+    (
+        "invalid_text",
+        _E,
+        "A SQL row holds text that is not UTF-8 (SQLite) or a JSON column with a lone UTF-16 "
+        "surrogate escape; the error names the table, primary key and column.",
+        "Fix the row, or set `source.lone_surrogates = 'replace'` to migrate it with U+FFFD in "
+        "its place.",
+    ),
+    (
+        "unmapped_field",
+        _F,
+        "A message field has no place in the Conversations API (fine-tuning `weight`, Gemini "
+        "`extra_content`, Assistants message `metadata`, ChatGPT references without a web "
+        "address); its value is in the finding's `value`.",
+        "Nothing to do if the report is enough; otherwise keep the value elsewhere.",
+    ),
+    (
+        "unknown_annotation",
+        _F,
+        "An annotation type no reader knows was not migrated; the rest of the message was. Its "
+        "value is in the finding's `value`.",
+        "Check the conversation in the viewer; report the type so a rule can be added.",
+    ),
+    (
+        "partial_message_list",
+        _F,
+        "A stored completion's saved message page says `has_more`: only that page was read.",
+        "Save every page (follow `after`) and read them all.",
+    ),
+    (
+        "thread_order_assumed",
+        _F,
+        "Assistants messages share a `created_at` second, so their order comes from the saved "
+        "list: newest first for lists saved from the API, oldest first for `export-threads` "
+        "output.",
+        "If the list was saved the other way, pass `--thread-order asc` or `desc`.",
+    ),
+    (
+        "duplicate_source_id",
+        _FE,
+        "A source id was already read earlier in the job; this copy migrates as its own "
+        "conversation (`keep_all`), is skipped (`first`) or fails (`fail`). The id map's "
+        "`location` tells the copies apart.",
+        "Remove the duplicate from the source, or set `policy.duplicate_source_id`.",
     ),
     # --- errors of the readers: databases ----------------------------------------------------
     (

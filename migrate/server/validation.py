@@ -9,6 +9,9 @@ Where the real API's behaviour is unknown, the server is strict and says so here
 - `status` and `id` are refused on every input item (the migration must never send them);
 - an `input_image` needs exactly one of `image_url` / `file_id`;
 - conversation metadata updates replace the whole metadata object.
+
+It is one module over 500 lines because it is one thing: one explicit parser per item and part
+type of the API, side by side in the same shape so each can be compared with the spec.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 
 
@@ -15,6 +17,9 @@ class Finding(BaseModel):
     message: str
     source_id: str | None = None
     count: int = 1
+    value: Any = None
+    """The value that did not reach the target (JSON, cut at `adapters.model.NOTE_VALUE_CHARS`
+    characters of JSON text), when the finding drops one."""
 
 
 class ErrorRecord(BaseModel):

@@ -53,6 +53,10 @@ class Policy(BaseModel):
     """Citation markers such as `【4:0†source】` left in the text or stripped."""
     image_detail: Literal["auto", "low", "high"] = "auto"
     """`detail` for images whose source gives none (the API requires one)."""
+    duplicate_source_id: Literal["keep_all", "first", "fail"] = "keep_all"
+    """A source id seen earlier in the same job: migrate every copy (each with a
+    `duplicate_source_id` finding; the id map's location says which copy is which), skip the
+    later copies, or fail them."""
     max_text_chars: int = 10_485_760
     """A single text larger than this fails the conversation with a clear error."""
     model: str = "gpt-5"

@@ -18,7 +18,8 @@ Decisions the design leaves open, stated here:
   (it lands at its source position, never before its call). Calls never answered are handled
   by `policy.tool_call_without_output`; the default adds an empty output right after the call
   group.
-- In a group of parallel calls, the outputs that follow the group are put in the calls' order.
+- In a group of parallel calls, the outputs that follow the group keep their source order;
+  empty outputs added for unanswered calls come after them, in the calls' order.
 - With `assistant_content="string"`, the texts of one assistant message are joined with a blank
   line, annotations cannot be sent (`annotation_dropped`) and a refusal part becomes text.
 - `refusal="part"` sends a `refusal` part without a server id: the spec only defines it inside
@@ -28,7 +29,18 @@ Decisions the design leaves open, stated here:
   `unresolved_image_dropped`, `image_detail_replaced`, `refusal_dropped`,
   `assistant_image_dropped`, `hosted_tool_dropped`, `reasoning_as_text`,
   `citation_markers_stripped`, `tool_output_paired_by_order` (an output without call id paired
-  with the oldest open call) and `tool_part_as_text`; adapter notes keep their own codes.
+  with the oldest open call) and `tool_part_as_text`; `metadata_truncated` and
+  `duplicate_source_id` come from planning.
+- Adapter notes keep their own codes and become findings as they are: `unknown_part_type`,
+  `unknown_annotation`, `unmapped_field`, `tool_output_as_json`, `lone_surrogate_replaced`,
+  `partial_message_list`, `thread_order_assumed`, `export_page_incomplete`,
+  `run_step_message_missing`, `unknown_content_type`, `invalid_tool_call`, `image_missing`,
+  `image_without_token`, `branch_not_migrated`, ... (each reader's module docstring lists its
+  own). A finding that drops a value carries it in `Finding.value` (and so in
+  `findings.jsonl`), cut at `adapters.model.NOTE_VALUE_CHARS` characters of JSON.
+- Annotations reach `output_text` parts as the API's annotations (`url_citation`,
+  `file_citation`, `file_path`, `container_file_citation`); one the API cannot take (a required
+  field missing) is an `annotation_dropped` finding with its value.
 - Responses items: with `provider_items="keep"`, hosted-tool items and `ProviderItem`s are sent
   as the source holds them (id and status included, as the Agents SDK writes them); otherwise a
   `ProviderItem` is dropped as `compaction_dropped` or `item_reference_unresolved`, its whole
@@ -40,6 +52,10 @@ Decisions the design leaves open, stated here:
   `unresolved_image`, `unknown_role`; `message_too_large` for a text over `max_text_chars`;
   `invalid_content` for a part that carries nothing sendable (an image without URL, file id or
   reference, a file without id, data or URL, file data without a filename).
+
+The module is long because the walk is one thing: the rule for each entry depends on the state
+of the walk (open tool calls, the current call group, what was emitted), so the walk stays in one
+class; its pure helpers are in `annotations` and `parts`.
 """
 
 from __future__ import annotations
@@ -54,7 +70,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from adapters.model import (
-    Annotation,
     AudioPart,
     Entry,
     FilePart,
@@ -69,12 +84,16 @@ from adapters.model import (
     TextPart,
     ToolCall,
     ToolResult,
+    note_value,
 )
 from migrate.errors import ConversationError
+from migrate.transform.annotations import describe_annotation, map_annotation, strip_markers
 from migrate.transform.findings import Finding
+from migrate.transform.parts import describe_attachment, describe_part, output_text
 from migrate.transform.policy import Policy
 
 logger = logging.getLogger(__name__)
+
 
 INPUT_ROLES = frozenset({"user", "system", "developer"})
 TOOL_ROLES = frozenset({"tool", "function", "observation", "ipython"})
@@ -125,8 +144,12 @@ class _Call:
     source_id: str | None
     group: _Group
     position: int
-    """Position in its group: outputs following the group are sorted by it."""
+    """Position in its group."""
     answered: bool = False
+
+
+_RECORDED, _ADDED = 0, 1
+"""Sort keys of a group's outputs: the source's own, then empty ones added for missing outputs."""
 
 
 @dataclass
@@ -148,6 +171,7 @@ class _Transformer:
                 message=note.message,
                 source_id=note.source_id,
                 count=note.count,
+                value=note.value,
             )
             for note in conversation.notes
         ]
@@ -170,7 +194,7 @@ class _Transformer:
                 case ToolCall():
                     self._tool_call(entry)
                 case ToolResult():
-                    self._tool_result(entry.call_id, entry.output, entry.name)
+                    self._tool_result(entry.call_id, entry.output, entry.name, entry.parts)
                 case HostedToolStep():
                     self._hosted_tool(entry)
                 case Reasoning():
@@ -192,7 +216,7 @@ class _Transformer:
     def _source_id(self) -> str | None:
         return self.entry.source_id if self.entry is not None else None
 
-    def _find(self, code: str, message: str, count: int = 1) -> None:
+    def _find(self, code: str, message: str, count: int = 1, value: Any = None) -> None:
         self.findings.append(
             Finding(
                 code=code,
@@ -200,6 +224,7 @@ class _Transformer:
                 message=f"{self._where()}: {message}",
                 source_id=self._source_id(),
                 count=count,
+                value=None if value is None else note_value(value),
             )
         )
 
@@ -259,6 +284,14 @@ class _Transformer:
             self._input_message(role, message.parts)
 
     def _input_message(self, role: str, parts: Sequence[Part]) -> None:
+        content = self._input_content(role, parts)
+        if not content:
+            self._find("empty_message", f"{role} message with nothing to send dropped")
+            return
+        self._emit({"type": "message", "role": role, "content": content})
+
+    def _input_content(self, role: str, parts: Sequence[Part]) -> list[dict[str, Any]]:
+        """Input content parts (`input_text`, `input_image`, `input_file`) for `parts`."""
         content: list[dict[str, Any]] = []
         for part in parts:
             match part:
@@ -281,10 +314,7 @@ class _Transformer:
                     spoken = self._audio_text(part)
                     if spoken is not None:
                         content.append({"type": "input_text", "text": spoken})
-        if not content:
-            self._find("empty_message", f"{role} message with nothing to send dropped")
-            return
-        self._emit({"type": "message", "role": role, "content": content})
+        return content
 
     def _assistant_message(self, parts: Sequence[Part]) -> None:
         as_string = self.policy.assistant_content == "string"
@@ -306,11 +336,11 @@ class _Transformer:
                 case ImagePart() | FilePart():
                     reference = self._assistant_attachment(part)
                     if reference is not None:
-                        content.append(_output_text(reference))
+                        content.append(output_text(reference))
                 case AudioPart():
                     spoken = self._audio_text(part)
                     if spoken is not None:
-                        content.append(_output_text(spoken))
+                        content.append(output_text(spoken))
         if not content:
             self._find("empty_message", "assistant message with nothing to send dropped")
             return
@@ -338,7 +368,7 @@ class _Transformer:
                 return {"type": "refusal", "refusal": refusal}
             case _:
                 self._find("refusal_as_text", "assistant refusal sent as assistant text")
-                return _output_text(refusal)
+                return output_text(refusal)
 
     # --- text and annotations -----------------------------------------------------------------
 
@@ -348,7 +378,7 @@ class _Transformer:
         text = part.text
         annotations = part.annotations
         if annotations and self.policy.citation_markers == "strip":
-            text, annotations, stripped = _strip_markers(text, annotations)
+            text, annotations, stripped = strip_markers(text, annotations)
             if stripped:
                 self._find(
                     "citation_markers_stripped", f"{stripped} citation marker(s) removed", stripped
@@ -356,15 +386,16 @@ class _Transformer:
         self._checked(text, "text")
         mapped: list[dict[str, Any]] = []
         for annotation in annotations:
-            api_annotation, missing = _map_annotation(annotation)
+            api_annotation, missing = map_annotation(annotation)
             if keep_annotations and api_annotation is not None:
                 mapped.append(api_annotation)
                 continue
             reason = f"missing {', '.join(missing)}" if missing else "this content cannot carry it"
-            described = _describe_annotation(annotation)
+            described = describe_annotation(annotation)
             self._find(
                 "annotation_dropped",
                 f"{annotation.kind} annotation dropped ({reason}): {described}",
+                value=annotation.model_dump(exclude_none=True),
             )
         return text, mapped
 
@@ -418,7 +449,7 @@ class _Transformer:
         return out
 
     def _assistant_attachment(self, part: ImagePart | FilePart) -> str | None:
-        reference = _describe_attachment(part)
+        reference = describe_attachment(part)
         match self.policy.assistant_image:
             case "fail":
                 raise self._policy_fail(
@@ -516,29 +547,38 @@ class _Transformer:
             elif isinstance(part, RefusalPart):
                 texts.append(part.refusal)
             else:
-                description = _describe_part(part)
+                description = describe_part(part)
                 self._find("tool_part_as_text", f"{description} in a tool output sent as text")
                 texts.append(f"[{description}]")
         self._tool_result(None, "\n\n".join(texts), message.name)
 
-    def _tool_result(self, call_id: str | None, output: str, name: str | None) -> None:
+    def _tool_result(
+        self, call_id: str | None, output: str, name: str | None, parts: Sequence[Part] = ()
+    ) -> None:
         output = self._checked(output, "tool output")
         call = self._pair(call_id)
         if call is None:
+            for part in parts:
+                if not isinstance(part, TextPart):
+                    description = describe_part(part)
+                    self._find("tool_part_as_text", f"{description} in a tool output sent as text")
             self._orphan(call_id, output, name)
             return
+        sent: str | list[dict[str, Any]] = output
+        if any(not isinstance(part, TextPart) for part in parts):
+            # An output with images or files is sent as content parts, as the API allows.
+            sent = self._input_content("tool", parts)
         call.answered = True
         self.open_calls.remove(call)
         kind = "custom_tool_call_output" if call.tool_type == "custom" else "function_call_output"
         item = PlannedItem(
-            item={"type": kind, "call_id": call.call_id, "output": output},
+            item={"type": kind, "call_id": call.call_id, "output": sent},
             source_id=self._source_id(),
             entry_index=self.index,
         )
         tail = self.stream[-1] if self.stream else None
         if isinstance(tail, _Group):
-            key = call.position if call.group is tail else _last_key(tail)
-            tail.outputs.append((key, item))
+            tail.outputs.append((_RECORDED, item))
         else:
             self.stream.append(item)
 
@@ -588,7 +628,7 @@ class _Transformer:
         )
         tail = self.stream[-1] if self.stream else None
         if isinstance(tail, _Group):
-            tail.outputs.append((_last_key(tail), item))
+            tail.outputs.append((_RECORDED, item))
         else:
             self.stream.append(item)
 
@@ -620,7 +660,7 @@ class _Transformer:
                 item = {"type": kind, "call_id": call.call_id, "output": ""}
                 group.outputs.append(
                     (
-                        call.position,
+                        _ADDED,
                         PlannedItem(
                             item=item, source_id=call.source_id, entry_index=call.entry_index
                         ),
@@ -655,7 +695,7 @@ class _Transformer:
                 items.append(element)
                 continue
             items.extend(item for _, item in element.calls)
-            # sorted() is stable: outputs of the same call or orphans keep their source order
+            # sorted() is stable: recorded outputs keep their source order, added ones follow
             items.extend(item for _, item in sorted(element.outputs, key=lambda pair: pair[0]))
         return items
 
@@ -732,133 +772,4 @@ class _Transformer:
     def _assistant_content(self, text: str) -> str | list[dict[str, Any]]:
         if self.policy.assistant_content == "string":
             return text
-        return [_output_text(text)]
-
-
-# --- pure helpers ------------------------------------------------------------------------------
-
-
-def _output_text(text: str) -> dict[str, Any]:
-    return {"type": "output_text", "text": text, "annotations": []}
-
-
-def _last_key(group: _Group) -> int:
-    return group.outputs[-1][0] if group.outputs else -1
-
-
-def _describe_attachment(part: ImagePart | FilePart) -> str:
-    if isinstance(part, ImagePart):
-        if part.file_id:
-            return f"image: file {part.file_id}"
-        if part.url and part.url.startswith("data:"):
-            return f"image: inline data, {len(part.url):,} characters"
-        return f"image: {part.url or part.reference or 'unknown'}"
-    name = f"{part.filename} " if part.filename else ""
-    if part.file_id:
-        return f"file: {name}{part.file_id}".strip()
-    if part.file_url:
-        return f"file: {name}{part.file_url}".strip()
-    return f"file: {name}inline data".strip()
-
-
-def _describe_part(part: Part) -> str:
-    if isinstance(part, ImagePart | FilePart):
-        return _describe_attachment(part)
-    if isinstance(part, AudioPart):
-        return f"audio: {part.transcript or part.audio_id or part.format or 'no transcript'}"
-    return part.type
-
-
-def _describe_annotation(annotation: Annotation) -> str:
-    return json.dumps(annotation.model_dump(exclude_none=True), ensure_ascii=False, sort_keys=True)
-
-
-def _map_annotation(annotation: Annotation) -> tuple[dict[str, Any] | None, list[str]]:
-    """The API annotation, or None and the names of the required fields the source lacks."""
-    a = annotation
-    index = a.index if a.index is not None else a.start_index
-    fields: dict[str, Any]
-    match a.kind:
-        case "file_citation":
-            fields = {"file_id": a.file_id, "filename": a.filename, "index": index}
-        case "file_path":
-            fields = {"file_id": a.file_id, "index": index}
-        case "url_citation":
-            fields = {
-                "url": a.url,
-                "title": a.title,
-                "start_index": a.start_index,
-                "end_index": a.end_index,
-            }
-        case "container_file_citation":
-            fields = {
-                "container_id": a.container_id,
-                "file_id": a.file_id,
-                "filename": a.filename,
-                "start_index": a.start_index,
-                "end_index": a.end_index,
-            }
-    missing = [name for name, value in fields.items() if value is None or value == ""]
-    missing += [name for name, value in fields.items() if isinstance(value, int) and value < 0]
-    if missing:
-        return None, missing
-    return {"type": a.kind, **fields}, []
-
-
-def _strip_markers(
-    text: str, annotations: Sequence[Annotation]
-) -> tuple[str, list[Annotation], int]:
-    """Remove the annotations' marker text; shift their indices to the new text."""
-    spans: list[tuple[int, int]] = []
-    for a in annotations:
-        marker = a.marker
-        if not marker:
-            continue
-        start, end = a.start_index, a.end_index
-        if start is not None and end is not None and text[start:end] == marker:
-            if (start, end) not in spans:
-                spans.append((start, end))
-            continue
-        pos = text.find(marker)
-        while pos != -1 and any(s <= pos < e for s, e in spans):
-            pos = text.find(marker, pos + 1)
-        if pos != -1:
-            spans.append((pos, pos + len(marker)))
-    if not spans:
-        return text, list(annotations), 0
-    spans.sort()
-    merged: list[tuple[int, int]] = []
-    for start, end in spans:
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    pieces: list[str] = []
-    cursor = 0
-    for start, end in merged:
-        pieces.append(text[cursor:start])
-        cursor = end
-    pieces.append(text[cursor:])
-
-    def shift(i: int | None) -> int | None:
-        if i is None:
-            return None
-        removed = 0
-        for start, end in merged:
-            if i >= end:
-                removed += end - start
-            elif i > start:
-                removed += i - start
-        return i - removed
-
-    shifted = [
-        a.model_copy(
-            update={
-                "start_index": shift(a.start_index),
-                "end_index": shift(a.end_index),
-                "index": shift(a.index),
-            }
-        )
-        for a in annotations
-    ]
-    return "".join(pieces), shifted, len(spans)
+        return [output_text(text)]

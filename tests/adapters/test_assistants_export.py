@@ -262,9 +262,7 @@ def test_bad_files_fail_by_name_and_the_rest_is_read(tmp_path: Path) -> None:
     (tmp_path / "c_chat.json").write_text(json.dumps({"messages": "nope"}), encoding="utf-8")
     bad_part = {
         "thread": {"id": "thread_bad", "object": "thread", "created_at": 1},
-        "messages": [
-            {"id": "msg_1", "role": "user", "created_at": 1, "content": [{"type": "video"}]}
-        ],
+        "messages": [{"id": "msg_1", "created_at": 1, "content": [{"type": "text", "text": "x"}]}],
     }
     (tmp_path / "d_lines.jsonl").write_text(
         "not json\n" + json.dumps(bad_part) + "\n" + json.dumps(good) + "\n", encoding="utf-8"
@@ -283,7 +281,7 @@ def test_bad_files_fail_by_name_and_the_rest_is_read(tmp_path: Path) -> None:
     failure = records[4]
     assert isinstance(failure, SourceFailure)
     assert failure.conversation_id == "thread_bad"
-    assert "message msg_1 has an unknown content part type 'video'" in failure.message
+    assert "message msg_1 has no role" in failure.message
 
 
 def test_a_saved_page_with_more_pages_is_noted(tmp_path: Path) -> None:

@@ -119,7 +119,13 @@ def test_live_read_of_recorded_threads_equals_the_export_read(
             if isinstance(part, dict) and part.get("type") == "input_image"
         ]
         assert len(sent_images) == len(images)
-        assert live_plan.findings == []  # nothing in these threads needs converting
+        # nothing in these threads needs converting; messages' own metadata stays in the report
+        with_metadata = [
+            e for e in entries if isinstance(e, Message) and e.metadata.get("metadata")
+        ]
+        assert [(f.code, f.source_id) for f in live_plan.findings] == [
+            ("unmapped_field", e.source_id) for e in with_metadata
+        ]
 
 
 def test_recorded_function_run_lands_call_output_then_answer(sdk: openai.OpenAI) -> None:

@@ -98,6 +98,60 @@ def test_messages_are_ordered_oldest_first_keeping_ties(
     assert [e.source_id for e in conversation.entries] == expected
 
 
+@pytest.mark.parametrize(
+    ("thread_order", "expected"), [(None, ["u", "a"]), ("asc", ["a", "u"]), ("desc", ["u", "a"])]
+)
+def test_a_saved_list_whose_messages_tie_is_taken_newest_first_and_noted(
+    thread_order: str | None, expected: list[str]
+) -> None:
+    # The first GET .../messages of a thread seeded with a user and an assistant message:
+    # both in one created_at second, listed newest first.
+    listed = [message("a", "assistant", 7), message("u", "user", 7)]
+    options = {} if thread_order is None else {"listed": thread_order, "order_given": True}
+    conversation = build(messages=listed, **{"listed": "desc", **options})
+    assert [e.source_id for e in conversation.entries] == expected
+    codes = [n.code for n in conversation.notes]
+    assert codes == (["thread_order_assumed"] if thread_order is None else [])
+    if thread_order is None:
+        assert (
+            conversation.notes[0].count == 2
+            and "--thread-order asc" in conversation.notes[0].message
+        )
+
+
+def test_unknown_parts_and_annotations_fail_only_themselves() -> None:
+    cited = text(
+        "See [1] and [2].",
+        {
+            "type": "url_citation",
+            "text": "[1]",
+            "start_index": 4,
+            "end_index": 7,
+            "url_citation": {"url": "https://x.test/", "title": "X"},
+        },
+        {"type": "hologram", "text": "[2]"},
+    )
+    video = {"type": "video", "video": {"file_id": "file_v"}}
+    conversation = build(
+        messages=[message("msg_1", "assistant", 1, cited, video, metadata={"k": "v"}, extra=1)]
+    )
+    [entry] = conversation.entries
+    assert isinstance(entry, Message)
+    [part] = entry.parts
+    assert isinstance(part, TextPart) and part.text == "See [1] and [2]."
+    [annotation] = part.annotations
+    assert (annotation.kind, annotation.url, annotation.title) == (
+        "url_citation",
+        "https://x.test/",
+        "X",
+    )
+    assert [(n.code, n.value) for n in conversation.notes] == [
+        ("unknown_annotation", {"type": "hologram", "text": "[2]"}),
+        ("unknown_part_type", video),
+        ("unmapped_field", {"extra": 1, "metadata": {"k": "v"}}),
+    ]
+
+
 def test_function_steps_go_before_the_message_the_run_produced() -> None:
     run = "run_1"
     conversation = build(
@@ -378,14 +432,6 @@ def test_message_creation_for_a_missing_message_is_noted() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [
-        (
-            {"messages": [message("msg_1", "user", 1, {"type": "audio", "audio": {}})]},
-            "message msg_1 has an unknown content part type 'audio'",
-        ),
-        (
-            {"messages": [message("msg_1", "user", 1, text("x", {"type": "url_citation"}))]},
-            "message msg_1 has an unknown annotation type 'url_citation'",
-        ),
         (
             {"messages": [message("msg_1", "user", 1)], "thread": {"id": "thread_other"}},
             "objects of several threads",

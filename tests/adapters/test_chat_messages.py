@@ -78,6 +78,9 @@ CASES: dict[str, list[dict[str, Any]]] = {
         },
         {"role": "function", "name": "f", "content": "ok"},
     ],
+    "tool output with an unknown part": [
+        {"role": "tool", "tool_call_id": "c", "content": [IMAGE, {"type": "hologram"}]}
+    ],
     "null and empty content": [
         {"role": "user", "content": None},
         {"role": "assistant", "content": ""},
@@ -215,10 +218,14 @@ def test_each_case_reads_or_fails_as_documented(tmp_path: Path, name: str) -> No
         case "empty text next to calls":
             assert kinds == ["tool_call"]
         case "tool outputs":
-            outputs = [e["output"] for e in detail if e["kind"] == "tool_result"]
-            assert outputs[:3] == ["", "ab", outputs[2]]
-            assert json.loads(outputs[2])[1] == CASES[name][3]["content"][1]
-            assert outputs[3] == "ok"
+            results = [e for e in detail if e["kind"] == "tool_result"]
+            assert [e["output"] for e in results] == ["", "ab", "c", "ok"]
+            assert [p["type"] for p in results[2]["parts"]] == ["text", "image"]
+            assert [e["parts"] for e in results if e is not results[2]] == [[], [], []]
+            assert codes == []
+        case "tool output with an unknown part":
+            [result] = detail
+            assert json.loads(result["output"]) == CASES[name][0]["content"]
             assert codes == ["tool_output_as_json"]
         case "null and empty content":
             assert [e["parts"] for e in detail] == [[], []]
