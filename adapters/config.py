@@ -192,7 +192,14 @@ class AssistantsLiveSourceConfig(_Config):
 
     kind: Literal["assistants_live"] = "assistants_live"
     base_url: str | None = None
-    """The server's API base URL (default: the `openai` SDK's)."""
+    """The server's API base URL (default: the `openai` SDK's); a query in it (`?api-version=`)
+    goes on every call."""
+    azure_endpoint: str | None = None
+    """An Azure OpenAI resource or Foundry project endpoint (`adapters.assistants.azure`)."""
+    api_version: str | None = None
+    """With `azure_endpoint`: the `api-version` (default: the one the service needs)."""
+    all_threads: bool = False
+    """Enumerate every thread the service lists (the Foundry Agent Service can)."""
     thread_ids: tuple[str, ...] = ()
     """Thread ids to read (or give a file or a query below)."""
     thread_ids_file: Path | None = None

@@ -25,8 +25,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from adapters.assistants.azure import azure_threads_client, describe_endpoint, list_thread_ids
 from adapters.assistants.export import canonical_document, conversation_from_document
 from adapters.assistants.timeline import SOURCE_KIND, AssistantsFormatError
+from adapters.azure import split_url
 from adapters.base import SourceOpenError
 from adapters.config import AssistantsLiveSourceConfig
 from adapters.model import SourceFailure, SourceRecord
@@ -72,6 +74,10 @@ class AssistantsLiveSource:
     @property
     def client(self) -> openai.OpenAI:
         """The SDK client; built on first use from the base URL and the API key variable."""
+        if self._client is None and self.config.azure_endpoint is not None:
+            self._client = azure_threads_client(
+                self.config.azure_endpoint, api_version=self.config.api_version
+            )
         if self._client is None:
             api_key = os.environ.get(self.config.api_key_env)
             if not api_key:
@@ -79,7 +85,10 @@ class AssistantsLiveSource:
                     f"environment variable {self.config.api_key_env} is not set; "
                     "it must hold the Assistants server's API key"
                 )
-            self._client = openai.OpenAI(api_key=api_key, base_url=self.config.base_url)
+            base_url, query = split_url(self.config.base_url or "")
+            self._client = openai.OpenAI(
+                api_key=api_key, base_url=base_url or None, default_query=query or None
+            )
         return self._client
 
     def describe(self) -> str:
@@ -91,25 +100,39 @@ class AssistantsLiveSource:
             origins.append(f"ids from {self.config.thread_ids_file}")
         if self.config.thread_ids_query:
             origins.append("ids from a SQL query")
-        server = self.config.base_url or os.environ.get("OPENAI_BASE_URL") or "api.openai.com"
+        if self.config.all_threads:
+            origins.append("every listed thread")
+        server = self._server()
         return f"Assistants threads at {server} ({', '.join(origins) or 'no ids'})"
 
     def location(self, thread_id: str) -> str:
         """Where one thread comes from, for reports."""
-        server = self.config.base_url or os.environ.get("OPENAI_BASE_URL") or "api.openai.com"
-        return f"{server} thread {thread_id}"
+        return f"{self._server()} thread {thread_id}"
+
+    def _credentials(self) -> str:
+        if self.config.azure_endpoint is not None:
+            return "AZURE_OPENAI_API_KEY, else Microsoft Entra ID"
+        return f"the API key from {self.config.api_key_env}"
+
+    def _server(self) -> str:
+        if self.config.azure_endpoint is not None:
+            return describe_endpoint(self.config.azure_endpoint)
+        return self.config.base_url or os.environ.get("OPENAI_BASE_URL") or "api.openai.com"
 
     def thread_ids(self) -> list[str]:
         """Every configured thread id, once, in order: given ids, the file, then the query."""
         ids: dict[str, None] = dict.fromkeys(self.config.thread_ids)
+        if self.config.all_threads:
+            with _assistants_calls():
+                ids.update(dict.fromkeys(list_thread_ids(self.client)))
         if self.config.thread_ids_file is not None:
             ids.update(dict.fromkeys(_ids_from_file(self.config)))
         if self.config.thread_ids_query is not None:
             ids.update(dict.fromkeys(_ids_from_query(self.config)))
         if not ids:
             raise SourceOpenError(
-                "no thread ids: the Assistants API cannot list threads, so give ids, "
-                "a file of ids or a SQL query"
+                "no thread ids: give ids, a file of ids or a SQL query (OpenAI's Assistants "
+                "API cannot list threads), or all_threads where the service lists them"
             )
         return list(ids)
 
@@ -137,7 +160,7 @@ class AssistantsLiveSource:
             return self._fetch(thread_id)
         except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
             raise SourceOpenError(
-                f"the Assistants server refused the API key from {self.config.api_key_env}: "
+                f"the Assistants server refused the credentials ({self._credentials()}): "
                 f"HTTP {exc.status_code}"
             ) from exc
         except openai.NotFoundError as exc:

@@ -82,6 +82,11 @@ def rehearsal_options(command: Callable[P, R]) -> Callable[P, R]:
         ),
         click.option("--stall-seconds", type=float, help="Local target: length of a stall."),
         click.option("--fault-seed", type=int, help="Local target: seed of the fault draws."),
+        click.option(
+            "--flavour",
+            type=click.Choice(["openai", "azure"]),
+            help="Local target: answer as OpenAI (default) or as Azure OpenAI does.",
+        ),
     ]
     for decorate in reversed(decorators):
         command = decorate(command)
@@ -116,6 +121,8 @@ def server_options_from(options: dict[str, Any]) -> dict[str, Any] | None:
             given[key] = options[flag]
     if options.get("fault_seed") is not None:
         given["seed"] = options["fault_seed"]
+    if options.get("flavour") is not None:
+        given["flavour"] = options["flavour"]
     faults: dict[str, Any] = {}
     rates = parse_fault_rates(options.get("faults") or ())
     if rates:

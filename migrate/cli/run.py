@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import click
 
@@ -29,6 +29,12 @@ from migrate.replay.target import TargetConfig
 P = ParamSpec("P")
 R = TypeVar("R")
 
+TARGET_KINDS: dict[str, Literal["local", "openai", "azure"]] = {
+    "local": "local",
+    "openai": "openai",
+    "azure": "azure",
+}
+
 json_option = click.option(
     "--json",
     "as_json",
@@ -44,10 +50,16 @@ def run_options(command: Callable[P, R]) -> Callable[P, R]:
         click.option(
             "--target",
             "target_kind",
-            type=click.Choice(["local", "openai"]),
+            type=click.Choice(["local", "openai", "azure"]),
             default="local",
             show_default=True,
-            help="Where to write: the local server (in the job dir), or OpenAI / --base-url.",
+            help="Where to write: the local server (in the job dir), OpenAI / --base-url, or "
+            "Azure (--azure-endpoint).",
+        ),
+        click.option(
+            "--azure-endpoint",
+            help="With --target azure: the Azure OpenAI resource or Foundry project endpoint. "
+            "The key comes from AZURE_OPENAI_API_KEY, else Microsoft Entra ID.",
         ),
         click.option(
             "--base-url",
@@ -115,8 +127,9 @@ def run_options(command: Callable[P, R]) -> Callable[P, R]:
 def run_fields(verb: str, options: dict[str, Any]) -> dict[str, Any]:
     """The fields of a `RunConfig` (or `SyncConfig`) from the values of `run_options`."""
     target = TargetConfig(
-        kind="openai" if options["target_kind"] == "openai" else "local",
+        kind=TARGET_KINDS[options["target_kind"]],
         base_url=options["base_url"],
+        azure_endpoint=options["azure_endpoint"],
         organization=options["organization"],
         project=options["project"],
         timeout=options["timeout"],
@@ -154,7 +167,7 @@ def drive(config: RunConfig, *, as_json: bool) -> JobSummary:
     """Run or sync `config` with progress bars; the summary is printed and returned."""
     info(f"job: {config.job_dir}")
     # Only a job on a target other processes can reach can take more workers.
-    shared = config.state_url if config.target.kind == "openai" else None
+    shared = config.state_url if config.target.kind != "local" else None
     with stoppable() as stop, ProgressBars(shared) as bars:
         if isinstance(config, SyncConfig):
             summary = sync_job(config, progress=bars.update, stop=stop, on_ready=job_log)
@@ -257,7 +270,7 @@ def resume(
 @click.option(
     "--target",
     "target_kind",
-    type=click.Choice(["local", "openai"]),
+    type=click.Choice(["local", "openai", "azure"]),
     help="Where the job writes, as a check: it must be the job's own target.",
 )
 @click.option("--concurrency", type=click.IntRange(1, 1024), help="Override the run's value.")

@@ -36,6 +36,9 @@ def describe_switches(options: ServerOptions) -> str:
     if options.responses_dir is not None:
         parts.append(f"stored responses from {options.responses_dir}")
     parts.append(f"seed {options.seed}")
+    if options.flavour == "azure":
+        threads = f", threads from {options.threads_dir}" if options.threads_dir else ""
+        parts.append(f"Azure flavour{threads}")
     parts.append("auth: the configured API key" if options.api_key else "auth: any bearer token")
     return "; ".join(parts)
 
@@ -76,6 +79,19 @@ def describe_switches(options: ServerOptions) -> str:
 )
 @click.option("--access-log", is_flag=True, help="Log every request on stderr.")
 @click.option(
+    "--flavour",
+    type=click.Choice(["openai", "azure"]),
+    default="openai",
+    show_default=True,
+    help="azure: Azure OpenAI's paths (/openai/v1, api-version), api-key auth, the "
+    "conversation list and Assistants threads.",
+)
+@click.option(
+    "--threads-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="With --flavour azure: serve the threads of this export directory (read only).",
+)
+@click.option(
     "--responses",
     "responses_dir",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -96,6 +112,8 @@ def serve(
     seed: int,
     api_key: str | None,
     access_log: bool,
+    flavour: str,
+    threads_dir: Path | None,
     responses_dir: Path | None,
 ) -> None:
     """Run the local Conversations API server (a rehearsal target) until Ctrl-C.
@@ -113,6 +131,8 @@ def serve(
                 "rpm": rpm,
                 "seed": seed,
                 "access_log": access_log,
+                "flavour": flavour,
+                "threads_dir": threads_dir,
                 "responses_dir": responses_dir,
                 "faults": FaultSettings.model_validate(
                     {

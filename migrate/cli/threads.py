@@ -21,6 +21,22 @@ from migrate.errors import EXIT_OK, EXIT_PARTIAL, SourceError, SourceReadError
     "(default: OPENAI_BASE_URL, else api.openai.com).",
 )
 @click.option(
+    "--azure-endpoint",
+    help="An Azure OpenAI resource (https://NAME.openai.azure.com) or Foundry project endpoint "
+    "(https://NAME.services.ai.azure.com/api/projects/PROJECT). Key: AZURE_OPENAI_API_KEY, "
+    "else Microsoft Entra ID (pip install 'chat-migrate[azure]').",
+)
+@click.option(
+    "--api-version",
+    help="With --azure-endpoint: the api-version (default 2024-05-01-preview on a resource, "
+    "v1 on a Foundry project).",
+)
+@click.option(
+    "--all-threads",
+    is_flag=True,
+    help="Export every thread the service lists (the Foundry Agent Service can; OpenAI cannot).",
+)
+@click.option(
     "--thread-ids-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="File with one thread id per line (# starts a comment).",
@@ -50,6 +66,9 @@ from migrate.errors import EXIT_OK, EXIT_PARTIAL, SourceError, SourceReadError
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def export_threads_command(
     base_url: str | None,
+    azure_endpoint: str | None,
+    api_version: str | None,
+    all_threads: bool,
     thread_ids_file: Path | None,
     thread_ids: tuple[str, ...],
     thread_ids_query: str | None,
@@ -62,18 +81,24 @@ def export_threads_command(
     """Dump Assistants threads from a compatible server into JSON files, resumably.
 
     Threads already in OUT are skipped, so the command can be run again after an
-    interruption. The API key comes from OPENAI_API_KEY. Read the files with
+    interruption. The API key comes from OPENAI_API_KEY (on Azure: AZURE_OPENAI_API_KEY, else
+    Microsoft Entra ID). Read the files with
     `migrate plan OUT --format assistants`.
     """
     if thread_ids_query and not thread_ids_url_env:
         raise click.UsageError("--thread-ids-query needs --thread-ids-url-env")
-    if not (thread_ids or thread_ids_file or thread_ids_query):
+    if not (thread_ids or thread_ids_file or thread_ids_query or all_threads):
         raise click.UsageError(
             "give thread ids: --thread, --thread-ids-file or --thread-ids-query "
-            "(the Assistants API cannot list threads)"
+            "(OpenAI's Assistants API cannot list threads), or --all-threads on Azure"
         )
+    if api_version and not azure_endpoint:
+        raise click.UsageError("--api-version needs --azure-endpoint")
     config = AssistantsLiveSourceConfig(
-        base_url=base_url,
+        base_url=None if azure_endpoint else base_url,
+        azure_endpoint=azure_endpoint,
+        api_version=api_version,
+        all_threads=all_threads,
         thread_ids=thread_ids,
         thread_ids_file=thread_ids_file,
         thread_ids_query=thread_ids_query,

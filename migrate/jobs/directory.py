@@ -146,8 +146,13 @@ def pinned_target(config: TargetConfig) -> TargetConfig:
 
 def clean_target(store: StateStore) -> TargetConfig:
     """The job's target without rehearsal faults (for reading back and deleting)."""
-    target = TargetConfig.model_validate(store.job().target)
-    return target.model_copy(update={"server_options": {}})
+    return with_server_options(TargetConfig.model_validate(store.job().target), {})
+
+
+def with_server_options(target: TargetConfig, options: dict[str, Any]) -> TargetConfig:
+    """The target with new rehearsal switches; its flavour (what API it speaks) is kept."""
+    kept = {k: v for k, v in target.server_options.items() if k == "flavour"}
+    return target.model_copy(update={"server_options": {**kept, **options}})
 
 
 def secret_free(data: dict[str, Any]) -> dict[str, Any]:

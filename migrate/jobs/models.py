@@ -79,7 +79,7 @@ class WorkConfig(BaseModel):
 
     state_url: str
     job_id: str
-    target_kind: Literal["local", "openai"] | None = None
+    target_kind: Literal["local", "openai", "azure"] | None = None
     """The target the worker expects (a check against the job's own)."""
     concurrency: int | None = Field(default=None, ge=1, le=1024)
     timeout: float | None = Field(default=None, gt=0)

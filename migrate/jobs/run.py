@@ -39,6 +39,7 @@ from migrate.jobs.directory import (
     pinned_target,
     recorded_state_url,
     secret_free,
+    with_server_options,
     write_job_file,
 )
 from migrate.jobs.models import (
@@ -250,9 +251,9 @@ def resume_job(
         updates: dict[str, Any] = {}
         if config.timeout is not None:
             updates["timeout"] = config.timeout
-        if config.server_options is not None:
-            updates["server_options"] = config.server_options
         target = target.model_copy(update=updates)
+        if config.server_options is not None:
+            target = with_server_options(target, config.server_options)
         validate_target(target)
         preflight(target)
         _take_over(store)

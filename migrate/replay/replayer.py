@@ -35,16 +35,18 @@ import asyncio
 import logging
 import random
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from migrate.errors import CallError, ConversationError, JobError
+from migrate.limits import MAX_METADATA_PAIRS
 from migrate.plan.model import ConversationPlan
 from migrate.replay.target import Target, item_difference
 from migrate.state.records import ClaimLostError, OpenIntent
-from migrate.state.schema import Status
+from migrate.state.schema import IntentOutcome, Status
 from migrate.state.store import StateStore
 
 logger = logging.getLogger(__name__)
@@ -72,6 +74,10 @@ CRASH_POINTS: tuple[CrashPoint, ...] = (
 
 CrashHook = Callable[[CrashPoint, int], None]
 """Called at each `CrashPoint` with the conversation's `seq`; may raise `SimulatedCrash`."""
+
+
+JOB_TOKEN_KEY = "migrate_token"
+"""Conversation metadata key holding `<job id>/<seq>` on targets that list conversations."""
 
 
 class SimulatedCrash(BaseException):
@@ -171,6 +177,7 @@ class Replayer:
         self.stop = stop or threading.Event()
         self.crash_hook = crash_hook
         self._random = random.Random()
+        self._job_id: str | None = None
 
     async def replay_all(self, work: AsyncIterator[Work]) -> None:
         """Replay everything `work` yields with `options.concurrency` workers.
@@ -270,6 +277,8 @@ class Replayer:
             # Appending to a conversation an earlier job landed, and nothing sent for it yet.
             conversation_id = plan.append.conversation_id
             landed = 0
+        elif conversation_id is None and self.target.can_list_conversations:
+            conversation_id, landed = await self._create_findable(seq, plan, budget, open_intents)
         elif conversation_id is None:
             lost = [intent.id for intent in open_intents if intent.kind == "create"]
             if lost:
@@ -340,6 +349,125 @@ class Replayer:
             self.store.record_created(seq, intent, conversation_id)
             self._crash_point("after_create_outcome", seq)
             return conversation_id
+
+    # --- on a target that lists conversations (Azure) ----------------------------------------
+
+    async def _create_findable(
+        self, seq: int, plan: ConversationPlan, budget: _Budget, open_intents: list[OpenIntent]
+    ) -> tuple[str, int]:
+        """Create the conversation with its first batch; returns its id and the landed count.
+
+        The metadata carries a token unique to this job and conversation, so a create whose
+        outcome is unknown (a dropped connection, a crash) is looked up in the target's list
+        of conversations instead of being sent again blindly: nothing is left orphaned.
+        """
+        metadata = self._findable_metadata(seq, plan)
+        first = plan.items[: _batch_ends(plan)[0]] if plan.items else []
+        lost = [intent for intent in open_intents if intent.kind == "create"]
+        if lost:
+            since = min(intent.created_at for intent in lost)
+            found = await self._find_created(seq, metadata, since, budget)
+            outcome: IntentOutcome = "reconciled" if found else "not_applied"
+            self.store.resolve_intents([intent.id for intent in lost], outcome)
+            if found is not None:
+                self.store.record_conversation_found(seq, found)
+                return found, await self._reconcile(seq, plan, found, budget, [])
+        while True:
+            self._check_stop()
+            since = time.time()
+            intent = self.store.record_intent(seq, "create", start=0, count=len(first))
+            self._crash_point("after_create_intent", seq)
+            try:
+                conversation_id = await self.target.create_conversation(
+                    metadata, [planned.item for planned in first]
+                )
+            except CallError as error:
+                self._raise_if_final(error, seq, plan, intent)
+                budget.spend(error)
+                found = None
+                if error.kind == "ambiguous":
+                    found = await self._find_created(seq, metadata, since, budget)
+                self.store.record_attempt_failed(
+                    seq, intent, "reconciled" if found else "not_applied"
+                )
+                if found is not None:
+                    self.store.record_conversation_found(seq, found)
+                    return found, await self._reconcile(seq, plan, found, budget, [])
+                await self._back_off(error, budget)
+                continue
+            self._crash_point("after_create_call", seq)
+            self.store.record_created(seq, intent, conversation_id)
+            self._crash_point("after_create_outcome", seq)
+            if not first:
+                return conversation_id, 0
+            # The create answers with the conversation only: the first batch's ids are read.
+            return conversation_id, await self._read_back(seq, plan, conversation_id, budget)
+
+    def _findable_metadata(self, seq: int, plan: ConversationPlan) -> dict[str, str]:
+        """The plan's metadata with this conversation's job token, when a pair is free.
+
+        With all 16 pairs taken, the plan's metadata alone identifies the conversation among
+        those created since the intent (`migrate.replay.azure.matches`).
+        """
+        metadata = dict(plan.metadata)
+        if len(metadata) < MAX_METADATA_PAIRS and JOB_TOKEN_KEY not in metadata:
+            if self._job_id is None:
+                self._job_id = self.store.job().job_id
+            metadata[JOB_TOKEN_KEY] = f"{self._job_id}/{seq}"
+        return metadata
+
+    async def _find_created(
+        self, seq: int, metadata: dict[str, str], since: float, budget: _Budget
+    ) -> str | None:
+        """Look for the conversation a create may have made (listing is safe to repeat)."""
+        while True:
+            pages = 0
+
+            def count_page() -> None:
+                nonlocal pages
+                pages += 1
+
+            try:
+                found = await self.target.find_conversation(
+                    metadata, since=since, on_page=count_page
+                )
+            except CallError as error:
+                if error.kind == "fatal":
+                    raise JobError(f"the target refuses every call: {error.message}") from error
+                self.store.record_reads(seq, calls=max(pages - 1, 0), reconciled=False)
+                self.store.record_attempt_failed(seq, None, "not_applied")
+                budget.spend(error)
+                await self._back_off(error, budget)
+                continue
+            self.store.record_reads(seq, calls=pages, reconciled=True)
+            return found
+
+    async def _read_back(
+        self, seq: int, plan: ConversationPlan, conversation_id: str, budget: _Budget
+    ) -> int:
+        """Record the ids of the items a create made (one listing); returns the landed count."""
+        listed, calls = await self._list(seq, plan, conversation_id, budget)
+        problem = _divergence(plan, listed, {})
+        if problem is not None:
+            self.store.record_reads(seq, calls=calls, reconciled=False)
+            raise _Failed(
+                "target_diverged",
+                f"conversation {conversation_id} on the target does not match the plan: {problem}",
+                hint="someone else wrote into it; check it, then `migrate rollback` the job",
+            )
+        self.store.record_appended(
+            seq,
+            None,
+            landed=[
+                (position, plan.items[position].source_id, str(item["id"]))
+                for position, item in enumerate(listed)
+            ],
+            source_conversation_id=plan.source_id,
+            migrated=len(listed) == len(plan.items),
+            calls=calls,
+        )
+        self._items_landed(len(listed))
+        return len(listed)
 
     async def _after_failed_append(
         self,

@@ -27,6 +27,7 @@ import openai
 from openai import AsyncOpenAI
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from adapters.azure import AzureAuth, split_url
 from migrate.errors import (
     CallAmbiguous,
     CallError,
@@ -40,6 +41,7 @@ from migrate.errors import (
     TargetRefusedError,
     TargetUnreachableError,
 )
+from migrate.replay.azure import CLOCK_SLACK_SECONDS, azure_client, conversations_url, matches
 from migrate.replay.ratelimit import RateLimiter, retry_after_seconds
 
 logger = logging.getLogger(__name__)
@@ -59,9 +61,11 @@ class TargetConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["local", "openai"] = "local"
+    kind: Literal["local", "openai", "azure"] = "local"
     base_url: str | None = None
     """`openai` only: a Conversations-compatible server; else `OPENAI_BASE_URL` or the API."""
+    azure_endpoint: str | None = None
+    """`azure` only: the resource or Foundry project endpoint (`migrate.replay.azure`)."""
     organization: str | None = None
     project: str | None = None
     timeout: float = 60.0
@@ -79,6 +83,8 @@ def resolve_base_url(config: TargetConfig) -> str:
     """The base URL an `openai` target writes to (flag, then `OPENAI_BASE_URL`, then the API)."""
     if config.kind == "local":
         raise ConfigError("a local target's base URL is known only once its server runs")
+    if config.kind == "azure":
+        return conversations_url(config.azure_endpoint or "")[0]
     return config.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL
 
 
@@ -92,6 +98,17 @@ def validate_target(config: TargetConfig) -> None:
         return
     if config.server_options:
         raise ConfigError("server options (latency, faults) apply to --target local only")
+    if config.kind == "azure":
+        if not config.azure_endpoint:
+            raise ConfigError(
+                "--target azure needs --azure-endpoint",
+                hint="the resource (https://NAME.openai.azure.com) or Foundry project endpoint",
+            )
+        if config.base_url is not None:
+            raise ConfigError("--base-url is for --target openai; Azure takes --azure-endpoint")
+        return
+    if config.azure_endpoint is not None:
+        raise ConfigError("--azure-endpoint needs --target azure")
     base_url = resolve_base_url(config)
     if _is_openai(base_url) and not os.environ.get("OPENAI_API_KEY"):
         raise ConfigError(
@@ -105,6 +122,8 @@ def describe_target(config: TargetConfig, base_url: str | None = None) -> str:
         where = f" at {base_url}" if base_url else ""
         return f"local Conversations server{where}"
     url = base_url or resolve_base_url(config)
+    if config.kind == "azure":
+        return f"Azure OpenAI Conversations at {url}"
     name = "OpenAI API" if _is_openai(url) else "Conversations-compatible server"
     extra = "".join(
         f", {label} {value}"
@@ -126,8 +145,11 @@ class Target:
         description: str,
         unreachable_after: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        can_list_conversations: bool = False,
     ) -> None:
         self.client = client
+        self.can_list_conversations = can_list_conversations
+        """The target lists conversations (Azure): a lost create can be found, not orphaned."""
         self.limiter = limiter
         self.timeout = timeout
         self.description = description
@@ -140,9 +162,14 @@ class Target:
         self.write_guard: Callable[[], None] | None = None
         """Called right before each write is sent; raises to keep it from being sent."""
 
-    async def create_conversation(self, metadata: Mapping[str, str]) -> str:
-        """Create an empty conversation with `metadata`; returns its id."""
-        body = await self._call("post", "/conversations", body={"metadata": dict(metadata)})
+    async def create_conversation(
+        self, metadata: Mapping[str, str], items: list[dict[str, Any]] | None = None
+    ) -> str:
+        """Create a conversation with `metadata` (and its first `items`); returns its id."""
+        body: dict[str, Any] = {"metadata": dict(metadata)}
+        if items:
+            body["items"] = items
+        body = await self._call("post", "/conversations", body=body)
         conversation_id = body.get("id")
         if not isinstance(conversation_id, str) or not conversation_id:
             raise CallAmbiguous(f"the target answered without a conversation id: {body}")
@@ -187,6 +214,37 @@ class Target:
             last_id = page.get("last_id")
             if not page.get("has_more") or not data or not isinstance(last_id, str):
                 return found
+            after = last_id
+
+    async def find_conversation(
+        self, metadata: Mapping[str, str], *, since: float, on_page: Callable[[], None]
+    ) -> str | None:
+        """The id of the conversation created with exactly `metadata` since `since`, if any.
+
+        Only on a target that lists conversations: pages newest first and stops at the first
+        conversation older than `since` (less the clock slack of `migrate.replay.azure`).
+        """
+        after: str | None = None
+        while True:
+            on_page()
+            params: dict[str, Any] = {"order": "desc", "limit": LIST_PAGE_SIZE}
+            if after is not None:
+                params["after"] = after
+            page = await self._call("get", "/conversations", params=params)
+            data = page.get("data")
+            if not isinstance(data, list):
+                raise CallAmbiguous(f"unexpected conversation list: {page}")
+            for conversation in data:
+                if isinstance(conversation, dict) and matches(conversation, metadata, since):
+                    return str(conversation["id"])
+            oldest = data[-1].get("created_at") if data and isinstance(data[-1], dict) else None
+            last_id = page.get("last_id")
+            if (
+                not page.get("has_more")
+                or not isinstance(last_id, str)
+                or (isinstance(oldest, int | float) and oldest < since - CLOCK_SLACK_SECONDS)
+            ):
+                return None
             after = last_id
 
     async def preflight(self) -> None:
@@ -384,21 +442,14 @@ def preflight(config: TargetConfig) -> None:
 async def open_target(config: TargetConfig, *, job_dir: Path | None) -> AsyncIterator[Target]:
     """Connect to the target (starting the local server for `kind="local"`, in `job_dir`)."""
     validate_target(config)
-    with _base_url_for(config, job_dir) as (base_url, api_key):
-        client = AsyncOpenAI(
-            api_key=api_key,
-            base_url=base_url,
-            organization=config.organization,
-            project=config.project,
-            max_retries=0,
-            timeout=httpx2.Timeout(config.timeout, connect=min(5.0, config.timeout)),
-        )
+    with _client_for(config, job_dir) as (client, description, can_list):
         limiter = RateLimiter(max_rate=config.max_rate)
         target = Target(
             client,
             limiter=limiter,
             timeout=config.timeout,
-            description=describe_target(config, base_url),
+            description=description,
+            can_list_conversations=can_list,
             unreachable_after=config.unreachable_after,
         )
         try:
@@ -408,11 +459,20 @@ async def open_target(config: TargetConfig, *, job_dir: Path | None) -> AsyncIte
 
 
 @contextlib.contextmanager
-def _base_url_for(config: TargetConfig, job_dir: Path | None) -> Iterator[tuple[str, str]]:
+def _client_for(
+    config: TargetConfig, job_dir: Path | None
+) -> Iterator[tuple[AsyncOpenAI, str, bool]]:
+    """The SDK client, the target's description and whether it lists conversations."""
+    if config.kind == "azure":
+        assert config.azure_endpoint is not None
+        client, description = azure_client(config.azure_endpoint, timeout=config.timeout)
+        yield client, description, True
+        return
     if config.kind == "openai":
         base_url = resolve_base_url(config)
         # Compatible servers may need no key; the SDK insists on a non-empty one.
-        yield base_url, os.environ.get("OPENAI_API_KEY") or "unused"
+        api_key = os.environ.get("OPENAI_API_KEY") or "unused"
+        yield _openai_client(config, base_url, api_key), describe_target(config, base_url), False
         return
     if job_dir is None:
         raise ConfigError(
@@ -429,7 +489,27 @@ def _base_url_for(config: TargetConfig, job_dir: Path | None) -> Iterator[tuple[
         raise ConfigError(f"invalid local server options:\n{exc}") from exc
     api_key = options.api_key.get_secret_value() if options.api_key is not None else "local"
     with running_server(options, job_dir / "server.db") as base_url:
-        yield base_url, api_key
+        if options.flavour == "azure":
+            auth = AzureAuth(method="api_key", api_key=api_key)
+            azure, _ = azure_client(base_url, timeout=config.timeout, auth=auth)
+            yield azure, describe_target(config, f"{base_url} (Azure flavour)"), True
+        else:
+            plain = _openai_client(config, base_url, api_key)
+            yield plain, describe_target(config, base_url), False
+
+
+def _openai_client(config: TargetConfig, base_url: str, api_key: str) -> AsyncOpenAI:
+    # A query in the base URL (a proxy's `api-version`) goes on every request, not in the path.
+    base, query = split_url(base_url)
+    return AsyncOpenAI(
+        api_key=api_key,
+        base_url=base,
+        default_query=query or None,
+        organization=config.organization,
+        project=config.project,
+        max_retries=0,
+        timeout=httpx2.Timeout(config.timeout, connect=min(5.0, config.timeout)),
+    )
 
 
 def expected_item(planned: Mapping[str, Any]) -> dict[str, Any]:

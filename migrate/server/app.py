@@ -138,8 +138,15 @@ class LocalConversationsServer:
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="conversations-writer")
         self._readers = ThreadPoolExecutor(4, thread_name_prefix="conversations-reader")
         conversation = "/v1/conversations/{conversation_id}"
+        # OpenAI cannot list conversations; Azure can (`migrate.server.azure`).
+        listing = (
+            [Route("/v1/conversations", self.list_conversations, methods=["GET"])]
+            if options.flavour == "azure"
+            else []
+        )
         self._router = Starlette(
             routes=[
+                *listing,
                 Route("/v1/conversations", self.create_conversation, methods=["POST"]),
                 Route(conversation, self.retrieve_conversation, methods=["GET"]),
                 Route(conversation, self.update_conversation, methods=["POST"]),
@@ -318,6 +325,28 @@ class LocalConversationsServer:
         item_ids = [item.id for item in created]
         response = json_response(record.api_object())
         return await self._committed(request, "conversations.create", record.id, item_ids, response)
+
+    async def list_conversations(self, request: Request) -> Response:
+        """`GET /v1/conversations` (Azure flavour only): newest first unless `order=asc`."""
+        query = request.query_params
+        limit = validation.parse_limit(query.get("limit"))
+        order = validation.parse_order(query.get("order"))
+        after = query.get("after") or None
+        page = await self._read(
+            functools.partial(self.store.list_conversations, limit=limit, order=order, after=after)
+        )
+        if page is None:
+            raise conversation_not_found(str(after))
+        records, more = page
+        return json_response(
+            {
+                "object": "list",
+                "data": [record.api_object() for record in records],
+                "first_id": records[0].id if records else None,
+                "last_id": records[-1].id if records else None,
+                "has_more": more,
+            }
+        )
 
     async def retrieve_conversation(self, request: Request) -> Response:
         """`GET /v1/conversations/{conversation_id}`."""

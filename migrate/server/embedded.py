@@ -20,6 +20,7 @@ from pathlib import Path
 import uvicorn
 
 from migrate.server.app import LocalConversationsServer
+from migrate.server.azure import asgi_app
 from migrate.server.options import ServerOptions
 from migrate.server.store import ConversationStore
 
@@ -44,16 +45,18 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _base_url(sock: socket.socket) -> str:
+def _base_url(sock: socket.socket, options: ServerOptions) -> str:
+    """The OpenAI flavour's base URL (`.../v1`), or the Azure flavour's endpoint (the root)."""
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}/v1"
+    root = f"http://{shown}:{port}"
+    return root if options.flavour == "azure" else f"{root}/v1"
 
 
 def _uvicorn_config(app: LocalConversationsServer, *, log_config: bool) -> uvicorn.Config:
     options = app.options
     return uvicorn.Config(
-        app,
+        asgi_app(app),
         http="h11",
         loop="asyncio",
         lifespan="off",
@@ -122,7 +125,7 @@ class EmbeddedServer:
         except BaseException:
             self.stop()
             raise
-        self.base_url = _base_url(self._socket)
+        self.base_url = _base_url(self._socket, self.options)
         logger.info("local Conversations server at %s (db %s)", self.base_url, db_path)
         return self.base_url
 
@@ -182,7 +185,7 @@ def serve(
         sock = _bind(host, port)
         try:
             if on_ready is not None:
-                on_ready(_base_url(sock))
+                on_ready(_base_url(sock, options))
             # uvicorn shuts down gracefully on Ctrl-C, then re-raises the signal it captured.
             with contextlib.suppress(KeyboardInterrupt):
                 uvicorn.Server(_uvicorn_config(app, log_config=True)).run(sockets=[sock])

@@ -77,5 +77,16 @@ class ServerOptions(BaseModel):
     faults: FaultSettings = Field(default_factory=FaultSettings)
     seed: int = 0
     access_log: bool = False
+    flavour: Literal["openai", "azure"] = "openai"
+    """`azure`: answer as Azure OpenAI does (`migrate.server.azure`): `/openai/v1` paths with an
+    optional `api-version`, the `api-key` header, the conversation list, Assistants threads."""
+    threads_dir: Path | None = None
+    """`azure` only: an export directory (`<thread_id>.json` documents) served as threads."""
     responses_dir: Path | None = None
     """A directory of stored responses served under `/v1/responses` (`migrate.server.responses`)."""
+
+    @model_validator(mode="after")
+    def _check_flavour(self) -> ServerOptions:
+        if self.threads_dir is not None and self.flavour != "azure":
+            raise ValueError("threads_dir needs flavour='azure'")
+        return self

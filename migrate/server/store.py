@@ -263,6 +263,34 @@ class ConversationStore:
             for row in rows
         ]
 
+    def list_conversations(
+        self, *, limit: int, order: str, after: str | None
+    ) -> tuple[list[ConversationRecord], bool] | None:
+        """One page of live conversations in creation `order` after `after`, and `has_more`;
+        None if `after` is not a live conversation."""
+        table = conversations_table
+        rowid: sa.ColumnElement[int] = sa.literal_column("conversations.rowid")
+        ascending = order == "asc"
+        query = sa.select(table.c.id, table.c.created_at, table.c.metadata_json).where(
+            table.c.deleted_at.is_(None)
+        )
+        with self._read() as conn:
+            if after is not None:
+                after_row = conn.execute(
+                    sa.select(rowid).where(table.c.id == after, table.c.deleted_at.is_(None))
+                ).scalar_one_or_none()
+                if after_row is None:
+                    return None
+                query = query.where(rowid > after_row if ascending else rowid < after_row)
+            # rowid is insertion order; created_at has 1 s resolution.
+            query = query.order_by(rowid.asc() if ascending else rowid.desc()).limit(limit + 1)
+            rows = conn.execute(query).all()
+        records = [
+            ConversationRecord(id=row[0], created_at=row[1], metadata=json.loads(row[2]))
+            for row in rows[:limit]
+        ]
+        return records, len(rows) > limit
+
     def find_conversation(self, conversation_id: str) -> ConversationRecord | None:
         """A conversation by id, deleted or not (for inspection)."""
         query = sa.select(conversations_table).where(conversations_table.c.id == conversation_id)

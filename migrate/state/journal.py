@@ -53,6 +53,11 @@ class Journal(StoreBase):
             )
             _resolve(conn, intent_id, "applied", now)
 
+    def record_conversation_found(self, seq: int, conversation_id: str) -> None:
+        """A create whose outcome was unknown was found on the target (which lists them)."""
+        with self.engine.begin() as conn:
+            self._update(conn, seq, conversation_id=conversation_id, updated_at=time.time())
+
     def record_appended(
         self,
         seq: int,

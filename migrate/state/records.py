@@ -66,6 +66,8 @@ class OpenIntent(BaseModel):
     kind: IntentKind
     start: int
     count: int
+    created_at: float = 0.0
+    """When the intent was written (our clock)."""
 
 
 class Claim(BaseModel):

@@ -264,7 +264,13 @@ class StateStore(Journal, Leases):
     def open_intents(self, seq: int) -> list[OpenIntent]:
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(intents.c.id, intents.c.kind, intents.c.start, intents.c.count)
+                select(
+                    intents.c.id,
+                    intents.c.kind,
+                    intents.c.start,
+                    intents.c.count,
+                    intents.c.created_at,
+                )
                 .where(intents.c.seq == seq, intents.c.outcome.is_(None))
                 .order_by(intents.c.id)
             ).mappings()
