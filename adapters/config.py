@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -108,6 +109,12 @@ class SqlSourceConfig(_Config):
 
     batch_size: int = Field(default=1000, ge=1)
     """Rows fetched per round trip from the server-side cursor."""
+    where: str | None = None
+    """A SQL condition over the rows' columns: only conversations with a row that meets it are
+    read (whole, every row of theirs)."""
+    since: datetime | None = None
+    """Only conversations with a message at or after this time (the timestamp column of the
+    preset or mapping); a time without a zone is UTC."""
 
     @model_validator(mode="after")
     def _check_mapping(self) -> SqlSourceConfig:

@@ -45,12 +45,18 @@ _EXPORTS = {
     "rollback_job": "migrate.jobs.rollback",
     "rollback_preview": "migrate.jobs.rollback",
     "MigrateError": "migrate.errors",
+    "SyncConfig": "migrate.jobs.models",
+    "Subset": "migrate.jobs.models",
+    "sync_job": "migrate.jobs.sync",
+    "LookupResult": "migrate.state.ledger",
+    "lookup_conversations": "migrate.jobs.lookup",
 }
 
 __all__ = [
     "JobConfig",
     "JobRef",
     "JobSummary",
+    "LookupResult",
     "MigrateError",
     "PlanSummary",
     "Policy",
@@ -59,16 +65,20 @@ __all__ = [
     "ResumeConfig",
     "RollbackResult",
     "RunConfig",
+    "Subset",
+    "SyncConfig",
     "TargetConfig",
     "VerifyReport",
     "WorkConfig",
     "__version__",
     "job_status",
+    "lookup_conversations",
     "plan_job",
     "resume_job",
     "rollback_job",
     "rollback_preview",
     "run_job",
+    "sync_job",
     "verify_job",
     "work_on_job",
     "write_report",
@@ -77,6 +87,7 @@ __all__ = [
 if TYPE_CHECKING:
     from migrate.config import JobConfig
     from migrate.errors import MigrateError
+    from migrate.jobs.lookup import lookup_conversations
     from migrate.jobs.models import (
         JobRef,
         JobSummary,
@@ -84,6 +95,8 @@ if TYPE_CHECKING:
         ResumeConfig,
         RollbackResult,
         RunConfig,
+        Subset,
+        SyncConfig,
         VerifyReport,
         WorkConfig,
     )
@@ -91,9 +104,11 @@ if TYPE_CHECKING:
     from migrate.jobs.rollback import rollback_job, rollback_preview
     from migrate.jobs.run import resume_job, run_job, work_on_job
     from migrate.jobs.status import job_status, write_report
+    from migrate.jobs.sync import sync_job
     from migrate.jobs.verify import verify_job
     from migrate.replay.replayer import ReplayOptions
     from migrate.replay.target import TargetConfig
+    from migrate.state.ledger import LookupResult
     from migrate.transform.policy import Policy
 
 

@@ -59,6 +59,8 @@ def source_config_for(source: str, *, options: dict[str, Any] | None = None) -> 
     data["url" if kind == "sql" else "path"] = (
         source if kind == "sql" else str(Path(source).absolute())
     )
+    if kind == "json" and ("where" in data or "since" in data):
+        raise ConfigError(f"--where and --since apply to SQL sources; {source!r} is a file")
     if kind == "json" and "preset" in data:
         raise ConfigError(f"--preset applies to SQL sources; {source!r} is not a database URL")
     if kind == "sql" and "format" in data:

@@ -34,6 +34,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -43,12 +44,17 @@ from sqlalchemy import (
     Connection,
     Engine,
     MetaData,
+    Numeric,
     Select,
     Table,
+    TextClause,
+    and_,
     column,
     create_engine,
+    or_,
     select,
     text,
+    true,
     type_coerce,
 )
 from sqlalchemy.engine import make_url
@@ -226,7 +232,7 @@ class SqlTableSource:
                 streaming = connection.execution_options(
                     stream_results=True, yield_per=self._config.batch_size
                 )
-                result = streaming.execute(reading.statement)
+                result = streaming.execute(_subset(reading, self._config))
                 for key, rows in _conversation_runs(row._asdict() for row in result):
                     yield self._record(reading, key, rows)
         except SourceOpenError:
@@ -680,6 +686,64 @@ class SqlTableSource:
             f"migrated: {listed}" + (f"; and {more} more" if more > 0 else ""),
             conversation_id=key,
         )
+
+
+def _subset(reading: _Reading, config: SqlSourceConfig) -> Select[Any]:
+    """The reading's statement cut to the conversations `where` and `since` select.
+
+    A conversation is read whole or not at all: the conditions pick conversation keys, and
+    every row of a picked conversation is read.
+    """
+    statement = reading.statement
+    conditions: list[ColumnElement[bool] | TextClause] = []
+    if config.where is not None:
+        if ";" in config.where:
+            raise SourceOpenError("`where` must be one SQL condition; it contains `;`")
+        conditions.append(text(config.where))
+    if config.since is not None:
+        if "ts" not in statement.selected_columns:
+            raise SourceOpenError(
+                f"`since` needs a timestamp column, and {reading.label} has none"
+                + ("" if config.preset else " (set `timestamp_column`)")
+            )
+        conditions.append(_not_before(statement.selected_columns["ts"], config.since))
+    if not conditions:
+        return statement
+    key = statement.selected_columns["conversation"]
+    picked = statement.with_only_columns(key).order_by(None).where(*conditions).correlate(None)
+    return statement.where(key.in_(picked))
+
+
+def _not_before(labelled: ColumnElement[Any], since: datetime) -> ColumnElement[bool]:
+    """`column >= since`, with `since` in the column's own representation: an epoch number,
+    a datetime, or text in the form `YYYY-MM-DD HH:MM:SS` (UTC)."""
+    column_expression = getattr(getattr(labelled, "element", None), "clause", labelled)
+    moment = since if since.tzinfo else since.replace(tzinfo=UTC)
+    python_type: type | None
+    try:
+        python_type = column_expression.type.python_type
+    except NotImplementedError:
+        python_type = None
+    if python_type in (int, float) or isinstance(column_expression.type, Numeric):
+        # Epochs in s, ms, us or ns, told apart by magnitude as `timestamp_value` does.
+        seconds = moment.timestamp()
+        scales = ((0, 1e11, 1), (1e11, 1e14, 1e3), (1e14, 1e17, 1e6), (1e17, None, 1e9))
+        return or_(
+            *(
+                and_(
+                    column_expression >= low,
+                    true() if high is None else column_expression < high,
+                    column_expression >= int(seconds * scale),
+                )
+                for low, high, scale in scales
+            )
+        )
+    if python_type is datetime:
+        naive = getattr(column_expression.type, "timezone", False) is False
+        return column_expression >= (
+            moment.astimezone(UTC).replace(tzinfo=None) if naive else moment
+        )
+    return column_expression >= moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _conversation_runs(

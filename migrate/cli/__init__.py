@@ -43,6 +43,11 @@ VERBS = {
         "run",
         "Migrate SOURCE into the target, exactly once, with a report of every new id.",
     ),
+    "sync": Verb(
+        "migrate.cli.sync",
+        "sync",
+        "Migrate only what is new in SOURCE: the state store's ledger knows what landed.",
+    ),
     "resume": Verb(
         "migrate.cli.run",
         "resume",
@@ -72,6 +77,11 @@ VERBS = {
         "migrate.cli.job",
         "report",
         "(Re)write the job's report: id maps (CSV), findings, errors, summary, and...",
+    ),
+    "lookup": Verb(
+        "migrate.cli.sync",
+        "lookup",
+        "Print the new conversation id of each SOURCE_ID (source conversation id).",
     ),
     "export-threads": Verb(
         "migrate.cli.threads",

@@ -23,6 +23,8 @@ SOURCE_FLAGS = (
     "id_field",
     "messages_field",
     "metadata_field",
+    "where",
+    "since",
     "thread_order",
     "lone_surrogates",
 )
@@ -51,6 +53,17 @@ def source_options(command: Callable[P, R]) -> Callable[P, R]:
         click.option("--id-field", help="Field holding the conversation id."),
         click.option("--messages-field", help="Field holding the message list."),
         click.option("--metadata-field", help="Field holding conversation metadata."),
+        click.option(
+            "--where",
+            metavar="SQL",
+            help="SQL source: only conversations with a row meeting this condition (read whole).",
+        ),
+        click.option(
+            "--since",
+            metavar="TIMESTAMP",
+            help="SQL source: only conversations with a message at or after this ISO 8601 time "
+            "(UTC unless it says otherwise), by the preset's or mapping's timestamp column.",
+        ),
         click.option(
             "--thread-order",
             type=click.Choice(["asc", "desc"]),

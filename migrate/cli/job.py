@@ -12,6 +12,7 @@ from migrate.cli.options import job_options, job_ref
 from migrate.cli.output import progress_bar
 from migrate.cli.render import render_rollback, render_summary, render_verify
 from migrate.errors import ConfigError
+from migrate.jobs.lookup import write_ledger
 from migrate.jobs.rollback import rollback_job, rollback_preview
 from migrate.jobs.status import job_status, write_report
 from migrate.jobs.verify import verify_job
@@ -115,14 +116,34 @@ def rollback(
 @click.option(
     "--html", "html_only", is_flag=True, help="Rewrite only report.html (and summary.json)."
 )
+@click.option(
+    "--ledger-csv",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the ledger (every source id -> new conversation id, across jobs) as CSV.",
+)
+@click.option(
+    "--ledger-to",
+    metavar="URL",
+    help="Also write the ledger as a table in the database at URL (replacing that table).",
+)
+@click.option(
+    "--ledger-table", default="id_map", show_default=True, help="Table name for --ledger-to."
+)
 def report(
     job_dir: Path | None,
     job_id: str | None,
     out: Path | None,
     state_url: str | None,
     html_only: bool,
+    ledger_csv: Path | None,
+    ledger_to: str | None,
+    ledger_table: str,
 ) -> int:
-    """(Re)write the job's report: id maps (CSV), findings, errors, summary, and report.html."""
+    """(Re)write the job's report: id maps (CSV), findings, errors, summary, and report.html.
+
+    With --ledger-csv or --ledger-to, the state store's ledger too: the id map of every job
+    that wrote through this store, ready for an `UPDATE ... FROM id_map` join.
+    """
     ref = job_ref(job_dir, state_url, job_id)
     with progress_bar(desc="report", unit=" conv") as bar:
         paths = write_report(
@@ -133,6 +154,9 @@ def report(
         )
     for path in paths:
         click.echo(str(path))
+    if ledger_csv is not None or ledger_to is not None:
+        for line in write_ledger(ref, csv_path=ledger_csv, url=ledger_to, table=ledger_table):
+            click.echo(line)
     return 0
 
 

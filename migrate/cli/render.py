@@ -40,6 +40,8 @@ def render_summary(summary: JobSummary) -> str:
     if summary.process_gone_since is not None:
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(summary.process_gone_since))
         state = f"{state} (process gone since {when})"
+    if counts.up_to_date or counts.diverged:
+        unfinished += f" ({counts.up_to_date} up to date, {counts.diverged} diverged)"
     return "\n".join(
         [
             f"job:              {summary.job_id} ({state})",

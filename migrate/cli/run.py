@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import click
 
@@ -18,10 +19,15 @@ from migrate.cli.options import (
 )
 from migrate.cli.output import info, job_log, progress_bar
 from migrate.cli.render import ProgressBars, show_summary, stoppable
-from migrate.jobs.models import JobSummary, ResumeConfig, RunConfig, WorkConfig
+from migrate.errors import ConfigError
+from migrate.jobs.models import JobSummary, ResumeConfig, RunConfig, Subset, SyncConfig, WorkConfig
 from migrate.jobs.run import resume_job, run_job, work_on_job
+from migrate.jobs.sync import sync_job
 from migrate.replay.replayer import ReplayOptions
 from migrate.replay.target import TargetConfig
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 TARGET_KINDS: dict[str, Literal["local", "openai", "azure"]] = {
     "local": "local",
@@ -37,124 +43,159 @@ json_option = click.option(
 )
 
 
+def run_options(command: Callable[P, R]) -> Callable[P, R]:
+    """The options `run` and `sync` share: source, target, job directory, pace, subset."""
+    decorators: list[Callable[[Any], Any]] = [
+        source_options,
+        click.option(
+            "--target",
+            "target_kind",
+            type=click.Choice(["local", "openai", "azure"]),
+            default="local",
+            show_default=True,
+            help="Where to write: the local server (in the job dir), OpenAI / --base-url, or "
+            "Azure (--azure-endpoint).",
+        ),
+        click.option(
+            "--azure-endpoint",
+            help="With --target azure: the Azure OpenAI resource or Foundry project endpoint. "
+            "The key comes from AZURE_OPENAI_API_KEY, else Microsoft Entra ID.",
+        ),
+        click.option(
+            "--base-url",
+            help="With --target openai: a Conversations-compatible server (else "
+            "OPENAI_BASE_URL, else the OpenAI API). The key comes from OPENAI_API_KEY.",
+        ),
+        click.option("--organization", help="With --target openai: the OpenAI organization id."),
+        click.option("--project", help="With --target openai: the OpenAI project id."),
+        click.option(
+            "--job-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Directory for the job's state and report (default: jobs/<verb>-<time>).",
+        ),
+        click.option(
+            "--concurrency",
+            type=click.IntRange(1, 1024),
+            default=8,
+            show_default=True,
+            help="Conversations in flight at once.",
+        ),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=0.1),
+            default=60.0,
+            show_default=True,
+            help="Seconds before a call counts as timed out.",
+        ),
+        click.option(
+            "--max-rate", type=float, help="Never send more than this many requests per second."
+        ),
+        click.option(
+            "--retry-budget",
+            type=click.IntRange(0),
+            default=10,
+            show_default=True,
+            help="Failed calls a conversation may take before it fails.",
+        ),
+        click.option(
+            "--unreachable-after",
+            type=click.FloatRange(min=1.0),
+            default=300.0,
+            show_default=True,
+            help="Seconds in which the target answers no call (refused connections, timeouts) "
+            "before the job stops with exit 3; no conversation fails for it.",
+        ),
+        click.option(
+            "--limit", type=click.IntRange(0), help="Take only the first N source records."
+        ),
+        click.option(
+            "--ids",
+            "ids_file",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Take only the source conversations whose ids FILE lists (one per line).",
+        ),
+        json_option,
+        lease_option,
+        state_option,
+        rehearsal_options,
+    ]
+    for decorate in reversed(decorators):
+        command = decorate(command)
+    return command
+
+
+def run_fields(verb: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a `RunConfig` (or `SyncConfig`) from the values of `run_options`."""
+    target = TargetConfig(
+        kind=TARGET_KINDS[options["target_kind"]],
+        base_url=options["base_url"],
+        azure_endpoint=options["azure_endpoint"],
+        organization=options["organization"],
+        project=options["project"],
+        timeout=options["timeout"],
+        max_rate=options["max_rate"],
+        server_options=server_options_from(options) or {},
+        unreachable_after=options["unreachable_after"],
+    )
+    ids_file: Path | None = options["ids_file"]
+    return {
+        "job": job_config_from(options),
+        "job_dir": options["job_dir"] or new_job_dir(verb),
+        "target": target,
+        "replay": ReplayOptions(
+            concurrency=options["concurrency"],
+            retry_budget=options["retry_budget"],
+            lease=options["lease"],
+        ),
+        "state_url": options["state_url"],
+        "subset": Subset(
+            limit=options["limit"], ids=None if ids_file is None else read_ids(ids_file)
+        ),
+    }
+
+
+def read_ids(path: Path) -> list[str]:
+    """Source conversation ids, one per line (blank lines and `#` comments left out)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read --ids {path}: {exc}") from exc
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def drive(config: RunConfig, *, as_json: bool) -> JobSummary:
+    """Run or sync `config` with progress bars; the summary is printed and returned."""
+    info(f"job: {config.job_dir}")
+    # Only a job on a target other processes can reach can take more workers.
+    shared = config.state_url if config.target.kind != "local" else None
+    with stoppable() as stop, ProgressBars(shared) as bars:
+        if isinstance(config, SyncConfig):
+            summary = sync_job(config, progress=bars.update, stop=stop, on_ready=job_log)
+        else:
+            summary = run_job(config, progress=bars.update, stop=stop, on_ready=job_log)
+    return show_summary(summary, as_json=as_json)
+
+
 @click.command()
-@source_options
+@run_options
 @click.option(
-    "--target",
-    "target_kind",
-    type=click.Choice(["local", "openai", "azure"]),
-    default="local",
-    show_default=True,
-    help="Where to write: the local server (in the job dir), OpenAI / --base-url, or Azure "
-    "(--azure-endpoint).",
+    "--allow-duplicates",
+    is_flag=True,
+    help="Run even if the state store's ledger already holds conversations in this target.",
 )
-@click.option(
-    "--azure-endpoint",
-    help="With --target azure: the Azure OpenAI resource or Foundry project endpoint. The key "
-    "comes from AZURE_OPENAI_API_KEY, else Microsoft Entra ID.",
-)
-@click.option(
-    "--base-url",
-    help="With --target openai: a Conversations-compatible server (else OPENAI_BASE_URL, "
-    "else the OpenAI API). The key comes from OPENAI_API_KEY.",
-)
-@click.option("--organization", help="With --target openai: the OpenAI organization id.")
-@click.option("--project", help="With --target openai: the OpenAI project id.")
-@click.option(
-    "--job-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="New directory for the job's state and report (default: jobs/run-<time>).",
-)
-@click.option(
-    "--concurrency",
-    type=click.IntRange(1, 1024),
-    default=8,
-    show_default=True,
-    help="Conversations in flight at once.",
-)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0.1),
-    default=60.0,
-    show_default=True,
-    help="Seconds before a call counts as timed out.",
-)
-@click.option("--max-rate", type=float, help="Never send more than this many requests per second.")
-@click.option(
-    "--retry-budget",
-    type=click.IntRange(0),
-    default=10,
-    show_default=True,
-    help="Failed calls a conversation may take before it fails.",
-)
-@click.option(
-    "--unreachable-after",
-    type=click.FloatRange(min=1.0),
-    default=300.0,
-    show_default=True,
-    help="Seconds in which the target answers no call (refused connections, timeouts) "
-    "before the job stops with exit 3; no conversation fails for it.",
-)
-@json_option
-@lease_option
-@state_option
-@rehearsal_options
-def run(
-    target_kind: str,
-    azure_endpoint: str | None,
-    base_url: str | None,
-    organization: str | None,
-    project: str | None,
-    job_dir: Path | None,
-    concurrency: int,
-    timeout: float,
-    max_rate: float | None,
-    retry_budget: int,
-    lease: float | None,
-    state_url: str | None,
-    unreachable_after: float,
-    as_json: bool,
-    **options: Any,
-) -> JobSummary:
+def run(allow_duplicates: bool, as_json: bool, **options: Any) -> JobSummary:
     """Migrate SOURCE into the target, exactly once, with a report of every new id.
 
     SOURCE is what `migrate plan` takes (file, directory, database URL or --job-file). The
     default target is the local server; writing to OpenAI needs `--target openai`. Exit code
     0: all migrated; 1: some conversations failed; 2: usage error; 3: the job did not finish
     (resume it with `migrate resume JOB_DIR`). With `--state` on a database server, other
-    machines can join the job with `migrate work` while this process plans and replays.
+    machines can join the job with `migrate work` while this process plans and replays. A run
+    refuses a target the state store's ledger already holds conversations in: use `migrate
+    sync` to bring only what is new across.
     """
-    job = job_config_from(options)
-    server_options = server_options_from(options) or {}
-    target = TargetConfig(
-        kind="openai"
-        if target_kind == "openai"
-        else "azure"
-        if target_kind == "azure"
-        else "local",
-        base_url=base_url,
-        azure_endpoint=azure_endpoint,
-        organization=organization,
-        project=project,
-        timeout=timeout,
-        max_rate=max_rate,
-        server_options=server_options,
-        unreachable_after=unreachable_after,
-    )
-    directory = job_dir or new_job_dir("run")
-    config = RunConfig(
-        job=job,
-        job_dir=directory,
-        target=target,
-        replay=ReplayOptions(concurrency=concurrency, retry_budget=retry_budget, lease=lease),
-        state_url=state_url,
-    )
-    info(f"job: {directory}")
-    # Only a job on a target other processes can reach can take more workers.
-    shared = state_url if target.kind != "local" else None
-    with stoppable() as stop, ProgressBars(shared) as bars:
-        summary = run_job(config, progress=bars.update, stop=stop, on_ready=job_log)
-    return show_summary(summary, as_json=as_json)
+    config = RunConfig(**run_fields("run", options), allow_duplicates=allow_duplicates)
+    return drive(config, as_json=as_json)
 
 
 @click.command()
@@ -166,6 +207,12 @@ def run(
     is_flag=True,
     help="Replay the stored plans without re-reading the source.",
 )
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Try every failed conversation again (after its cause is fixed), not only those "
+    "that failed for a transient reason.",
+)
 @json_option
 @rehearsal_options
 def resume(
@@ -174,6 +221,7 @@ def resume(
     concurrency: int | None,
     timeout: float | None,
     no_source_check: bool,
+    retry_failed: bool,
     state_url: str | None,
     as_json: bool,
     **options: Any,
@@ -191,6 +239,7 @@ def resume(
         timeout=timeout,
         server_options=server_options_from(options),
         check_source=not no_source_check,
+        retry_failed=retry_failed,
     )
     if job_dir is not None:
         job_log(job_dir)

@@ -86,6 +86,45 @@ def write_job_file(job_dir: Path, job_id: str, state_url: str | None) -> None:
     (job_dir / JOB_FILE).write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
 
 
+def recorded_state_url(job_dir: Path) -> str | None:
+    """The state store URL `job.json` names (None: the directory's own `state.db`)."""
+    try:
+        recorded = json.loads((job_dir / JOB_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read {job_dir / JOB_FILE}: {exc}") from exc
+    stored = recorded.get("state_url")
+    if isinstance(stored, str) and "***" in stored:
+        raise ConfigError(
+            f"the job's state store URL needs its password: {stored}",
+            hint="pass --state (or set MIGRATE_STATE_URL)",
+        )
+    return stored if isinstance(stored, str) else None
+
+
+REPORT_FILES = (
+    "conversations.csv",
+    "conversations.jsonl",
+    "items.csv",
+    "items.jsonl",
+    "findings.jsonl",
+    "errors.jsonl",
+    "summary.json",
+    "rollback.jsonl",
+)
+
+
+def archive_report_files(job_dir: Path, job_id: str) -> Path:
+    """Move a finished job's report files to `<job_dir>/previous/<job_id>/` (a new job starts)."""
+    archive = job_dir / "previous" / job_id
+    archive.mkdir(parents=True, exist_ok=True)
+    for name in REPORT_FILES:
+        if (job_dir / name).exists():
+            (job_dir / name).replace(archive / name)
+    return archive
+
+
 def default_state_url(job_dir: Path) -> str:
     return f"sqlite:///{(job_dir / STATE_FILE).resolve()}"
 

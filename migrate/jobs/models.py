@@ -20,6 +20,17 @@ from migrate.replay.target import (
 logger = logging.getLogger(__name__)
 
 
+class Subset(BaseModel):
+    """Which source conversations a job takes (SQL filters live in the source config)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    limit: int | None = Field(default=None, ge=0)
+    """At most this many source records, the first in source order."""
+    ids: list[str] | None = None
+    """Only these source conversation ids."""
+
+
 class RunConfig(BaseModel):
     """Everything `migrate run` needs: what to read, where to write, how hard to push."""
 
@@ -31,6 +42,22 @@ class RunConfig(BaseModel):
     replay: ReplayOptions = Field(default_factory=ReplayOptions)
     state_url: str | None = None
     """SQLAlchemy URL of the state store; `sqlite:///<job_dir>/state.db` when unset."""
+    subset: Subset = Field(default_factory=Subset)
+    allow_duplicates: bool = False
+    """Run even though the state store's ledger already knows conversations in this target."""
+
+
+DivergedPolicy = Literal["skip", "fail", "new_conversation"]
+
+
+class SyncConfig(RunConfig):
+    """`migrate sync`: a run that migrates only what the ledger does not hold yet.
+
+    `job_dir` may hold a finished job of the same state store: the new job takes its place.
+    """
+
+    diverged: DivergedPolicy = "skip"
+    """What to do with a conversation whose already-landed items changed in the source."""
 
 
 class JobRef(BaseModel):
@@ -72,6 +99,8 @@ class ResumeConfig(BaseModel):
     check_source: bool = True
     """Re-read the source and refuse if conversations in progress changed. Without it the
     stored plans are replayed as they are (only possible once planning was complete)."""
+    retry_failed: bool = False
+    """Try every failed conversation again, not only those that failed for a transient reason."""
 
 
 class ConversationCounts(BaseModel):
@@ -83,6 +112,10 @@ class ConversationCounts(BaseModel):
     skipped: int = 0
     pending: int = 0
     in_progress: int = 0
+    up_to_date: int = 0
+    """`migrate sync`: skipped because the target already holds them as they are."""
+    diverged: int = 0
+    """`migrate sync`: an item that already landed changed or vanished in the source."""
 
 
 class ItemCounts(BaseModel):

@@ -44,6 +44,9 @@ def rollback_job(
 ) -> RollbackResult:
     """Delete every conversation the job created; record each deletion (and `rollback.jsonl`).
 
+    Conversations the job only appended to (`migrate sync`) were created by an earlier job:
+    they are kept, with the appended items.
+
     The log goes to `out`, by default the job directory. `progress` is called with
     (done, to delete) after each conversation.
     """
@@ -97,7 +100,9 @@ def rollback_job(
                     created = (
                         row
                         for row, _ in store.iter_conversations()
-                        if row.conversation_id is not None and row.deleted_at is None
+                        if row.conversation_id is not None
+                        and row.deleted_at is None
+                        and row.base_items is None
                     )
                     await for_each(created, delete, concurrency=concurrency)
                 result.possible_orphans = store.totals().possible_orphans

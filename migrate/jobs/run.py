@@ -30,23 +30,28 @@ from typing import Any, Literal
 
 from migrate.config import JobConfig
 from migrate.errors import ConfigError, JobError, MigrateError, SourceReadError
+from migrate.jobs.delta import sync_outcomes, take_subset, target_identity
 from migrate.jobs.directory import (
+    archive_report_files,
     default_state_url,
     job_name,
     open_job,
     pinned_target,
+    recorded_state_url,
     secret_free,
     with_server_options,
     write_job_file,
 )
 from migrate.jobs.models import (
     CountCallback,
+    DivergedPolicy,
     JobRef,
     JobSummary,
     ProgressCallback,
     ProgressUpdate,
     ResumeConfig,
     RunConfig,
+    Subset,
     WorkConfig,
 )
 from migrate.jobs.report import write_report_files
@@ -65,6 +70,7 @@ from migrate.replay.target import (
 from migrate.replay.workers import WorkerSession, claimed_work, forget_gone_workers
 from migrate.reporting.collect import sampler
 from migrate.reporting.events import log_pauses
+from migrate.state.ledger import ledger_size, start_next_job
 from migrate.state.records import ConversationRow, JobRecord, Totals
 from migrate.state.schema import Status
 from migrate.state.store import StateStore
@@ -100,37 +106,82 @@ def run_job(
     `on_ready` is called with the job directory once it exists (the CLI starts `job.log`).
 
     Returns the job's summary (its `exit_code` tells success, partial success, or an
-    incomplete job). Raises `ConfigError` for bad configuration, `JobError` when the job
-    cannot go on (target refuses every call, state store broken).
+    incomplete job). Raises `ConfigError` for bad configuration (including a target the state
+    store's ledger already knows, unless `allow_duplicates`), `JobError` when the job cannot go
+    on (target refuses every call, state store broken).
+    """
+    return start_job(
+        config,
+        diverged=None,
+        progress=progress,
+        stop=stop,
+        crash_hook=crash_hook,
+        on_ready=on_ready,
+    )
+
+
+def start_job(
+    config: RunConfig,
+    *,
+    diverged: DivergedPolicy | None,
+    progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
+    crash_hook: CrashHook | None = None,
+    on_ready: Callable[[Path], object] | None = None,
+) -> JobSummary:
+    """Start a `run` (`diverged` None) or a `sync` (with its policy for diverged sources).
+
+    A store whose job has finished takes the new job; the finished one moves into the ledger.
+    A `sync` may reuse the job directory of a finished job (its state store and local target).
     """
     validate_target(config.target)
     job_dir = config.job_dir
-    if (job_dir / JOB_FILE).exists() or (job_dir / STATE_FILE).exists():
+    held = (job_dir / JOB_FILE).exists() or (job_dir / STATE_FILE).exists()
+    if held and diverged is None:
         raise ConfigError(
-            f"{job_dir} already holds a job", hint=f"continue it with `migrate resume {job_dir}`"
+            f"{job_dir} already holds a job",
+            hint=f"continue it with `migrate resume {job_dir}`; bring what is new in the source "
+            f"across with `migrate sync SOURCE --job-dir {job_dir}`",
         )
     source = open_configured_source(config.job.source)
     preflight(config.target)
     job_dir.mkdir(parents=True, exist_ok=True)
     if on_ready is not None:
         on_ready(job_dir)
-    state_url = config.state_url or default_state_url(job_dir)
+    named_url = config.state_url or (recorded_state_url(job_dir) if held else None)
+    state_url = named_url or default_state_url(job_dir)
     store = StateStore.from_url(state_url, create=True)
     try:
         target = pinned_target(config.target)
+        identity = target_identity(target, job_dir)
+        previous = _current_job(store)
+        if previous is not None:
+            before = str(previous.config.get("ledger_target") or identity)
+            if diverged is None and not config.allow_duplicates:
+                _refuse_known_target(store, identity, before, target)
+            if held:
+                archive_report_files(job_dir, previous.job_id)
+            start_next_job(store.engine, before)
+        elif diverged is None and not config.allow_duplicates:
+            _refuse_known_target(store, identity, None, target)
         record = JobRecord(
             job_id=uuid.uuid4().hex,
             created_at=time.time(),
             config={
                 "job": secret_free(config.job.model_dump(mode="json")),
                 "replay": config.replay.model_dump(mode="json"),
+                "subset": config.subset.model_dump(mode="json"),
+                "sync": None if diverged is None else {"diverged": diverged},
+                "ledger_target": identity,
             },
             source=source.describe(),
             target=target.model_dump(mode="json"),
         )
         store.create_job(record)
-        write_job_file(job_dir, record.job_id, config.state_url)
-        outcomes = iterate_plans(source, config.job.policy, observe=sampler(job_dir))
+        write_job_file(job_dir, record.job_id, named_url)
+        outcomes = _job_outcomes(
+            store, record, iterate_plans(source, config.job.policy, observe=sampler(job_dir))
+        )
         listener = _Listener(progress, store.totals(), planning_complete=False)
         return _drive(
             store,
@@ -144,6 +195,41 @@ def run_job(
         )
     finally:
         store.close()
+
+
+def _current_job(store: StateStore) -> JobRecord | None:
+    try:
+        return store.job()
+    except JobError:
+        return None
+
+
+def _refuse_known_target(
+    store: StateStore, identity: str, previous: str | None, target: TargetConfig
+) -> None:
+    """A `run` refuses a target the ledger (or the store's finished job) already wrote to."""
+    known = ledger_size(store.engine, identity)
+    if previous == identity:
+        known += store.created_count()
+    if known:
+        raise ConfigError(
+            f"the state store's ledger already holds {known} conversation(s) migrated to "
+            f"{describe_target(target)}; another run would create them again",
+            hint="use `migrate sync` to migrate only what is new (or --allow-duplicates to "
+            "migrate everything again)",
+        )
+
+
+def _job_outcomes(
+    store: StateStore, job: JobRecord, outcomes: Iterator[PlanOutcome]
+) -> Iterator[PlanOutcome]:
+    """The job's records: its subset of the source, planned against the ledger for a sync."""
+    outcomes = take_subset(outcomes, Subset.model_validate(job.config.get("subset") or {}))
+    sync = job.config.get("sync")
+    if sync is None:
+        return outcomes
+    identity = str(job.config["ledger_target"])
+    return sync_outcomes(outcomes, store.engine, identity, sync["diverged"])
 
 
 def resume_job(
@@ -188,7 +274,11 @@ def resume_job(
                 exc.message = f"cannot re-read the source to check it: {exc.message}"
                 exc.hint = "use --no-source-check to replay the stored plans as they are"
                 raise
-            outcomes = iterate_plans(source, job_config.policy, observe=sampler(config.job.job_dir))
+            outcomes = _job_outcomes(
+                store,
+                job,
+                iterate_plans(source, job_config.policy, observe=sampler(config.job.job_dir)),
+            )
             _check_source(store, outcomes, check_progress)
             planner = _Planner(store, outcomes, first_seq=stored)
         else:
@@ -198,6 +288,8 @@ def resume_job(
                     "resume needs the source (drop --no-source-check)"
                 )
             _retry_transient_failures(store)
+        if config.retry_failed:
+            _retry_all_failures(store)
         listener = _Listener(progress, store.totals(), planning_complete=job.planning_complete)
         return _drive(
             store,
@@ -506,6 +598,13 @@ def _compare(
         return None
     store.replace_outcome(row.seq, outcome)
     return None
+
+
+def _retry_all_failures(store: StateStore) -> None:
+    """`resume --retry-failed`: every failed conversation that has a plan goes back in line."""
+    for row, plan in store.iter_conversations(statuses=["failed"], with_plans=True):
+        if plan is not None and plan.items:
+            store.reset_for_retry(row.seq)
 
 
 def _retry_transient_failures(store: StateStore) -> None:

@@ -20,6 +20,7 @@ from migrate.replay.target import (
     describe_target,
 )
 from migrate.replay.workers import host_identity, is_gone
+from migrate.state.ledger import sync_counts
 from migrate.state.store import StateStore
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ def _liveness(store: StateStore, state: str) -> tuple[str, float | None]:
 def job_summary(store: StateStore, job_dir: Path | None) -> JobSummary:
     job = store.job()
     totals = store.totals()
+    up_to_date, diverged = sync_counts(store.engine)
     target = TargetConfig.model_validate(job.target)
     state, gone_since = _liveness(store, job.state)
     return JobSummary(
@@ -104,6 +106,8 @@ def job_summary(store: StateStore, job_dir: Path | None) -> JobSummary:
             skipped=totals.skipped,
             pending=totals.pending,
             in_progress=totals.in_progress,
+            up_to_date=up_to_date,
+            diverged=diverged,
         ),
         items=ItemCounts(planned=totals.items_planned, landed=totals.items_landed),
         calls=totals.calls,

@@ -68,7 +68,12 @@ def verify_job(
                 async def check(row_and_plan: tuple[ConversationRow, ConversationPlan]) -> None:
                     row, plan = row_and_plan
                     result = await _check_conversation(store, target, row, plan)
-                    if report.tokens is not None and token_model is not None:
+                    # An appending plan holds only the new items, the target the whole thread.
+                    if (
+                        report.tokens is not None
+                        and token_model is not None
+                        and plan.append is None
+                    ):
                         await _check_tokens(target, row, plan, report.tokens, token_model)
                     report.checked += 1
                     if progress is not None:
@@ -117,6 +122,9 @@ async def _check_conversation(
             ItemProblem(kind="missing", detail=f"cannot read the conversation: {error.message}")
         )
         return check
+    if plan.append is not None:
+        # Only the items this job appended are its own to compare.
+        listed = listed[plan.append.position :]
     check.found = len(listed)
     check.problems = compare_with_plan(plan, listed, store.item_ids(row.seq))
     return check if check.problems else None

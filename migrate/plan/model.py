@@ -23,6 +23,20 @@ class PlannedRequest(BaseModel):
     body: dict[str, Any]
 
 
+class AppendBase(BaseModel):
+    """Where an append-only plan goes on: a conversation an earlier job of the ledger landed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    conversation_id: str
+    position: int
+    """Items the conversation already holds; the plan's first item lands after them."""
+    fingerprint: str
+    """The chained fingerprint of those items (`migrate.state.ledger.chain_fingerprints`)."""
+    reconcile: bool = False
+    """The job that landed them did not finish the conversation: list it before writing."""
+
+
 class ConversationPlan(BaseModel):
     """Everything a run needs to land one source conversation."""
 
@@ -41,6 +55,8 @@ class ConversationPlan(BaseModel):
     """Input tokens of `items` for the policy's model (`migrate.context`); None in old plans."""
     tokens_estimate: str | None = None
     """None when `tokens` is exact; else what the estimate rests on (images, files)."""
+    append: AppendBase | None = None
+    """Set by `migrate sync`: no create call; the items go after those already there."""
 
     def batches(self) -> list[list[PlannedItem]]:
         """The items grouped as they will be sent, one list per `items.create` call."""
@@ -52,8 +68,10 @@ class ConversationPlan(BaseModel):
         return out
 
     def requests(self) -> list[PlannedRequest]:
-        """The create call (metadata only) followed by one call per batch."""
-        calls = [PlannedRequest(path=CONVERSATIONS_PATH, body={"metadata": self.metadata})]
+        """The create call (metadata only, unless appending) followed by one call per batch."""
+        calls: list[PlannedRequest] = []
+        if self.append is None:
+            calls.append(PlannedRequest(path=CONVERSATIONS_PATH, body={"metadata": self.metadata}))
         calls += [
             PlannedRequest(path=ITEMS_PATH, body={"items": [p.item for p in batch]})
             for batch in self.batches()

@@ -13,7 +13,10 @@ The protocol, per conversation (strictly sequential within one, concurrent acros
    message. An ambiguous create cannot be reconciled (no endpoint lists conversations): it is
    sent again and counted as a possible orphan (an empty conversation).
 4. A conversation picked up with an id already recorded (a resumed job) is reconciled before
-   any write. If the target holds anything the plan does not (foreign or duplicated items),
+   any write. A plan that appends to a conversation an earlier job landed (`plan.append`,
+   made by `migrate sync`) skips the create call and counts its positions after the items
+   already there; nothing is listed unless a write was ambiguous or the job is resumed.
+   If the target holds anything the plan does not (foreign or duplicated items),
    the conversation fails with a clear error; nothing is ever deleted to "fix" it.
 5. A conversation that went through an ambiguous call is listed once more after its last
    batch, so that a write the target applied late is caught, not reported as a success.
@@ -270,7 +273,11 @@ class Replayer:
         open_intents = [] if fresh else self.store.open_intents(seq)
         conversation_id = None if fresh else self.store.conversation(seq).conversation_id
         ambiguous = False
-        if conversation_id is None and self.target.can_list_conversations:
+        if conversation_id is None and plan.append is not None:
+            # Appending to a conversation an earlier job landed, and nothing sent for it yet.
+            conversation_id = plan.append.conversation_id
+            landed = 0
+        elif conversation_id is None and self.target.can_list_conversations:
             conversation_id, landed = await self._create_findable(seq, plan, budget, open_intents)
         elif conversation_id is None:
             lost = [intent.id for intent in open_intents if intent.kind == "create"]
@@ -504,7 +511,15 @@ class Replayer:
         """Compare the target with the plan and record what landed; returns the landed count."""
         listed, calls = await self._list(seq, plan, conversation_id, budget)
         known = self.store.item_ids(seq)
-        problem = _divergence(plan, listed, known)
+        base = 0 if plan.append is None else plan.append.position
+        if len(listed) < base:
+            problem: str | None = (
+                f"it holds {len(listed)} items, fewer than the {base} an earlier job landed"
+            )
+        else:
+            # An appending plan's positions count from the items an earlier job landed.
+            listed = listed[base:]
+            problem = _divergence(plan, listed, known)
         if problem is not None:
             self.store.record_reads(seq, calls=calls, reconciled=True)
             raise _Failed(

@@ -694,6 +694,14 @@ _TABLE: list[tuple[str, tuple[Kind, ...], str, str]] = [
         "Check the job points at the right target and key.",
     ),
     (
+        "source_diverged",
+        _FE,
+        "`migrate sync`: a message that already landed in the target changed or vanished in the "
+        "source, so the conversation cannot be brought up to date by appending.",
+        "Restore the source, or sync with `--diverged new_conversation` (migrates it again as a "
+        "new conversation; the old one stays) or `--diverged fail`; the default skips it.",
+    ),
+    (
         "target_diverged",
         _E,
         "The conversation on the target does not match the plan (someone else wrote into it, or "

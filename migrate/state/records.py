@@ -53,6 +53,8 @@ class ConversationRow(BaseModel):
     error_hint: str | None
     retryable: bool
     deleted_at: float | None
+    base_items: int | None = None
+    """Items the conversation held before this job appended to it (None: this job created it)."""
 
 
 class OpenIntent(BaseModel):

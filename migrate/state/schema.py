@@ -7,13 +7,17 @@ Tables:
 - `conversations`: one row per source record in source order (`seq`): status
   (`pending`, `in_progress`, `migrated`, `failed`, `skipped`), the new conversation id, planned
   and landed item counts, the plan itself (JSON) and its fingerprint, the last error, counters
-  (calls, retries, reconciliations, possible orphans).
+  (calls, retries, reconciliations, possible orphans); for a conversation an earlier job
+  created and this one appends to, `base_items`, the items it already held.
 - `items`: one row per landed item: source conversation id, position, source item id, new id.
 - `intents`: one row per remote write, written before it is sent; its outcome after.
 - `workers`: one row per process that replayed the job: host, pid, start, last heartbeat,
   lease, whether it plans the source; the rate limit's share and the job's elapsed time come
   from it.
 - `pace`: one row; the time until which every worker holds off after a 429.
+- `ledger`: what landed per (target, source conversation) across every job the store has
+  held: the new conversation id, how many items landed and their chained fingerprint, the job
+  that wrote them (`migrate.state.ledger`).
 - `schema_version`: the version of this layout; `UPGRADES` moves older stores forward.
 
 """
@@ -47,7 +51,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 Status = Literal["pending", "in_progress", "migrated", "failed", "skipped"]
 FINAL_STATUSES: tuple[Status, ...] = ("migrated", "failed", "skipped")
@@ -132,6 +136,7 @@ conversations = Table(
     Column("deleted_at", Float),
     Column("updated_at", Float, nullable=False),
     Column("lease_until", Double),
+    Column("base_items", Integer),
     Index("ix_conversations_status", "status"),
     Index("ix_conversations_source_id", "source_id"),
     # Claims walk the pending rows in source order without sorting the whole table.
@@ -185,6 +190,21 @@ pace = Table(
 )
 
 
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("target", String(160), primary_key=True),
+    Column("source_id", String(512), primary_key=True),
+    Column("conversation_id", String(128), nullable=False),
+    Column("items", Integer, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("complete", Boolean, nullable=False),
+    Column("job_id", String(64), nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_ledger_conversation_id", "conversation_id"),
+)
+
+
 class epoch_now(FunctionElement[float]):
     """The database server's current time in seconds since the epoch."""
 
@@ -227,6 +247,16 @@ def _upgrade_to_claim_index(conn: Connection) -> None:
             index.create(conn)
 
 
+def _upgrade_to_ledger(conn: Connection) -> None:
+    """Version 3 -> 4: the ledger, and the items an appended conversation already held."""
+    conn.exec_driver_sql("ALTER TABLE conversations ADD COLUMN base_items INTEGER")
+    ledger.create(conn)
+
+
 Upgrade = Callable[[Connection], None]
-UPGRADES: dict[int, Upgrade] = {1: _upgrade_to_workers, 2: _upgrade_to_claim_index}
+UPGRADES: dict[int, Upgrade] = {
+    1: _upgrade_to_workers,
+    2: _upgrade_to_claim_index,
+    3: _upgrade_to_ledger,
+}
 """`UPGRADES[n]` moves a store at version `n` to version `n + 1`, inside one transaction."""

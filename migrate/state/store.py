@@ -39,6 +39,7 @@ from migrate.state import schema
 from migrate.state.base import RecentPlans
 from migrate.state.journal import Journal
 from migrate.state.leases import Leases
+from migrate.state.ledger import sync_note
 from migrate.state.records import ConversationRow, JobRecord, OpenIntent, Totals
 from migrate.state.schema import (
     Status,
@@ -168,13 +169,13 @@ class StateStore(Journal, Leases):
         values = _outcome_values(seq, outcome, time.time())
         for counter in ("seq", "calls", "retries", "reconciliations", "possible_orphans"):
             values.pop(counter)
-        values.update(conversation_id=None, landed_items=0, retryable=False)
+        values.update(landed_items=0, retryable=False)
         with self.engine.begin() as conn:
             conn.execute(update(conversations).where(conversations.c.seq == seq).values(**values))
         self.recent_plans.pop(seq, None)
 
     def reset_for_retry(self, seq: int) -> None:
-        """Put a conversation that failed for a transient reason back in line."""
+        """Put a failed conversation back in line (free: the worker that failed it is gone)."""
         with self.engine.begin() as conn:
             conn.execute(
                 update(conversations)
@@ -188,6 +189,9 @@ class StateStore(Journal, Leases):
                     error_message=None,
                     error_hint=None,
                     retryable=False,
+                    claimed_by=None,
+                    claimed_at=None,
+                    lease_until=None,
                     updated_at=time.time(),
                 )
             )
@@ -278,7 +282,9 @@ class StateStore(Journal, Leases):
     def created_count(self) -> int:
         """Conversations this job created on the target and has not deleted."""
         c = conversations.c
-        query = select(func.count()).where(c.conversation_id.is_not(None), c.deleted_at.is_(None))
+        query = select(func.count()).where(
+            c.conversation_id.is_not(None), c.deleted_at.is_(None), c.base_items.is_(None)
+        )
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
@@ -362,6 +368,8 @@ def _outcome_values(
     }
     if isinstance(outcome, ErrorRecord):
         return base | {
+            "conversation_id": None,
+            "base_items": None,
             "source_id": outcome.conversation_id,
             "source_kind": None,
             "location": outcome.location,
@@ -375,17 +383,26 @@ def _outcome_values(
             "error_message": outcome.message,
             "error_hint": outcome.hint,
         }
+    append = outcome.append
+    status: Status = "pending" if outcome.items else "skipped"
+    if append is not None and append.reconcile and outcome.items:
+        # The conversation may hold more than the ledger says: reconcile before any write.
+        status = "in_progress"
     return base | {
         "source_id": outcome.source_id,
         "source_kind": outcome.source_kind,
         "location": outcome.location,
-        "status": "pending" if outcome.items else "skipped",
+        "status": status,
         "planned_items": len(outcome.items),
-        "planned_calls": 1 + len(outcome.batch_sizes) if outcome.items else 0,
+        "planned_calls": (1 if append is None else 0) + len(outcome.batch_sizes)
+        if outcome.items
+        else 0,
         "fingerprint": outcome.fingerprint,
         "plan": outcome.model_dump_json(),
         "findings": sum(f.count for f in outcome.findings),
-        "error_code": None,
+        "error_code": sync_note(outcome),
         "error_message": None,
         "error_hint": None,
+        "conversation_id": None if append is None else append.conversation_id,
+        "base_items": None if append is None else append.position,
     }

@@ -38,6 +38,8 @@ def test_run_status_verify_report_rollback_on_a_sample(tmp_path: Path) -> None:
         "skipped": 0,
         "pending": 0,
         "in_progress": 0,
+        "up_to_date": 0,
+        "diverged": 0,
     }
     assert counts["items"]["planned"] == counts["items"]["landed"] > 0
     for key in ("calls", "retries", "reconciliations", "possible_orphans", "elapsed"):

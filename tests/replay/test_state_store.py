@@ -77,7 +77,7 @@ def test_older_stores_are_upgraded_step_by_step(
     store.close()
 
 
-def test_a_version_1_store_gains_leases_and_workers(tmp_path: Path) -> None:
+def test_a_version_1_store_gains_leases_workers_and_the_ledger(tmp_path: Path) -> None:
     store = new_store(tmp_path)
     store.add_outcomes([(n, plan_of(f"c{n}", 2)) for n in range(3)])
     with store.engine.begin() as conn:
@@ -85,6 +85,8 @@ def test_a_version_1_store_gains_leases_and_workers(tmp_path: Path) -> None:
         conn.execute(text("DROP INDEX ix_conversations_status_seq"))
         conn.execute(text("DROP INDEX ix_conversations_claimed_by_status"))
         conn.execute(text("ALTER TABLE conversations DROP COLUMN lease_until"))
+        conn.execute(text("ALTER TABLE conversations DROP COLUMN base_items"))
+        conn.execute(text("DROP TABLE ledger"))
         conn.execute(text("DROP TABLE workers"))
         conn.execute(text("DROP TABLE pace"))
         conn.execute(text("UPDATE schema_version SET version = 1"))
