@@ -303,7 +303,11 @@ class Target:
             self.silent_since = None
 
     def _no_answer(self, error: CallError, started: float) -> None:
-        error.target_silent = self.last_answer <= started
+        # A refused connection reached nobody: it never costs the conversation a retry, even
+        # when a call that started earlier was still answered (a server going down answers its
+        # last requests while it refuses new ones). A timeout counts as silent only when
+        # nothing was answered since this call started.
+        error.target_silent = error.kind == "not_applied" or self.last_answer <= started
         if error.target_silent and self.silent_since is None:
             self.silent_since = (self.clock(), time.time())
             logger.warning(

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -133,7 +134,12 @@ def test_a_target_stopped_mid_run_stops_the_job_and_resume_completes_it(tmp_path
         assert raised.value.exit_code == EXIT_FAILED
         assert "migrate resume" in str(raised.value)
         stopped = job_status(JobRef(job_dir=tmp_path / "job"))
-        assert stopped.conversations.failed == 0, stopped
+        with sqlite3.connect(tmp_path / "job" / "state.db") as db_connection:
+            failures = db_connection.execute(
+                "SELECT source_id, error_code, error_message FROM conversations"
+                " WHERE status = 'failed'"
+            ).fetchall()
+        assert stopped.conversations.failed == 0, failures
         assert stopped.conversations.migrated < conversations
         assert stopped.state == "interrupted"
     finally:

@@ -53,7 +53,8 @@ def wait_until_landing(job_dir: Path, before: int, process: subprocess.Popen[byt
 
 @pytest.mark.slow
 def test_kill_9_at_random_moments_then_resume_lands_everything_once(tmp_path: Path) -> None:
-    source = write_source(tmp_path / "source.jsonl", conversations=100, messages=30)
+    # large enough that five short sessions cannot finish it, even on a fast machine
+    source = write_source(tmp_path / "source.jsonl", conversations=300, messages=30)
     job_dir = tmp_path / "job"
     log = tmp_path / "migrate.log"
     chance = random.Random(20261122)
@@ -72,7 +73,7 @@ def test_kill_9_at_random_moments_then_resume_lands_everything_once(tmp_path: Pa
         # when a loaded machine makes the start slow; the others may fall anywhere
         if round_number % 2 == 0:
             wait_until_landing(job_dir, landed[-1] if landed else 0, process)
-        time.sleep(chance.uniform(0.0, 0.8))
+        time.sleep(chance.uniform(0.0, 0.5))
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             killed += 1
@@ -93,4 +94,4 @@ def test_kill_9_at_random_moments_then_resume_lands_everything_once(tmp_path: Pa
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "differing:   0" in verify.stdout
-    assert_exactly_once(job_dir, migrated=100)
+    assert_exactly_once(job_dir, migrated=300)
