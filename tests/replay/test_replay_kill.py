@@ -66,7 +66,7 @@ def test_kill_9_at_random_moments_then_resume_lands_everything_once(tmp_path: Pa
         else:
             arguments = ["resume", str(job_dir)]
         offset = log.stat().st_size if log.exists() else 0
-        # The latency keeps a round longer than the kill window (0.8 s), so kills land mid-job.
+        # The latency keeps a round longer than the kill window (0.5 s), so kills land mid-job.
         process = start([*arguments, "--concurrency", "4", "--latency-ms", "15"], log)
         wait_until_started(log, offset, process)
         # every other kill waits for the first landed item: the kills must fall mid-work even
