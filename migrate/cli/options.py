@@ -81,6 +81,11 @@ def rehearsal_options(command: Callable[P, R]) -> Callable[P, R]:
             help="Local target: faults for the first writes, in order (`none` for a clean one).",
         ),
         click.option("--stall-seconds", type=float, help="Local target: length of a stall."),
+        click.option(
+            "--late-seconds",
+            type=float,
+            help="Local target: how long apply_late holds a write before applying it.",
+        ),
         click.option("--fault-seed", type=int, help="Local target: seed of the fault draws."),
         click.option(
             "--flavour",
@@ -131,6 +136,8 @@ def server_options_from(options: dict[str, Any]) -> dict[str, Any] | None:
         faults["script"] = [step.strip() for step in options["fault_script"].split(",")]
     if options.get("stall_seconds") is not None:
         faults["stall_seconds"] = options["stall_seconds"]
+    if options.get("late_seconds") is not None:
+        faults["late_seconds"] = options["late_seconds"]
     if faults:
         given["faults"] = faults
     return given or None

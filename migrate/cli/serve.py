@@ -35,6 +35,8 @@ def describe_switches(options: ServerOptions) -> str:
         parts.append(f"503 bursts of {faults.burst_length}")
     if options.responses_dir is not None:
         parts.append(f"stored responses from {options.responses_dir}")
+    if "apply_late" in faults.rates or "apply_late" in faults.script:
+        parts.append(f"writes applied {faults.late_seconds:g}s late")
     parts.append(f"seed {options.seed}")
     if options.flavour == "azure":
         threads = f", threads from {options.threads_dir}" if options.threads_dir else ""
@@ -71,11 +73,24 @@ def describe_switches(options: ServerOptions) -> str:
 )
 @click.option("--stall-seconds", default=30.0, type=float, help="How long a stall lasts.")
 @click.option("--burst-length", default=3, type=int, help="Requests per 503 burst.")
+@click.option(
+    "--late-seconds",
+    default=5.0,
+    type=float,
+    help="How long apply_late holds a write before applying it (client gone or not).",
+)
 @click.option("--seed", default=0, type=int, help="Seed for jitter and fault draws.")
 @click.option(
     "--api-key",
     envvar="MIGRATE_SERVE_API_KEY",
     help="Accept only this bearer token (default: any). Env: MIGRATE_SERVE_API_KEY.",
+)
+@click.option(
+    "--admin",
+    "allow_admin",
+    is_flag=True,
+    help="Without --api-key: let any local process change the faults via /_admin "
+    "(with --api-key, changes need the key).",
 )
 @click.option("--access-log", is_flag=True, help="Log every request on stderr.")
 @click.option(
@@ -109,8 +124,10 @@ def serve(
     fault_script: str | None,
     stall_seconds: float,
     burst_length: int,
+    late_seconds: float,
     seed: int,
     api_key: str | None,
+    allow_admin: bool,
     access_log: bool,
     flavour: str,
     threads_dir: Path | None,
@@ -134,12 +151,14 @@ def serve(
                 "flavour": flavour,
                 "threads_dir": threads_dir,
                 "responses_dir": responses_dir,
+                "admin_changes": allow_admin or api_key is not None,
                 "faults": FaultSettings.model_validate(
                     {
                         "rates": parse_fault_rates(fault_rates),
                         "script": script,
                         "stall_seconds": stall_seconds,
                         "burst_length": burst_length,
+                        "late_seconds": late_seconds,
                     }
                 ),
             }

@@ -2,8 +2,9 @@
 
 Every `/v1` request goes through, in order: auth (401), the rate limiter (429), latency, an
 ongoing 503 burst, and, for writes (POST), the fault drawn for it. Faults that strike after the
-commit are applied by the endpoint once its transaction has committed. `/_admin` serves the
-counters, the commit log and the fault settings.
+commit are applied by the endpoint once its transaction has committed; `apply_late` holds the
+write before it is applied, in a task of its own that no disconnect or cancellation stops.
+`/_admin` serves the counters, the commit log and the fault settings.
 """
 
 from __future__ import annotations
@@ -137,6 +138,7 @@ class LocalConversationsServer:
         # queueing on the file lock. Readers run beside it (WAL).
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="conversations-writer")
         self._readers = ThreadPoolExecutor(4, thread_name_prefix="conversations-reader")
+        self._late_writes: set[asyncio.Task[Any]] = set()
         conversation = "/v1/conversations/{conversation_id}"
         # OpenAI cannot list conversations; Azure can (`migrate.server.azure`).
         listing = (
@@ -171,6 +173,11 @@ class LocalConversationsServer:
                 Exception: self._unexpected_error,
             },
         )
+
+    @property
+    def late_writes_pending(self) -> int:
+        """Writes held by `apply_late` that are not applied yet."""
+        return len(self._late_writes)
 
     def close(self) -> None:
         """Stop the worker threads (the store is closed by its owner)."""
@@ -291,6 +298,8 @@ class LocalConversationsServer:
         if fault is None:
             return payload
         self.faults.record(fault)
+        if fault == "apply_late":
+            return payload
         logger.info("injected %s after %s on %s", fault, operation, conversation_id)
         if fault == "error_after_commit":
             return error_response(server_error())
@@ -311,6 +320,22 @@ class LocalConversationsServer:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._writer, functools.partial(function, *args))
 
+    async def _apply(self, request: Request, function: Callable[..., T], *args: Any) -> T:
+        """Apply a write; under `apply_late`, after a hold that outlives the client."""
+        if request.scope.get(_FAULT_KEY) != "apply_late":
+            return await self._write(function, *args)
+        delay = self.faults.settings.late_seconds
+
+        async def late() -> T:
+            await asyncio.sleep(delay)
+            return await self._write(function, *args)
+
+        # Its own task, kept referenced: the write happens whatever becomes of the request.
+        task = asyncio.get_running_loop().create_task(late())
+        self._late_writes.add(task)
+        task.add_done_callback(self._late_writes.discard)
+        return await asyncio.shield(task)
+
     async def _read(self, function: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, functools.partial(function, *args))
@@ -321,7 +346,9 @@ class LocalConversationsServer:
         """`POST /v1/conversations`."""
         body = validation.parse_json_body(await request.body())
         metadata, items = validation.parse_create_conversation(body)
-        record, created = await self._write(self.store.create_conversation, metadata, items)
+        record, created = await self._apply(
+            request, self.store.create_conversation, metadata, items
+        )
         item_ids = [item.id for item in created]
         response = json_response(record.api_object())
         return await self._committed(request, "conversations.create", record.id, item_ids, response)
@@ -361,7 +388,7 @@ class LocalConversationsServer:
         conversation_id = request.path_params["conversation_id"]
         body = validation.parse_json_body(await request.body())
         metadata = validation.parse_update_conversation(body)
-        record = await self._write(self.store.update_metadata, conversation_id, metadata)
+        record = await self._apply(request, self.store.update_metadata, conversation_id, metadata)
         if record is None:
             raise conversation_not_found(conversation_id)
         response = json_response(record.api_object())
@@ -383,7 +410,7 @@ class LocalConversationsServer:
         validation.parse_include(request.query_params.getlist("include[]"))
         body = validation.parse_json_body(await request.body())
         items = validation.parse_create_items(body)
-        created = await self._write(self.store.add_items, conversation_id, items)
+        created = await self._apply(request, self.store.add_items, conversation_id, items)
         if created is None:
             raise conversation_not_found(conversation_id)
         item_ids = [item.id for item in created]
@@ -481,6 +508,13 @@ class LocalConversationsServer:
     async def admin_faults(self, request: Request) -> Response:
         """`GET|POST /_admin/faults`: read or replace the fault settings (and script)."""
         if request.method == "POST":
+            if not self.options.admin_changes:
+                raise ApiError(
+                    403,
+                    "Fault settings are read-only on this server: start it with --admin "
+                    "(or --api-key) to change them.",
+                    code="admin_disabled",
+                )
             try:
                 settings = FaultSettings.model_validate_json(await request.body())
             except ValidationError as exc:

@@ -13,6 +13,7 @@ FaultKind = Literal[
     "drop_after_commit",
     "stall_after_commit",
     "burst_503",
+    "apply_late",
 ]
 """What a write request can suffer.
 
@@ -23,6 +24,9 @@ FaultKind = Literal[
   (or until the client gives up), so that a client with a shorter timeout times out.
 - `burst_503`: answer 503 to this request and to the next `burst_length - 1` requests of any
   kind (reads included), as an overloaded server would.
+- `apply_late`: hold the request `late_seconds` *before* applying the write, then apply it
+  even if the client has timed out, disconnected or died meanwhile (as a real server keeps
+  processing a request whose client stopped waiting); the answer goes to whoever still waits.
 """
 
 FAULT_KINDS: tuple[FaultKind, ...] = (
@@ -31,6 +35,7 @@ FAULT_KINDS: tuple[FaultKind, ...] = (
     "drop_after_commit",
     "stall_after_commit",
     "burst_503",
+    "apply_late",
 )
 
 ScriptStep = FaultKind | Literal["none"]
@@ -50,6 +55,8 @@ class FaultSettings(BaseModel):
     script: tuple[ScriptStep, ...] = ()
     stall_seconds: float = Field(default=30.0, gt=0)
     burst_length: int = Field(default=3, ge=1)
+    late_seconds: float = Field(default=5.0, gt=0)
+    """How long `apply_late` holds a write before applying it."""
 
     @model_validator(mode="after")
     def _check_rates(self) -> FaultSettings:
@@ -90,3 +97,7 @@ class ServerOptions(BaseModel):
         if self.threads_dir is not None and self.flavour != "azure":
             raise ValueError("threads_dir needs flavour='azure'")
         return self
+
+    admin_changes: bool = True
+    """Whether `POST /_admin/faults` may change the faults (with `api_key` set, it also needs
+    the key). `migrate serve` turns it off unless `--admin` or `--api-key` is given."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx2
 import openai
 import pytest
 from openai import OpenAI
@@ -191,3 +193,43 @@ def test_admin_rejects_bad_fault_settings(control: AdminClient) -> None:
         assert response.status_code == 400, bad
         assert response.json()["error"]["type"] == "invalid_request_error"
     assert control.faults() == FaultSettings()
+
+
+def test_apply_late_applies_the_write_after_the_client_gave_up(
+    server: str, sdk: ClientFactory, control: AdminClient
+) -> None:
+    api = sdk(server, timeout=0.3)
+    conversation = api.conversations.create()
+    control.set_faults(script=["apply_late"], late_seconds=1.0)
+    with pytest.raises(openai.APITimeoutError):
+        api.conversations.items.create(conversation.id, items=batch("late"))
+    # The client is gone; nothing is written yet, and then the write lands anyway.
+    assert texts(api, conversation.id) == []
+    deadline = time.monotonic() + 20
+    while not texts(api, conversation.id) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert texts(api, conversation.id) == ["late-0", "late-1", "late-2"]
+    assert control.stats()["faults"]["apply_late"] == 1
+
+
+def test_apply_late_answers_a_client_that_waits(
+    server: str, sdk: ClientFactory, control: AdminClient
+) -> None:
+    api = sdk(server, timeout=10)
+    conversation = api.conversations.create()
+    control.set_faults(script=["apply_late"], late_seconds=0.2)
+    created = api.conversations.items.create(conversation.id, items=batch("slow", 2))
+    assert [item.id for item in created.data] == [
+        item.id for item in api.conversations.items.list(conversation.id, order="asc")
+    ]
+
+
+def test_fault_changes_need_the_admin_switch_without_a_key(
+    local_server: ServerFactory, admin: Callable[[str], AdminClient]
+) -> None:
+    closed = admin(local_server(admin_changes=False))
+    assert closed.faults().rates == {}
+    with pytest.raises(httpx2.HTTPStatusError) as refused:
+        closed.set_faults(script=["apply_late"])
+    assert refused.value.response.status_code == 403
+    assert closed.faults().script == ()
