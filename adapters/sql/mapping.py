@@ -127,6 +127,37 @@ def json_safe(value: object) -> Any:
     return str(value)
 
 
+def conversation_metadata(rows: list[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
+    """The conversation metadata from each row's metadata columns (`(row id, values)` in order).
+
+    A column with the same value in every row becomes that value; one whose value varies
+    becomes the compact JSON of `{row id: value}` over the rows where it is not NULL. A column
+    NULL in every row is left out. The planner fits the result to the API's limits and reports
+    what does not fit (`metadata_truncated`, with the values).
+    """
+    names = list(dict.fromkeys(name for _, values in rows for name in values))
+    metadata: dict[str, Any] = {}
+    for name in names:
+        column = [(row_id, values.get(name)) for row_id, values in rows]
+        present: dict[str, Any] = {}
+        for row_id, value in column:
+            if value is not None:
+                # Row ids from a query need not be unique: no value may hide another.
+                key, number = row_id, 1
+                while key in present:
+                    number += 1
+                    key = f"{row_id}#{number}"
+                present[key] = value
+        if not present:
+            continue
+        first = column[0][1]
+        if len(present) == len(column) and all(value == first for _, value in column):
+            metadata[name] = first
+        else:
+            metadata[name] = json.dumps(present, ensure_ascii=False, separators=(",", ":"))
+    return metadata
+
+
 def map_role(raw: object) -> str:
     """The neutral role for a Chat Completions role or alias; `DecodeError` for anything else."""
     if not isinstance(raw, str) or raw.strip().lower() not in ROLE_NAMES:
