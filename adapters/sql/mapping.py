@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -127,7 +127,7 @@ def json_safe(value: object) -> Any:
     return str(value)
 
 
-def conversation_metadata(rows: list[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
+def conversation_metadata(rows: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
     """The conversation metadata from each row's metadata columns (`(row id, values)` in order).
 
     A column with the same value in every row becomes that value; one whose value varies

@@ -168,7 +168,11 @@ def test_a_column_name_over_64_characters_is_a_finding(tmp_path: Path) -> None:
 
 
 def test_conversation_metadata_keeps_every_value() -> None:
-    rows = [("1", {"x": 1, "y": None}), ("1", {"x": 2, "y": None}), ("3", {"x": 1})]
+    rows: list[tuple[str, dict[str, Any]]] = [
+        ("1", {"x": 1, "y": None}),
+        ("1", {"x": 2, "y": None}),
+        ("3", {"x": 1}),
+    ]
     assert conversation_metadata(rows) == {"x": '{"1":1,"1#2":2,"3":1}'}
     assert conversation_metadata([("1", {"x": "a"}), ("2", {"x": "a"})]) == {"x": "a"}
     assert conversation_metadata([]) == {}
