@@ -409,8 +409,13 @@ class SqlTableSource:
         if "created_at" in messages.c:
             columns.append(_raw(messages.c.created_at, "ts"))
         source: FromClause = messages
-        if sessions is not None and "created_at" in sessions.c:
-            columns.append(_raw(sessions.c.created_at, "session_created_at"))
+        session_columns = [
+            name
+            for name in ("created_at", "updated_at")
+            if sessions is not None and name in sessions.c
+        ]
+        if sessions is not None and session_columns:
+            columns += [_raw(sessions.c[name], f"session_{name}") for name in session_columns]
             source = messages.outerjoin(sessions, messages.c.session_id == sessions.c.session_id)
         # `id` is the insertion order both SQLiteSession and SQLAlchemySession read back.
         statement = (
@@ -421,11 +426,17 @@ class SqlTableSource:
             return agents_item_entries(json_value(values["m"], "message_data"), info)
 
         def conversation_fields(values: Mapping[str, Any]) -> dict[str, Any]:
-            raw = values.get("session_created_at")
+            fields: dict[str, Any] = {}
             try:
-                return {"created_at": timestamp_value(raw, f"{sessions_name}.created_at")}
+                raw = values.get("session_created_at")
+                fields["created_at"] = timestamp_value(raw, f"{sessions_name}.created_at")
             except DecodeError:
-                return {}
+                pass
+            updated = values.get("session_updated_at")
+            if updated is not None:
+                # The session's last write: the API keeps no such time, so it rides in metadata.
+                fields["metadata"] = {"session_updated_at": json_safe(updated)}
+            return fields
 
         return _Reading(
             label=name,
@@ -669,7 +680,7 @@ class SqlTableSource:
             location=location,
             entries=decoded.entries,
             notes=decoded.notes,
-            metadata=conversation_metadata(row_metadata),
+            metadata={**fields.pop("metadata", {}), **conversation_metadata(row_metadata)},
             **fields,
         )
 

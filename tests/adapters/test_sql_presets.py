@@ -225,7 +225,9 @@ def test_agents_sdk_sample(database: Database) -> None:
         isinstance(output, ToolResult) and output.output == '```json\n["Apple", "Microsoft"]\n```'
     )
     assert isinstance(search, HostedToolStep)
-    assert (search.tool, search.input) == ("web_search", "Apple Microsoft market cap 2025")
+    assert search.tool == "web_search_call"
+    assert search.input == 'action: {"type":"search","query":"Apple Microsoft market cap 2025"}'
+    assert search.item is not None and search.item["id"] == "ws_01"
     assert isinstance(answer, Message) and answer.role == "assistant"
     [part] = answer.parts
     assert isinstance(part, TextPart)
