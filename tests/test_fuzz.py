@@ -316,7 +316,7 @@ def test_other_json_formats(
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "records.jsonl"
         path.write_bytes(b"\n".join(mutated_records(shaped, how, where)) + b"\n")
-        config = JsonSourceConfig(path=path, format=kind)  # type: ignore[arg-type]
+        config = JsonSourceConfig(path=path, format=kind)
         assert count_outcomes(open_source(config)) == len(shaped)
 
 
@@ -416,5 +416,5 @@ def test_sql_presets(preset: str, chosen: list[dict[str, Any]], how: list[str], 
                 ],
             )
         connection.close()
-        config = SqlSourceConfig(url=f"sqlite:///{path}", preset=preset)  # type: ignore[arg-type]
+        config = SqlSourceConfig(url=f"sqlite:///{path}", preset=preset)
         assert count_outcomes(open_source(config)) == len({i % 3 for i in range(len(bodies))})
