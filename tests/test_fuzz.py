@@ -108,6 +108,7 @@ def count_outcomes(source: Source) -> int:
         if isinstance(outcome, ConversationPlan):
             for planned_item in outcome.items:
                 json.dumps(planned_item.item, ensure_ascii=False).encode("utf-8")
+            json.dumps(outcome.metadata, ensure_ascii=False).encode("utf-8")
             json.dumps(
                 [f.model_dump(mode="json") for f in outcome.findings], ensure_ascii=False
             ).encode("utf-8")
