@@ -57,8 +57,57 @@ _LANGCHAIN_TYPES = {
 }
 
 
+_LANGCHAIN_KEYS = frozenset(
+    {"content", "type", "name", "id", "tool_calls", "invalid_tool_calls", "tool_call_id", "role"}
+)
+_CALL_KWARGS = frozenset({"tool_calls", "function_call"})
+
+
 def langchain_entries(message: object, info: Provenance) -> Decoded:
-    """Entries of one `message_to_dict` value: `{"type": ..., "data": {...}}`."""
+    """Entries of one `message_to_dict` value: `{"type": ..., "data": {...}}`; what the target
+    has no place for (`response_metadata`, `usage_metadata`, `artifact`, an error `status`,
+    other `additional_kwargs`) is an `unmapped_field` note with its values."""
+    decoded = _langchain_entries(message, info)
+    assert isinstance(message, dict)
+    data: dict[str, Any] = message["data"]
+    unmapped = _unmapped(data, _LANGCHAIN_KEYS | {"additional_kwargs", "status", "example"})
+    unmapped |= _unmapped(data.get("additional_kwargs"), _CALL_KWARGS, "additional_kwargs.")
+    if data.get("status") not in (None, "success"):
+        unmapped["status"] = data["status"]
+    if data.get("example"):
+        unmapped["example"] = data["example"]
+    at = info.with_source_id(_text_or_none(data.get("id")))
+    decoded.notes.extend(_unmapped_note(unmapped, str(message.get("type")), at))
+    return decoded
+
+
+def _unmapped(values: object, known: frozenset[str], prefix: str = "") -> dict[str, Any]:
+    """The entries of `values` (a dict) outside `known` that hold something."""
+    if not isinstance(values, dict):
+        return {}
+    return {
+        f"{prefix}{key}": value
+        for key, value in values.items()
+        if key not in known and value not in (None, "", [], {})
+    }
+
+
+def _unmapped_note(unmapped: dict[str, Any], kind: str, info: Provenance) -> list[SourceNote]:
+    if not unmapped:
+        return []
+    return [
+        SourceNote(
+            code="unmapped_field",
+            message=f"{info.position}: {kind} field(s) with no place in the Conversations API "
+            f"kept in the report only: {', '.join(sorted(unmapped))}",
+            source_id=info.source_id,
+            count=len(unmapped),
+            value=note_value(unmapped),
+        )
+    ]
+
+
+def _langchain_entries(message: object, info: Provenance) -> Decoded:
     if not isinstance(message, dict) or not isinstance(message.get("data"), dict):
         raise DecodeError("unexpected_json", "message is not a LangChain {type, data} object")
     data: dict[str, Any] = message["data"]
@@ -266,33 +315,14 @@ def _unmapped_fields(item: Mapping[str, Any], kind: str, info: Provenance) -> li
     """An `unmapped_field` note for the fields of an item (and of its content parts) that do
     not reach the target: unknown keys that hold something, and a `status` other than
     `completed`."""
-    known = _AGENTS_ITEM_KEYS[kind]
-    unmapped = {
-        key: value
-        for key, value in item.items()
-        if key not in known and value not in (None, "", [], {})
-    }
+    unmapped = _unmapped(dict(item), _AGENTS_ITEM_KEYS[kind])
     if item.get("status") not in (None, "completed"):
         unmapped["status"] = item["status"]
     content = item.get("content") if kind == "message" else None
     for index, part in enumerate(content if isinstance(content, list) else []):
-        if not isinstance(part, dict) or part.get("type") not in _PART_KEYS:
-            continue
-        for key, value in part.items():
-            if key not in _PART_KEYS[part["type"]] and value not in (None, "", [], {}):
-                unmapped[f"content[{index}].{key}"] = value
-    if not unmapped:
-        return []
-    return [
-        SourceNote(
-            code="unmapped_field",
-            message=f"{info.position}: {kind} field(s) with no place in the Conversations API "
-            f"kept in the report only: {', '.join(sorted(unmapped))}",
-            source_id=info.source_id,
-            count=len(unmapped),
-            value=note_value(unmapped),
-        )
-    ]
+        if isinstance(part, dict) and part.get("type") in _PART_KEYS:
+            unmapped |= _unmapped(part, _PART_KEYS[part["type"]], f"content[{index}].")
+    return _unmapped_note(unmapped, kind, info)
 
 
 def _responses_item(item: Mapping[str, Any], info: Provenance) -> Decoded:
@@ -444,8 +474,22 @@ def _annotation(note: object) -> Annotation:
 _LLAMAINDEX_ROLES = {"chatbot": "assistant", "model": "assistant"}
 
 
+_LLAMAINDEX_KWARGS = frozenset({"name", "tool_calls", "tool_call_id"})
+
+
 def llamaindex_entries(message: object, info: Provenance, *, row_role: object = None) -> Decoded:
-    """Entries of one `ChatMessage.model_dump(mode="json")` value."""
+    """Entries of one `ChatMessage.model_dump(mode="json")` value; keys and `additional_kwargs`
+    the target has no place for are an `unmapped_field` note with their values."""
+    decoded = _llamaindex_entries(message, info, row_role=row_role)
+    assert isinstance(message, dict)
+    unmapped = _unmapped(message, frozenset({"role", "blocks", "content", "additional_kwargs"}))
+    kwargs = message.get("additional_kwargs")
+    unmapped |= _unmapped(kwargs, _LLAMAINDEX_KWARGS, "additional_kwargs.")
+    decoded.notes.extend(_unmapped_note(unmapped, "ChatMessage", info))
+    return decoded
+
+
+def _llamaindex_entries(message: object, info: Provenance, *, row_role: object = None) -> Decoded:
     if not isinstance(message, dict):
         raise DecodeError("unexpected_json", "data is not a ChatMessage object")
     raw_role = message.get("role") or row_role

@@ -5,7 +5,7 @@ from __future__ import annotations
 from adapters import open_source
 from adapters.chat_messages import Provenance
 from adapters.model import HostedToolStep, Message, SourceConversation
-from adapters.sql.presets import agents_item_entries
+from adapters.sql.presets import agents_item_entries, langchain_entries, llamaindex_entries
 from migrate.plan.planner import plan_conversation
 from migrate.transform.policy import Policy
 from tests.adapters.sqlhelpers import (
@@ -95,3 +95,34 @@ def test_the_session_updated_at_reaches_the_conversation_metadata(database: Data
     plan = plan_conversation(conversation, Policy())
     assert plan.metadata["session_updated_at"].startswith("2025-01-02")
     assert plan.metadata["created_at"] == "2025-01-01T00:00:00Z"
+
+
+def test_langchain_and_llamaindex_fields_without_a_place_are_reported() -> None:
+    message = {
+        "type": "ai",
+        "data": {
+            "type": "ai",
+            "content": "Sure.",
+            "id": "run-1",
+            "example": False,
+            "additional_kwargs": {"refusal": None, "tool_calls": [], "reasoning": "short"},
+            "response_metadata": {"model_name": "gpt-4o", "finish_reason": "stop"},
+            "usage_metadata": {"input_tokens": 3, "output_tokens": 2},
+        },
+    }
+    (note,) = langchain_entries(message, AT).notes
+    assert note.code == "unmapped_field" and note.source_id == "run-1"
+    assert note.value == {
+        "additional_kwargs.reasoning": "short",
+        "response_metadata": {"model_name": "gpt-4o", "finish_reason": "stop"},
+        "usage_metadata": {"input_tokens": 3, "output_tokens": 2},
+    }
+    chat = {
+        "role": "assistant",
+        "blocks": [{"block_type": "text", "text": "Hi"}],
+        "additional_kwargs": {"name": "bot", "model": "llama3"},
+    }
+    (note,) = llamaindex_entries(chat, AT).notes
+    assert note.value == {"additional_kwargs.model": "llama3"}
+    plain = {"role": "user", "content": "hi", "additional_kwargs": {}}
+    assert llamaindex_entries(plain, AT).notes == []
