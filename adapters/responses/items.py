@@ -21,8 +21,8 @@ One rule per item type of the API's item union (`ItemResource` / `InputItem` in 
   `tool_search_call` / `_output`, `additional_tools`, `program` / `program_output`,
   `mcp_list_tools`, `mcp_call`, `mcp_approval_request` / `_response`): a `HostedToolStep`
   whose text holds every field but `id`, `created_by` and a `completed` status (queries,
-  sources, code, results); the item travels along for `provider_items = "keep"`. Inline images in them
-  (an image generation `result`, `data:` URLs) are left out of the text
+  sources, code, results); the item travels along for `provider_items = "keep"`. Inline
+  images in them (an image generation `result`, `data:` URLs) are left out of the text
   (`inline_image_not_sent`), as no text can show them.
 - `compaction`: a `ProviderItem` (kept by `provider_items = "keep"`, else a finding).
 - `item_reference`: replaced by the item it names when that item is in the same history;
@@ -352,9 +352,9 @@ class _Decoder:
         inputs: list[str] = []
         outputs: list[str] = []
         for name, value in item.items():
-            if name in _UNSHOWN_FIELDS or value is None:
-                if not (name == "status" and value not in (None, "completed")):
-                    continue
+            unfinished = name == "status" and value not in (None, "completed")
+            if (name in _UNSHOWN_FIELDS or value is None) and not unfinished:
+                continue
             shown = self.without_inline_images(value, f"{where} {name}", source_id)
             line = f"{name}: {arguments_text(shown)}"
             (outputs if name in output_fields else inputs).append(line)
