@@ -194,12 +194,22 @@ NOTE_VALUE_CHARS = 4000
 """The most JSON text of a dropped value a note or finding carries; longer values are cut."""
 
 
+NOTE_VALUE_DEPTH = 64
+"""The deepest nesting a note's value keeps as JSON; a deeper value is carried as its text."""
+
+
 def note_value(value: Any) -> Any:
-    """`value` itself if its compact JSON fits in `NOTE_VALUE_CHARS`, else that JSON text cut,
-    ending with `... (N more characters)`."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-    if len(text) <= NOTE_VALUE_CHARS:
+    """`value` itself if its compact JSON fits in `NOTE_VALUE_CHARS` (and nests at most
+    `NOTE_VALUE_DEPTH` deep), else that JSON text, cut and ending with `... (N more
+    characters)` when longer."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    except RecursionError:
+        return "(a value nested too deeply to show)"
+    if len(text) <= NOTE_VALUE_CHARS and _depth(value) <= NOTE_VALUE_DEPTH:
         return value
+    if len(text) <= NOTE_VALUE_CHARS:
+        return text
     return text[:NOTE_VALUE_CHARS] + f"... ({len(text) - NOTE_VALUE_CHARS} more characters)"
 
 
@@ -227,3 +237,16 @@ class SourceFailure(_Model):
 
 
 SourceRecord = SourceConversation | SourceFailure
+
+
+def _depth(value: Any) -> int:
+    """How deep lists and objects nest in `value` (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level + 1)
+            stack.extend(
+                (child, level + 1) for child in (item.values() if isinstance(item, dict) else item)
+            )
+    return deepest

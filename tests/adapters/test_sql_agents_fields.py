@@ -126,3 +126,16 @@ def test_langchain_and_llamaindex_fields_without_a_place_are_reported() -> None:
     assert note.value == {"additional_kwargs.model": "llama3"}
     plain = {"role": "user", "content": "hi", "additional_kwargs": {}}
     assert llamaindex_entries(plain, AT).notes == []
+
+
+def test_a_field_nested_too_deep_is_reported_as_its_text() -> None:
+    deep: list[object] = []
+    inner = deep
+    for _ in range(500):
+        child: list[object] = []
+        inner.append(child)
+        inner = child
+    item = {"role": "user", "content": "hi", "x": deep}
+    (note,) = agents_item_entries(item, AT).notes
+    assert isinstance(note.value, str) and note.value.startswith('{"x":[[[[')
+    assert note.model_dump(mode="json")["value"] == note.value
