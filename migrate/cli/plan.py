@@ -8,9 +8,11 @@ from typing import Any
 import click
 
 from migrate.cli.common import job_config_from, new_job_dir, source_options
+from migrate.cli.options import compress_flag
 from migrate.cli.output import info, job_log, progress_bar
 from migrate.context.figures import TokenFigures
 from migrate.errors import EXIT_OK, EXIT_PARTIAL
+from migrate.jobs.files import existing_report
 from migrate.jobs.plan import PlanSummary, plan_job
 from migrate.plan.pipeline import PlanOutcome, estimate_total
 from migrate.reporting import DEFAULT_RATE_PER_MINUTE
@@ -44,12 +46,14 @@ SHOWN_ERRORS = 10
     help="Also write every request to plan.jsonl (the largest file: 1.3 MB per 1,000 "
     "conversations of 10 short messages).",
 )
+@compress_flag
 def plan(
     job_dir: Path | None,
     as_json: bool,
     rate_per_minute: int,
     force: bool,
     write_plan: bool,
+    compress: bool,
     **options: Any,
 ) -> int:
     """Dry run: plan every API call for SOURCE and report what would be lost.
@@ -73,18 +77,21 @@ def plan(
             force=force,
             on_ready=job_log,
             write_plan=write_plan,
+            compress=compress,
         )
     if as_json:
         click.echo(summary.model_dump_json())
     else:
         click.echo(render_summary(summary))
-    if summary.has_errors:
-        info(f"why each failed conversation failed: {summary.job_dir}/errors.jsonl")
+    errors = existing_report(target_dir, "errors.jsonl")
+    if summary.has_errors and errors is not None:
+        info(f"why each failed conversation failed: {errors}")
     return EXIT_PARTIAL if summary.has_errors else EXIT_OK
 
 
 def render_summary(summary: PlanSummary) -> str:
     """The human-readable dry-run summary."""
+    job_dir = Path(summary.job_dir)
     counts = summary.conversations
     lines = [
         f"source:        {summary.source}",
@@ -108,11 +115,9 @@ def render_summary(summary: PlanSummary) -> str:
         lines += [f"  {_describe(error)}" for error in summary.errors[:SHOWN_ERRORS]]
         if summary.errors_total > SHOWN_ERRORS:
             lines.append(f"  ... {summary.errors_total - SHOWN_ERRORS} more in errors.jsonl")
-    written = "plan.jsonl, " if (Path(summary.job_dir) / "plan.jsonl").exists() else ""
-    lines.append(
-        f"plan written to {summary.job_dir}/ ({written}conversations.jsonl, findings.jsonl, "
-        "errors.jsonl)"
-    )
+    names = ("plan.jsonl", "conversations.jsonl", "findings.jsonl", "errors.jsonl")
+    written = [found.name for name in names if (found := existing_report(job_dir, name))]
+    lines.append(f"plan written to {summary.job_dir}/ ({', '.join(written)})")
     lines.append(page_line(summary.job_dir, label="report:", width=15))
     return "\n".join(lines)
 

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from migrate.cli.output import info, progress_bar
 from migrate.jobs.directory import shown_url
+from migrate.jobs.files import existing_report
 from migrate.jobs.models import JobSummary, ProgressUpdate, RollbackResult, VerifyReport
 from migrate.reporting.terminal import code_lines, page_line, saved_report
 
@@ -125,12 +126,13 @@ def show_summary(summary: JobSummary, *, as_json: bool = False) -> JobSummary:
         if saved is not None:
             click.echo("\n".join(code_lines(saved)))
             click.echo(page_line(summary.job_dir))
-        click.echo(
-            f"report:           {summary.job_dir}/ (conversations.csv, items.csv, "
-            "findings.jsonl, errors.jsonl, summary.json)"
-        )
-        if summary.conversations.failed:
-            click.echo(f"why each failed conversation failed: {summary.job_dir}/errors.jsonl")
+        job_dir = Path(summary.job_dir)
+        names = ("conversations.csv", "items.csv", "findings.jsonl", "errors.jsonl")
+        written = [found.name for name in names if (found := existing_report(job_dir, name))]
+        click.echo(f"report:           {job_dir}/ ({', '.join([*written, 'summary.json'])})")
+        errors = existing_report(job_dir, "errors.jsonl")
+        if summary.conversations.failed and errors is not None:
+            click.echo(f"why each failed conversation failed: {errors}")
     if not summary.complete:
         where = summary.job_dir or f"--state URL --job {summary.job_id}"
         click.echo(f"the job is not finished; continue it with: migrate resume {where}", err=True)

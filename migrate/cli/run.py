@@ -10,6 +10,8 @@ import click
 
 from migrate.cli.common import job_config_from, new_job_dir, source_options
 from migrate.cli.options import (
+    compress_flag,
+    compress_switch,
     job_options,
     job_ref,
     lease_option,
@@ -115,6 +117,7 @@ def run_options(command: Callable[P, R]) -> Callable[P, R]:
             help="Take only the source conversations whose ids FILE lists (one per line).",
         ),
         json_option,
+        compress_flag,
         lease_option,
         state_option,
         rehearsal_options,
@@ -151,6 +154,7 @@ def run_fields(verb: str, options: dict[str, Any]) -> dict[str, Any]:
         "subset": Subset(
             limit=options["limit"], ids=None if ids_file is None else read_ids(ids_file)
         ),
+        "compress": options["compress"],
     }
 
 
@@ -214,6 +218,7 @@ def run(allow_duplicates: bool, as_json: bool, **options: Any) -> JobSummary:
     "that failed for a transient reason.",
 )
 @json_option
+@compress_switch
 @rehearsal_options
 def resume(
     job_dir: Path | None,
@@ -224,6 +229,7 @@ def resume(
     retry_failed: bool,
     state_url: str | None,
     as_json: bool,
+    compress: bool | None,
     **options: Any,
 ) -> JobSummary:
     """Finish an interrupted job: reconcile what was in flight, then go on.
@@ -240,6 +246,7 @@ def resume(
         server_options=server_options_from(options),
         check_source=not no_source_check,
         retry_failed=retry_failed,
+        compress=compress,
     )
     if job_dir is not None:
         job_log(job_dir)

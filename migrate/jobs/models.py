@@ -45,6 +45,8 @@ class RunConfig(BaseModel):
     subset: Subset = Field(default_factory=Subset)
     allow_duplicates: bool = False
     """Run even though the state store's ledger already knows conversations in this target."""
+    compress: bool = False
+    """Write the report's id maps, findings and errors gzip-compressed (`items.csv.gz`)."""
 
 
 DivergedPolicy = Literal["skip", "fail", "new_conversation"]
@@ -101,6 +103,9 @@ class ResumeConfig(BaseModel):
     stored plans are replayed as they are (only possible once planning was complete)."""
     retry_failed: bool = False
     """Try every failed conversation again, not only those that failed for a transient reason."""
+    compress: bool | None = None
+    """Write the report files compressed from now on (True) or plain (False); None keeps the
+    job's choice."""
 
 
 class ConversationCounts(BaseModel):

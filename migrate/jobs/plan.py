@@ -1,6 +1,7 @@
 """`migrate plan`: the dry run. Everything a run does up to the target, written to a job directory.
 
-Files written (all JSON Lines except the summary):
+Files written (all JSON Lines except the summary; with `compress`, `--compress`, the JSON Lines
+files are gzip-compressed, `plan.jsonl.gz` and so on):
 
 - `plan.jsonl` (only with `write_plan`, `--write-plan`: it is the largest file by far, 1.3 MB
   per 1,000 conversations of 10 short messages, and every request is validated whether it is
@@ -31,7 +32,7 @@ from pydantic import BaseModel, Field
 from migrate.config import JobConfig
 from migrate.context.figures import TokenFigures, TokenTally
 from migrate.errors import ConfigError
-from migrate.jobs.files import JsonLinesFile, error_row, finding_row, write_text
+from migrate.jobs.files import JsonLinesFile, error_row, finding_row, report_path, write_text
 from migrate.plan.model import ConversationPlan
 from migrate.plan.pipeline import PlanOutcome, iterate_plans, open_configured_source
 from migrate.reporting import DEFAULT_RATE_PER_MINUTE, PlanReportBuilder, ReportData
@@ -80,11 +81,14 @@ class PlanSummary(BaseModel):
 class _PlanFiles:
     """The dry run's output files, open for the duration of one plan."""
 
-    def __init__(self, job_dir: Path, *, write_plan: bool) -> None:
-        self.plan = JsonLinesFile(job_dir / "plan.jsonl" if write_plan else None)
-        self.conversations = JsonLinesFile(job_dir / "conversations.jsonl")
-        self.findings = JsonLinesFile(job_dir / "findings.jsonl")
-        self.errors = JsonLinesFile(job_dir / "errors.jsonl")
+    def __init__(self, job_dir: Path, *, write_plan: bool, compress: bool) -> None:
+        def named(name: str) -> Path:
+            return report_path(job_dir, name, compress=compress)
+
+        self.plan = JsonLinesFile(named("plan.jsonl") if write_plan else None)
+        self.conversations = JsonLinesFile(named("conversations.jsonl"))
+        self.findings = JsonLinesFile(named("findings.jsonl"))
+        self.errors = JsonLinesFile(named("errors.jsonl"))
 
     def __enter__(self) -> Self:
         return self
@@ -99,7 +103,15 @@ class _PlanFiles:
             lines.close(complete=exc_type is None)
 
 
-JOB_MARKERS = ("summary.json", "plan.jsonl", "conversations.jsonl", "job.json", "state.db")
+JOB_MARKERS = (
+    "summary.json",
+    "plan.jsonl",
+    "plan.jsonl.gz",
+    "conversations.jsonl",
+    "conversations.jsonl.gz",
+    "job.json",
+    "state.db",
+)
 """Files whose presence means a directory already holds a plan or a job."""
 
 
@@ -112,6 +124,7 @@ def plan_job(
     force: bool = False,
     on_ready: Callable[[Path], object] | None = None,
     write_plan: bool = False,
+    compress: bool = False,
 ) -> PlanSummary:
     """Read, transform, validate and batch every conversation; write the plan files.
 
@@ -119,7 +132,8 @@ def plan_job(
     `SourceError` when the source cannot be opened and `SourceReadError` when it fails in the
     middle. Conversation-level problems never raise: they are counted and written to
     `errors.jsonl`. `on_ready` is called with the directory once it exists; `write_plan`
-    writes every request to `plan.jsonl` too.
+    writes every request to `plan.jsonl` too; `compress` writes the JSON Lines files as
+    `.gz`.
     """
     held = [name for name in JOB_MARKERS if (job_dir / name).exists()]
     if held and not force:
@@ -137,8 +151,9 @@ def plan_job(
     summary = PlanSummary(source=source.describe(), job_dir=str(job_dir))
     findings: Counter[str] = Counter()
     tally = TokenTally(config.policy)
-    (job_dir / "plan.jsonl").unlink(missing_ok=True)  # a forced re-plan leaves no stale one
-    with _PlanFiles(job_dir, write_plan=write_plan) as files:
+    for stale in ("plan.jsonl", "plan.jsonl.gz"):  # a forced re-plan leaves no stale one
+        (job_dir / stale).unlink(missing_ok=True)
+    with _PlanFiles(job_dir, write_plan=write_plan, compress=compress) as files:
         for outcome in outcomes:
             _record(outcome, files, summary, findings)
             if isinstance(outcome, ErrorRecord):

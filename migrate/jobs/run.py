@@ -173,6 +173,7 @@ def start_job(
                 "subset": config.subset.model_dump(mode="json"),
                 "sync": None if diverged is None else {"diverged": diverged},
                 "ledger_target": identity,
+                "compress": config.compress,
             },
             source=source.describe(),
             target=target.model_dump(mode="json"),
@@ -250,6 +251,8 @@ def resume_job(
         job = store.job()
         if job.state == "rolled_back":
             raise ConfigError(f"{job_name(config.job)} was rolled back; start a new run instead")
+        if config.compress is not None:
+            store.update_job(config={**job.config, "compress": config.compress})
         stored_replay = ReplayOptions.model_validate(job.config.get("replay", {}))
         replay = stored_replay.model_copy(
             update={"concurrency": config.concurrency or stored_replay.concurrency}

@@ -41,11 +41,13 @@ def write_report(
     out: Path | None = None,
     html_only: bool = False,
     progress: CountCallback | None = None,
+    compress: bool | None = None,
 ) -> list[Path]:
     """(Re)write the report files into `out` (default: the job directory); returns their paths.
 
     `html_only` rewrites only `summary.json` and `report.html`. `progress` is called with
-    (conversations written, total) as the id map is written.
+    (conversations written, total) as the id map is written. `compress`: write `.gz` files
+    (None: as the job was started).
     """
     directory = output_dir(ref, out, "the report")
     store = open_job(ref)
@@ -57,6 +59,7 @@ def write_report(
             summary.model_dump(mode="json"),
             html_only=html_only,
             progress=progress,
+            compress=compress,
         )
     finally:
         store.close()
