@@ -18,18 +18,16 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from enum import Enum
-from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO, TypeVar
 
 import ijson
 
 from adapters.base import lone_surrogate_paths, may_hold_surrogates
 from adapters.json.frames import ArrayEnd, Frame, first_key, frame_array, item_starts
+from adapters.json.listing import JSONL_SUFFIXES, SourceFile
 
 logger = logging.getLogger(__name__)
 
-JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson", ".jsonlines"})
-JSON_SUFFIXES = frozenset({".json"}) | JSONL_SUFFIXES
 
 _SNIFF_BYTES = 64 * 1024
 _READ_BYTES = 1024 * 1024
@@ -72,6 +70,41 @@ class RawFailure:
     message: str
 
 
+_File = TypeVar("_File", bound=IO[bytes])
+
+
+class ByteMeter:
+    """How many bytes of a source's files have been read: those done, and the open one's."""
+
+    def __init__(self) -> None:
+        self.finished = 0
+        self._open: IO[bytes] | None = None
+
+    def reset(self) -> None:
+        """A new read starts."""
+        self.finished = 0
+        self._open = None
+
+    def reading(self, file: _File) -> _File:
+        """Watch `file` (the one being read now) until the next call."""
+        self._open = file
+        return file
+
+    def finish(self, size: int) -> None:
+        """The watched file is read to its end: `size` bytes."""
+        self.finished += size
+        self._open = None
+
+    @property
+    def done(self) -> int:
+        current = self._open
+        try:
+            at = 0 if current is None or current.closed else current.tell()
+        except (OSError, ValueError):
+            at = 0
+        return self.finished + at
+
+
 class _CountingReader:
     """A binary reader that remembers how many bytes the parser consumed, for error offsets."""
 
@@ -89,7 +122,7 @@ class _CountingReader:
         return chunk
 
 
-def sniff_layout(path: Path) -> Layout:
+def sniff_layout(path: SourceFile) -> Layout:
     """Tell JSONL, a JSON array and a single JSON object apart from the first bytes."""
     with path.open("rb") as f:
         head = f.read(_SNIFF_BYTES)
@@ -124,17 +157,26 @@ def looks_like_message(value: Any) -> bool:
 
 
 def iter_raw_records(
-    path: Path, *, display: str, relname: str, layout: Layout
+    path: SourceFile,
+    *,
+    display: str,
+    relname: str,
+    layout: Layout,
+    meter: ByteMeter | None = None,
 ) -> Iterator[RawRecord | RawFailure]:
-    """Yield every top-level record of `path` in file order, or the failure to parse it."""
+    """Yield every top-level record of `path` in file order, or the failure to parse it.
+
+    `meter`, when given, can tell at any time how far into the file the reading has got.
+    """
+    meter = meter or ByteMeter()
     try:
         match layout:
             case Layout.JSONL:
-                yield from _iter_jsonl(path, display, relname)
+                yield from _iter_jsonl(path, display, relname, meter)
             case Layout.ARRAY:
-                yield from _iter_array(path, display, relname)
+                yield from _iter_array(path, display, relname, meter)
             case Layout.OBJECT:
-                yield from _iter_object(path, display, relname)
+                yield from _iter_object(path, display, relname, meter)
             case Layout.EMPTY:
                 logger.warning("%s is empty", display)
             case Layout.NOT_JSON:
@@ -145,7 +187,7 @@ def iter_raw_records(
         yield RawFailure(display, "unreadable_file", f"cannot read {display}: {exc}")
 
 
-def peek_first_value(path: Path, layout: Layout) -> Any:
+def peek_first_value(path: SourceFile, layout: Layout) -> Any:
     """The first record of the file (for format detection), or None if there is none."""
     match layout:
         case Layout.JSONL:
@@ -180,7 +222,7 @@ def peek_first_value(path: Path, layout: Layout) -> Any:
     return None
 
 
-def scan_object_prefixes(path: Path, *, max_events: int) -> list[tuple[str, str, Any]]:
+def scan_object_prefixes(path: SourceFile, *, max_events: int) -> list[tuple[str, str, Any]]:
     """The first `max_events` scalar/key parse events of a JSON object file, without loading it."""
     events: list[tuple[str, str, Any]] = []
     with path.open("rb") as f:
@@ -195,8 +237,10 @@ def scan_object_prefixes(path: Path, *, max_events: int) -> list[tuple[str, str,
     return events
 
 
-def _iter_jsonl(path: Path, display: str, relname: str) -> Iterator[RawRecord | RawFailure]:
-    with path.open("rb") as f:
+def _iter_jsonl(
+    path: SourceFile, display: str, relname: str, meter: ByteMeter
+) -> Iterator[RawRecord | RawFailure]:
+    with meter.reading(path.open("rb")) as f:
         for lineno, raw in enumerate(f, 1):
             if lineno == 1:
                 raw = raw.removeprefix(_BOM)
@@ -232,8 +276,10 @@ def _surrogates(raw: bytes, value: Any) -> tuple[str, ...]:
     return tuple(lone_surrogate_paths(value)) if may_hold_surrogates(raw) else ()
 
 
-def _iter_array(path: Path, display: str, relname: str) -> Iterator[RawRecord | RawFailure]:
-    with path.open("rb") as f:
+def _iter_array(
+    path: SourceFile, display: str, relname: str, meter: ByteMeter
+) -> Iterator[RawRecord | RawFailure]:
+    with meter.reading(path.open("rb")) as f:
         frames = frame_array(f)
         first = next(frames, None)
         if isinstance(first, Frame) and first.broken is None:
@@ -389,8 +435,10 @@ def _end_failure(end: ArrayEnd, display: str) -> RawFailure | None:
     )
 
 
-def _iter_object(path: Path, display: str, relname: str) -> Iterator[RawRecord | RawFailure]:
-    with path.open("rb") as f:
+def _iter_object(
+    path: SourceFile, display: str, relname: str, meter: ByteMeter
+) -> Iterator[RawRecord | RawFailure]:
+    with meter.reading(path.open("rb")) as f:
         reader = _CountingReader(f)
         try:
             for value in ijson.items(reader, "", use_float=True, buf_size=_READ_BYTES):

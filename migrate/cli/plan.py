@@ -6,15 +6,16 @@ from pathlib import Path
 from typing import Any
 
 import click
+from tqdm import tqdm
 
 from migrate.cli.common import job_config_from, new_job_dir, source_options
 from migrate.cli.options import compress_flag
 from migrate.cli.output import info, job_log, progress_bar
+from migrate.cli.render import skipped_file_lines
 from migrate.context.figures import TokenFigures
 from migrate.errors import EXIT_OK, EXIT_PARTIAL
 from migrate.jobs.files import existing_report
-from migrate.jobs.plan import PlanSummary, plan_job
-from migrate.plan.pipeline import PlanOutcome, estimate_total
+from migrate.jobs.plan import PlanProgress, PlanSummary, plan_job
 from migrate.reporting import DEFAULT_RATE_PER_MINUTE
 from migrate.reporting.terminal import code_lines, page_line
 from migrate.transform.findings import ErrorRecord
@@ -64,21 +65,20 @@ def plan(
     """
     config = job_config_from(options)
     target_dir = job_dir or new_job_dir("plan")
-    with progress_bar(desc="planning", unit=" conv", total=estimate_total(config.source)) as bar:
-
-        def advance(outcome: PlanOutcome) -> None:
-            bar.update(1)
-
+    bar = PlanBar()
+    try:
         summary = plan_job(
             config,
             target_dir,
-            on_progress=advance,
+            on_progress=bar.advance,
             rate_per_minute=rate_per_minute,
             force=force,
             on_ready=job_log,
             write_plan=write_plan,
             compress=compress,
         )
+    finally:
+        bar.close()
     if as_json:
         click.echo(summary.model_dump_json())
     else:
@@ -87,6 +87,32 @@ def plan(
     if summary.has_errors and errors is not None:
         info(f"why each failed conversation failed: {errors}")
     return EXIT_PARTIAL if summary.has_errors else EXIT_OK
+
+
+class PlanBar:
+    """The plan's bar, opened at the first conversation, once its total and unit are known:
+    conversations (a JSON Lines file, a SQL `COUNT`) or the bytes of the source's files."""
+
+    def __init__(self) -> None:
+        self._bar: tqdm[Any] | None = None
+
+    def advance(self, progress: PlanProgress) -> None:
+        if self._bar is None:
+            unit: dict[str, Any] = (
+                {"unit": "B", "unit_scale": True, "unit_divisor": 1024}
+                if progress.unit == "bytes"
+                else {"unit": " conv"}
+            )
+            self._bar = progress_bar(desc="planning", total=progress.total, **unit)
+        bar = self._bar
+        if progress.position > bar.n:
+            bar.update(progress.position - bar.n)
+        if progress.unit == "bytes":
+            bar.set_postfix_str(f"{progress.conversations} conv", refresh=False)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
 
 
 def render_summary(summary: PlanSummary) -> str:
@@ -99,6 +125,7 @@ def render_summary(summary: PlanSummary) -> str:
         f"{counts.failed} failed, {counts.skipped} skipped",
         f"items:         {summary.items.planned}",
         f"API calls:     {summary.api_calls}",
+        *skipped_file_lines(summary.skipped_files, label="skipped files:", width=15),
     ]
     if summary.tokens is not None:
         lines += render_tokens(summary.tokens)

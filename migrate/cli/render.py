@@ -19,6 +19,7 @@ from migrate.cli.output import info, progress_bar
 from migrate.jobs.directory import shown_url
 from migrate.jobs.files import existing_report
 from migrate.jobs.models import JobSummary, ProgressUpdate, RollbackResult, VerifyReport
+from migrate.plan.pipeline import SkippedFiles
 from migrate.reporting.terminal import code_lines, page_line, saved_report
 
 SHOWN_PROBLEMS = 20
@@ -54,11 +55,26 @@ def render_summary(summary: JobSummary) -> str:
             f"API calls:        {summary.calls} ({summary.retries} retries, "
             f"{summary.reconciliations} reconciliations)",
             f"possible orphans: {summary.possible_orphans}",
+            *skipped_file_lines(summary.skipped_files, label="skipped files:", width=18),
             f"findings:         {summary.findings}",
             *([f"deleted:          {summary.deleted}"] if summary.deleted else []),
             f"elapsed:          {summary.elapsed:.1f} s",
         ]
     )
+
+
+SHOWN_SKIPPED = 10
+
+
+def skipped_file_lines(skipped: SkippedFiles, *, label: str, width: int) -> list[str]:
+    """The files a source skipped, the first few by name with their reasons."""
+    if not skipped.count:
+        return []
+    lines = [f"{label:<{width}}{skipped.count} (not read: they hold no conversations)"]
+    lines += [f"  {file.path}: {file.reason}" for file in skipped.files[:SHOWN_SKIPPED]]
+    if skipped.count > SHOWN_SKIPPED:
+        lines.append(f"  ... {skipped.count - SHOWN_SKIPPED} more (summary.json lists them)")
+    return lines
 
 
 def render_verify(report: VerifyReport) -> str:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from migrate.config import JobConfig
 from migrate.context.exact import TokenCheck
 from migrate.errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
+from migrate.plan.pipeline import SkippedFiles
 from migrate.replay.replayer import ReplayOptions
 from migrate.replay.target import (
     TargetConfig,
@@ -149,6 +150,8 @@ class JobSummary(BaseModel):
     findings: int
     deleted: int
     elapsed: float
+    skipped_files: SkippedFiles = Field(default_factory=SkippedFiles)
+    """Files of a directory source that hold no conversations to read, and why."""
 
     @property
     def complete(self) -> bool:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
@@ -34,14 +35,34 @@ from migrate.context.figures import TokenFigures, TokenTally
 from migrate.errors import ConfigError
 from migrate.jobs.files import JsonLinesFile, error_row, finding_row, report_path, write_text
 from migrate.plan.model import ConversationPlan
-from migrate.plan.pipeline import PlanOutcome, iterate_plans, open_configured_source
+from migrate.plan.pipeline import (
+    PlanOutcome,
+    SkippedFiles,
+    iterate_plans,
+    open_configured_source,
+    read_total,
+    skipped_files,
+)
 from migrate.reporting import DEFAULT_RATE_PER_MINUTE, PlanReportBuilder, ReportData
 from migrate.reporting.render import write_report_html
 from migrate.transform.findings import ErrorRecord
 
 MAX_ERRORS_IN_SUMMARY = 1000
 
-ProgressCallback = Callable[[PlanOutcome], None]
+
+@dataclass(frozen=True)
+class PlanProgress:
+    """Where a plan stands, after each conversation (`plan_job`'s `on_progress`)."""
+
+    conversations: int
+    """Source records planned so far."""
+    position: int
+    """Of `total`: conversations, or bytes of the source's files read (`unit`)."""
+    total: int | None
+    unit: Literal["conversations", "bytes"]
+
+
+ProgressCallback = Callable[[PlanProgress], None]
 
 
 class PlannedConversationCounts(BaseModel):
@@ -69,6 +90,8 @@ class PlanSummary(BaseModel):
     errors: list[ErrorRecord] = Field(default_factory=list)
     errors_total: int = 0
     """All errors; `errors` lists at most the first `MAX_ERRORS_IN_SUMMARY`."""
+    skipped_files: SkippedFiles = Field(default_factory=SkippedFiles)
+    """Files of a directory source that hold no conversations to read, and why."""
     tokens: TokenFigures | None = None
     """Input tokens per conversation for the policy's model (`migrate.context`)."""
     report: ReportData | None = None
@@ -148,7 +171,10 @@ def plan_job(
     job_dir.mkdir(parents=True, exist_ok=True)
     if on_ready is not None:
         on_ready(job_dir)
-    summary = PlanSummary(source=source.describe(), job_dir=str(job_dir))
+    summary = PlanSummary(
+        source=source.describe(), job_dir=str(job_dir), skipped_files=skipped_files(source)
+    )
+    total = read_total(source, config.source)
     findings: Counter[str] = Counter()
     tally = TokenTally(config.policy)
     for stale in ("plan.jsonl", "plan.jsonl.gz"):  # a forced re-plan leaves no stale one
@@ -163,7 +189,11 @@ def plan_job(
                     outcome.tokens, outcome.findings, estimated=outcome.tokens_estimate is not None
                 )
             if on_progress is not None:
-                on_progress(outcome)
+                done = summary.conversations.total
+                on_progress(PlanProgress(done, total.position(done), total.total, total.unit))
+    if on_progress is not None:  # the last file is now read to its end
+        done = summary.conversations.total
+        on_progress(PlanProgress(done, total.position(done), total.total, total.unit))
     summary.findings = dict(sorted(findings.items()))
     summary.tokens = tally.figures()
     summary.report = builder.build(

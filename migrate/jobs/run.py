@@ -57,7 +57,12 @@ from migrate.jobs.models import (
 from migrate.jobs.report import write_report_files
 from migrate.jobs.status import job_summary
 from migrate.plan.model import ConversationPlan
-from migrate.plan.pipeline import PlanOutcome, iterate_plans, open_configured_source
+from migrate.plan.pipeline import (
+    PlanOutcome,
+    iterate_plans,
+    open_configured_source,
+    skipped_files,
+)
 from migrate.replay.ratelimit import RateLimiter
 from migrate.replay.replayer import CrashHook, Replayer, ReplayOptions, SimulatedCrash
 from migrate.replay.target import (
@@ -174,6 +179,7 @@ def start_job(
                 "sync": None if diverged is None else {"diverged": diverged},
                 "ledger_target": identity,
                 "compress": config.compress,
+                "skipped_files": skipped_files(source).model_dump(mode="json"),
             },
             source=source.describe(),
             target=target.model_dump(mode="json"),

@@ -15,6 +15,7 @@ from migrate.jobs.models import (
     JobSummary,
 )
 from migrate.jobs.report import write_report_files
+from migrate.plan.pipeline import SkippedFiles
 from migrate.replay.target import (
     TargetConfig,
     describe_target,
@@ -120,4 +121,5 @@ def job_summary(store: StateStore, job_dir: Path | None) -> JobSummary:
         findings=totals.findings,
         deleted=totals.deleted,
         elapsed=round(job.elapsed + store.worker_time(), 3),
+        skipped_files=SkippedFiles.model_validate(job.config.get("skipped_files") or {}),
     )
