@@ -158,10 +158,13 @@ def show_summary(summary: JobSummary, *, as_json: bool = False) -> JobSummary:
 class ProgressBars:
     """Two tqdm bars on stderr: conversations and items, with rates and ETAs."""
 
-    def __init__(self, state_url: str | None = None) -> None:
+    def __init__(self, state_url: str | None = None, *, expected: int | None = None) -> None:
+        """`expected`: the conversations the job will take, if known before the source is
+        read (the total of the bar while planning is still under way)."""
         self.conversations: tqdm[Any] | None = None
         self.items: tqdm[Any] | None = None
         self.state_url = state_url
+        self.expected = expected
 
     def __enter__(self) -> ProgressBars:
         return self
@@ -182,7 +185,10 @@ class ProgressBars:
         if self.conversations is None or self.items is None:
             self.conversations = progress_bar(desc="conversations", unit=" conv", position=0)
             self.items = progress_bar(desc="items", unit=" item", position=1)
-        _advance(self.conversations, progress.conversations_done, progress.conversations_known)
+        total = progress.conversations_known
+        if not progress.planning_complete and self.expected is not None:
+            total = max(total, self.expected)
+        _advance(self.conversations, progress.conversations_done, total)
         _advance(self.items, progress.items_landed, progress.items_planned)
         pace = []
         if progress.rate_limit is not None:

@@ -19,12 +19,13 @@ from migrate.cli.options import (
     server_options_from,
     state_option,
 )
-from migrate.cli.output import info, job_log, progress_bar
+from migrate.cli.output import bars_shown, info, job_log, progress_bar
 from migrate.cli.render import ProgressBars, show_summary, stoppable
 from migrate.errors import ConfigError
 from migrate.jobs.models import JobSummary, ResumeConfig, RunConfig, Subset, SyncConfig, WorkConfig
 from migrate.jobs.run import resume_job, run_job, work_on_job
 from migrate.jobs.sync import sync_job
+from migrate.plan.pipeline import expected_conversations
 from migrate.replay.replayer import ReplayOptions
 from migrate.replay.target import TargetConfig
 
@@ -172,7 +173,17 @@ def drive(config: RunConfig, *, as_json: bool) -> JobSummary:
     info(f"job: {config.job_dir}")
     # Only a job on a target other processes can reach can take more workers.
     shared = config.state_url if config.target.kind != "local" else None
-    with stoppable() as stop, ProgressBars(shared) as bars:
+    subset = config.subset
+    expected = (
+        expected_conversations(
+            config.job.source,
+            limit=subset.limit,
+            ids=None if subset.ids is None else len(subset.ids),
+        )
+        if bars_shown()
+        else None
+    )
+    with stoppable() as stop, ProgressBars(shared, expected=expected) as bars:
         if isinstance(config, SyncConfig):
             summary = sync_job(config, progress=bars.update, stop=stop, on_ready=job_log)
         else:

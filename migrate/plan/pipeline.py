@@ -93,6 +93,23 @@ def read_total(source: Source, config: SourceConfig) -> ReadTotal:
     return ReadTotal(None)
 
 
+def expected_conversations(
+    config: SourceConfig, *, limit: int | None = None, ids: int | None = None
+) -> int | None:
+    """How many conversations a job of this source will take, when that is cheap to learn
+    (`read_total` in conversations), cut to the job's `--limit` and `--ids`; else None."""
+    try:
+        source = open_source(config)
+    except SourceOpenError:
+        return None
+    total = read_total(source, config)
+    count = total.total if total.unit == "conversations" else None
+    for cap in (limit, ids):
+        if cap is not None:
+            count = cap if count is None else min(count, cap)
+    return count
+
+
 def read_source(source: Source) -> Iterator[SourceRecord]:
     """The source's records; its own errors become `SourceError` (before the first record:
     it cannot be opened) or `SourceReadError` (it failed in the middle of the read)."""

@@ -11,6 +11,9 @@ from adapters import open_source
 from adapters.model import SourceConversation
 from adapters.sql.tables import SqlTableSource
 from migrate.cli import main
+from migrate.cli.render import ProgressBars
+from migrate.jobs.models import ProgressUpdate
+from migrate.plan.pipeline import expected_conversations
 from tests.adapters.sqlhelpers import (
     SAMPLES,
     Database,
@@ -79,3 +82,23 @@ def test_plan_of_a_sql_source_shows_a_total_and_a_percentage(
     count = source.count_conversations()
     assert count > 0
     assert "planning: 100%" in result.stderr and f"{count}/{count}" in result.stderr
+
+
+def test_a_run_bar_has_the_total_before_planning_is_complete(database: Database) -> None:
+    if database.kind != "sqlite":
+        return
+    database.run_script(SAMPLES / "langchain.sql")
+    config = database.config(preset="langchain")
+    source = open_source(config)
+    assert isinstance(source, SqlTableSource)
+    count = source.count_conversations()
+    assert expected_conversations(config) == count > 1
+    assert expected_conversations(config, limit=1) == 1
+    assert expected_conversations(config, ids=count + 5) == count
+    bars = ProgressBars(expected=count)
+    with bars:
+        bars.update(ProgressUpdate(event="progress", conversations_known=1, conversations_done=0))
+        assert bars.conversations is not None and bars.conversations.total == count
+        done = ProgressUpdate(event="progress", conversations_known=count, planning_complete=True)
+        bars.update(done)
+        assert bars.conversations.total == count
