@@ -14,11 +14,10 @@ from migrate.cli.output import info, job_log, progress_bar
 from migrate.cli.render import skipped_file_lines
 from migrate.context.figures import TokenFigures
 from migrate.errors import EXIT_OK, EXIT_PARTIAL
-from migrate.jobs.files import existing_report
+from migrate.jobs.files import ErrorRow, existing_report
 from migrate.jobs.plan import PlanProgress, PlanSummary, plan_job
 from migrate.reporting import DEFAULT_RATE_PER_MINUTE
 from migrate.reporting.terminal import code_lines, page_line
-from migrate.transform.findings import ErrorRecord
 
 SHOWN_ERRORS = 10
 
@@ -160,7 +159,7 @@ def render_tokens(figures: TokenFigures) -> list[str]:
     ]
 
 
-def _describe(error: ErrorRecord) -> str:
+def _describe(error: ErrorRow) -> str:
     """`[code] message`, prefixed by where it happened unless the message already says."""
     where = "" if error.location in error.message else f"{error.location}: "
     return f"[{error.code}] {where}{error.message}"

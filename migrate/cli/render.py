@@ -90,7 +90,7 @@ def render_verify(report: VerifyReport) -> str:
     for check in report.conversations[:SHOWN_PROBLEMS]:
         source = check.source_id or "(no source id)"
         lines.append(
-            f"  {check.location} {source} -> {check.target_conversation_id}: "
+            f"  {check.location} {source} -> {check.target_conversation_id or '(no id)'}: "
             f"{check.found} items, {check.planned} planned"
         )
         lines += [f"    {problem.kind}: {problem.detail}" for problem in check.problems[:10]]

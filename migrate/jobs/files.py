@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from pydantic import BaseModel, ConfigDict
+
 from migrate.transform.findings import ErrorRecord, Finding
 
 GZIP = ".gz"
@@ -160,6 +162,23 @@ def finding_row(finding: Finding, location: str | None) -> dict[str, Any]:
         "location": location,
         **row,
     }
+
+
+class ErrorRow(BaseModel):
+    """An `errors.jsonl` row (and an entry of a plan summary's `errors`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: str
+    message: str
+    location: str
+    source_id: str | None
+    """The source conversation's id."""
+    source_item_id: str | None
+    """The source message's, when one message is the cause."""
+    target_conversation_id: str | None
+    hint: str | None
+    retryable: bool
 
 
 def error_row(

@@ -33,7 +33,14 @@ from pydantic import BaseModel, Field
 from migrate.config import JobConfig
 from migrate.context.figures import TokenFigures, TokenTally
 from migrate.errors import ConfigError
-from migrate.jobs.files import JsonLinesFile, error_row, finding_row, report_path, write_text
+from migrate.jobs.files import (
+    ErrorRow,
+    JsonLinesFile,
+    error_row,
+    finding_row,
+    report_path,
+    write_text,
+)
 from migrate.plan.model import ConversationPlan
 from migrate.plan.pipeline import (
     PlanOutcome,
@@ -87,7 +94,8 @@ class PlanSummary(BaseModel):
     items: PlannedItemCounts = Field(default_factory=PlannedItemCounts)
     api_calls: int = 0
     findings: dict[str, int] = Field(default_factory=dict)
-    errors: list[ErrorRecord] = Field(default_factory=list)
+    errors: list[ErrorRow] = Field(default_factory=list)
+    """Named as in `errors.jsonl`: `source_id` is the source conversation's id."""
     errors_total: int = 0
     """All errors; `errors` lists at most the first `MAX_ERRORS_IN_SUMMARY`."""
     skipped_files: SkippedFiles = Field(default_factory=SkippedFiles)
@@ -216,9 +224,10 @@ def _record(
     if isinstance(outcome, ErrorRecord):
         counts.failed += 1
         summary.errors_total += 1
+        row = error_row(outcome)
         if len(summary.errors) < MAX_ERRORS_IN_SUMMARY:
-            summary.errors.append(outcome)
-        files.errors.write(error_row(outcome))
+            summary.errors.append(ErrorRow.model_validate(row))
+        files.errors.write(row)
         files.conversations.write(
             {
                 "source_id": outcome.conversation_id,

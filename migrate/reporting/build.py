@@ -161,7 +161,7 @@ def _error_rows(store: StateStore, total: int) -> list[CodeCount]:
                     meaning=entry.meaning,
                     remedy=entry.remedy,
                     examples=[
-                        Example(conversation_id=sid, location=loc, message=msg or "")
+                        Example(source_id=sid, location=loc, message=msg or "")
                         for sid, loc, msg in examples
                     ],
                 )
