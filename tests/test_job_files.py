@@ -112,3 +112,43 @@ def test_plan_compress_writes_gz_and_a_compressed_plan_counts_as_a_plan(tmp_path
     assert forced.exit_code == 1
     # the plain plan replaced the compressed one: no stale `.gz` beside it
     assert not any(path.name.endswith(".gz") for path in job_dir.iterdir())
+
+
+def json_keys(value: Any) -> set[str]:
+    """Every key at any depth of a JSON value."""
+    if isinstance(value, dict):
+        return set(value) | {key for child in value.values() for key in json_keys(child)}
+    if isinstance(value, list):
+        return {key for child in value for key in json_keys(child)}
+    return set()
+
+
+def test_every_report_file_names_ids_one_way_and_no_message_shows_none(tmp_path: Path) -> None:
+    runner = CliRunner()
+    planned, ran = tmp_path / "plan", tmp_path / "run"
+    outputs = [
+        runner.invoke(main, ["plan", str(SAMPLES), "--job-dir", str(planned), "--write-plan"]),
+        runner.invoke(main, ["run", str(SAMPLES), "--job-dir", str(ran)]),
+        runner.invoke(main, ["verify", str(ran)]),
+        runner.invoke(main, ["status", str(ran)]),
+    ]
+    for result in outputs:
+        assert "None" not in result.output, result.output
+    for job_dir in (planned, ran):
+        for path in job_dir.iterdir():
+            if path.suffix == ".jsonl":
+                keys = {key for row in rows(path) for key in json_keys(row)}
+            elif path.suffix == ".csv":
+                keys = set(path.read_text("utf-8").splitlines()[0].split(","))
+            elif path.name == "summary.json":
+                keys = json_keys(json.loads(path.read_text("utf-8")))
+            else:
+                continue
+            if path.name == "plan.jsonl":
+                keys = {key for row in rows(path) for key in row}  # the bodies are the API's
+            assert "source_id" in keys or path.name == "summary.json", path.name
+            # `conversation_id` meant the source id in some files and the new id in others
+            assert "conversation_id" not in keys, path.name
+    summary = json.loads((ran / "summary.json").read_text("utf-8"))
+    examples = [e for row in summary["report"]["errors"] for e in row["examples"]]
+    assert examples and all("source_id" in example for example in examples)
