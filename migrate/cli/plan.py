@@ -43,7 +43,7 @@ SHOWN_ERRORS = 10
 @click.option(
     "--write-plan",
     is_flag=True,
-    help="Also write every request to plan.jsonl (the largest file: 1.3 MB per 1,000 "
+    help="Also write every request to plan.jsonl (the largest file: 2.4 MB per 1,000 "
     "conversations of 10 short messages).",
 )
 @compress_flag

@@ -3,7 +3,7 @@
 Files written (all JSON Lines except the summary; with `compress`, `--compress`, the JSON Lines
 files are gzip-compressed, `plan.jsonl.gz` and so on):
 
-- `plan.jsonl` (only with `write_plan`, `--write-plan`: it is the largest file by far, 1.3 MB
+- `plan.jsonl` (only with `write_plan`, `--write-plan`: it is the largest file by far, 2.4 MB
   per 1,000 conversations of 10 short messages, and every request is validated whether it is
   written or not):
   exactly the requests a run would send, one per line:

@@ -408,3 +408,18 @@ def test_a_base_url_with_the_wrong_path_stops_before_planning(
     assert result.exit_code == EXIT_USAGE, result.output
     assert "does not look like a Conversations API" in result.stderr
     assert "Invalid URL (GET /v2/conversations/" in result.stderr
+
+
+def test_vv_shows_debug_lines_that_v_keeps_back(tmp_path: Path) -> None:
+    """(-v itself is checked with the job log above: its info lines reach the terminal.)"""
+    source = write_source(tmp_path / "source.jsonl", conversations=2, messages=2)
+    runner = CliRunner()
+    shown: dict[str, str] = {}
+    for flags in ([], ["-v"], ["-vv"]):
+        job_dir = tmp_path / f"plan{len(flags)}{''.join(flags)}"
+        result = runner.invoke(main, ["plan", str(source), "--job-dir", str(job_dir), *flags])
+        assert result.exit_code == EXIT_OK, result.output
+        shown[" ".join(flags)] = result.stderr
+    debug = f"migrate: reading {source} as chat_completions"
+    assert debug in shown["-vv"]
+    assert debug not in shown["-v"] and debug not in shown[""]
