@@ -29,6 +29,8 @@ from migrate.server.embedded import EmbeddedServer
 from migrate.server.options import ServerOptions
 from migrate.server.testing import ServerFactory
 from migrate.state.store import StateStore
+from tests.adapters.test_assistants_live import BASE_URL as ASSISTANTS_URL
+from tests.adapters.test_assistants_live import replay as replay_cassette
 from tests.replay.helpers import assert_exactly_once, run_config, write_source
 
 
@@ -423,3 +425,25 @@ def test_vv_shows_debug_lines_that_v_keeps_back(tmp_path: Path) -> None:
     debug = f"migrate: reading {source} as chat_completions"
     assert debug in shown["-vv"]
     assert debug not in shown["-v"] and debug not in shown[""]
+
+
+def test_export_threads_shows_a_bar_with_its_total(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    arguments = [
+        "export-threads",
+        "--base-url",
+        ASSISTANTS_URL,
+        "--thread",
+        "thread_XaNJDdLqZ9LrOopr7AkBNlcu",
+        "--thread",
+        "thread_i3Hs96sQAsLBfOTU1Rl6137V",
+        "--out",
+        str(tmp_path / "exports"),
+        "--progress",
+    ]
+    with replay_cassette("ruby_threads"):
+        result = CliRunner().invoke(main, arguments)
+    assert result.exit_code == EXIT_OK, result.output
+    assert "threads: 100%" in result.stderr and "2/2" in result.stderr
