@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from migrate.cli import main
+from migrate.cli.render import ProgressBars
 from migrate.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CallUnreachable, TargetUnreachableError
 from migrate.jobs.models import JobRef, ProgressUpdate, ResumeConfig
 from migrate.jobs.run import resume_job, run_job
@@ -447,3 +448,45 @@ def test_export_threads_shows_a_bar_with_its_total(
         result = CliRunner().invoke(main, arguments)
     assert result.exit_code == EXIT_OK, result.output
     assert "threads: 100%" in result.stderr and "2/2" in result.stderr
+
+
+def test_the_run_bar_shows_the_rate_limit_and_429_waits() -> None:
+    with ProgressBars() as bars:
+        bars.update(
+            ProgressUpdate(
+                event="progress",
+                conversations_known=10,
+                conversations_done=3,
+                rate_limit=2.5,
+                waiting_429=12.0,
+            )
+        )
+        assert bars.conversations is not None
+        assert bars.conversations.postfix == "limit 2.5/s, 429 wait 12s"
+
+
+@pytest.mark.parametrize("verb", ["sync", "work"])
+def test_sync_and_work_make_the_same_preflight(tmp_path: Path, verb: str) -> None:
+    source = write_source(tmp_path / "source.jsonl", conversations=3, messages=2)
+    job_dir = tmp_path / "job"
+    if verb == "sync":
+        base_url = f"http://127.0.0.1:{closed_port()}/v1"
+        arguments = ["sync", str(source), "--target", "openai", "--base-url", base_url]
+        arguments += ["--job-dir", str(job_dir)]
+    else:
+        # A job on a server that then stops: a worker joining it finds the target gone.
+        server = EmbeddedServer(ServerOptions(), tmp_path / "target.db")
+        base_url = server.start()
+        try:
+            config = run_config(
+                source, job_dir, target=TargetConfig(kind="openai", base_url=base_url)
+            )
+            job_id = run_job(config).job_id
+        finally:
+            server.stop()
+        state = f"sqlite:///{job_dir / 'state.db'}"
+        arguments = ["work", "--state", state, "--job", job_id]
+    result = CliRunner().invoke(main, arguments)
+    assert result.exit_code == EXIT_USAGE, result.output
+    assert f"cannot reach Conversations-compatible server at {base_url}" in result.stderr
+    assert "Traceback" not in result.output
