@@ -373,6 +373,39 @@ def test_source_paths_are_stored_absolute_so_resume_works_from_elsewhere(
     assert resumed.exit_code == EXIT_OK, resumed.output
 
 
+def test_a_relative_sqlite_url_is_stored_absolute_so_resume_works_from_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    with sqlite3.connect(work / "chat.db") as database:
+        database.execute(
+            "CREATE TABLE message_store (id INTEGER PRIMARY KEY, session_id TEXT, message TEXT)"
+        )
+        database.executemany(
+            "INSERT INTO message_store (session_id, message) VALUES (?, ?)",
+            [
+                (f"s{n}", json.dumps({"type": "human", "data": {"content": f"hello {n}"}}))
+                for n in range(3)
+            ],
+        )
+    monkeypatch.chdir(work)
+    job_dir = tmp_path / "job"
+    ran = CliRunner().invoke(
+        main, ["run", "sqlite:///chat.db", "--preset", "langchain", "--job-dir", str(job_dir)]
+    )
+    assert ran.exit_code == EXIT_OK, ran.output
+    store = StateStore.from_url(f"sqlite:///{job_dir / 'state.db'}")
+    try:
+        url = store.job().config["job"]["source"]["url"]
+    finally:
+        store.close()
+    assert url == f"sqlite:///{work / 'chat.db'}"
+    monkeypatch.chdir(tmp_path)
+    resumed = CliRunner().invoke(main, ["resume", str(job_dir)])
+    assert resumed.exit_code == EXIT_OK, resumed.output
+
+
 def test_plan_jsonl_is_written_only_when_asked(tmp_path: Path) -> None:
     source = write_source(tmp_path / "source.jsonl", conversations=4, messages=30)
     runner = CliRunner()
