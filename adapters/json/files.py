@@ -23,7 +23,6 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from adapters.assistants.export import read_export
 from adapters.base import DecodeError, SourceOpenError, replace_lone_surrogates
 from adapters.config import JsonFormat, JsonSourceConfig
 from adapters.json.chat_completions import read_chat_completions
@@ -41,6 +40,7 @@ from adapters.json.stream import (
     peek_first_value,
     sniff_layout,
 )
+from adapters.json.threads import read_export
 from adapters.model import SourceConversation, SourceFailure, SourceNote, SourceRecord
 from adapters.responses.records import read_responses
 
@@ -89,7 +89,9 @@ class JsonFilesSource:
         """Yield every conversation, or the failure to read it, in file order."""
         self.meter.reset()
         if self._config.format == "assistants":
-            yield from read_export(self._root, self._config.thread_order)
+            yield from read_export(
+                self._root, self._config.thread_order, self._config.lone_surrogates
+            )
             return
         for path in self._files:
             yield from self._read_file(path)
@@ -180,7 +182,7 @@ class JsonFilesSource:
         if found == "assistants":
             assert isinstance(path, Path)
             logger.debug("reading %s as an Assistants export", display)
-            yield from read_export(path, self._config.thread_order)
+            yield from read_export(path, self._config.thread_order, self._config.lone_surrogates)
             return
         logger.debug("reading %s as %s (%s)", display, found, layout.value)
         records = iter_raw_records(
@@ -224,7 +226,7 @@ class JsonFilesSource:
 
 def _holds_no_record(path: SourceFile, layout: Layout) -> bool:
     """True when no record of the file can be parsed (empty, `[]`, or all broken)."""
-    return layout in (Layout.JSONL, Layout.ARRAY) and peek_first_value(path, layout) is None
+    return layout is not Layout.EMPTY and peek_first_value(path, layout) is None
 
 
 def lone_surrogate_failure(
