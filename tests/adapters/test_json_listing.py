@@ -71,7 +71,7 @@ def test_a_directory_lists_what_it_skips_and_a_bad_file_fails_alone(tmp_path: Pa
     counts = summary["conversations"]
     assert (counts["total"], counts["planned"], counts["failed"]) == (4, 3, 1)
     (error,) = summary["errors"]
-    assert error["location"].endswith("0-binary.json") and error["code"] == "unknown_format"
+    assert error["location"].endswith("0-binary.json") and error["code"] == "not_json"
     skipped = {entry["path"]: entry["reason"] for entry in summary["skipped_files"]["files"]}
     assert summary["skipped_files"]["count"] == len(skipped) == 5
     assert set(skipped) == {".cache", "archive.zip", "export.csv", "notes.txt", "old.jsonl.gz"}
