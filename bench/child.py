@@ -62,6 +62,8 @@ class ChildRequest(BaseModel):
     """`plan` only: False replaces the token counting stage with a no-op (the baseline)."""
     profile: str | None = None
     """Write `cProfile` statistics of the measured part to this path."""
+    compress: bool = False
+    """`job` only: write the report files gzip-compressed (`--compress`)."""
 
 
 def peak_rss_mb() -> float:
@@ -181,6 +183,7 @@ def run_job_workload(request: ChildRequest) -> dict[str, Any]:
         job_dir=Path(request.job_dir),
         target=TargetConfig(kind="openai", base_url=request.base_url, timeout=request.timeout),
         replay=ReplayOptions(concurrency=request.concurrency),
+        compress=request.compress,
     )
     before = _usage()
     started = time.perf_counter()

@@ -788,27 +788,36 @@ DISK_ITEMS = 10
 
 
 def disk(scale: Scale, workdir: Path, *, seed: int) -> list[Result]:
-    """Bytes a job directory and a dry run need per conversation of 10 items, per file."""
+    """Bytes a job directory and a dry run need per conversation of 10 items, per file; and a
+    job directory with `--compress` (its ratio: compressed over plain)."""
     conversations = scale.call_conversations * 20
     source = write_chat_jsonl(workdir / "disk.jsonl", [DISK_ITEMS] * conversations, seed=seed)
-    job_dir, plan_dir = workdir / "disk-job", workdir / "disk-plan"
-    with ServerProcess(workdir / "disk-server.db", seed=seed) as server:
-        out = run_child(
-            ChildRequest(
-                workload="job",
-                source=_source_dump(source),
-                job_dir=str(job_dir),
-                base_url=server.base_url,
-                concurrency=16,
+    plan_dir = workdir / "disk-plan"
+    measured: dict[bool, tuple[dict[str, int], int, int]] = {}
+    for compress in (False, True):
+        job_dir = workdir / ("disk-job-compressed" if compress else "disk-job")
+        server_db = workdir / ("disk-server-compressed.db" if compress else "disk-server.db")
+        with ServerProcess(server_db, seed=seed) as server:
+            out = run_child(
+                ChildRequest(
+                    workload="job",
+                    source=_source_dump(source),
+                    job_dir=str(job_dir),
+                    base_url=server.base_url,
+                    concurrency=16,
+                    compress=compress,
+                )
             )
-        )
-        server_bytes = _size(server.db_path)
+            server_bytes = _size(server.db_path)
+        files = {path.name: _size(path) for path in sorted(job_dir.iterdir()) if path.is_file()}
+        measured[compress] = (files, server_bytes, out["summary"]["conversations"]["migrated"])
     run_child(ChildRequest(workload="plan", source=_source_dump(source), job_dir=str(plan_dir)))
-    files = {path.name: _size(path) for path in sorted(job_dir.iterdir()) if path.is_file()}
     planned = {path.name: _size(path) for path in sorted(plan_dir.iterdir()) if path.is_file()}
-    job_bytes = sum(files.values())
-    migrated = out["summary"]["conversations"]["migrated"]
     per_million = 1_000_000 / conversations
+    files, server_bytes, migrated = measured[False]
+    job_bytes = sum(files.values())
+    packed_files, _, packed_migrated = measured[True]
+    packed_bytes = sum(packed_files.values())
     return [
         Result(
             scenario="disk",
@@ -825,7 +834,20 @@ def disk(scale: Scale, workdir: Path, *, seed: int) -> list[Result]:
                 "plan_files_bytes": planned,
                 "plan_gb_per_million": sum(planned.values()) * per_million / 1e9,
             },
-        )
+        ),
+        Result(
+            scenario="disk",
+            name=f"job directory per million conversations of {DISK_ITEMS} items, --compress",
+            value=packed_bytes * per_million / 1e9,
+            unit="GB",
+            ratio=ratio(packed_bytes, job_bytes),
+            reference="the plain job directory",
+            detail={
+                "conversations": conversations,
+                "migrated": packed_migrated,
+                "files_bytes": packed_files,
+            },
+        ),
     ]
 
 

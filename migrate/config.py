@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from adapters import SourceConfig
 from migrate.errors import ConfigError
@@ -57,7 +59,7 @@ def source_config_for(source: str, *, options: dict[str, Any] | None = None) -> 
     data: dict[str, Any] = {"kind": kind, **fields}
     # Absolute, so that `resume` from another working directory (cron) finds the same file.
     data["url" if kind == "sql" else "path"] = (
-        source if kind == "sql" else str(Path(source).absolute())
+        absolute_sqlite_url(source) if kind == "sql" else str(Path(source).absolute())
     )
     if kind == "json" and ("where" in data or "since" in data):
         raise ConfigError(f"--where and --since apply to SQL sources; {source!r} is a file")
@@ -71,6 +73,21 @@ def source_config_for(source: str, *, options: dict[str, Any] | None = None) -> 
         raise ConfigError(
             f"invalid source options for {source!r}: {describe_validation(exc, JobConfig)}"
         ) from exc
+
+
+def absolute_sqlite_url(url: str) -> str:
+    """A SQLite URL with its database file made absolute (other URLs as given)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url  # the source reports the bad URL when it opens it
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return url
+    if database.startswith("file:") or Path(database).is_absolute():
+        return url
+    absolute = parsed.set(database=str(Path(database).absolute()))
+    return absolute.render_as_string(hide_password=False)
 
 
 def build_job_config(

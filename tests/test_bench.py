@@ -135,7 +135,7 @@ def test_planning_reports_speed_and_memory(report: dict[str, Any]) -> None:
 
 
 def test_disk_reports_every_file_of_the_job(report: dict[str, Any]) -> None:
-    (measured,) = _results(report, "disk")
+    measured, packed = _results(report, "disk")
     detail = measured["detail"]
     assert detail["migrated"] == detail["conversations"]
     files = detail["files_bytes"]
@@ -145,3 +145,10 @@ def test_disk_reports_every_file_of_the_job(report: dict[str, Any]) -> None:
     assert "plan.jsonl" not in detail["plan_files_bytes"]
     total = sum(files.values())
     assert measured["value"] == pytest.approx(total * 1e6 / detail["conversations"] / 1e9)
+    # --compress: the same job with its report tables as .gz, and smaller.
+    compressed = packed["detail"]["files_bytes"]
+    assert packed["detail"]["migrated"] == detail["conversations"]
+    assert {"conversations.csv.gz", "items.csv.gz"} <= set(compressed)
+    assert "items.csv" not in compressed
+    assert compressed["items.csv.gz"] < files["items.csv"]
+    assert packed["ratio"] < 1

@@ -11,11 +11,11 @@ fine-tuning line (read exactly like Chat Completions, reported as `finetune`); R
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from adapters.config import JsonFormat, JsonSourceConfig
 from adapters.json.chat_completions import find_messages_field, is_stored_messages_list
+from adapters.json.listing import SourceFile
 from adapters.json.stream import Layout, peek_first_value, scan_object_prefixes
 from adapters.responses.records import is_responses_record
 
@@ -62,7 +62,9 @@ def detect_record_format(value: Any, config: JsonSourceConfig) -> JsonFormat | N
     return "chat_completions"
 
 
-def detect_file_format(path: Path, layout: Layout, config: JsonSourceConfig) -> JsonFormat | None:
+def detect_file_format(
+    path: SourceFile, layout: Layout, config: JsonSourceConfig
+) -> JsonFormat | None:
     """The format of the file's first record, or None if the file is empty or unrecognised."""
     if layout in (Layout.EMPTY, Layout.NOT_JSON):
         return None

@@ -3,14 +3,16 @@
 Formats: Chat Completions message arrays, OpenAI fine-tuning JSONL, ShareGPT, the ChatGPT data
 export and (through `adapters.assistants.export`) Assistants API exports. With
 `format="auto"` each file's format is detected from its first record. A directory is read
-recursively in sorted path order (hidden files and folders skipped; `.json`, `.jsonl`,
-`.ndjson`, `.jsonlines`). Records without an id get one from the file's path relative to the
-source and the line (`chats.jsonl:12`) or array index (`export.json[3]`); such ids stay stable
-as long as the file is not edited.
+recursively in sorted path order (`.json`, `.jsonl`, `.ndjson`, `.jsonlines`); every other file
+is listed, with its reason, in `skipped_files` (`adapters.json.listing`, which also reads a
+ChatGPT export's `.zip` in place and skips its side files). Records without an id get one from
+the file's path relative to the source and the line (`chats.jsonl:12`) or array index
+(`export.json[3]`); such ids stay stable as long as the file is not edited.
 
 Every record that cannot be read becomes a `SourceFailure` naming the file, the line or array
 index (or byte offset, when a JSON array is malformed) and the conversation id when known;
-reading goes on with the next record.
+reading goes on with the next record. In a directory, a file that cannot be read or whose
+format cannot be told fails alone (one failure naming it) and the other files are read.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from adapters.json.chat_completions import read_chat_completions
 from adapters.json.chatgpt_export import read_chatgpt
 from adapters.json.common import RecordContext
 from adapters.json.detect import detect_file_format
+from adapters.json.listing import SkippedFile, SourceFile, ZipMember, file_size, list_source
 from adapters.json.sharegpt import read_sharegpt
 from adapters.json.stream import (
-    JSON_SUFFIXES,
+    ByteMeter,
     Layout,
     RawFailure,
     RawRecord,
@@ -58,12 +61,22 @@ class JsonFilesSource:
         self._root = config.path
         if not self._root.exists():
             raise SourceOpenError(f"{self._root} does not exist")
-        self._files = list_json_files(self._root)
+        listing = list_source(self._root)
+        self._files = listing.files
+        self.skipped_files: list[SkippedFile] = listing.skipped
+        """Files of the source that are not read, each with its reason."""
         if self._root.is_dir() and not self._files and config.format != "assistants":
+            others = f" ({len(self.skipped_files)} other files)" if self.skipped_files else ""
             raise SourceOpenError(
                 f"{self._root} holds no .json, .jsonl or .ndjson files (searched recursively)"
+                + others
             )
-        self._detected: dict[Path, tuple[Layout, JsonFormat | None]] = {}
+        self._several = self._root.is_dir() or len(self._files) > 1
+        """A directory or an archive: one file that cannot be read fails alone."""
+        self.meter = ByteMeter()
+        """Bytes read so far (of `size`): the progress of a read."""
+        self.size = sum(file_size(path) for path in self._files)
+        self._detected: dict[SourceFile, tuple[Layout, JsonFormat | None]] = {}
         if config.format == "auto":
             self._detect_first_file()
 
@@ -74,6 +87,7 @@ class JsonFilesSource:
 
     def read(self) -> Iterator[SourceRecord]:
         """Yield every conversation, or the failure to read it, in file order."""
+        self.meter.reset()
         if self._config.format == "assistants":
             yield from read_export(
                 self._root, self._config.thread_order, self._config.lone_surrogates
@@ -88,10 +102,14 @@ class JsonFilesSource:
                 layout = sniff_layout(path)
                 found = detect_file_format(path, layout, self._config)
             except OSError as exc:
+                if self._several:
+                    continue  # this file fails alone when it is read
                 raise SourceOpenError(f"cannot read {path}: {exc}") from exc
             self._detected[path] = (layout, found)
             if layout is Layout.EMPTY or (found is None and _holds_no_record(path, layout)):
                 continue  # an empty file, `[]`, or only unreadable records: nothing to detect
+            if found is None and self._several:
+                continue  # an unrecognised file of a directory fails alone when it is read
             if found is None:
                 raise SourceOpenError(
                     f"cannot tell the format of {path}: its first record is not a Chat "
@@ -100,7 +118,7 @@ class JsonFilesSource:
                 )
             return
 
-    def _layout_and_format(self, path: Path) -> tuple[Layout, JsonFormat | None]:
+    def _layout_and_format(self, path: SourceFile) -> tuple[Layout, JsonFormat | None]:
         known = self._detected.pop(path, None)
         if known is not None:
             return known
@@ -109,9 +127,18 @@ class JsonFilesSource:
             return layout, self._config.format
         return layout, detect_file_format(path, layout, self._config)
 
-    def _read_file(self, path: Path) -> Iterator[SourceRecord]:
+    def _read_file(self, path: SourceFile) -> Iterator[SourceRecord]:
+        yield from self._records_of(path)
+        self.meter.finish(file_size(path))
+
+    def _relname(self, path: SourceFile) -> str:
+        if isinstance(path, ZipMember):
+            return f"{self._relname(path.archive)}/{path.name}"
+        return path.name if path == self._root else path.relative_to(self._root).as_posix()
+
+    def _records_of(self, path: SourceFile) -> Iterator[SourceRecord]:
         display = str(path)
-        relname = path.name if path == self._root else path.relative_to(self._root).as_posix()
+        relname = self._relname(path)
         try:
             layout, found = self._layout_and_format(path)
         except OSError as exc:
@@ -143,12 +170,25 @@ class JsonFilesSource:
                     message=f"cannot tell the format of {display}; {_FORMAT_HINT}",
                 )
             return
+        if found == "assistants" and isinstance(path, ZipMember):
+            yield SourceFailure(
+                source_kind="assistants",
+                location=display,
+                code="unknown_format",
+                message=f"{display} is an Assistants export inside a ChatGPT export's archive; "
+                "unzip it and give its directory",
+            )
+            return
         if found == "assistants":
+            assert isinstance(path, Path)
             logger.debug("reading %s as an Assistants export", display)
             yield from read_export(path, self._config.thread_order, self._config.lone_surrogates)
             return
         logger.debug("reading %s as %s (%s)", display, found, layout.value)
-        for raw in iter_raw_records(path, display=display, relname=relname, layout=layout):
+        records = iter_raw_records(
+            path, display=display, relname=relname, layout=layout, meter=self.meter
+        )
+        for raw in records:
             if isinstance(raw, RawFailure):
                 yield SourceFailure(
                     source_kind=found, location=raw.location, code=raw.code, message=raw.message
@@ -184,7 +224,7 @@ class JsonFilesSource:
                 )
 
 
-def _holds_no_record(path: Path, layout: Layout) -> bool:
+def _holds_no_record(path: SourceFile, layout: Layout) -> bool:
     """True when no record of the file can be parsed (empty, `[]`, or all broken)."""
     return layout is not Layout.EMPTY and peek_first_value(path, layout) is None
 
@@ -227,17 +267,3 @@ def convert_record(
         case "responses":
             return [read_responses(value, ctx)]
     raise ValueError(f"no record reader for format {found!r}")
-
-
-def list_json_files(root: Path) -> list[Path]:
-    """`root` itself, or every JSON/JSONL file under it in sorted, stable order."""
-    if not root.is_dir():
-        return [root]
-    found = [
-        path
-        for path in root.rglob("*")
-        if path.suffix.lower() in JSON_SUFFIXES
-        and not any(part.startswith(".") for part in path.relative_to(root).parts)
-        and path.is_file()
-    ]
-    return sorted(found, key=lambda p: p.relative_to(root).parts)

@@ -16,18 +16,16 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from enum import Enum
-from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO, TypeVar
 
 import ijson
 
 from adapters.base import lone_surrogate_paths, may_hold_surrogates
 from adapters.json.frames import ArrayEnd, Frame, first_key, frame_array, item_starts
+from adapters.json.listing import JSONL_SUFFIXES, SourceFile
 
 logger = logging.getLogger(__name__)
 
-JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson", ".jsonlines"})
-JSON_SUFFIXES = frozenset({".json"}) | JSONL_SUFFIXES
 
 _SNIFF_BYTES = 64 * 1024
 _READ_BYTES = 1024 * 1024
@@ -70,7 +68,42 @@ class RawFailure:
     message: str
 
 
-def sniff_layout(path: Path) -> Layout:
+_File = TypeVar("_File", bound=IO[bytes])
+
+
+class ByteMeter:
+    """How many bytes of a source's files have been read: those done, and the open one's."""
+
+    def __init__(self) -> None:
+        self.finished = 0
+        self._open: IO[bytes] | None = None
+
+    def reset(self) -> None:
+        """A new read starts."""
+        self.finished = 0
+        self._open = None
+
+    def reading(self, file: _File) -> _File:
+        """Watch `file` (the one being read now) until the next call."""
+        self._open = file
+        return file
+
+    def finish(self, size: int) -> None:
+        """The watched file is read to its end: `size` bytes."""
+        self.finished += size
+        self._open = None
+
+    @property
+    def done(self) -> int:
+        current = self._open
+        try:
+            at = 0 if current is None or current.closed else current.tell()
+        except (OSError, ValueError):
+            at = 0
+        return self.finished + at
+
+
+def sniff_layout(path: SourceFile) -> Layout:
     """Tell JSONL, a JSON array and a single JSON object apart from the first bytes."""
     with path.open("rb") as f:
         head = f.read(_SNIFF_BYTES)
@@ -105,24 +138,27 @@ def looks_like_message(value: Any) -> bool:
 
 
 def iter_raw_records(
-    path: Path,
+    path: SourceFile,
     *,
     display: str,
     relname: str,
     layout: Layout,
     one_record: Callable[[Any], bool] = looks_like_message,
+    meter: ByteMeter | None = None,
 ) -> Iterator[RawRecord | RawFailure]:
     """Yield every top-level record of `path` in file order, or the failure to parse it.
 
     A JSON array is one record when `one_record` holds for its first item that parses (by
     default: a chat message, so the array is one conversation's messages), else each item is.
+    `meter`, when given, can tell at any time how far into the file the reading has got.
     """
+    meter = meter or ByteMeter()
     try:
         match layout:
             case Layout.JSONL:
-                yield from _iter_jsonl(path, display, relname)
+                yield from _iter_jsonl(path, display, relname, meter)
             case Layout.ARRAY:
-                yield from _iter_array(path, display, relname, one_record)
+                yield from _iter_array(path, display, relname, one_record, meter)
             case Layout.OBJECT:
                 yield from _iter_object(path, display, relname)
             case Layout.EMPTY:
@@ -135,7 +171,7 @@ def iter_raw_records(
         yield RawFailure(display, "unreadable_file", f"cannot read {display}: {exc}")
 
 
-def peek_first_value(path: Path, layout: Layout) -> Any:
+def peek_first_value(path: SourceFile, layout: Layout) -> Any:
     """The first record of the file (for format detection), or None if there is none."""
     match layout:
         case Layout.JSONL:
@@ -165,7 +201,7 @@ def peek_first_value(path: Path, layout: Layout) -> Any:
     return None
 
 
-def scan_object_prefixes(path: Path, *, max_events: int) -> list[tuple[str, str, Any]]:
+def scan_object_prefixes(path: SourceFile, *, max_events: int) -> list[tuple[str, str, Any]]:
     """The first `max_events` scalar/key parse events of a JSON object file, without loading it."""
     events: list[tuple[str, str, Any]] = []
     with path.open("rb") as f:
@@ -180,8 +216,10 @@ def scan_object_prefixes(path: Path, *, max_events: int) -> list[tuple[str, str,
     return events
 
 
-def _iter_jsonl(path: Path, display: str, relname: str) -> Iterator[RawRecord | RawFailure]:
-    with path.open("rb") as f:
+def _iter_jsonl(
+    path: SourceFile, display: str, relname: str, meter: ByteMeter
+) -> Iterator[RawRecord | RawFailure]:
+    with meter.reading(path.open("rb")) as f:
         for lineno, raw in enumerate(f, 1):
             if lineno == 1:
                 raw = raw.removeprefix(_BOM)
@@ -218,9 +256,13 @@ def _surrogates(raw: bytes, value: Any) -> tuple[str, ...]:
 
 
 def _iter_array(
-    path: Path, display: str, relname: str, one_record: Callable[[Any], bool]
+    path: SourceFile,
+    display: str,
+    relname: str,
+    one_record: Callable[[Any], bool],
+    meter: ByteMeter,
 ) -> Iterator[RawRecord | RawFailure]:
-    with path.open("rb") as f:
+    with meter.reading(path.open("rb")) as f:
         items = _array_items(f, display)
         # The first item that parses tells whether the array is one record or many.
         pending: list[RawFailure] = []
@@ -441,7 +483,7 @@ def _end_failure(end: ArrayEnd, display: str) -> RawFailure | None:
     )
 
 
-def _iter_object(path: Path, display: str, relname: str) -> Iterator[RawRecord | RawFailure]:
+def _iter_object(path: SourceFile, display: str, relname: str) -> Iterator[RawRecord | RawFailure]:
     # One object is parsed whole (as a parser building it would hold it whole anyway), by the
     # parser that keeps lone surrogates visible: yajl turns a lone high surrogate into `?`.
     frame = _whole_file(path)
@@ -452,7 +494,8 @@ def _iter_object(path: Path, display: str, relname: str) -> Iterator[RawRecord |
     yield RawRecord(value, display, relname, _surrogates(frame.data, value))
 
 
-def _whole_file(path: Path) -> Frame:
-    data = path.read_bytes()
+def _whole_file(path: SourceFile) -> Frame:
+    with path.open("rb") as f:  # a whole object: read at once, so `finish` counts it
+        data = f.read()
     start = len(_BOM) if data.startswith(_BOM) else 0
     return Frame(0, start, data[start:])

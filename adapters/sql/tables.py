@@ -55,6 +55,7 @@ from sqlalchemy import (
     and_,
     column,
     create_engine,
+    func,
     or_,
     select,
     text,
@@ -242,6 +243,19 @@ class SqlTableSource:
                     yield self._record(reading, key, rows)
         except SourceOpenError:
             raise
+        except SQLAlchemyError as exc:
+            raise SqlReadError(self._scrub(f"{self.describe()}: {_first_line(exc)}")) from None
+
+    def count_conversations(self) -> int:
+        """How many conversations `read` yields (`where` and `since` applied): one COUNT of
+        distinct conversation keys, for a progress bar's total."""
+        try:
+            with self.connect() as connection:
+                statement = _subset(self._reading(connection), self._config)
+                key = statement.selected_columns["conversation"]
+                keys = statement.with_only_columns(key).order_by(None).distinct().subquery()
+                counted = connection.execute(select(func.count()).select_from(keys))
+                return int(counted.scalar_one())
         except SQLAlchemyError as exc:
             raise SqlReadError(self._scrub(f"{self.describe()}: {_first_line(exc)}")) from None
 

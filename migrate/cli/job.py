@@ -8,7 +8,7 @@ from typing import Any
 import click
 from tqdm import tqdm
 
-from migrate.cli.options import job_options, job_ref
+from migrate.cli.options import compress_switch, job_options, job_ref
 from migrate.cli.output import progress_bar
 from migrate.cli.render import render_rollback, render_summary, render_verify
 from migrate.errors import ConfigError
@@ -129,6 +129,7 @@ def rollback(
 @click.option(
     "--ledger-table", default="id_map", show_default=True, help="Table name for --ledger-to."
 )
+@compress_switch
 def report(
     job_dir: Path | None,
     job_id: str | None,
@@ -138,6 +139,7 @@ def report(
     ledger_csv: Path | None,
     ledger_to: str | None,
     ledger_table: str,
+    compress: bool | None,
 ) -> int:
     """(Re)write the job's report: id maps (CSV), findings, errors, summary, and report.html.
 
@@ -151,6 +153,7 @@ def report(
             out=out,
             html_only=html_only,
             progress=lambda done, total: _advance_to(bar, done, total),
+            compress=compress,
         )
     for path in paths:
         click.echo(str(path))

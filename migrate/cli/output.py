@@ -71,6 +71,12 @@ def progress_bar(**options: Any) -> tqdm[Any]:
     return tqdm(file=sys.stderr, disable=_output.bars_disabled, dynamic_ncols=True, **options)
 
 
+def bars_shown() -> bool:
+    """Whether `progress_bar` draws (so that a bar's total is worth learning)."""
+    disabled = _output.bars_disabled
+    return not disabled if disabled is not None else sys.stderr.isatty()
+
+
 def info(message: str) -> None:
     """A line for people on stderr (not with `--quiet`)."""
     if not _output.quiet:

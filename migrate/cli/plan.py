@@ -6,16 +6,18 @@ from pathlib import Path
 from typing import Any
 
 import click
+from tqdm import tqdm
 
 from migrate.cli.common import job_config_from, new_job_dir, source_options
+from migrate.cli.options import compress_flag
 from migrate.cli.output import info, job_log, progress_bar
+from migrate.cli.render import skipped_file_lines
 from migrate.context.figures import TokenFigures
 from migrate.errors import EXIT_OK, EXIT_PARTIAL
-from migrate.jobs.plan import PlanSummary, plan_job
-from migrate.plan.pipeline import PlanOutcome, estimate_total
+from migrate.jobs.files import ErrorRow, existing_report
+from migrate.jobs.plan import PlanProgress, PlanSummary, plan_job
 from migrate.reporting import DEFAULT_RATE_PER_MINUTE
 from migrate.reporting.terminal import code_lines, page_line
-from migrate.transform.findings import ErrorRecord
 
 SHOWN_ERRORS = 10
 
@@ -41,15 +43,17 @@ SHOWN_ERRORS = 10
 @click.option(
     "--write-plan",
     is_flag=True,
-    help="Also write every request to plan.jsonl (the largest file: 1.3 MB per 1,000 "
+    help="Also write every request to plan.jsonl (the largest file: 2.4 MB per 1,000 "
     "conversations of 10 short messages).",
 )
+@compress_flag
 def plan(
     job_dir: Path | None,
     as_json: bool,
     rate_per_minute: int,
     force: bool,
     write_plan: bool,
+    compress: bool,
     **options: Any,
 ) -> int:
     """Dry run: plan every API call for SOURCE and report what would be lost.
@@ -60,31 +64,59 @@ def plan(
     """
     config = job_config_from(options)
     target_dir = job_dir or new_job_dir("plan")
-    with progress_bar(desc="planning", unit=" conv", total=estimate_total(config.source)) as bar:
-
-        def advance(outcome: PlanOutcome) -> None:
-            bar.update(1)
-
+    bar = PlanBar()
+    try:
         summary = plan_job(
             config,
             target_dir,
-            on_progress=advance,
+            on_progress=bar.advance,
             rate_per_minute=rate_per_minute,
             force=force,
             on_ready=job_log,
             write_plan=write_plan,
+            compress=compress,
         )
+    finally:
+        bar.close()
     if as_json:
         click.echo(summary.model_dump_json())
     else:
         click.echo(render_summary(summary))
-    if summary.has_errors:
-        info(f"why each failed conversation failed: {summary.job_dir}/errors.jsonl")
+    errors = existing_report(target_dir, "errors.jsonl")
+    if summary.has_errors and errors is not None:
+        info(f"why each failed conversation failed: {errors}")
     return EXIT_PARTIAL if summary.has_errors else EXIT_OK
+
+
+class PlanBar:
+    """The plan's bar, opened at the first conversation, once its total and unit are known:
+    conversations (a JSON Lines file, a SQL `COUNT`) or the bytes of the source's files."""
+
+    def __init__(self) -> None:
+        self._bar: tqdm[Any] | None = None
+
+    def advance(self, progress: PlanProgress) -> None:
+        if self._bar is None:
+            unit: dict[str, Any] = (
+                {"unit": "B", "unit_scale": True, "unit_divisor": 1024}
+                if progress.unit == "bytes"
+                else {"unit": " conv"}
+            )
+            self._bar = progress_bar(desc="planning", total=progress.total, **unit)
+        bar = self._bar
+        if progress.position > bar.n:
+            bar.update(progress.position - bar.n)
+        if progress.unit == "bytes":
+            bar.set_postfix_str(f"{progress.conversations} conv", refresh=False)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
 
 
 def render_summary(summary: PlanSummary) -> str:
     """The human-readable dry-run summary."""
+    job_dir = Path(summary.job_dir)
     counts = summary.conversations
     lines = [
         f"source:        {summary.source}",
@@ -92,6 +124,7 @@ def render_summary(summary: PlanSummary) -> str:
         f"{counts.failed} failed, {counts.skipped} skipped",
         f"items:         {summary.items.planned}",
         f"API calls:     {summary.api_calls}",
+        *skipped_file_lines(summary.skipped_files, label="skipped files:", width=15),
     ]
     if summary.tokens is not None:
         lines += render_tokens(summary.tokens)
@@ -108,11 +141,9 @@ def render_summary(summary: PlanSummary) -> str:
         lines += [f"  {_describe(error)}" for error in summary.errors[:SHOWN_ERRORS]]
         if summary.errors_total > SHOWN_ERRORS:
             lines.append(f"  ... {summary.errors_total - SHOWN_ERRORS} more in errors.jsonl")
-    written = "plan.jsonl, " if (Path(summary.job_dir) / "plan.jsonl").exists() else ""
-    lines.append(
-        f"plan written to {summary.job_dir}/ ({written}conversations.jsonl, findings.jsonl, "
-        "errors.jsonl)"
-    )
+    names = ("plan.jsonl", "conversations.jsonl", "findings.jsonl", "errors.jsonl")
+    written = [found.name for name in names if (found := existing_report(job_dir, name))]
+    lines.append(f"plan written to {summary.job_dir}/ ({', '.join(written)})")
     lines.append(page_line(summary.job_dir, label="report:", width=15))
     return "\n".join(lines)
 
@@ -128,7 +159,7 @@ def render_tokens(figures: TokenFigures) -> list[str]:
     ]
 
 
-def _describe(error: ErrorRecord) -> str:
+def _describe(error: ErrorRow) -> str:
     """`[code] message`, prefixed by where it happened unless the message already says."""
     where = "" if error.location in error.message else f"{error.location}: "
     return f"[{error.code}] {where}{error.message}"

@@ -17,7 +17,9 @@ from tqdm import tqdm
 
 from migrate.cli.output import info, progress_bar
 from migrate.jobs.directory import shown_url
+from migrate.jobs.files import existing_report
 from migrate.jobs.models import JobSummary, ProgressUpdate, RollbackResult, VerifyReport
+from migrate.plan.pipeline import SkippedFiles
 from migrate.reporting.terminal import code_lines, page_line, saved_report
 
 SHOWN_PROBLEMS = 20
@@ -53,11 +55,26 @@ def render_summary(summary: JobSummary) -> str:
             f"API calls:        {summary.calls} ({summary.retries} retries, "
             f"{summary.reconciliations} reconciliations)",
             f"possible orphans: {summary.possible_orphans}",
+            *skipped_file_lines(summary.skipped_files, label="skipped files:", width=18),
             f"findings:         {summary.findings}",
             *([f"deleted:          {summary.deleted}"] if summary.deleted else []),
             f"elapsed:          {summary.elapsed:.1f} s",
         ]
     )
+
+
+SHOWN_SKIPPED = 10
+
+
+def skipped_file_lines(skipped: SkippedFiles, *, label: str, width: int) -> list[str]:
+    """The files a source skipped, the first few by name with their reasons."""
+    if not skipped.count:
+        return []
+    lines = [f"{label:<{width}}{skipped.count} (not read: they hold no conversations)"]
+    lines += [f"  {file.path}: {file.reason}" for file in skipped.files[:SHOWN_SKIPPED]]
+    if skipped.count > SHOWN_SKIPPED:
+        lines.append(f"  ... {skipped.count - SHOWN_SKIPPED} more (summary.json lists them)")
+    return lines
 
 
 def render_verify(report: VerifyReport) -> str:
@@ -73,7 +90,7 @@ def render_verify(report: VerifyReport) -> str:
     for check in report.conversations[:SHOWN_PROBLEMS]:
         source = check.source_id or "(no source id)"
         lines.append(
-            f"  {check.location} {source} -> {check.target_conversation_id}: "
+            f"  {check.location} {source} -> {check.target_conversation_id or '(no id)'}: "
             f"{check.found} items, {check.planned} planned"
         )
         lines += [f"    {problem.kind}: {problem.detail}" for problem in check.problems[:10]]
@@ -125,12 +142,13 @@ def show_summary(summary: JobSummary, *, as_json: bool = False) -> JobSummary:
         if saved is not None:
             click.echo("\n".join(code_lines(saved)))
             click.echo(page_line(summary.job_dir))
-        click.echo(
-            f"report:           {summary.job_dir}/ (conversations.csv, items.csv, "
-            "findings.jsonl, errors.jsonl, summary.json)"
-        )
-        if summary.conversations.failed:
-            click.echo(f"why each failed conversation failed: {summary.job_dir}/errors.jsonl")
+        job_dir = Path(summary.job_dir)
+        names = ("conversations.csv", "items.csv", "findings.jsonl", "errors.jsonl")
+        written = [found.name for name in names if (found := existing_report(job_dir, name))]
+        click.echo(f"report:           {job_dir}/ ({', '.join([*written, 'summary.json'])})")
+        errors = existing_report(job_dir, "errors.jsonl")
+        if summary.conversations.failed and errors is not None:
+            click.echo(f"why each failed conversation failed: {errors}")
     if not summary.complete:
         where = summary.job_dir or f"--state URL --job {summary.job_id}"
         click.echo(f"the job is not finished; continue it with: migrate resume {where}", err=True)
@@ -140,10 +158,13 @@ def show_summary(summary: JobSummary, *, as_json: bool = False) -> JobSummary:
 class ProgressBars:
     """Two tqdm bars on stderr: conversations and items, with rates and ETAs."""
 
-    def __init__(self, state_url: str | None = None) -> None:
+    def __init__(self, state_url: str | None = None, *, expected: int | None = None) -> None:
+        """`expected`: the conversations the job will take, if known before the source is
+        read (the total of the bar while planning is still under way)."""
         self.conversations: tqdm[Any] | None = None
         self.items: tqdm[Any] | None = None
         self.state_url = state_url
+        self.expected = expected
 
     def __enter__(self) -> ProgressBars:
         return self
@@ -164,7 +185,10 @@ class ProgressBars:
         if self.conversations is None or self.items is None:
             self.conversations = progress_bar(desc="conversations", unit=" conv", position=0)
             self.items = progress_bar(desc="items", unit=" item", position=1)
-        _advance(self.conversations, progress.conversations_done, progress.conversations_known)
+        total = progress.conversations_known
+        if not progress.planning_complete and self.expected is not None:
+            total = max(total, self.expected)
+        _advance(self.conversations, progress.conversations_done, total)
         _advance(self.items, progress.items_landed, progress.items_planned)
         pace = []
         if progress.rate_limit is not None:

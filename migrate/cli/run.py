@@ -10,6 +10,8 @@ import click
 
 from migrate.cli.common import job_config_from, new_job_dir, source_options
 from migrate.cli.options import (
+    compress_flag,
+    compress_switch,
     job_options,
     job_ref,
     lease_option,
@@ -17,12 +19,13 @@ from migrate.cli.options import (
     server_options_from,
     state_option,
 )
-from migrate.cli.output import info, job_log, progress_bar
+from migrate.cli.output import bars_shown, info, job_log, progress_bar
 from migrate.cli.render import ProgressBars, show_summary, stoppable
 from migrate.errors import ConfigError
 from migrate.jobs.models import JobSummary, ResumeConfig, RunConfig, Subset, SyncConfig, WorkConfig
 from migrate.jobs.run import resume_job, run_job, work_on_job
 from migrate.jobs.sync import sync_job
+from migrate.plan.pipeline import expected_conversations
 from migrate.replay.replayer import ReplayOptions
 from migrate.replay.target import TargetConfig
 
@@ -115,6 +118,7 @@ def run_options(command: Callable[P, R]) -> Callable[P, R]:
             help="Take only the source conversations whose ids FILE lists (one per line).",
         ),
         json_option,
+        compress_flag,
         lease_option,
         state_option,
         rehearsal_options,
@@ -151,6 +155,7 @@ def run_fields(verb: str, options: dict[str, Any]) -> dict[str, Any]:
         "subset": Subset(
             limit=options["limit"], ids=None if ids_file is None else read_ids(ids_file)
         ),
+        "compress": options["compress"],
     }
 
 
@@ -168,7 +173,17 @@ def drive(config: RunConfig, *, as_json: bool) -> JobSummary:
     info(f"job: {config.job_dir}")
     # Only a job on a target other processes can reach can take more workers.
     shared = config.state_url if config.target.kind != "local" else None
-    with stoppable() as stop, ProgressBars(shared) as bars:
+    subset = config.subset
+    expected = (
+        expected_conversations(
+            config.job.source,
+            limit=subset.limit,
+            ids=None if subset.ids is None else len(subset.ids),
+        )
+        if bars_shown()
+        else None
+    )
+    with stoppable() as stop, ProgressBars(shared, expected=expected) as bars:
         if isinstance(config, SyncConfig):
             summary = sync_job(config, progress=bars.update, stop=stop, on_ready=job_log)
         else:
@@ -214,6 +229,7 @@ def run(allow_duplicates: bool, as_json: bool, **options: Any) -> JobSummary:
     "that failed for a transient reason.",
 )
 @json_option
+@compress_switch
 @rehearsal_options
 def resume(
     job_dir: Path | None,
@@ -224,6 +240,7 @@ def resume(
     retry_failed: bool,
     state_url: str | None,
     as_json: bool,
+    compress: bool | None,
     **options: Any,
 ) -> JobSummary:
     """Finish an interrupted job: reconcile what was in flight, then go on.
@@ -240,6 +257,7 @@ def resume(
         server_options=server_options_from(options),
         check_source=not no_source_check,
         retry_failed=retry_failed,
+        compress=compress,
     )
     if job_dir is not None:
         job_log(job_dir)

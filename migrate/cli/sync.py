@@ -52,13 +52,20 @@ def lookup(state_url: str, source_ids: tuple[str, ...], as_json: bool) -> int:
     """Print the new conversation id of each SOURCE_ID (source conversation id).
 
     One line per target the conversation went to: `SOURCE_ID<TAB>CONVERSATION_ID` (with
-    --json: source_id, conversation_id, target, items, complete, job_id). Ids the ledger does
+    --json: source_id, target_conversation_id, target, items, complete, job_id). Ids the ledger does
     not know are named on stderr, and the exit code is then 1.
     """
     results = lookup_conversations(state_url, list(source_ids))
     for result in results:
         if as_json:
-            click.echo(json.dumps(result.model_dump(mode="json")))
+            row = result.model_dump(mode="json")
+            # named as in every report file: the new id is the target's
+            row = {
+                "source_id": row.pop("source_id"),
+                "target_conversation_id": row.pop("conversation_id"),
+                **row,
+            }
+            click.echo(json.dumps(row))
         else:
             click.echo(f"{result.source_id}\t{result.conversation_id}")
     found = {result.source_id for result in results}

@@ -103,13 +103,17 @@ def recorded_state_url(job_dir: Path) -> str | None:
     return stored if isinstance(stored, str) else None
 
 
-REPORT_FILES = (
+_TABLES = (
     "conversations.csv",
     "conversations.jsonl",
     "items.csv",
     "items.jsonl",
     "findings.jsonl",
     "errors.jsonl",
+)
+REPORT_FILES = (
+    *_TABLES,
+    *(f"{name}.gz" for name in _TABLES),
     "summary.json",
     "rollback.jsonl",
 )

@@ -4,11 +4,16 @@
 `summary.json`); the rows come from `finding_row` and `error_row` here, so a file means the same
 whichever verb wrote it. Every file is written under a temporary name and renamed into place
 when complete: a reader (or a crash) never sees half a file.
+
+A path ending in `.gz` is written gzip-compressed (`--compress`, `report_path`); a table is
+then in one form only: writing `items.csv.gz` removes an older `items.csv`, and the other way
+round. `open_report` reads whichever form is there.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -16,7 +21,58 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from pydantic import BaseModel, ConfigDict
+
 from migrate.transform.findings import ErrorRecord, Finding
+
+GZIP = ".gz"
+COMPRESS_LEVEL = 6
+"""zlib's default: nearly the smallest files at a fraction of level 9's time."""
+
+
+def report_path(directory: Path, name: str, *, compress: bool) -> Path:
+    """`directory/name`, with `.gz` when the report files are compressed."""
+    return directory / (name + GZIP if compress else name)
+
+
+def existing_report(directory: Path, name: str) -> Path | None:
+    """`directory/name` or `directory/name.gz`, whichever exists (None: neither)."""
+    for path in (directory / name, directory / (name + GZIP)):
+        if path.exists():
+            return path
+    return None
+
+
+def open_report(path: Path) -> IO[str]:
+    """A report file for reading as text, plain or (by its `.gz` name) compressed.
+
+    `path` may name either form: `items.csv` reads `items.csv.gz` when only that exists.
+    """
+    plain = path.with_name(path.name.removesuffix(GZIP))
+    found = existing_report(plain.parent, plain.name)
+    if found is None:
+        raise FileNotFoundError(f"no {plain.name} (or {plain.name}{GZIP}) in {plain.parent}")
+    if found.name.endswith(GZIP):
+        return gzip.open(found, "rt", encoding="utf-8", newline="")
+    return found.open(encoding="utf-8", newline="")
+
+
+def _other_form(path: Path) -> Path:
+    name = path.name
+    return path.with_name(name.removesuffix(GZIP) if name.endswith(GZIP) else name + GZIP)
+
+
+def _open_for_writing(temporary: Path, final: Path, newline: str | None) -> IO[str]:
+    if final.name.endswith(GZIP):
+        return gzip.open(
+            temporary, "wt", encoding="utf-8", newline=newline, compresslevel=COMPRESS_LEVEL
+        )
+    return temporary.open("w", encoding="utf-8", newline=newline)
+
+
+def _put_in_place(temporary: Path, path: Path) -> None:
+    os.replace(temporary, path)
+    _other_form(path).unlink(missing_ok=True)
 
 
 @contextmanager
@@ -24,9 +80,9 @@ def atomic_text(path: Path, *, newline: str | None = None) -> Iterator[IO[str]]:
     """A text file written under a temporary name and renamed into place when complete."""
     temporary = path.with_name(f".{path.name}.tmp")
     try:
-        with temporary.open("w", encoding="utf-8", newline=newline) as file:
+        with _open_for_writing(temporary, path, newline) as file:
             yield file
-        os.replace(temporary, path)
+        _put_in_place(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -64,14 +120,16 @@ class JsonLinesFile:
     """A JSON Lines file written row by row under a temporary name, renamed into place on `close`.
 
     With no path nothing is written, but the size it would have is still counted (the plan's
-    disk estimate uses it).
+    disk estimate uses it); a `.gz` path is written compressed (`size` stays uncompressed).
     """
 
     def __init__(self, path: Path | None) -> None:
         self._path = path
         self._temporary = None if path is None else path.with_name(f".{path.name}.tmp")
         self._file = (
-            None if self._temporary is None else self._temporary.open("w", encoding="utf-8")
+            None
+            if self._temporary is None or path is None
+            else _open_for_writing(self._temporary, path, None)
         )
         self.size = 0
         """Bytes written (or that would have been)."""
@@ -89,7 +147,7 @@ class JsonLinesFile:
         self._file.close()
         self._file = None
         if complete:
-            os.replace(self._temporary, self._path)
+            _put_in_place(self._temporary, self._path)
         else:
             self._temporary.unlink(missing_ok=True)
 
@@ -104,6 +162,23 @@ def finding_row(finding: Finding, location: str | None) -> dict[str, Any]:
         "location": location,
         **row,
     }
+
+
+class ErrorRow(BaseModel):
+    """An `errors.jsonl` row (and an entry of a plan summary's `errors`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: str
+    message: str
+    location: str
+    source_id: str | None
+    """The source conversation's id."""
+    source_item_id: str | None
+    """The source message's, when one message is the cause."""
+    target_conversation_id: str | None
+    hint: str | None
+    retryable: bool
 
 
 def error_row(

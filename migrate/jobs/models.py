@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from migrate.config import JobConfig
 from migrate.context.exact import TokenCheck
 from migrate.errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
+from migrate.plan.pipeline import SkippedFiles
 from migrate.replay.replayer import ReplayOptions
 from migrate.replay.target import (
     TargetConfig,
@@ -45,6 +46,8 @@ class RunConfig(BaseModel):
     subset: Subset = Field(default_factory=Subset)
     allow_duplicates: bool = False
     """Run even though the state store's ledger already knows conversations in this target."""
+    compress: bool = False
+    """Write the report's id maps, findings and errors gzip-compressed (`items.csv.gz`)."""
 
 
 DivergedPolicy = Literal["skip", "fail", "new_conversation"]
@@ -101,6 +104,9 @@ class ResumeConfig(BaseModel):
     stored plans are replayed as they are (only possible once planning was complete)."""
     retry_failed: bool = False
     """Try every failed conversation again, not only those that failed for a transient reason."""
+    compress: bool | None = None
+    """Write the report files compressed from now on (True) or plain (False); None keeps the
+    job's choice."""
 
 
 class ConversationCounts(BaseModel):
@@ -144,6 +150,8 @@ class JobSummary(BaseModel):
     findings: int
     deleted: int
     elapsed: float
+    skipped_files: SkippedFiles = Field(default_factory=SkippedFiles)
+    """Files of a directory source that hold no conversations to read, and why."""
 
     @property
     def complete(self) -> bool:

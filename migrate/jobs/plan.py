@@ -1,8 +1,9 @@
 """`migrate plan`: the dry run. Everything a run does up to the target, written to a job directory.
 
-Files written (all JSON Lines except the summary):
+Files written (all JSON Lines except the summary; with `compress`, `--compress`, the JSON Lines
+files are gzip-compressed, `plan.jsonl.gz` and so on):
 
-- `plan.jsonl` (only with `write_plan`, `--write-plan`: it is the largest file by far, 1.3 MB
+- `plan.jsonl` (only with `write_plan`, `--write-plan`: it is the largest file by far, 2.4 MB
   per 1,000 conversations of 10 short messages, and every request is validated whether it is
   written or not):
   exactly the requests a run would send, one per line:
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
@@ -31,16 +33,43 @@ from pydantic import BaseModel, Field
 from migrate.config import JobConfig
 from migrate.context.figures import TokenFigures, TokenTally
 from migrate.errors import ConfigError
-from migrate.jobs.files import JsonLinesFile, error_row, finding_row, write_text
+from migrate.jobs.files import (
+    ErrorRow,
+    JsonLinesFile,
+    error_row,
+    finding_row,
+    report_path,
+    write_text,
+)
 from migrate.plan.model import ConversationPlan
-from migrate.plan.pipeline import PlanOutcome, iterate_plans, open_configured_source
+from migrate.plan.pipeline import (
+    PlanOutcome,
+    SkippedFiles,
+    iterate_plans,
+    open_configured_source,
+    read_total,
+    skipped_files,
+)
 from migrate.reporting import DEFAULT_RATE_PER_MINUTE, PlanReportBuilder, ReportData
 from migrate.reporting.render import write_report_html
 from migrate.transform.findings import ErrorRecord
 
 MAX_ERRORS_IN_SUMMARY = 1000
 
-ProgressCallback = Callable[[PlanOutcome], None]
+
+@dataclass(frozen=True)
+class PlanProgress:
+    """Where a plan stands, after each conversation (`plan_job`'s `on_progress`)."""
+
+    conversations: int
+    """Source records planned so far."""
+    position: int
+    """Of `total`: conversations, or bytes of the source's files read (`unit`)."""
+    total: int | None
+    unit: Literal["conversations", "bytes"]
+
+
+ProgressCallback = Callable[[PlanProgress], None]
 
 
 class PlannedConversationCounts(BaseModel):
@@ -65,9 +94,12 @@ class PlanSummary(BaseModel):
     items: PlannedItemCounts = Field(default_factory=PlannedItemCounts)
     api_calls: int = 0
     findings: dict[str, int] = Field(default_factory=dict)
-    errors: list[ErrorRecord] = Field(default_factory=list)
+    errors: list[ErrorRow] = Field(default_factory=list)
+    """Named as in `errors.jsonl`: `source_id` is the source conversation's id."""
     errors_total: int = 0
     """All errors; `errors` lists at most the first `MAX_ERRORS_IN_SUMMARY`."""
+    skipped_files: SkippedFiles = Field(default_factory=SkippedFiles)
+    """Files of a directory source that hold no conversations to read, and why."""
     tokens: TokenFigures | None = None
     """Input tokens per conversation for the policy's model (`migrate.context`)."""
     report: ReportData | None = None
@@ -80,11 +112,14 @@ class PlanSummary(BaseModel):
 class _PlanFiles:
     """The dry run's output files, open for the duration of one plan."""
 
-    def __init__(self, job_dir: Path, *, write_plan: bool) -> None:
-        self.plan = JsonLinesFile(job_dir / "plan.jsonl" if write_plan else None)
-        self.conversations = JsonLinesFile(job_dir / "conversations.jsonl")
-        self.findings = JsonLinesFile(job_dir / "findings.jsonl")
-        self.errors = JsonLinesFile(job_dir / "errors.jsonl")
+    def __init__(self, job_dir: Path, *, write_plan: bool, compress: bool) -> None:
+        def named(name: str) -> Path:
+            return report_path(job_dir, name, compress=compress)
+
+        self.plan = JsonLinesFile(named("plan.jsonl") if write_plan else None)
+        self.conversations = JsonLinesFile(named("conversations.jsonl"))
+        self.findings = JsonLinesFile(named("findings.jsonl"))
+        self.errors = JsonLinesFile(named("errors.jsonl"))
 
     def __enter__(self) -> Self:
         return self
@@ -99,7 +134,15 @@ class _PlanFiles:
             lines.close(complete=exc_type is None)
 
 
-JOB_MARKERS = ("summary.json", "plan.jsonl", "conversations.jsonl", "job.json", "state.db")
+JOB_MARKERS = (
+    "summary.json",
+    "plan.jsonl",
+    "plan.jsonl.gz",
+    "conversations.jsonl",
+    "conversations.jsonl.gz",
+    "job.json",
+    "state.db",
+)
 """Files whose presence means a directory already holds a plan or a job."""
 
 
@@ -112,6 +155,7 @@ def plan_job(
     force: bool = False,
     on_ready: Callable[[Path], object] | None = None,
     write_plan: bool = False,
+    compress: bool = False,
 ) -> PlanSummary:
     """Read, transform, validate and batch every conversation; write the plan files.
 
@@ -119,7 +163,8 @@ def plan_job(
     `SourceError` when the source cannot be opened and `SourceReadError` when it fails in the
     middle. Conversation-level problems never raise: they are counted and written to
     `errors.jsonl`. `on_ready` is called with the directory once it exists; `write_plan`
-    writes every request to `plan.jsonl` too.
+    writes every request to `plan.jsonl` too; `compress` writes the JSON Lines files as
+    `.gz`.
     """
     held = [name for name in JOB_MARKERS if (job_dir / name).exists()]
     if held and not force:
@@ -134,11 +179,15 @@ def plan_job(
     job_dir.mkdir(parents=True, exist_ok=True)
     if on_ready is not None:
         on_ready(job_dir)
-    summary = PlanSummary(source=source.describe(), job_dir=str(job_dir))
+    summary = PlanSummary(
+        source=source.describe(), job_dir=str(job_dir), skipped_files=skipped_files(source)
+    )
+    total = read_total(source, config.source)
     findings: Counter[str] = Counter()
     tally = TokenTally(config.policy)
-    (job_dir / "plan.jsonl").unlink(missing_ok=True)  # a forced re-plan leaves no stale one
-    with _PlanFiles(job_dir, write_plan=write_plan) as files:
+    for stale in ("plan.jsonl", "plan.jsonl.gz"):  # a forced re-plan leaves no stale one
+        (job_dir / stale).unlink(missing_ok=True)
+    with _PlanFiles(job_dir, write_plan=write_plan, compress=compress) as files:
         for outcome in outcomes:
             _record(outcome, files, summary, findings)
             if isinstance(outcome, ErrorRecord):
@@ -148,7 +197,11 @@ def plan_job(
                     outcome.tokens, outcome.findings, estimated=outcome.tokens_estimate is not None
                 )
             if on_progress is not None:
-                on_progress(outcome)
+                done = summary.conversations.total
+                on_progress(PlanProgress(done, total.position(done), total.total, total.unit))
+    if on_progress is not None:  # the last file is now read to its end
+        done = summary.conversations.total
+        on_progress(PlanProgress(done, total.position(done), total.total, total.unit))
     summary.findings = dict(sorted(findings.items()))
     summary.tokens = tally.figures()
     summary.report = builder.build(
@@ -171,9 +224,10 @@ def _record(
     if isinstance(outcome, ErrorRecord):
         counts.failed += 1
         summary.errors_total += 1
+        row = error_row(outcome)
         if len(summary.errors) < MAX_ERRORS_IN_SUMMARY:
-            summary.errors.append(outcome)
-        files.errors.write(error_row(outcome))
+            summary.errors.append(ErrorRow.model_validate(row))
+        files.errors.write(row)
         files.conversations.write(
             {
                 "source_id": outcome.conversation_id,

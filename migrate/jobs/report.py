@@ -40,6 +40,7 @@ from migrate.context.figures import TokenTally
 from migrate.jobs.files import (
     error_row,
     finding_row,
+    report_path,
     write_csv,
     write_json_lines,
     write_text,
@@ -97,16 +98,25 @@ def write_report_files(
     *,
     html_only: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    compress: bool | None = None,
 ) -> list[Path]:
     """Write every report file into `job_dir` (replacing old ones); returns their paths.
 
     `html_only`: only `summary.json` and `report.html` (the figures are still counted).
     `progress` is called with (conversations done, total) while the id map is written.
+    `compress`: the id maps, findings and errors as `.gz` (None: as the job was started,
+    `job_compresses`); `summary.json` and `report.html` stay plain.
     """
+    if compress is None:
+        compress = job_compresses(store)
     total = int(summary.get("conversations", {}).get("total", 0))
     tokens = TokenTally(Policy.model_validate(store.job().config.get("policy") or {}))
     codes = CodeTally()
     rows = _conversation_rows(store, tokens, progress, total)
+
+    def named(name: str) -> Path:
+        return report_path(job_dir, name, compress=compress)
+
     findings = _finding_rows(store, codes)
     if html_only:
         for _ in rows:
@@ -117,10 +127,10 @@ def write_report_files(
         []
         if html_only
         else [
-            write_csv(job_dir / "conversations.csv", CONVERSATION_FIELDS, rows),
-            write_csv(job_dir / "items.csv", ITEM_FIELDS, _item_rows(store)),
-            write_json_lines(job_dir / "findings.jsonl", findings),
-            write_json_lines(job_dir / "errors.jsonl", _error_rows(store)),
+            write_csv(named("conversations.csv"), CONVERSATION_FIELDS, rows),
+            write_csv(named("items.csv"), ITEM_FIELDS, _item_rows(store)),
+            write_json_lines(named("findings.jsonl"), findings),
+            write_json_lines(named("errors.jsonl"), _error_rows(store)),
         ]
     )
     samples = run_samples(store, job_dir)
@@ -135,6 +145,11 @@ def write_report_files(
     written.append(summary_path)
     written.append(write_report_html(job_dir, summary, samples))
     return written
+
+
+def job_compresses(store: StateStore) -> bool:
+    """Whether the job writes its report files compressed (`--compress` when it started)."""
+    return bool(store.job().config.get("compress", False))
 
 
 class _PlanFigures(BaseModel):

@@ -57,7 +57,12 @@ from migrate.jobs.models import (
 from migrate.jobs.report import write_report_files
 from migrate.jobs.status import job_summary
 from migrate.plan.model import ConversationPlan
-from migrate.plan.pipeline import PlanOutcome, iterate_plans, open_configured_source
+from migrate.plan.pipeline import (
+    PlanOutcome,
+    iterate_plans,
+    open_configured_source,
+    skipped_files,
+)
 from migrate.replay.ratelimit import RateLimiter
 from migrate.replay.replayer import CrashHook, Replayer, ReplayOptions, SimulatedCrash
 from migrate.replay.target import (
@@ -173,6 +178,8 @@ def start_job(
                 "subset": config.subset.model_dump(mode="json"),
                 "sync": None if diverged is None else {"diverged": diverged},
                 "ledger_target": identity,
+                "compress": config.compress,
+                "skipped_files": skipped_files(source).model_dump(mode="json"),
             },
             source=source.describe(),
             target=target.model_dump(mode="json"),
@@ -250,6 +257,8 @@ def resume_job(
         job = store.job()
         if job.state == "rolled_back":
             raise ConfigError(f"{job_name(config.job)} was rolled back; start a new run instead")
+        if config.compress is not None:
+            store.update_job(config={**job.config, "compress": config.compress})
         stored_replay = ReplayOptions.model_validate(job.config.get("replay", {}))
         replay = stored_replay.model_copy(
             update={"concurrency": config.concurrency or stored_replay.concurrency}

@@ -15,6 +15,7 @@ from migrate.jobs.models import (
     JobSummary,
 )
 from migrate.jobs.report import write_report_files
+from migrate.plan.pipeline import SkippedFiles
 from migrate.replay.target import (
     TargetConfig,
     describe_target,
@@ -41,11 +42,13 @@ def write_report(
     out: Path | None = None,
     html_only: bool = False,
     progress: CountCallback | None = None,
+    compress: bool | None = None,
 ) -> list[Path]:
     """(Re)write the report files into `out` (default: the job directory); returns their paths.
 
     `html_only` rewrites only `summary.json` and `report.html`. `progress` is called with
-    (conversations written, total) as the id map is written.
+    (conversations written, total) as the id map is written. `compress`: write `.gz` files
+    (None: as the job was started).
     """
     directory = output_dir(ref, out, "the report")
     store = open_job(ref)
@@ -57,6 +60,7 @@ def write_report(
             summary.model_dump(mode="json"),
             html_only=html_only,
             progress=progress,
+            compress=compress,
         )
     finally:
         store.close()
@@ -117,4 +121,5 @@ def job_summary(store: StateStore, job_dir: Path | None) -> JobSummary:
         findings=totals.findings,
         deleted=totals.deleted,
         elapsed=round(job.elapsed + store.worker_time(), 3),
+        skipped_files=SkippedFiles.model_validate(job.config.get("skipped_files") or {}),
     )

@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
 
 from adapters import Source, SourceConfig, SourceOpenError, open_source
+from adapters.json.files import JsonFilesSource
+from adapters.json.listing import SkippedFile
 from adapters.model import SourceConversation, SourceFailure, SourceRecord
+from adapters.sql.tables import SqlTableSource
 from migrate.errors import ConversationError, SourceError, SourceReadError
 from migrate.plan.model import ConversationPlan
 from migrate.plan.planner import plan_conversation
@@ -31,26 +38,76 @@ def open_configured_source(config: SourceConfig) -> Source:
         raise SourceError(str(exc)) from exc
 
 
-def estimate_total(config: SourceConfig) -> int | None:
-    """How many conversations the source holds, when that is cheap to learn (else None).
+MAX_SKIPPED_LISTED = 1000
 
-    A JSON Lines file: its non-empty lines; a directory: its `.json` and `.jsonl` files when
-    all are `.json` (one conversation each). Other sources: unknown (the bar shows a count).
+
+class SkippedFiles(BaseModel):
+    """Files of the source that hold no conversations to read (a `.txt`, a ChatGPT export's
+    `user.json`), counted; the first `MAX_SKIPPED_LISTED` are named with their reasons."""
+
+    count: int = 0
+    files: list[SkippedFile] = Field(default_factory=list)
+
+
+def skipped_files(source: Source) -> SkippedFiles:
+    """What the source skips (only a JSON directory or export skips files)."""
+    skipped = source.skipped_files if isinstance(source, JsonFilesSource) else []
+    return SkippedFiles(count=len(skipped), files=skipped[:MAX_SKIPPED_LISTED])
+
+
+@dataclass(frozen=True)
+class ReadTotal:
+    """What a progress bar of a read counts to: conversations, or the bytes of the files."""
+
+    total: int | None
+    """None: unknown (the bar shows a count and a rate)."""
+    unit: Literal["conversations", "bytes"] = "conversations"
+    read_bytes: Callable[[], int] | None = None
+
+    def position(self, conversations: int) -> int:
+        """Where the read stands after `conversations` records."""
+        if self.read_bytes is None:
+            return conversations
+        return min(self.read_bytes(), self.total or 0)
+
+
+def read_total(source: Source, config: SourceConfig) -> ReadTotal:
+    """The total of a read of `source`, when it is cheap to learn.
+
+    A JSON Lines file: its non-empty lines. Other JSON sources (a large `conversations.json`,
+    a directory, a ChatGPT export's zip): the bytes of their files. SQL: one `COUNT` of the
+    conversations `where` and `since` select. Other sources: unknown.
     """
-    path = getattr(config, "path", None)
-    if not isinstance(path, Path):
-        return None
     try:
-        if path.is_file() and path.suffix == ".jsonl":
+        if isinstance(source, SqlTableSource):
+            return ReadTotal(source.count_conversations())
+        path = getattr(config, "path", None)
+        if isinstance(path, Path) and path.is_file() and path.suffix == ".jsonl":
             with path.open("rb") as lines:
-                return sum(1 for line in lines if line.strip())
-        if path.is_dir():
-            files = [p for p in path.rglob("*") if p.suffix in (".json", ".jsonl")]
-            if files and all(p.suffix == ".json" for p in files):
-                return len(files)
-    except OSError:
+                return ReadTotal(sum(1 for line in lines if line.strip()))
+    except (OSError, SourceOpenError):
+        return ReadTotal(None)
+    if isinstance(source, JsonFilesSource) and source.size:
+        meter = source.meter
+        return ReadTotal(source.size, "bytes", lambda: meter.done)
+    return ReadTotal(None)
+
+
+def expected_conversations(
+    config: SourceConfig, *, limit: int | None = None, ids: int | None = None
+) -> int | None:
+    """How many conversations a job of this source will take, when that is cheap to learn
+    (`read_total` in conversations), cut to the job's `--limit` and `--ids`; else None."""
+    try:
+        source = open_source(config)
+    except SourceOpenError:
         return None
-    return None
+    total = read_total(source, config)
+    count = total.total if total.unit == "conversations" else None
+    for cap in (limit, ids):
+        if cap is not None:
+            count = cap if count is None else min(count, cap)
+    return count
 
 
 def read_source(source: Source) -> Iterator[SourceRecord]:

@@ -42,9 +42,7 @@ class CodeTally:
             self.conversations[code] = self.conversations.get(code, 0) + 1
         examples = self.examples.setdefault(code, [])
         if len(examples) < MAX_EXAMPLES and all(e.location != location for e in examples):
-            examples.append(
-                Example(conversation_id=conversation, location=location, message=message)
-            )
+            examples.append(Example(source_id=conversation, location=location, message=message))
 
     def add_finding(self, finding: Finding, location: str) -> None:
         self.add(

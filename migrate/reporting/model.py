@@ -19,7 +19,8 @@ MAX_BUCKETS = 60
 
 
 class Example(BaseModel):
-    conversation_id: str | None
+    source_id: str | None
+    """The source conversation's id."""
     location: str
     message: str
 

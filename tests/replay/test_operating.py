@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from migrate.cli import main
+from migrate.cli.render import ProgressBars
 from migrate.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CallUnreachable, TargetUnreachableError
 from migrate.jobs.models import JobRef, ProgressUpdate, ResumeConfig
 from migrate.jobs.run import resume_job, run_job
@@ -29,6 +30,8 @@ from migrate.server.embedded import EmbeddedServer
 from migrate.server.options import ServerOptions
 from migrate.server.testing import ServerFactory
 from migrate.state.store import StateStore
+from tests.adapters.test_assistants_live import BASE_URL as ASSISTANTS_URL
+from tests.adapters.test_assistants_live import replay as replay_cassette
 from tests.replay.helpers import assert_exactly_once, run_config, write_source
 
 
@@ -370,6 +373,39 @@ def test_source_paths_are_stored_absolute_so_resume_works_from_elsewhere(
     assert resumed.exit_code == EXIT_OK, resumed.output
 
 
+def test_a_relative_sqlite_url_is_stored_absolute_so_resume_works_from_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    with sqlite3.connect(work / "chat.db") as database:
+        database.execute(
+            "CREATE TABLE message_store (id INTEGER PRIMARY KEY, session_id TEXT, message TEXT)"
+        )
+        database.executemany(
+            "INSERT INTO message_store (session_id, message) VALUES (?, ?)",
+            [
+                (f"s{n}", json.dumps({"type": "human", "data": {"content": f"hello {n}"}}))
+                for n in range(3)
+            ],
+        )
+    monkeypatch.chdir(work)
+    job_dir = tmp_path / "job"
+    ran = CliRunner().invoke(
+        main, ["run", "sqlite:///chat.db", "--preset", "langchain", "--job-dir", str(job_dir)]
+    )
+    assert ran.exit_code == EXIT_OK, ran.output
+    store = StateStore.from_url(f"sqlite:///{job_dir / 'state.db'}")
+    try:
+        url = store.job().config["job"]["source"]["url"]
+    finally:
+        store.close()
+    assert url == f"sqlite:///{work / 'chat.db'}"
+    monkeypatch.chdir(tmp_path)
+    resumed = CliRunner().invoke(main, ["resume", str(job_dir)])
+    assert resumed.exit_code == EXIT_OK, resumed.output
+
+
 def test_plan_jsonl_is_written_only_when_asked(tmp_path: Path) -> None:
     source = write_source(tmp_path / "source.jsonl", conversations=4, messages=30)
     runner = CliRunner()
@@ -408,3 +444,82 @@ def test_a_base_url_with_the_wrong_path_stops_before_planning(
     assert result.exit_code == EXIT_USAGE, result.output
     assert "does not look like a Conversations API" in result.stderr
     assert "Invalid URL (GET /v2/conversations/" in result.stderr
+
+
+def test_vv_shows_debug_lines_that_v_keeps_back(tmp_path: Path) -> None:
+    """(-v itself is checked with the job log above: its info lines reach the terminal.)"""
+    source = write_source(tmp_path / "source.jsonl", conversations=2, messages=2)
+    runner = CliRunner()
+    shown: dict[str, str] = {}
+    for flags in ([], ["-v"], ["-vv"]):
+        job_dir = tmp_path / f"plan{len(flags)}{''.join(flags)}"
+        result = runner.invoke(main, ["plan", str(source), "--job-dir", str(job_dir), *flags])
+        assert result.exit_code == EXIT_OK, result.output
+        shown[" ".join(flags)] = result.stderr
+    debug = f"migrate: reading {source} as chat_completions"
+    assert debug in shown["-vv"]
+    assert debug not in shown["-v"] and debug not in shown[""]
+
+
+def test_export_threads_shows_a_bar_with_its_total(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    arguments = [
+        "export-threads",
+        "--base-url",
+        ASSISTANTS_URL,
+        "--thread",
+        "thread_XaNJDdLqZ9LrOopr7AkBNlcu",
+        "--thread",
+        "thread_i3Hs96sQAsLBfOTU1Rl6137V",
+        "--out",
+        str(tmp_path / "exports"),
+        "--progress",
+    ]
+    with replay_cassette("ruby_threads"):
+        result = CliRunner().invoke(main, arguments)
+    assert result.exit_code == EXIT_OK, result.output
+    assert "threads: 100%" in result.stderr and "2/2" in result.stderr
+
+
+def test_the_run_bar_shows_the_rate_limit_and_429_waits() -> None:
+    with ProgressBars() as bars:
+        bars.update(
+            ProgressUpdate(
+                event="progress",
+                conversations_known=10,
+                conversations_done=3,
+                rate_limit=2.5,
+                waiting_429=12.0,
+            )
+        )
+        assert bars.conversations is not None
+        assert bars.conversations.postfix == "limit 2.5/s, 429 wait 12s"
+
+
+@pytest.mark.parametrize("verb", ["sync", "work"])
+def test_sync_and_work_make_the_same_preflight(tmp_path: Path, verb: str) -> None:
+    source = write_source(tmp_path / "source.jsonl", conversations=3, messages=2)
+    job_dir = tmp_path / "job"
+    if verb == "sync":
+        base_url = f"http://127.0.0.1:{closed_port()}/v1"
+        arguments = ["sync", str(source), "--target", "openai", "--base-url", base_url]
+        arguments += ["--job-dir", str(job_dir)]
+    else:
+        # A job on a server that then stops: a worker joining it finds the target gone.
+        server = EmbeddedServer(ServerOptions(), tmp_path / "target.db")
+        base_url = server.start()
+        try:
+            config = run_config(
+                source, job_dir, target=TargetConfig(kind="openai", base_url=base_url)
+            )
+            job_id = run_job(config).job_id
+        finally:
+            server.stop()
+        state = f"sqlite:///{job_dir / 'state.db'}"
+        arguments = ["work", "--state", state, "--job", job_id]
+    result = CliRunner().invoke(main, arguments)
+    assert result.exit_code == EXIT_USAGE, result.output
+    assert f"cannot reach Conversations-compatible server at {base_url}" in result.stderr
+    assert "Traceback" not in result.output

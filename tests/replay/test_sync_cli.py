@@ -32,7 +32,9 @@ def test_limit_and_ids_take_a_subset_and_sync_brings_the_rest(tmp_path: Path) ->
     state = f"sqlite:///{job_dir / 'state.db'}"
     found = runner.invoke(main, ["lookup", "--state", state, "conv-0002", "--json"])
     assert found.exit_code == EXIT_OK, found.output
-    assert json.loads(found.stdout)["source_id"] == "conv-0002"
+    row = json.loads(found.stdout)
+    assert row["source_id"] == "conv-0002"
+    assert row["target_conversation_id"].startswith("conv_") and "conversation_id" not in row
     missing = runner.invoke(main, ["lookup", "--state", state, "conv-0007"])
     assert missing.exit_code == EXIT_PARTIAL
     assert "not found: conv-0007" in missing.stderr
