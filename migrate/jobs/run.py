@@ -21,7 +21,6 @@ import asyncio
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
@@ -30,18 +29,8 @@ from typing import Any, Literal
 
 from migrate.config import JobConfig
 from migrate.errors import ConfigError, JobError, MigrateError, SourceReadError
-from migrate.jobs.delta import sync_outcomes, take_subset, target_identity
-from migrate.jobs.directory import (
-    archive_report_files,
-    default_state_url,
-    job_name,
-    open_job,
-    pinned_target,
-    recorded_state_url,
-    secret_free,
-    with_server_options,
-    write_job_file,
-)
+from migrate.jobs.delta import sync_outcomes, take_subset
+from migrate.jobs.directory import job_name, open_job, with_server_options
 from migrate.jobs.models import (
     CountCallback,
     DivergedPolicy,
@@ -54,6 +43,7 @@ from migrate.jobs.models import (
     Subset,
     WorkConfig,
 )
+from migrate.jobs.record import holds_job, record_job
 from migrate.jobs.report import write_report_files
 from migrate.jobs.status import job_summary
 from migrate.plan.model import ConversationPlan
@@ -70,7 +60,6 @@ from migrate.replay.target import (
 from migrate.replay.workers import WorkerSession, claimed_work, forget_gone_workers
 from migrate.reporting.collect import sampler
 from migrate.reporting.events import log_pauses
-from migrate.state.ledger import ledger_size, start_next_job
 from migrate.state.records import ConversationRow, JobRecord, Totals
 from migrate.state.schema import Status
 from migrate.state.store import StateStore
@@ -78,8 +67,6 @@ from migrate.transform.findings import ErrorRecord
 
 logger = logging.getLogger(__name__)
 
-JOB_FILE = "job.json"
-STATE_FILE = "state.db"
 PLAN_CHUNK = 100
 """Conversations planned (and stored) per transaction while a run streams its source."""
 CLAIM_BATCH = 32
@@ -136,7 +123,7 @@ def start_job(
     """
     validate_target(config.target)
     job_dir = config.job_dir
-    held = (job_dir / JOB_FILE).exists() or (job_dir / STATE_FILE).exists()
+    held = holds_job(job_dir)
     if held and diverged is None:
         raise ConfigError(
             f"{job_dir} already holds a job",
@@ -145,40 +132,12 @@ def start_job(
         )
     source = open_configured_source(config.job.source)
     preflight(config.target)
-    job_dir.mkdir(parents=True, exist_ok=True)
-    if on_ready is not None:
-        on_ready(job_dir)
-    named_url = config.state_url or (recorded_state_url(job_dir) if held else None)
-    state_url = named_url or default_state_url(job_dir)
-    store = StateStore.from_url(state_url, create=True)
+    store, record, target = record_job(
+        config, held=held, diverged=diverged, source=source.describe()
+    )
     try:
-        target = pinned_target(config.target)
-        identity = target_identity(target, job_dir)
-        previous = _current_job(store)
-        if previous is not None:
-            before = str(previous.config.get("ledger_target") or identity)
-            if diverged is None and not config.allow_duplicates:
-                _refuse_known_target(store, identity, before, target)
-            if held:
-                archive_report_files(job_dir, previous.job_id)
-            start_next_job(store.engine, before)
-        elif diverged is None and not config.allow_duplicates:
-            _refuse_known_target(store, identity, None, target)
-        record = JobRecord(
-            job_id=uuid.uuid4().hex,
-            created_at=time.time(),
-            config={
-                "job": secret_free(config.job.model_dump(mode="json")),
-                "replay": config.replay.model_dump(mode="json"),
-                "subset": config.subset.model_dump(mode="json"),
-                "sync": None if diverged is None else {"diverged": diverged},
-                "ledger_target": identity,
-            },
-            source=source.describe(),
-            target=target.model_dump(mode="json"),
-        )
-        store.create_job(record)
-        write_job_file(job_dir, record.job_id, named_url)
+        if on_ready is not None:
+            on_ready(job_dir)
         outcomes = _job_outcomes(
             store, record, iterate_plans(source, config.job.policy, observe=sampler(job_dir))
         )
@@ -195,29 +154,6 @@ def start_job(
         )
     finally:
         store.close()
-
-
-def _current_job(store: StateStore) -> JobRecord | None:
-    try:
-        return store.job()
-    except JobError:
-        return None
-
-
-def _refuse_known_target(
-    store: StateStore, identity: str, previous: str | None, target: TargetConfig
-) -> None:
-    """A `run` refuses a target the ledger (or the store's finished job) already wrote to."""
-    known = ledger_size(store.engine, identity)
-    if previous == identity:
-        known += store.created_count()
-    if known:
-        raise ConfigError(
-            f"the state store's ledger already holds {known} conversation(s) migrated to "
-            f"{describe_target(target)}; another run would create them again",
-            hint="use `migrate sync` to migrate only what is new (or --allow-duplicates to "
-            "migrate everything again)",
-        )
 
 
 def _job_outcomes(

@@ -39,8 +39,8 @@ from migrate.state import schema
 from migrate.state.base import RecentPlans
 from migrate.state.journal import Journal
 from migrate.state.leases import Leases
-from migrate.state.ledger import sync_note
-from migrate.state.records import ConversationRow, JobRecord, OpenIntent, Totals
+from migrate.state.ledger import retire_job, sync_note
+from migrate.state.records import ConversationRow, JobRecord, NoJobError, OpenIntent, Totals
 from migrate.state.schema import (
     Status,
     conversations,
@@ -81,6 +81,9 @@ class StateStore(Journal, Leases):
         store = cls(engine)
         try:
             store._prepare(create=create)
+        except JobError:
+            engine.dispose()
+            raise
         except SQLAlchemyError as exc:
             engine.dispose()
             raise JobError(
@@ -97,7 +100,7 @@ class StateStore(Journal, Leases):
             present = inspect(conn).has_table("schema_version")
             if not present:
                 if not create:
-                    raise JobError("the state store holds no job (no schema_version table)")
+                    raise NoJobError("the state store holds no job (no schema_version table)")
                 metadata.create_all(conn)
                 conn.execute(insert(schema_version).values(version=schema.SCHEMA_VERSION))
                 conn.execute(insert(pace).values(id=1, paused_until=0.0))
@@ -120,8 +123,12 @@ class StateStore(Journal, Leases):
 
     # --- job ---------------------------------------------------------------------------------
 
-    def create_job(self, record: JobRecord) -> None:
+    def create_job(self, record: JobRecord, *, retire: str | None = None) -> None:
+        """Record a new job, in one transaction; with `retire` (the finished job's target
+        identity), the finished job moves into the ledger in that same transaction."""
         with self.engine.begin() as conn:
+            if retire is not None:
+                retire_job(conn, retire)
             if conn.execute(select(func.count()).select_from(job_table)).scalar_one():
                 raise JobError("the state store already holds a job", hint="use a new --state")
             conn.execute(insert(job_table).values(id=1, **_job_values(record)))
@@ -130,7 +137,7 @@ class StateStore(Journal, Leases):
         with self.engine.connect() as conn:
             row = conn.execute(select(job_table).where(job_table.c.id == 1)).mappings().first()
         if row is None:
-            raise JobError("the state store holds no job")
+            raise NoJobError("the state store holds no job")
         values = dict(row)
         values.pop("id")
         values["config"] = json.loads(values["config"])
