@@ -15,6 +15,7 @@ codes in one place (`migrate.cli.MigrateGroup`):
     │   └── TargetRefusedError       preflight: the target is unreachable or refuses the key
     ├── JobError (3)                 the job cannot go on; resume it once the cause is fixed
     │   ├── SourceReadError          the source failed in the middle of a read
+    │   ├── StateWriteError          the job's state cannot be written (disk full, read-only)
     │   ├── TargetUnreachableError   the target stopped answering mid-run (transient)
     │   └── ClaimLostError           (migrate.state.records) this worker lost its claims
     ├── ConversationError            one conversation cannot be migrated; the job goes on
@@ -31,6 +32,9 @@ codes in one place (`migrate.cli.MigrateGroup`):
 
 from __future__ import annotations
 
+import contextlib
+import errno
+from collections.abc import Iterator
 from typing import Any, ClassVar, Literal
 
 EXIT_OK = 0
@@ -103,6 +107,60 @@ class JobError(MigrateError):
 
 class SourceReadError(JobError):
     """The source failed in the middle of a read (the records before it are planned)."""
+
+
+class StateWriteError(JobError):
+    """The job's state (store, `job.json`, report files) cannot be written: disk full, or a
+    read-only file or directory. The write that failed was not recorded, so nothing is lost;
+    `fix` says what to free or fix before `migrate resume`."""
+
+    def __init__(self, message: str, *, fix: str) -> None:
+        super().__init__(message)
+        self.fix = fix
+        self.resume_with(None)
+
+    def resume_with(self, where: str | None) -> None:
+        """Name the job in the hint (`migrate resume WHERE`)."""
+        command = "`migrate resume`" if where is None else f"`migrate resume {where}`"
+        self.hint = f"{self.fix}, then continue the job with {command}; nothing is lost"
+
+
+StateWriteCause = Literal["full", "read-only"]
+"""Why the job's state cannot be written: the disk is full, or a file is read-only."""
+_UNWRITABLE_ERRNOS: dict[int, StateWriteCause] = {
+    errno.ENOSPC: "full",
+    errno.EDQUOT: "full",
+    errno.EROFS: "read-only",
+    errno.EACCES: "read-only",
+    errno.EPERM: "read-only",
+}
+
+
+def state_write_error(cause: StateWriteCause, where: str, detail: str) -> StateWriteError:
+    """The error for `where` (a file, or the store's URL without its password)."""
+    if cause == "full":
+        return StateWriteError(
+            f"the job's state cannot be written: {where} is full ({detail})",
+            fix=f"free space on the disk (or database server) that holds {where}",
+        )
+    return StateWriteError(
+        f"the job's state cannot be written: {where} is read-only ({detail})",
+        fix=f"make {where} (and its directory) writable for this user",
+    )
+
+
+@contextlib.contextmanager
+def files_written(what: str) -> Iterator[None]:
+    """Write the job's files (`what` names them) with a full disk or read-only directory
+    raised as `StateWriteError`."""
+    try:
+        yield
+    except OSError as exc:
+        cause = _UNWRITABLE_ERRNOS.get(exc.errno or 0)
+        if cause is None:
+            raise
+        where = exc.filename if isinstance(exc.filename, str) else what
+        raise state_write_error(cause, where, exc.strerror or str(exc)) from exc
 
 
 class TargetUnreachableError(JobError):

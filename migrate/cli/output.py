@@ -30,7 +30,7 @@ from typing import Any
 import click
 from tqdm import tqdm
 
-from migrate.errors import EXIT_FAILED, EXIT_OK, MigrateError
+from migrate.errors import EXIT_FAILED, EXIT_OK, MigrateError, files_written
 
 JOB_LOG = "job.log"
 LOGGERS = ("migrate", "adapters")
@@ -137,8 +137,9 @@ def add_log_file(path: Path) -> Path:
     path = path.absolute()
     if path in _file_handlers:
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
+    with files_written(str(path)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, encoding="utf-8")
     handler.setLevel(logging.DEBUG if _output.verbosity >= 2 else logging.INFO)
     handler.setFormatter(JsonLinesFormatter())
     for name in LOGGERS:

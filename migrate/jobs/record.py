@@ -14,7 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
-from migrate.errors import ConfigError, JobError
+from migrate.errors import ConfigError, JobError, files_written
 from migrate.jobs.delta import target_identity
 from migrate.jobs.directory import (
     JOB_FILE,
@@ -60,7 +60,8 @@ def record_job(
     job_dir = config.job_dir
     target = pinned_target(config.target)
     identity = target_identity(target, job_dir)
-    job_dir.mkdir(parents=True, exist_ok=True)
+    with files_written(str(job_dir)):
+        job_dir.mkdir(parents=True, exist_ok=True)
     named_url = config.state_url or (recorded_state_url(job_dir) if held else None)
     store = StateStore.from_url(named_url or default_state_url(job_dir), create=True)
     try:
@@ -88,7 +89,8 @@ def record_job(
             target=target.model_dump(mode="json"),
         )
         store.create_job(record, retire=retire)
-        write_job_file(job_dir, record.job_id, named_url)
+        with files_written(f"{job_dir / JOB_FILE}"):
+            write_job_file(job_dir, record.job_id, named_url)
     except BaseException:
         store.close()
         raise

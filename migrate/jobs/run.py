@@ -28,7 +28,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from migrate.config import JobConfig
-from migrate.errors import ConfigError, JobError, MigrateError, SourceReadError
+from migrate.errors import (
+    ConfigError,
+    JobError,
+    MigrateError,
+    SourceReadError,
+    StateWriteError,
+    files_written,
+)
 from migrate.jobs.delta import sync_outcomes, take_subset
 from migrate.jobs.directory import job_name, open_job, with_server_options
 from migrate.jobs.models import (
@@ -181,6 +188,20 @@ def resume_job(
     `check_progress` is called with (checked, stored) while the source is compared with the
     stored plans.
     """
+    try:
+        return _resume(config, progress, stop, crash_hook, check_progress)
+    except StateWriteError as exc:
+        exc.resume_with(job_name(config.job))
+        raise
+
+
+def _resume(
+    config: ResumeConfig,
+    progress: ProgressCallback | None,
+    stop: threading.Event | None,
+    crash_hook: CrashHook | None,
+    check_progress: CountCallback | None,
+) -> JobSummary:
     store = open_job(config.job)
     try:
         job = store.job()
@@ -413,26 +434,35 @@ def _drive(
                     planning.cancel()
                     await asyncio.gather(planning, return_exceptions=True)
 
+    where = str(job_dir or f"--state URL --job {job.job_id}")
     try:
-        asyncio.run(replay())
-    except SimulatedCrash:
-        session.stop(crashed=True)
-        raise
-    except JobError as exc:
+        try:
+            asyncio.run(replay())
+        except SimulatedCrash:
+            session.stop(crashed=True)
+            raise
+        except StateWriteError as exc:
+            # Nothing more can be recorded: the job stops as it stands, as after a kill.
+            session.stop()
+            logger.info("stopping: %s", exc.message, extra={"event": "state_unwritable"})
+            raise
+        except JobError as exc:
+            session.stop()
+            summary = _finish(store, job_dir, listener)
+            _log_session_end(summary, session.worker_id, str(exc))
+            if exc.hint is None:
+                exc.hint = f"continue it with `migrate resume {where}`"
+            raise
+        except BaseException as exc:
+            session.stop()
+            summary = _finish(store, job_dir, listener)
+            _log_session_end(summary, session.worker_id, f"{type(exc).__name__}: {exc}")
+            raise
         session.stop()
         summary = _finish(store, job_dir, listener)
-        _log_session_end(summary, session.worker_id, str(exc))
-        if exc.hint is None:
-            where = job_dir or f"--state URL --job {job.job_id}"
-            exc.hint = f"continue it with `migrate resume {where}`"
+    except StateWriteError as exc:
+        exc.resume_with(where)
         raise
-    except BaseException as exc:
-        session.stop()
-        summary = _finish(store, job_dir, listener)
-        _log_session_end(summary, session.worker_id, f"{type(exc).__name__}: {exc}")
-        raise
-    session.stop()
-    summary = _finish(store, job_dir, listener)
     _log_session_end(summary, session.worker_id, None)
     return summary
 
@@ -471,7 +501,8 @@ def _finish(store: StateStore, job_dir: Path | None, listener: _Listener) -> Job
         store.update_job(state="interrupted", finished_at=None)
     summary = job_summary(store, job_dir)
     if job_dir is not None:
-        write_report_files(store, job_dir, summary.model_dump(mode="json"))
+        with files_written(f"the report files in {job_dir}"):
+            write_report_files(store, job_dir, summary.model_dump(mode="json"))
     listener.finished()
     return summary
 

@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from migrate.errors import JobError
+from migrate.errors import JobError, state_write_error
 from migrate.plan.model import ConversationPlan
 from migrate.sqlite import configure_sqlite
 from migrate.state import schema
@@ -52,6 +52,7 @@ from migrate.state.schema import (
     pace,
     schema_version,
 )
+from migrate.state.unwritable import database_cause, map_write_errors
 from migrate.transform.findings import ErrorRecord
 
 PlanView = TypeVar("PlanView", bound=BaseModel)
@@ -76,8 +77,12 @@ class StateStore(Journal, Leases):
         except SQLAlchemyError as exc:
             raise JobError(f"invalid state store URL: {exc}") from exc
         engine = create_engine(parsed, future=True)
+        where = parsed.render_as_string(hide_password=True)
         if engine.dialect.name == "sqlite":
             configure_sqlite(engine)
+            # `file:PATH?mode=ro` (a URI) names the same file as PATH
+            where = (parsed.database or where).removeprefix("file:").split("?")[0]
+        map_write_errors(engine, where)
         store = cls(engine)
         try:
             store._prepare(create=create)
@@ -86,9 +91,12 @@ class StateStore(Journal, Leases):
             raise
         except SQLAlchemyError as exc:
             engine.dispose()
+            original = getattr(exc, "orig", None) or exc
+            cause = database_cause(original)
+            if cause is not None:
+                raise state_write_error(cause, where, str(original)) from exc
             raise JobError(
-                f"cannot open the state store {parsed.render_as_string(hide_password=True)}: "
-                f"{exc.__class__.__name__}: {exc}"
+                f"cannot open the state store {where}: {exc.__class__.__name__}: {exc}"
             ) from exc
         return store
 
