@@ -27,6 +27,7 @@ from migrate.jobs.models import JobRef
 from migrate.jobs.run import run_job
 from migrate.jobs.status import job_status
 from migrate.replay.replayer import SimulatedCrash
+from migrate.sqlite import configure_sqlite
 from migrate.state.store import StateStore
 from migrate.state.unwritable import database_cause
 from tests.replay.helpers import assert_exactly_once, run_config, write_source
@@ -55,10 +56,9 @@ def full_state_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterato
     with empty.engine.connect() as conn:
         pages = int(conn.exec_driver_sql("PRAGMA page_count").scalar_one())
     empty.close()
-    configure = store_module.configure_sqlite
 
     def limited(engine: Engine, **options: Any) -> None:
-        configure(engine, **options)
+        configure_sqlite(engine, **options)
 
         @event.listens_for(engine, "connect")
         def _limit(dbapi_connection: Any, _record: Any) -> None:
@@ -66,7 +66,7 @@ def full_state_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterato
 
     monkeypatch.setattr(store_module, "configure_sqlite", limited)
     yield
-    monkeypatch.setattr(store_module, "configure_sqlite", configure)
+    monkeypatch.undo()
 
 
 def test_a_full_state_store_stops_the_run_with_exit_3_then_resume_lands_everything_once(
