@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import re
 from collections.abc import Iterator
 from typing import Any, ClassVar, Literal
 
@@ -46,11 +47,29 @@ EXIT_FAILED = 3
 """The job did not finish (target unreachable, source broken, unexpected error, ...)."""
 
 
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s'\"]*):[^\s'\"]+@")
+"""`scheme://user:password@`: the password of a URL, up to the last `@` of the URL."""
+
+
+def without_passwords(text: str) -> str:
+    """`text` with the password of every URL in it masked (`scheme://user:***@host`)."""
+    return _URL_PASSWORD.sub(r"\g<head>:***@", text)
+
+
 class MigrateError(Exception):
-    """Base of every error the product raises on purpose."""
+    """Base of every error the product raises on purpose.
+
+    Its message, hint and location never hold a password: a URL's is masked when they are set.
+    """
 
     exit_code: ClassVar[int] = EXIT_FAILED
     transient: ClassVar[bool] = False
+    _MASKED: ClassVar[frozenset[str]] = frozenset({"message", "hint", "location"})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self._MASKED and isinstance(value, str):
+            value = without_passwords(value)
+        super().__setattr__(name, value)
 
     def __init__(
         self,
@@ -61,7 +80,7 @@ class MigrateError(Exception):
         conversation_id: str | None = None,
         batch: int | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(without_passwords(message))
         self.message = message
         self.hint = hint
         """What to do next."""
