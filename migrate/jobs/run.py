@@ -52,6 +52,7 @@ from migrate.jobs.models import (
 )
 from migrate.jobs.record import holds_job, record_job
 from migrate.jobs.report import write_report_files
+from migrate.jobs.source_check import check_source
 from migrate.jobs.status import job_summary
 from migrate.plan.model import ConversationPlan
 from migrate.plan.pipeline import PlanOutcome, iterate_plans, open_configured_source
@@ -67,10 +68,9 @@ from migrate.replay.target import (
 from migrate.replay.workers import WorkerSession, claimed_work, forget_gone_workers
 from migrate.reporting.collect import sampler
 from migrate.reporting.events import log_pauses
-from migrate.state.records import ConversationRow, JobRecord, Totals
+from migrate.state.records import JobRecord, Totals
 from migrate.state.schema import Status
 from migrate.state.store import StateStore
-from migrate.transform.findings import ErrorRecord
 
 logger = logging.getLogger(__name__)
 
@@ -236,7 +236,7 @@ def _resume(
                 job,
                 iterate_plans(source, job_config.policy, observe=sampler(config.job.job_dir)),
             )
-            _check_source(store, outcomes, check_progress)
+            outcomes = check_source(store, outcomes, check_progress)
             planner = _Planner(store, outcomes, first_seq=stored)
         else:
             if not job.planning_complete:
@@ -509,62 +509,6 @@ def _finish(store: StateStore, job_dir: Path | None, listener: _Listener) -> Job
 
 def _take(outcomes: Iterator[PlanOutcome], count: int) -> list[PlanOutcome]:
     return list(islice(outcomes, count))
-
-
-def _check_source(
-    store: StateStore, outcomes: Iterator[PlanOutcome], progress: CountCallback | None = None
-) -> None:
-    """Compare the source with the stored plans; refuse if work in progress would change."""
-    conflicts: list[str] = []
-    stored = store.known_count()
-    for checked, (row, _) in enumerate(store.iter_conversations(), start=1):
-        if progress is not None and (checked % 100 == 0 or checked == stored):
-            progress(checked, max(stored, checked))
-        outcome = next(outcomes, None)
-        if outcome is None:
-            missing = ErrorRecord(
-                code="missing_from_source",
-                message="the conversation is no longer in the source",
-                location=row.location,
-                conversation_id=row.source_id,
-            )
-            problem = _compare(store, row, missing, gone=True)
-        else:
-            problem = _compare(store, row, outcome)
-        if problem is not None:
-            conflicts.append(problem)
-    if conflicts:
-        shown = "\n  ".join(conflicts[:20])
-        more = f"\n  ... and {len(conflicts) - 20} more" if len(conflicts) > 20 else ""
-        raise JobError(
-            f"the source changed under {len(conflicts)} conversation(s) already in progress "
-            f"or migrated; nothing was sent:\n  {shown}{more}",
-            hint="restore the source as it was, or roll back this job and start a new run",
-        )
-
-
-def _compare(
-    store: StateStore, row: ConversationRow, outcome: PlanOutcome, *, gone: bool = False
-) -> str | None:
-    source_id: str | None
-    fingerprint: str | None
-    if isinstance(outcome, ConversationPlan):
-        source_id, fingerprint = outcome.source_id, outcome.fingerprint
-    else:
-        source_id, fingerprint = outcome.conversation_id, None
-    if not gone and row.source_id == source_id and row.fingerprint == fingerprint:
-        if row.status == "failed" and row.retryable:
-            store.reset_for_retry(row.seq)
-        return None
-    who = f"conversation {row.source_id} ({row.location})"
-    if row.conversation_id is not None:
-        if row.status in ("in_progress", "migrated"):
-            change = "is no longer in the source" if gone else "changed in the source"
-            return f"{who} {change}; it is {row.status} as {row.conversation_id}"
-        # Failed after a partial write: it stays failed, with what the report already says.
-        return None
-    store.replace_outcome(row.seq, outcome)
-    return None
 
 
 def _retry_all_failures(store: StateStore) -> None:
