@@ -328,7 +328,7 @@ class StateStore(Journal, Leases):
             func.coalesce(func.sum(c.calls), 0),
             func.coalesce(func.sum(c.retries), 0),
             func.coalesce(func.sum(c.reconciliations), 0),
-            func.coalesce(func.sum(c.possible_orphans), 0),
+            func.coalesce(func.sum(c.possible_orphans), 0) + _OPEN_CREATES_ALL,
             func.coalesce(func.sum(c.findings), 0),
             func.coalesce(func.sum(case((c.deleted_at.is_not(None), 1), else_=0)), 0),
         )
@@ -349,8 +349,28 @@ class StateStore(Journal, Leases):
 _STATUSES: tuple[Status, ...] = ("pending", "in_progress", "migrated", "failed", "skipped")
 
 
+_OPEN_CREATES = (
+    select(func.count())
+    .where(
+        intents.c.seq == conversations.c.seq,
+        intents.c.outcome.is_(None),
+        intents.c.kind == "create",
+    )
+    .correlate(conversations)
+    .scalar_subquery()
+)
+"""A conversation's create calls whose outcome was never recorded (the process died): each
+may have made a conversation whose id the job never learnt, so each is a possible orphan."""
+
+_OPEN_CREATES_ALL = (
+    select(func.count())
+    .select_from(intents)
+    .where(intents.c.outcome.is_(None), intents.c.kind == "create")
+    .scalar_subquery()
+)
+
 _ROW_COLUMNS = [
-    column
+    (column + _OPEN_CREATES).label(column.name) if column.name == "possible_orphans" else column
     for column in conversations.c
     if column.name not in ("plan", "claimed_by", "claimed_at", "updated_at", "lease_until")
 ]
