@@ -11,7 +11,6 @@ of the job directory is tested too where it stops writes (not as root).
 from __future__ import annotations
 
 import errno
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -104,8 +103,23 @@ def test_a_read_only_state_file_stops_resume_with_exit_3_and_changes_nothing(
     assert_exactly_once(job_dir, migrated=6)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="as root, chmod does not stop writes")
+def chmod_stops_writes(directory: Path) -> bool:
+    """False where permissions do not apply (root with CAP_DAC_OVERRIDE)."""
+    probe = directory / "probe"
+    probe.write_text("")
+    probe.chmod(0o444)
+    try:
+        probe.open("a").close()
+    except PermissionError:
+        return True
+    finally:
+        probe.unlink()
+    return False
+
+
 def test_a_read_only_job_directory_stops_resume_with_exit_3(tmp_path: Path) -> None:
+    if not chmod_stops_writes(tmp_path):
+        pytest.skip("chmod stops no write here (root); the read-only URI test covers it")
     source = write_source(tmp_path / "source.jsonl", conversations=4, messages=12)
     job_dir = tmp_path / "job"
     with pytest.raises(SimulatedCrash):
