@@ -14,7 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
-from migrate.errors import ConfigError, JobError, files_written
+from migrate.errors import ConfigError, JobError, StateWriteError, files_written
 from migrate.jobs.delta import target_identity
 from migrate.jobs.directory import (
     JOB_FILE,
@@ -60,10 +60,15 @@ def record_job(
     job_dir = config.job_dir
     target = pinned_target(config.target)
     identity = target_identity(target, job_dir)
-    with files_written(str(job_dir)):
-        job_dir.mkdir(parents=True, exist_ok=True)
     named_url = config.state_url or (recorded_state_url(job_dir) if held else None)
-    store = StateStore.from_url(named_url or default_state_url(job_dir), create=True)
+    try:
+        with files_written(str(job_dir)):
+            job_dir.mkdir(parents=True, exist_ok=True)
+        store = StateStore.from_url(named_url or default_state_url(job_dir), create=True)
+    except StateWriteError as exc:
+        _not_recorded(exc)
+        raise
+    recorded = False
     try:
         previous = current_job(store)
         retire: str | None = None
@@ -89,12 +94,25 @@ def record_job(
             target=target.model_dump(mode="json"),
         )
         store.create_job(record, retire=retire)
+        recorded = True
         with files_written(f"{job_dir / JOB_FILE}"):
             write_job_file(job_dir, record.job_id, named_url)
+    except StateWriteError as exc:
+        store.close()
+        if recorded:
+            exc.resume_with(str(job_dir))
+        else:
+            _not_recorded(exc)
+        raise
     except BaseException:
         store.close()
         raise
     return store, record, target
+
+
+def _not_recorded(error: StateWriteError) -> None:
+    """The job was not recorded: the run starts again, there is nothing to resume."""
+    error.hint = f"{error.fix}, then start the run again (nothing was recorded or sent)"
 
 
 def current_job(store: StateStore) -> JobRecord | None:

@@ -155,3 +155,21 @@ def test_every_kind_of_unwritable_state_is_recognised() -> None:
     )
     with pytest.raises(FileNotFoundError), files_written("report"):
         raise FileNotFoundError(errno.ENOENT, "gone")
+
+
+def test_a_run_whose_state_store_is_read_only_records_nothing_and_says_to_start_again(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "shared.db"
+    StateStore.from_url(f"sqlite:///{state}", create=True).close()
+    source = write_source(tmp_path / "source.jsonl", conversations=2, messages=2)
+    job_dir = tmp_path / "job"
+    ran = cli(
+        "run", str(source), "--job-dir", str(job_dir),
+        "--state", f"sqlite:///file:{state}?mode=ro&uri=true",
+    )  # fmt: skip
+    assert ran.exit_code == EXIT_FAILED, ran.output
+    assert "shared.db is read-only" in ran.stderr and "start the run again" in ran.stderr
+    assert "Traceback" not in ran.output and not (job_dir / "job.json").exists()
+    again = cli("run", str(source), "--job-dir", str(job_dir), "--state", f"sqlite:///{state}")
+    assert again.exit_code == EXIT_OK, again.output
