@@ -81,10 +81,10 @@ def open_job(ref: JobRef) -> StateStore:
 
 def _no_job(job_dir: Path, why: str) -> ConfigError:
     return ConfigError(
-        f"{job_dir} holds no job ({why}): a run stopped there before it recorded its job, "
-        "so it sent nothing",
-        hint=f"start it again with `migrate run SOURCE --job-dir {job_dir}` (a run that named "
-        "--state records its job there: pass the same --state to resume)",
+        f"{job_dir} holds no job ({why})",
+        hint="a run killed before it recorded its job leaves this, and sent nothing: start it "
+        f"again with `migrate run SOURCE --job-dir {job_dir}` (a run given --state records its "
+        "job there: resume with the same --state)",
     )
 
 

@@ -14,7 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
-from migrate.errors import ConfigError, JobError, StateWriteError, files_written
+from migrate.errors import ConfigError, StateWriteError, files_written
 from migrate.jobs.delta import target_identity
 from migrate.jobs.directory import (
     JOB_FILE,
@@ -29,7 +29,7 @@ from migrate.jobs.directory import (
 from migrate.jobs.models import DivergedPolicy, RunConfig
 from migrate.replay.target import TargetConfig, describe_target
 from migrate.state.ledger import ledger_size
-from migrate.state.records import JobRecord
+from migrate.state.records import JobRecord, NoJobError
 from migrate.state.store import StateStore
 
 
@@ -44,7 +44,7 @@ def holds_job(job_dir: Path) -> bool:
         return False
     try:
         store = StateStore.from_url(default_state_url(job_dir))
-    except JobError:
+    except NoJobError:
         return False
     try:
         return current_job(store) is not None
@@ -118,7 +118,7 @@ def _not_recorded(error: StateWriteError) -> None:
 def current_job(store: StateStore) -> JobRecord | None:
     try:
         return store.job()
-    except JobError:
+    except NoJobError:
         return None
 
 
