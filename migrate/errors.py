@@ -15,6 +15,7 @@ codes in one place (`migrate.cli.MigrateGroup`):
     │   └── TargetRefusedError       preflight: the target is unreachable or refuses the key
     ├── JobError (3)                 the job cannot go on; resume it once the cause is fixed
     │   ├── SourceReadError          the source failed in the middle of a read
+    │   ├── StateWriteError          the job's state cannot be written (disk full, read-only)
     │   ├── TargetUnreachableError   the target stopped answering mid-run (transient)
     │   └── ClaimLostError           (migrate.state.records) this worker lost its claims
     ├── ConversationError            one conversation cannot be migrated; the job goes on
@@ -31,6 +32,10 @@ codes in one place (`migrate.cli.MigrateGroup`):
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import re
+from collections.abc import Iterator
 from typing import Any, ClassVar, Literal
 
 EXIT_OK = 0
@@ -42,11 +47,29 @@ EXIT_FAILED = 3
 """The job did not finish (target unreachable, source broken, unexpected error, ...)."""
 
 
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s'\"]*):[^\s'\"]+@")
+"""`scheme://user:password@`: the password of a URL, up to the last `@` of the URL."""
+
+
+def without_passwords(text: str) -> str:
+    """`text` with the password of every URL in it masked (`scheme://user:***@host`)."""
+    return _URL_PASSWORD.sub(r"\g<head>:***@", text)
+
+
 class MigrateError(Exception):
-    """Base of every error the product raises on purpose."""
+    """Base of every error the product raises on purpose.
+
+    Its message, hint and location never hold a password: a URL's is masked when they are set.
+    """
 
     exit_code: ClassVar[int] = EXIT_FAILED
     transient: ClassVar[bool] = False
+    _MASKED: ClassVar[frozenset[str]] = frozenset({"message", "hint", "location"})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self._MASKED and isinstance(value, str):
+            value = without_passwords(value)
+        super().__setattr__(name, value)
 
     def __init__(
         self,
@@ -57,7 +80,7 @@ class MigrateError(Exception):
         conversation_id: str | None = None,
         batch: int | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(without_passwords(message))
         self.message = message
         self.hint = hint
         """What to do next."""
@@ -103,6 +126,60 @@ class JobError(MigrateError):
 
 class SourceReadError(JobError):
     """The source failed in the middle of a read (the records before it are planned)."""
+
+
+class StateWriteError(JobError):
+    """The job's state (store, `job.json`, report files) cannot be written: disk full, or a
+    read-only file or directory. The write that failed was not recorded, so nothing is lost;
+    `fix` says what to free or fix before `migrate resume`."""
+
+    def __init__(self, message: str, *, fix: str) -> None:
+        super().__init__(message)
+        self.fix = fix
+        self.resume_with(None)
+
+    def resume_with(self, where: str | None) -> None:
+        """Name the job in the hint (`migrate resume WHERE`)."""
+        command = "`migrate resume`" if where is None else f"`migrate resume {where}`"
+        self.hint = f"{self.fix}, then continue the job with {command}; nothing is lost"
+
+
+StateWriteCause = Literal["full", "read-only"]
+"""Why the job's state cannot be written: the disk is full, or a file is read-only."""
+_UNWRITABLE_ERRNOS: dict[int, StateWriteCause] = {
+    errno.ENOSPC: "full",
+    errno.EDQUOT: "full",
+    errno.EROFS: "read-only",
+    errno.EACCES: "read-only",
+    errno.EPERM: "read-only",
+}
+
+
+def state_write_error(cause: StateWriteCause, where: str, detail: str) -> StateWriteError:
+    """The error for `where` (a file, or the store's URL without its password)."""
+    if cause == "full":
+        return StateWriteError(
+            f"the job's state cannot be written: {where} is full ({detail})",
+            fix=f"free space on the disk (or database server) that holds {where}",
+        )
+    return StateWriteError(
+        f"the job's state cannot be written: {where} is read-only ({detail})",
+        fix=f"make {where} (and its directory) writable for this user",
+    )
+
+
+@contextlib.contextmanager
+def files_written(what: str) -> Iterator[None]:
+    """Write the job's files (`what` names them) with a full disk or read-only directory
+    raised as `StateWriteError`."""
+    try:
+        yield
+    except OSError as exc:
+        cause = _UNWRITABLE_ERRNOS.get(exc.errno or 0)
+        if cause is None:
+            raise
+        where = exc.filename if isinstance(exc.filename, str) else what
+        raise state_write_error(cause, where, exc.strerror or str(exc)) from exc
 
 
 class TargetUnreachableError(JobError):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -20,14 +19,18 @@ from typing import Any, Literal
 import openai
 from pydantic import BaseModel, Field
 
-from adapters.assistants.live import AssistantsLiveSource, ThreadFetchError
+from adapters.assistants.live import (
+    INVALID_THREAD_ID,
+    AssistantsLiveSource,
+    ThreadFetchError,
+    invalid_thread_id_message,
+    valid_thread_id,
+)
 from adapters.assistants.timeline import SOURCE_KIND
 from adapters.config import AssistantsLiveSourceConfig
 from adapters.model import SourceFailure
 
 logger = logging.getLogger(__name__)
-
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 
 
 class ExportProgress(BaseModel):
@@ -55,7 +58,7 @@ ProgressCallback = Callable[[ExportProgress], None]
 
 
 def thread_file(out_dir: Path, thread_id: str) -> Path:
-    """Where the export of `thread_id` lives."""
+    """Where the export of `thread_id` (a valid id: `valid_thread_id`) lives."""
     return out_dir / f"{thread_id}.json"
 
 
@@ -87,8 +90,9 @@ def export_threads(
 def _export_one(
     source: AssistantsLiveSource, out_dir: Path, thread_id: str, summary: ExportSummary
 ) -> Literal["written", "skipped", "failed"]:
-    if not _SAFE_ID.match(thread_id):
-        return _failed(summary, source, thread_id, "invalid_thread_id", "not a valid thread id")
+    if not valid_thread_id(thread_id):
+        message = invalid_thread_id_message(thread_id)
+        return _failed(summary, source, thread_id, INVALID_THREAD_ID, message)
     path = thread_file(out_dir, thread_id)
     if _is_complete(path, thread_id):
         summary.skipped += 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +39,23 @@ logger = logging.getLogger(__name__)
 PAGE_SIZE = 100
 """The largest page the Assistants list endpoints allow."""
 FILE_SEARCH_CONTENT: Final = "step_details.tool_calls[*].file_search.results[*].content"
+
+
+THREAD_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
+"""A thread id fit to become a file name and a URL path segment (OpenAI's look like
+`thread_[A-Za-z0-9]+`): no path separator, no leading dot (no hidden file, no `..`)."""
+INVALID_THREAD_ID = "invalid_thread_id"
+
+
+def valid_thread_id(thread_id: str) -> bool:
+    return THREAD_ID.fullmatch(thread_id) is not None
+
+
+def invalid_thread_id_message(thread_id: str) -> str:
+    return (
+        f"thread id {thread_id!r} is not a valid thread id (letters, digits, `_`, `-` and "
+        "`.`, not first, at most 200)"
+    )
 
 
 class ThreadFetchError(Exception):
@@ -139,6 +157,11 @@ class AssistantsLiveSource:
     def read(self) -> Iterator[SourceRecord]:
         """Yield one conversation (or failure) per thread id."""
         for thread_id in self.thread_ids():
+            if not valid_thread_id(thread_id):
+                yield self._failure(
+                    thread_id, INVALID_THREAD_ID, invalid_thread_id_message(thread_id)
+                )
+                continue
             try:
                 document = self.fetch_document(thread_id)
             except ThreadFetchError as exc:

@@ -30,7 +30,7 @@ from typing import Any
 import click
 from tqdm import tqdm
 
-from migrate.errors import EXIT_FAILED, EXIT_OK, MigrateError
+from migrate.errors import EXIT_FAILED, EXIT_OK, MigrateError, files_written, without_passwords
 
 JOB_LOG = "job.log"
 LOGGERS = ("migrate", "adapters")
@@ -93,13 +93,16 @@ class JsonLinesFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "event": getattr(record, "event", "log"),
-            "message": record.getMessage(),
+            "message": without_passwords(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key not in _RECORD_FIELDS and key not in entry and not key.startswith("_"):
-                entry[key] = value if isinstance(value, str | int | float | bool) else str(value)
+                shown = value if isinstance(value, int | float | bool) else str(value)
+                entry[key] = without_passwords(shown) if isinstance(shown, str) else shown
         if record.exc_info:
-            entry["traceback"] = "".join(traceback.format_exception(*record.exc_info))
+            entry["traceback"] = without_passwords(
+                "".join(traceback.format_exception(*record.exc_info))
+            )
         return json.dumps(entry, ensure_ascii=False)
 
 
@@ -108,7 +111,7 @@ class _TerminalHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            tqdm.write(f"migrate: {record.getMessage()}", file=sys.stderr)
+            tqdm.write(f"migrate: {without_passwords(record.getMessage())}", file=sys.stderr)
         except Exception:  # pragma: no cover - logging must never raise
             self.handleError(record)
 
@@ -143,8 +146,9 @@ def add_log_file(path: Path) -> Path:
     path = path.absolute()
     if path in _file_handlers:
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
+    with files_written(str(path)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, encoding="utf-8")
     handler.setLevel(logging.DEBUG if _output.verbosity >= 2 else logging.INFO)
     handler.setFormatter(JsonLinesFormatter())
     for name in LOGGERS:
@@ -204,12 +208,14 @@ def exit_code_for(error: BaseException) -> int:
         exc_info=error,
     )
     click.echo(
-        f"error: unexpected {type(error).__name__}: {error} (the traceback is in {files[0]}; "
-        "--debug prints it here)",
+        without_passwords(
+            f"error: unexpected {type(error).__name__}: {error} (the traceback is in "
+            f"{files[0]}; --debug prints it here)"
+        ),
         err=True,
     )
     if _output.debug:
-        traceback.print_exception(error, file=sys.stderr)
+        click.echo(without_passwords("".join(traceback.format_exception(error))), err=True)
     return EXIT_FAILED
 
 

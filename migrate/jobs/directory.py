@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from migrate.replay.target import (
     TargetConfig,
     resolve_base_url,
 )
+from migrate.state.records import NoJobError
 from migrate.state.store import StateStore
 
 logger = logging.getLogger(__name__)
@@ -41,7 +43,8 @@ def open_job(ref: JobRef) -> StateStore:
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read {job_file}: {exc}") from exc
     elif ref.state_url is None and not (ref.job_dir / STATE_FILE).exists():
-        raise ConfigError(f"{ref.job_dir} holds no job (no {JOB_FILE}, no {STATE_FILE})")
+        why = f"no {JOB_FILE}, no {STATE_FILE}" if ref.job_dir.exists() else "it does not exist"
+        raise _no_job(ref.job_dir, why)
     url = ref.state_url
     if url is None:
         stored = recorded.get("state_url")
@@ -54,14 +57,35 @@ def open_job(ref: JobRef) -> StateStore:
             )
         else:
             url = stored
-    store = StateStore.from_url(url)
+    try:
+        store = StateStore.from_url(url)
+    except NoJobError as exc:
+        if ref.state_url is None and "job_id" not in recorded:
+            raise _no_job(ref.job_dir, f"its {STATE_FILE} holds none") from exc
+        raise
+    try:
+        held = store.job().job_id
+    except NoJobError as exc:
+        store.close()
+        if ref.state_url is None and "job_id" not in recorded:
+            raise _no_job(ref.job_dir, f"its {STATE_FILE} holds none") from exc
+        raise
     # A run killed before it wrote job.json still has its job in the default store.
-    if "job_id" in recorded and store.job().job_id != recorded["job_id"]:
+    if "job_id" in recorded and held != recorded["job_id"]:
         store.close()
         raise ConfigError(
             f"the state store at {shown_url(url)} holds another job than {ref.job_dir}"
         )
     return store if ref.job_id is None else _checked(store, ref.job_id, url)
+
+
+def _no_job(job_dir: Path, why: str) -> ConfigError:
+    return ConfigError(
+        f"{job_dir} holds no job ({why})",
+        hint="a run killed before it recorded its job leaves this, and sent nothing: start it "
+        f"again with `migrate run SOURCE --job-dir {job_dir}` (a run given --state records its "
+        "job there: resume with the same --state)",
+    )
 
 
 def _checked(store: StateStore, job_id: str, url: str) -> StateStore:
@@ -82,8 +106,11 @@ def job_name(ref: JobRef) -> str:
 
 
 def write_job_file(job_dir: Path, job_id: str, state_url: str | None) -> None:
+    """Write `job.json` whole or not at all (a kill mid-write leaves no torn file)."""
     content = {"job_id": job_id, "state_url": shown_url(state_url) if state_url else None}
-    (job_dir / JOB_FILE).write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
+    partial = job_dir / f".{JOB_FILE}.partial"
+    partial.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, job_dir / JOB_FILE)
 
 
 def recorded_state_url(job_dir: Path) -> str | None:

@@ -21,7 +21,6 @@ import asyncio
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
@@ -29,19 +28,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from migrate.config import JobConfig
-from migrate.errors import ConfigError, JobError, MigrateError, SourceReadError
-from migrate.jobs.delta import sync_outcomes, take_subset, target_identity
-from migrate.jobs.directory import (
-    archive_report_files,
-    default_state_url,
-    job_name,
-    open_job,
-    pinned_target,
-    recorded_state_url,
-    secret_free,
-    with_server_options,
-    write_job_file,
+from migrate.errors import (
+    ConfigError,
+    JobError,
+    MigrateError,
+    SourceReadError,
+    StateWriteError,
+    files_written,
 )
+from migrate.jobs.delta import sync_outcomes, take_subset
+from migrate.jobs.directory import job_name, open_job, with_server_options
 from migrate.jobs.models import (
     CountCallback,
     DivergedPolicy,
@@ -54,14 +50,15 @@ from migrate.jobs.models import (
     Subset,
     WorkConfig,
 )
+from migrate.jobs.record import holds_job, record_job
 from migrate.jobs.report import write_report_files
+from migrate.jobs.source_check import check_source
 from migrate.jobs.status import job_summary
 from migrate.plan.model import ConversationPlan
 from migrate.plan.pipeline import (
     PlanOutcome,
     iterate_plans,
     open_configured_source,
-    skipped_files,
 )
 from migrate.replay.ratelimit import RateLimiter
 from migrate.replay.replayer import CrashHook, Replayer, ReplayOptions, SimulatedCrash
@@ -75,16 +72,12 @@ from migrate.replay.target import (
 from migrate.replay.workers import WorkerSession, claimed_work, forget_gone_workers
 from migrate.reporting.collect import sampler
 from migrate.reporting.events import log_pauses
-from migrate.state.ledger import ledger_size, start_next_job
-from migrate.state.records import ConversationRow, JobRecord, Totals
+from migrate.state.records import JobRecord, Totals
 from migrate.state.schema import Status
 from migrate.state.store import StateStore
-from migrate.transform.findings import ErrorRecord
 
 logger = logging.getLogger(__name__)
 
-JOB_FILE = "job.json"
-STATE_FILE = "state.db"
 PLAN_CHUNK = 100
 """Conversations planned (and stored) per transaction while a run streams its source."""
 CLAIM_BATCH = 32
@@ -141,7 +134,7 @@ def start_job(
     """
     validate_target(config.target)
     job_dir = config.job_dir
-    held = (job_dir / JOB_FILE).exists() or (job_dir / STATE_FILE).exists()
+    held = holds_job(job_dir)
     if held and diverged is None:
         raise ConfigError(
             f"{job_dir} already holds a job",
@@ -150,42 +143,10 @@ def start_job(
         )
     source = open_configured_source(config.job.source)
     preflight(config.target)
-    job_dir.mkdir(parents=True, exist_ok=True)
-    if on_ready is not None:
-        on_ready(job_dir)
-    named_url = config.state_url or (recorded_state_url(job_dir) if held else None)
-    state_url = named_url or default_state_url(job_dir)
-    store = StateStore.from_url(state_url, create=True)
+    store, record, target = record_job(config, held=held, diverged=diverged, source=source)
     try:
-        target = pinned_target(config.target)
-        identity = target_identity(target, job_dir)
-        previous = _current_job(store)
-        if previous is not None:
-            before = str(previous.config.get("ledger_target") or identity)
-            if diverged is None and not config.allow_duplicates:
-                _refuse_known_target(store, identity, before, target)
-            if held:
-                archive_report_files(job_dir, previous.job_id)
-            start_next_job(store.engine, before)
-        elif diverged is None and not config.allow_duplicates:
-            _refuse_known_target(store, identity, None, target)
-        record = JobRecord(
-            job_id=uuid.uuid4().hex,
-            created_at=time.time(),
-            config={
-                "job": secret_free(config.job.model_dump(mode="json")),
-                "replay": config.replay.model_dump(mode="json"),
-                "subset": config.subset.model_dump(mode="json"),
-                "sync": None if diverged is None else {"diverged": diverged},
-                "ledger_target": identity,
-                "compress": config.compress,
-                "skipped_files": skipped_files(source).model_dump(mode="json"),
-            },
-            source=source.describe(),
-            target=target.model_dump(mode="json"),
-        )
-        store.create_job(record)
-        write_job_file(job_dir, record.job_id, named_url)
+        if on_ready is not None:
+            on_ready(job_dir)
         outcomes = _job_outcomes(
             store, record, iterate_plans(source, config.job.policy, observe=sampler(job_dir))
         )
@@ -202,29 +163,6 @@ def start_job(
         )
     finally:
         store.close()
-
-
-def _current_job(store: StateStore) -> JobRecord | None:
-    try:
-        return store.job()
-    except JobError:
-        return None
-
-
-def _refuse_known_target(
-    store: StateStore, identity: str, previous: str | None, target: TargetConfig
-) -> None:
-    """A `run` refuses a target the ledger (or the store's finished job) already wrote to."""
-    known = ledger_size(store.engine, identity)
-    if previous == identity:
-        known += store.created_count()
-    if known:
-        raise ConfigError(
-            f"the state store's ledger already holds {known} conversation(s) migrated to "
-            f"{describe_target(target)}; another run would create them again",
-            hint="use `migrate sync` to migrate only what is new (or --allow-duplicates to "
-            "migrate everything again)",
-        )
 
 
 def _job_outcomes(
@@ -252,6 +190,20 @@ def resume_job(
     `check_progress` is called with (checked, stored) while the source is compared with the
     stored plans.
     """
+    try:
+        return _resume(config, progress, stop, crash_hook, check_progress)
+    except StateWriteError as exc:
+        exc.resume_with(job_name(config.job))
+        raise
+
+
+def _resume(
+    config: ResumeConfig,
+    progress: ProgressCallback | None,
+    stop: threading.Event | None,
+    crash_hook: CrashHook | None,
+    check_progress: CountCallback | None,
+) -> JobSummary:
     store = open_job(config.job)
     try:
         job = store.job()
@@ -288,7 +240,7 @@ def resume_job(
                 job,
                 iterate_plans(source, job_config.policy, observe=sampler(config.job.job_dir)),
             )
-            _check_source(store, outcomes, check_progress)
+            outcomes = check_source(store, outcomes, check_progress)
             planner = _Planner(store, outcomes, first_seq=stored)
         else:
             if not job.planning_complete:
@@ -486,26 +438,35 @@ def _drive(
                     planning.cancel()
                     await asyncio.gather(planning, return_exceptions=True)
 
+    where = str(job_dir or f"--state URL --job {job.job_id}")
     try:
-        asyncio.run(replay())
-    except SimulatedCrash:
-        session.stop(crashed=True)
-        raise
-    except JobError as exc:
+        try:
+            asyncio.run(replay())
+        except SimulatedCrash:
+            session.stop(crashed=True)
+            raise
+        except StateWriteError as exc:
+            # Nothing more can be recorded: the job stops as it stands, as after a kill.
+            session.stop()
+            logger.info("stopping: %s", exc.message, extra={"event": "state_unwritable"})
+            raise
+        except JobError as exc:
+            session.stop()
+            summary = _finish(store, job_dir, listener)
+            _log_session_end(summary, session.worker_id, str(exc))
+            if exc.hint is None:
+                exc.hint = f"continue it with `migrate resume {where}`"
+            raise
+        except BaseException as exc:
+            session.stop()
+            summary = _finish(store, job_dir, listener)
+            _log_session_end(summary, session.worker_id, f"{type(exc).__name__}: {exc}")
+            raise
         session.stop()
         summary = _finish(store, job_dir, listener)
-        _log_session_end(summary, session.worker_id, str(exc))
-        if exc.hint is None:
-            where = job_dir or f"--state URL --job {job.job_id}"
-            exc.hint = f"continue it with `migrate resume {where}`"
+    except StateWriteError as exc:
+        exc.resume_with(where)
         raise
-    except BaseException as exc:
-        session.stop()
-        summary = _finish(store, job_dir, listener)
-        _log_session_end(summary, session.worker_id, f"{type(exc).__name__}: {exc}")
-        raise
-    session.stop()
-    summary = _finish(store, job_dir, listener)
     _log_session_end(summary, session.worker_id, None)
     return summary
 
@@ -544,69 +505,14 @@ def _finish(store: StateStore, job_dir: Path | None, listener: _Listener) -> Job
         store.update_job(state="interrupted", finished_at=None)
     summary = job_summary(store, job_dir)
     if job_dir is not None:
-        write_report_files(store, job_dir, summary.model_dump(mode="json"))
+        with files_written(f"the report files in {job_dir}"):
+            write_report_files(store, job_dir, summary.model_dump(mode="json"))
     listener.finished()
     return summary
 
 
 def _take(outcomes: Iterator[PlanOutcome], count: int) -> list[PlanOutcome]:
     return list(islice(outcomes, count))
-
-
-def _check_source(
-    store: StateStore, outcomes: Iterator[PlanOutcome], progress: CountCallback | None = None
-) -> None:
-    """Compare the source with the stored plans; refuse if work in progress would change."""
-    conflicts: list[str] = []
-    stored = store.known_count()
-    for checked, (row, _) in enumerate(store.iter_conversations(), start=1):
-        if progress is not None and (checked % 100 == 0 or checked == stored):
-            progress(checked, max(stored, checked))
-        outcome = next(outcomes, None)
-        if outcome is None:
-            missing = ErrorRecord(
-                code="missing_from_source",
-                message="the conversation is no longer in the source",
-                location=row.location,
-                conversation_id=row.source_id,
-            )
-            problem = _compare(store, row, missing, gone=True)
-        else:
-            problem = _compare(store, row, outcome)
-        if problem is not None:
-            conflicts.append(problem)
-    if conflicts:
-        shown = "\n  ".join(conflicts[:20])
-        more = f"\n  ... and {len(conflicts) - 20} more" if len(conflicts) > 20 else ""
-        raise JobError(
-            f"the source changed under {len(conflicts)} conversation(s) already in progress "
-            f"or migrated; nothing was sent:\n  {shown}{more}",
-            hint="restore the source as it was, or roll back this job and start a new run",
-        )
-
-
-def _compare(
-    store: StateStore, row: ConversationRow, outcome: PlanOutcome, *, gone: bool = False
-) -> str | None:
-    source_id: str | None
-    fingerprint: str | None
-    if isinstance(outcome, ConversationPlan):
-        source_id, fingerprint = outcome.source_id, outcome.fingerprint
-    else:
-        source_id, fingerprint = outcome.conversation_id, None
-    if not gone and row.source_id == source_id and row.fingerprint == fingerprint:
-        if row.status == "failed" and row.retryable:
-            store.reset_for_retry(row.seq)
-        return None
-    who = f"conversation {row.source_id} ({row.location})"
-    if row.conversation_id is not None:
-        if row.status in ("in_progress", "migrated"):
-            change = "is no longer in the source" if gone else "changed in the source"
-            return f"{who} {change}; it is {row.status} as {row.conversation_id}"
-        # Failed after a partial write: it stays failed, with what the report already says.
-        return None
-    store.replace_outcome(row.seq, outcome)
-    return None
 
 
 def _retry_all_failures(store: StateStore) -> None:

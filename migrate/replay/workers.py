@@ -40,7 +40,7 @@ from collections.abc import AsyncIterator, Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from migrate.errors import ConfigError
+from migrate.errors import ConfigError, StateWriteError
 from migrate.replay.ratelimit import RateLimiter
 from migrate.replay.replayer import Work
 from migrate.replay.target import Target
@@ -187,7 +187,7 @@ class WorkerSession:
             return
         try:
             self.store.stop_worker(self.worker_id)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, StateWriteError) as exc:
             logger.warning("could not release the claims of %s: %s", self.worker_id, exc)
 
     # --- background thread -------------------------------------------------------------------
@@ -207,7 +207,7 @@ class WorkerSession:
                 try:
                     self.store.renew(self.worker_id, lease=self.lease)
                     self._valid_until = now + self.lease
-                except SQLAlchemyError as exc:
+                except (SQLAlchemyError, StateWriteError) as exc:
                     logger.warning("worker %s could not renew its leases: %s", self.worker_id, exc)
             with self._lock:
                 pause, self._pause_to_publish = self._pause_to_publish, 0.0
@@ -215,7 +215,7 @@ class WorkerSession:
                 next_pace = now + self.pace_interval
                 try:
                     self._share_pace(pause)
-                except SQLAlchemyError as exc:
+                except (SQLAlchemyError, StateWriteError) as exc:
                     logger.warning("worker %s: shared pace unreadable: %s", self.worker_id, exc)
             self._wake.wait(max(0.0, min(next_renewal, next_pace) - time.monotonic()))
             self._wake.clear()

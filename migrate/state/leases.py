@@ -107,14 +107,16 @@ class Leases(StoreBase):
                 conn.execute(_release().where(conversations.c.claimed_by == worker))
 
     def forget_workers(self, worker_ids: Sequence[str]) -> None:
-        """Workers known to be gone: mark them stopped and free their claims at once."""
+        """Workers known to be gone: mark them stopped (at their last heartbeat or journal
+        write, `session_end`) and free their claims at once."""
         if not worker_ids:
             return
         with self.engine.begin() as conn:
+            end = session_end()
             conn.execute(
                 update(workers)
                 .where(workers.c.worker_id.in_(worker_ids), workers.c.stopped_at.is_(None))
-                .values(stopped_at=workers.c.seen_at)
+                .values(seen_at=end, stopped_at=end)
             )
             conn.execute(_release().where(conversations.c.claimed_by.in_(worker_ids)))
 
@@ -175,10 +177,11 @@ class Leases(StoreBase):
         return 0 if top is None else int(top) + 1
 
     def worker_time(self) -> float:
-        """Seconds during which at least one worker was alive (union of their lifetimes)."""
+        """Seconds during which at least one worker was alive (union of their lifetimes, each
+        from its start to `session_end`)."""
         with self.engine.connect() as conn:
             spans = conn.execute(
-                select(workers.c.started_at, workers.c.seen_at).order_by(workers.c.started_at)
+                select(workers.c.started_at, session_end()).order_by(workers.c.started_at)
             ).all()
         total = 0.0
         open_start, open_end = None, None
@@ -194,6 +197,24 @@ class Leases(StoreBase):
         return total
 
     # --- the replay protocol -----------------------------------------------------------------
+
+
+def session_end() -> Any:
+    """When a worker was last seen alive: its last heartbeat, or its last journal write on a
+    conversation it holds if later (a worker killed between two heartbeats), at most a lease
+    after the heartbeat (a worker writes nothing once its lease ran out)."""
+    w, c = workers.c, conversations.c
+    last_write = (
+        select(func.max(c.updated_at))
+        .where(c.claimed_by == w.worker_id)
+        .correlate(workers)
+        .scalar_subquery()
+    )
+    return case(
+        (last_write.is_(None) | (last_write <= w.seen_at), w.seen_at),
+        (last_write >= w.seen_at + w.lease, w.seen_at + w.lease),
+        else_=last_write,
+    )
 
 
 def _claimable(status: Status, limit: int, *, with_plan: bool) -> Any:

@@ -203,32 +203,37 @@ def start_next_job(engine: Engine, target: str) -> str | None:
     when the store held no job). Refuses a job that is not finished or rolled back: its
     conversations in flight would be lost.
     """
-    now = time.time()
     with engine.begin() as conn:
-        job = conn.execute(select(job_table.c.job_id, job_table.c.state)).first()
-        if job is None:
-            return None
-        if job.state not in ("finished", "rolled_back"):
-            raise ConfigError(
-                f"the state store holds job {job.job_id}, which is {job.state}",
-                hint="finish it first (`migrate resume`), or roll it back",
-            )
-        batch: list[dict[str, Any]] = []
-        for entry in job_entries(conn, target, now=now):
-            batch.append(entry.model_dump())
-            if len(batch) >= PAGE:
-                _upsert(conn, batch)
-                batch = []
-        _upsert(conn, batch)
-        c = conversations.c
-        deleted = select(c.conversation_id).where(c.deleted_at.is_not(None))
-        conn.execute(
-            delete(ledger).where(ledger.c.target == target, ledger.c.conversation_id.in_(deleted))
+        return retire_job(conn, target)
+
+
+def retire_job(conn: Connection, target: str) -> str | None:
+    """`start_next_job` inside the caller's transaction (which records the next job too)."""
+    now = time.time()
+    job = conn.execute(select(job_table.c.job_id, job_table.c.state)).first()
+    if job is None:
+        return None
+    if job.state not in ("finished", "rolled_back"):
+        raise ConfigError(
+            f"the state store holds job {job.job_id}, which is {job.state}",
+            hint="finish it first (`migrate resume`), or roll it back",
         )
-        for table in (intents, items, conversations, workers, job_table):
-            conn.execute(delete(table))
-        conn.execute(pace.update().values(paused_until=0.0))
-        return str(job.job_id)
+    batch: list[dict[str, Any]] = []
+    for entry in job_entries(conn, target, now=now):
+        batch.append(entry.model_dump())
+        if len(batch) >= PAGE:
+            _upsert(conn, batch)
+            batch = []
+    _upsert(conn, batch)
+    c = conversations.c
+    deleted = select(c.conversation_id).where(c.deleted_at.is_not(None))
+    conn.execute(
+        delete(ledger).where(ledger.c.target == target, ledger.c.conversation_id.in_(deleted))
+    )
+    for table in (intents, items, conversations, workers, job_table):
+        conn.execute(delete(table))
+    conn.execute(pace.update().values(paused_until=0.0))
+    return str(job.job_id)
 
 
 def _upsert(conn: Connection, rows: list[dict[str, Any]]) -> None:

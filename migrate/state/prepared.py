@@ -20,6 +20,8 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from migrate.state.unwritable import raise_if_unwritable
+
 
 class Prepared:
     """One statement compiled for one dialect; runs with a mapping of its bind values."""
@@ -42,12 +44,20 @@ class Prepared:
     def execute(self, conn: Connection, values: Mapping[str, Any]) -> Any:
         """Run once on `conn`'s driver cursor; returns the cursor (rowcount, fetchone)."""
         cursor = _cursor(conn)
-        cursor.execute(self.sql, self.parameters(values))
+        try:
+            cursor.execute(self.sql, self.parameters(values))
+        except Exception as exc:
+            raise_if_unwritable(conn.engine, exc)
+            raise
         return cursor
 
     def execute_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         cursor = _cursor(conn)
-        cursor.executemany(self.sql, [self.parameters(row) for row in rows])
+        try:
+            cursor.executemany(self.sql, [self.parameters(row) for row in rows])
+        except Exception as exc:
+            raise_if_unwritable(conn.engine, exc)
+            raise
         cursor.close()
 
 

@@ -95,6 +95,10 @@ class WorkerRow(BaseModel):
     stopped_at: float | None
 
 
+class NoJobError(JobError):
+    """The state store holds no job (yet): a run stopped before it recorded one."""
+
+
 class ClaimLostError(JobError):
     """This worker no longer holds the conversation: its lease ran out and it may be another's."""
 

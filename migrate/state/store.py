@@ -32,15 +32,15 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from migrate.errors import JobError
+from migrate.errors import JobError, state_write_error
 from migrate.plan.model import ConversationPlan
 from migrate.sqlite import configure_sqlite
 from migrate.state import schema
 from migrate.state.base import RecentPlans
 from migrate.state.journal import Journal
 from migrate.state.leases import Leases
-from migrate.state.ledger import sync_note
-from migrate.state.records import ConversationRow, JobRecord, OpenIntent, Totals
+from migrate.state.ledger import retire_job, sync_note
+from migrate.state.records import ConversationRow, JobRecord, NoJobError, OpenIntent, Totals
 from migrate.state.schema import (
     Status,
     conversations,
@@ -52,6 +52,7 @@ from migrate.state.schema import (
     pace,
     schema_version,
 )
+from migrate.state.unwritable import database_cause, map_write_errors
 from migrate.transform.findings import ErrorRecord
 
 PlanView = TypeVar("PlanView", bound=BaseModel)
@@ -76,16 +77,26 @@ class StateStore(Journal, Leases):
         except SQLAlchemyError as exc:
             raise JobError(f"invalid state store URL: {exc}") from exc
         engine = create_engine(parsed, future=True)
+        where = parsed.render_as_string(hide_password=True)
         if engine.dialect.name == "sqlite":
             configure_sqlite(engine)
+            # `file:PATH?mode=ro` (a URI) names the same file as PATH
+            where = (parsed.database or where).removeprefix("file:").split("?")[0]
+        map_write_errors(engine, where)
         store = cls(engine)
         try:
             store._prepare(create=create)
+        except JobError:
+            engine.dispose()
+            raise
         except SQLAlchemyError as exc:
             engine.dispose()
+            original = getattr(exc, "orig", None) or exc
+            cause = database_cause(original)
+            if cause is not None:
+                raise state_write_error(cause, where, str(original)) from exc
             raise JobError(
-                f"cannot open the state store {parsed.render_as_string(hide_password=True)}: "
-                f"{exc.__class__.__name__}: {exc}"
+                f"cannot open the state store {where}: {exc.__class__.__name__}: {exc}"
             ) from exc
         return store
 
@@ -97,7 +108,7 @@ class StateStore(Journal, Leases):
             present = inspect(conn).has_table("schema_version")
             if not present:
                 if not create:
-                    raise JobError("the state store holds no job (no schema_version table)")
+                    raise NoJobError("the state store holds no job (no schema_version table)")
                 metadata.create_all(conn)
                 conn.execute(insert(schema_version).values(version=schema.SCHEMA_VERSION))
                 conn.execute(insert(pace).values(id=1, paused_until=0.0))
@@ -120,8 +131,12 @@ class StateStore(Journal, Leases):
 
     # --- job ---------------------------------------------------------------------------------
 
-    def create_job(self, record: JobRecord) -> None:
+    def create_job(self, record: JobRecord, *, retire: str | None = None) -> None:
+        """Record a new job, in one transaction; with `retire` (the finished job's target
+        identity), the finished job moves into the ledger in that same transaction."""
         with self.engine.begin() as conn:
+            if retire is not None:
+                retire_job(conn, retire)
             if conn.execute(select(func.count()).select_from(job_table)).scalar_one():
                 raise JobError("the state store already holds a job", hint="use a new --state")
             conn.execute(insert(job_table).values(id=1, **_job_values(record)))
@@ -130,7 +145,7 @@ class StateStore(Journal, Leases):
         with self.engine.connect() as conn:
             row = conn.execute(select(job_table).where(job_table.c.id == 1)).mappings().first()
         if row is None:
-            raise JobError("the state store holds no job")
+            raise NoJobError("the state store holds no job")
         values = dict(row)
         values.pop("id")
         values["config"] = json.loads(values["config"])
@@ -313,7 +328,7 @@ class StateStore(Journal, Leases):
             func.coalesce(func.sum(c.calls), 0),
             func.coalesce(func.sum(c.retries), 0),
             func.coalesce(func.sum(c.reconciliations), 0),
-            func.coalesce(func.sum(c.possible_orphans), 0),
+            func.coalesce(func.sum(c.possible_orphans), 0) + _OPEN_CREATES_ALL,
             func.coalesce(func.sum(c.findings), 0),
             func.coalesce(func.sum(case((c.deleted_at.is_not(None), 1), else_=0)), 0),
         )
@@ -334,8 +349,28 @@ class StateStore(Journal, Leases):
 _STATUSES: tuple[Status, ...] = ("pending", "in_progress", "migrated", "failed", "skipped")
 
 
+_OPEN_CREATES = (
+    select(func.count())
+    .where(
+        intents.c.seq == conversations.c.seq,
+        intents.c.outcome.is_(None),
+        intents.c.kind == "create",
+    )
+    .correlate(conversations)
+    .scalar_subquery()
+)
+"""A conversation's create calls whose outcome was never recorded (the process died): each
+may have made a conversation whose id the job never learnt, so each is a possible orphan."""
+
+_OPEN_CREATES_ALL = (
+    select(func.count())
+    .select_from(intents)
+    .where(intents.c.outcome.is_(None), intents.c.kind == "create")
+    .scalar_subquery()
+)
+
 _ROW_COLUMNS = [
-    column
+    (column + _OPEN_CREATES).label(column.name) if column.name == "possible_orphans" else column
     for column in conversations.c
     if column.name not in ("plan", "claimed_by", "claimed_at", "updated_at", "lease_until")
 ]

@@ -401,6 +401,34 @@ def test_sample_thread_round_trips_through_a_server_and_export(
     assert plan_conversation(exported, policy).items == plan_conversation(original, policy).items
 
 
+INVALID_IDS = (".hidden_thread", "..", "../threads", "thread/x", "")
+
+
+def test_invalid_thread_ids_are_counted_errors_and_never_file_names(tmp_path: Path) -> None:
+    name = "thread_9bQ2mVtX4aLpR7cN1eHwZs3K"
+    hidden = json.loads(json.dumps(sample(name)))
+    hidden["thread"]["id"] = ".hidden_thread"
+    server = AssistantsServer([sample(name), hidden])
+    config = AssistantsLiveSourceConfig(thread_ids=(*INVALID_IDS, name))
+    out_dir = tmp_path / "export"
+    with server.client() as client:
+        summary = export_threads(config, out_dir, client=client)
+    assert (summary.written, summary.skipped, summary.failed) == (1, 0, len(INVALID_IDS))
+    assert summary.total == summary.written + summary.skipped + summary.failed
+    assert [f.code for f in summary.failures] == ["invalid_thread_id"] * len(INVALID_IDS)
+    assert [f.conversation_id for f in summary.failures] == list(INVALID_IDS)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["export", f"{name}.json"]
+    assert all(name in request for request in server.requests), server.requests
+    (exported,) = only_conversations(list(read_export(out_dir)))
+    assert exported.id == name
+    with server.client() as client:
+        records = list(live(client, *INVALID_IDS, name).read())
+    assert [r.code for r in records[:-1] if isinstance(r, SourceFailure)] == [
+        "invalid_thread_id"
+    ] * len(INVALID_IDS)
+    assert isinstance(records[-1], SourceConversation)
+
+
 def test_file_names_are_resolved_when_allowed(tmp_path: Path, policy: Policy) -> None:
     name = "thread_9bQ2mVtX4aLpR7cN1eHwZs3K"
     guide: dict[str, Any] = {
