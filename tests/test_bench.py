@@ -50,6 +50,7 @@ def test_every_scenario_reports_without_errors(report: dict[str, Any]) -> None:
         "throughput",
         "rate_limit",
         "faults",
+        "storm",
         "planning",
         "disk",
     }
