@@ -184,9 +184,13 @@ class RateLimiter:
         `served`: the target answered it with success (which also ends a storm of 429s).
         """
         self._in_flight = max(0, self._in_flight - 1)
+        now = self._clock()
         if served:
-            self._served.append(self._clock())
+            self._served.append(now)
             self._storm = None
+        # Keep only the measuring window, however long the job runs.
+        _rate_in(self._served, now)
+        _rate_in(self._sent, now)
         if headers is not None:
             self._observe(headers)
         self._recover()

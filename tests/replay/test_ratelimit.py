@@ -215,3 +215,18 @@ def test_a_storm_lasts_until_a_request_is_served() -> None:
     shared.release({}, served=True)
     assert shared.storm_since is None
     assert shared.storm_seconds == 0.0
+
+
+def test_the_history_kept_is_only_the_measuring_window() -> None:
+    clock = FakeClock()
+    shared = limiter(clock)
+
+    async def many() -> None:
+        for _ in range(500):
+            await shared.acquire()
+            shared.release(None, served=True)
+            await clock.sleep(0.1)
+
+    asyncio.run(many())
+    # 2 s of history at 10 per second, not all 500 requests.
+    assert len(shared._sent) <= 21 and len(shared._served) <= 21
