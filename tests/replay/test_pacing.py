@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from migrate.cli import main
 from migrate.errors import EXIT_FAILED, EXIT_OK
+from migrate.jobs.directory import open_job
 from migrate.jobs.models import JobRef, ResumeConfig
 from migrate.jobs.run import resume_job, run_job
 from migrate.jobs.status import job_status
@@ -101,6 +102,12 @@ def test_a_storm_longer_than_max_wait_stops_the_job_and_resume_completes_it(
     assert stopped.state == "interrupted"
     assert stopped.conversations.failed == 0
     assert stopped.conversations.migrated < 5
+    # Nothing in doubt: every call that was sent has its outcome recorded.
+    store = open_job(JobRef(job_dir=job_dir))
+    try:
+        assert all(not store.open_intents(row.seq) for row, _ in store.iter_conversations())
+    finally:
+        store.close()
 
     with AdminClient(base_url) as admin:
         admin.drain(0)  # the other client is done with the account
