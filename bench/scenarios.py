@@ -73,6 +73,10 @@ class Scale(BaseModel):
     """Roughly how long the fault run stays at its rate limit (so that it meets 429s)."""
     plan_sizes: tuple[int, int]
     sql_sizes: tuple[int, int]
+    storm_conversations: int
+    storm_messages: int
+    storm_drain_seconds: float
+    """Seconds another client drains the rate limit from the storm job's first request on."""
 
 
 SCALES: dict[str, Scale] = {
@@ -89,6 +93,9 @@ SCALES: dict[str, Scale] = {
         fault_limited_seconds=1.0,
         plan_sizes=(300, 1_200),
         sql_sizes=(300, 1_200),
+        storm_conversations=12,
+        storm_messages=40,
+        storm_drain_seconds=2.0,
     ),
     "quick": Scale(
         name="quick",
@@ -103,6 +110,9 @@ SCALES: dict[str, Scale] = {
         fault_limited_seconds=8.0,
         plan_sizes=(20_000, 200_000),
         sql_sizes=(20_000, 200_000),
+        storm_conversations=150,
+        storm_messages=60,
+        storm_drain_seconds=10.0,
     ),
     "full": Scale(
         name="full",
@@ -117,6 +127,9 @@ SCALES: dict[str, Scale] = {
         fault_limited_seconds=15.0,
         plan_sizes=(100_000, 1_000_000),
         sql_sizes=(100_000, 1_000_000),
+        storm_conversations=150,
+        storm_messages=100,
+        storm_drain_seconds=20.0,
     ),
 }
 
@@ -855,11 +868,19 @@ def _size(path: Path) -> int:
     return path.stat().st_size
 
 
+def storm(scale: Scale, workdir: Path, *, seed: int) -> list[Result]:
+    """A 429 storm from another client of the account, then the job alone (`bench.storm`)."""
+    from bench.storm import storm as run_storm  # bench.storm builds on this module
+
+    return run_storm(scale, workdir, seed=seed)
+
+
 SCENARIOS: dict[str, Callable[..., list[Result]]] = {
     "calls": api_calls,
     "throughput": throughput,
     "rate_limit": rate_limit,
     "faults": faults,
+    "storm": storm,
     "planning": planning,
     "disk": disk,
 }

@@ -36,6 +36,7 @@ class ServerProcess:
         *,
         latency_ms: float = 0.0,
         rpm: int | None = None,
+        rate_headers: bool = True,
         fault_rates: dict[str, float] | None = None,
         seed: int = 0,
     ) -> None:
@@ -56,6 +57,8 @@ class ServerProcess:
         ]
         if rpm is not None:
             self.args += ["--rpm", str(rpm)]
+        if not rate_headers:
+            self.args.append("--no-rate-headers")
         for kind, rate in (fault_rates or {}).items():
             self.args += ["--fault-rate", f"{kind}={rate}"]
         self.base_url = ""
@@ -173,23 +176,34 @@ class Neighbour:
 
     Its requests (reads of a conversation that does not exist) take tokens from the server's
     bucket like any other, so a job sharing the limit meets 429s it could not foresee from its
-    own sending. `answers` counts the neighbour's own responses by status.
+    own sending. With `burst`, it first spends the whole bucket as fast as the server answers
+    (until the first 429); asking faster than the limit refills, it then drains it. `answers`
+    counts the neighbour's own responses by status; `stopped_at` is when it stopped (Unix time,
+    as the server's commit log).
     """
 
-    def __init__(self, base_url: str, *, per_second: float) -> None:
+    def __init__(self, base_url: str, *, per_second: float, burst: bool = False) -> None:
         self._url = f"{base_url}/conversations/conv_neighbour"
         self._interval = 1.0 / per_second
+        self._burst = burst
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="neighbour", daemon=True)
         self.answers: Counter[str] = Counter()
+        self.stopped_at: float | None = None
 
     def __enter__(self) -> Neighbour:
         self._thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop sending (waits for the request in flight)."""
         self._stop.set()
         self._thread.join()
+        if self.stopped_at is None:
+            self.stopped_at = time.time()
 
     @property
     def sent(self) -> int:
@@ -198,10 +212,17 @@ class Neighbour:
 
     def _run(self) -> None:
         with httpx2.Client(headers={"Authorization": "Bearer neighbour"}, timeout=10.0) as client:
+            while self._burst and not self._stop.is_set() and self._ask(client) != "429":
+                pass
             next_at = time.monotonic()
             while not self._stop.wait(max(0.0, next_at - time.monotonic())):
                 next_at += self._interval
-                try:
-                    self.answers[str(client.get(self._url).status_code)] += 1
-                except httpx2.HTTPError:
-                    self.answers["error"] += 1
+                self._ask(client)
+
+    def _ask(self, client: httpx2.Client) -> str:
+        try:
+            status = str(client.get(self._url).status_code)
+        except httpx2.HTTPError:
+            status = "error"
+        self.answers[status] += 1
+        return status

@@ -17,11 +17,13 @@ codes in one place (`migrate.cli.MigrateGroup`):
     │   ├── SourceReadError          the source failed in the middle of a read
     │   ├── StateWriteError          the job's state cannot be written (disk full, read-only)
     │   ├── TargetUnreachableError   the target stopped answering mid-run (transient)
+    │   ├── RateLimitedError         429s only for longer than --max-wait (transient)
     │   └── ClaimLostError           (migrate.state.records) this worker lost its claims
     ├── ConversationError            one conversation cannot be migrated; the job goes on
     │   └── RetriesExhaustedError    its retry budget ran out (transient)
     └── CallError                    one target call failed; its class says what may be done
         ├── CallNotApplied           certainly not applied (429, refused): resend (transient)
+        │   ├── CallRateLimited      a 429: pacing, never a failure (transient)
         │   └── CallUnreachable      the connection could not be made (transient)
         ├── CallAmbiguous            may have been applied (5xx, lost answer) (transient)
         │   └── CallTimedOut         no answer in time (transient)
@@ -188,6 +190,12 @@ class TargetUnreachableError(JobError):
     transient = True
 
 
+class RateLimitedError(JobError):
+    """The target answered nothing but 429s for longer than the job waits (`--max-wait`)."""
+
+    transient = True
+
+
 class ConversationError(MigrateError):
     """One conversation cannot be migrated; the job records it and goes on with the rest."""
 
@@ -250,6 +258,10 @@ class CallNotApplied(CallError):
 
     kind = "not_applied"
     transient = True
+
+
+class CallRateLimited(CallNotApplied):
+    """A 429: the account is busy. The job slows down; no conversation spends a retry on it."""
 
 
 class CallUnreachable(CallNotApplied):

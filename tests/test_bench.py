@@ -50,6 +50,7 @@ def test_every_scenario_reports_without_errors(report: dict[str, Any]) -> None:
         "throughput",
         "rate_limit",
         "faults",
+        "storm",
         "planning",
         "disk",
     }
@@ -111,6 +112,18 @@ def test_faults_leave_nothing_missing_or_duplicated(report: dict[str, Any]) -> N
     assert extra["value"] == spent["server_requests"] - spent["minimum_calls"]
     # every read and every 429 is a call beyond the protocol's minimum
     assert spent["reconciliation_reads"] + spent["rate_limited_429"] <= extra["value"]
+
+
+def test_a_429_storm_fails_nothing_and_duplicates_nothing(report: dict[str, Any]) -> None:
+    # the rate after the storm is a figure bench/ reports, not a test
+    failed, duplicated, rate = _results(report, "storm")
+    detail = failed["detail"]
+    assert failed["value"] == 0 and detail["migrated"] == detail["conversations"]
+    assert duplicated["value"] == 0
+    assert duplicated["detail"]["items_committed_minus_planned"] == 0
+    assert detail["neighbour_429"] > 0, "the neighbour never drained the limit"
+    assert 0 < rate["detail"]["writes_after"] <= detail["job_requests"]
+    assert rate["ratio"] > 0
 
 
 def test_planning_reports_speed_and_memory(report: dict[str, Any]) -> None:

@@ -46,6 +46,15 @@ json_option = click.option(
 )
 
 
+max_wait_option = click.option(
+    "--max-wait",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Stop the job (exit 3, resume it later) once the target has answered nothing but 429s "
+    "for this long. 429s never fail a conversation; without this the job waits them out.",
+)
+
+
 def run_options(command: Callable[P, R]) -> Callable[P, R]:
     """The options `run` and `sync` share: source, target, job directory, pace, subset."""
     decorators: list[Callable[[Any], Any]] = [
@@ -108,6 +117,7 @@ def run_options(command: Callable[P, R]) -> Callable[P, R]:
             help="Seconds in which the target answers no call (refused connections, timeouts) "
             "before the job stops with exit 3; no conversation fails for it.",
         ),
+        max_wait_option,
         click.option(
             "--limit", type=click.IntRange(0), help="Take only the first N source records."
         ),
@@ -149,6 +159,7 @@ def run_fields(verb: str, options: dict[str, Any]) -> dict[str, Any]:
         "replay": ReplayOptions(
             concurrency=options["concurrency"],
             retry_budget=options["retry_budget"],
+            max_wait=options["max_wait"],
             lease=options["lease"],
         ),
         "state_url": options["state_url"],
@@ -228,6 +239,7 @@ def run(allow_duplicates: bool, as_json: bool, **options: Any) -> JobSummary:
     help="Try every failed conversation again (after its cause is fixed), not only those "
     "that failed for a transient reason.",
 )
+@max_wait_option
 @json_option
 @compress_switch
 @rehearsal_options
@@ -236,6 +248,7 @@ def resume(
     job_id: str | None,
     concurrency: int | None,
     timeout: float | None,
+    max_wait: float | None,
     no_source_check: bool,
     retry_failed: bool,
     state_url: str | None,
@@ -254,6 +267,7 @@ def resume(
         job=job_ref(job_dir, state_url, job_id),
         concurrency=concurrency,
         timeout=timeout,
+        max_wait=max_wait,
         server_options=server_options_from(options),
         check_source=not no_source_check,
         retry_failed=retry_failed,
@@ -294,6 +308,7 @@ def resume(
 @click.option("--concurrency", type=click.IntRange(1, 1024), help="Override the run's value.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Override the run's value.")
 @lease_option
+@max_wait_option
 @json_option
 def work(
     state_url: str,
@@ -301,6 +316,7 @@ def work(
     target_kind: str | None,
     concurrency: int | None,
     timeout: float | None,
+    max_wait: float | None,
     lease: float | None,
     as_json: bool,
 ) -> JobSummary:
@@ -318,6 +334,7 @@ def work(
         concurrency=concurrency,
         timeout=timeout,
         lease=lease,
+        max_wait=max_wait,
     )
     with stoppable() as stop, ProgressBars() as bars:
         summary = work_on_job(config, progress=bars.update, stop=stop)

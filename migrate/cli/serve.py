@@ -25,6 +25,8 @@ def describe_switches(options: ServerOptions) -> str:
     parts = [
         f"latency {options.latency_ms:g}ms+{options.jitter_ms:g}ms jitter",
         f"rate limit {options.rpm}/min" if options.rpm else "no rate limit",
+        *([f"drained {options.drain_seconds:g}s"] if options.drain_seconds else []),
+        *([] if options.rate_headers else ["no x-ratelimit headers"]),
         f"faults {rates}",
     ]
     if faults.script:
@@ -60,6 +62,19 @@ def describe_switches(options: ServerOptions) -> str:
 @click.option("--jitter-ms", default=0.0, type=float, help="Extra random delay, 0..N ms.")
 @click.option("--rpm", type=int, help="Requests per minute before 429s (token bucket).")
 @click.option(
+    "--drain-seconds",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    help="With --rpm: for this long from the first request on, another client spends the "
+    "whole limit (every request answers 429); POST /_admin/drain does it at any time.",
+)
+@click.option(
+    "--no-rate-headers",
+    is_flag=True,
+    help="Send no x-ratelimit-* headers, as OpenAI's Conversations endpoints do (clients then "
+    "pace from 429s and Retry-After alone).",
+)
+@click.option(
     "--fault",
     "--fault-rate",
     "fault_rates",
@@ -89,7 +104,8 @@ def describe_switches(options: ServerOptions) -> str:
     "--admin",
     "allow_admin",
     is_flag=True,
-    help="Without --api-key: let any local process change the faults via /_admin "
+    help="Without --api-key: let any local process change the faults (or drain the rate "
+    "limit) via /_admin "
     "(with --api-key, changes need the key).",
 )
 @click.option("--access-log", is_flag=True, help="Log every request on stderr.")
@@ -120,6 +136,8 @@ def serve(
     latency_ms: float,
     jitter_ms: float,
     rpm: int | None,
+    drain_seconds: float,
+    no_rate_headers: bool,
     fault_rates: tuple[str, ...],
     fault_script: str | None,
     stall_seconds: float,
@@ -146,6 +164,8 @@ def serve(
                 "latency_ms": latency_ms,
                 "jitter_ms": jitter_ms,
                 "rpm": rpm,
+                "drain_seconds": drain_seconds,
+                "rate_headers": not no_rate_headers,
                 "seed": seed,
                 "access_log": access_log,
                 "flavour": flavour,

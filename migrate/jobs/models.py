@@ -87,6 +87,8 @@ class WorkConfig(BaseModel):
     concurrency: int | None = Field(default=None, ge=1, le=1024)
     timeout: float | None = Field(default=None, gt=0)
     lease: float | None = Field(default=None, gt=0)
+    max_wait: float | None = Field(default=None, gt=0)
+    """Replaces the run's `--max-wait` (None keeps it)."""
 
 
 class ResumeConfig(BaseModel):
@@ -97,6 +99,8 @@ class ResumeConfig(BaseModel):
     job: JobRef
     concurrency: int | None = Field(default=None, ge=1, le=1024)
     timeout: float | None = Field(default=None, gt=0)
+    max_wait: float | None = Field(default=None, gt=0)
+    """Replaces the run's `--max-wait` (None keeps it)."""
     server_options: dict[str, Any] | None = None
     """Local target only: replaces the run's latency/fault options (None keeps them)."""
     check_source: bool = True

@@ -213,7 +213,10 @@ def _resume(
             store.update_job(config={**job.config, "compress": config.compress})
         stored_replay = ReplayOptions.model_validate(job.config.get("replay", {}))
         replay = stored_replay.model_copy(
-            update={"concurrency": config.concurrency or stored_replay.concurrency}
+            update={
+                "concurrency": config.concurrency or stored_replay.concurrency,
+                "max_wait": config.max_wait or stored_replay.max_wait,
+            }
         )
         target = TargetConfig.model_validate(job.target)
         updates: dict[str, Any] = {}
@@ -306,6 +309,8 @@ def work_on_job(
             updates["concurrency"] = config.concurrency
         if config.lease is not None:
             updates["lease"] = config.lease
+        if config.max_wait is not None:
+            updates["max_wait"] = config.max_wait
         replay = stored_replay.model_copy(update=updates)
         listener = _Listener(progress, store.totals(), planning_complete=job.planning_complete)
         return _drive(store, None, target, replay, listener, stop, crash_hook, planner=None)

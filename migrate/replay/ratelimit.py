@@ -1,10 +1,16 @@
 """A rate limiter shared by every worker of a job, steered by the target's own signals.
 
-It is a token bucket whose rate adapts: a 429 pauses every worker (for `Retry-After`, or a short
-default) and halves the rate below what was actually being sent; the server's
-`x-ratelimit-remaining-requests` / `x-ratelimit-reset-requests` headers cap what may be sent
-before the window resets; and a quiet period lets the rate climb back. A long job therefore runs
-near the account's limit instead of bouncing off it.
+It is a token bucket whose rate adapts: a 429 pauses every worker (for `Retry-After` /
+`retry-after-ms`, or a short default) and sets the rate just below what the target actually
+served in the last seconds (halving it when nothing was served); the server's
+`x-ratelimit-remaining-requests` / `x-ratelimit-reset-requests` headers, where a target sends
+them, cap what may be sent before the window resets; and once 429s stop the rate climbs back,
+slowly at first and faster the longer the quiet lasts, so that it finds the account's limit
+again within seconds after another client stops spending it. A long job therefore runs near
+the account's limit instead of bouncing off it.
+
+A 429 is pacing, never a failure: the limiter also tracks the current *storm* (429s with no
+request served since the first of them), which the replayer compares with `--max-wait`.
 
 Several processes on one job each hold a limiter: `set_share` gives each its part of the budget
 (of `max_rate` and of what the server says remains), `hold` applies a pause another process
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import time
 from collections import deque
@@ -26,7 +33,9 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 DEFAULT_PAUSE = 1.0
 """Seconds every worker waits after a 429 that carries no `Retry-After`."""
 MEASURE_WINDOW = 2.0
-"""Seconds of history used to measure the rate actually sent."""
+"""Seconds of history used to measure the rates actually sent and served."""
+CUT = 0.9
+"""After a 429, the rate becomes this fraction of the rate the target served."""
 _EPSILON = 1e-9
 _MIN_WAIT = 0.001
 """Shortest wait: a shorter one could be lost in the clock's rounding and spin."""
@@ -75,13 +84,15 @@ class RateLimiter:
         *,
         max_rate: float | None = None,
         min_rate: float = 0.5,
-        recovery: float = 0.1,
+        recovery: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         """`max_rate` caps requests per second (None: no cap until the target pushes back).
 
-        `recovery` is the fraction by which the rate grows per second without a 429.
+        `recovery` sets how fast the rate climbs back once 429s stop: after `q` quiet
+        seconds it grows by `recovery * q` (a fraction) per second, so it creeps up near the
+        limit it just met and comes back fast after a long storm has passed.
         """
         self.max_rate = max_rate
         self.min_rate = min_rate
@@ -94,8 +105,11 @@ class RateLimiter:
         self._paused_until = 0.0
         self._mirror: _ServerBucket | None = None
         self._last_decrease = float("-inf")
+        self._last_limited = float("-inf")
         self._last_increase = clock()
         self._sent: deque[float] = deque()
+        self._served: deque[float] = deque()
+        self._storm: tuple[float, float] | None = None
         self._in_flight = 0
         self._lock: asyncio.Lock | None = None
         self._share = 1.0
@@ -112,6 +126,16 @@ class RateLimiter:
     def pause_left(self) -> float:
         """Seconds every call still waits because of a 429 (0 when not paused)."""
         return max(0.0, self._paused_until - self._clock())
+
+    @property
+    def storm_seconds(self) -> float:
+        """Seconds since the first 429 of the current storm (0 when a request was served since)."""
+        return 0.0 if self._storm is None else self._clock() - self._storm[0]
+
+    @property
+    def storm_since(self) -> float | None:
+        """Wall time (Unix) of the first 429 not followed by any served request, if any."""
+        return None if self._storm is None else self._storm[1]
 
     @property
     def in_flight(self) -> int:
@@ -154,9 +178,19 @@ class RateLimiter:
             self._sent.append(now)
             self._in_flight += 1
 
-    def release(self, headers: Mapping[str, str] | None) -> None:
-        """A request finished; learn from its response headers when there was a response."""
+    def release(self, headers: Mapping[str, str] | None, *, served: bool = False) -> None:
+        """A request finished; learn from its response headers when there was a response.
+
+        `served`: the target answered it with success (which also ends a storm of 429s).
+        """
         self._in_flight = max(0, self._in_flight - 1)
+        now = self._clock()
+        if served:
+            self._served.append(now)
+            self._storm = None
+        # Keep only the measuring window, however long the job runs.
+        _rate_in(self._served, now)
+        _rate_in(self._sent, now)
         if headers is not None:
             self._observe(headers)
         self._recover()
@@ -165,22 +199,30 @@ class RateLimiter:
         """A 429 came back: pause everyone and slow down. Returns the pause in seconds.
 
         When the answer describes the server's bucket (`x-ratelimit-*-requests`), that
-        description paces what follows; otherwise the adaptive rate is halved.
+        description paces what follows; otherwise the rate drops to just below what the target
+        served in the last seconds (half the rate when it served nothing).
         """
         now = self._clock()
         self.rate_limited_count += 1
+        self._last_limited = now
+        if self._storm is None:
+            self._storm = (now, time.time())
         pause = DEFAULT_PAUSE if delay is None else delay
         self._paused_until = max(self._paused_until, now + pause)
         described = headers is not None and "x-ratelimit-remaining-requests" in headers
         # Concurrent requests answered by the same burst of 429s count as one signal.
         if not described and now - self._last_decrease >= max(pause, 1.0):
-            measured = self._measured_rate(now)
-            base = measured if self._rate is None else min(self._rate, measured or self._rate)
-            self._rate = max(self.min_rate, 0.5 * (base or self.min_rate * 2))
+            served = _rate_in(self._served, now)
+            if served > 0:
+                self._rate = max(self.min_rate, CUT * served)
+            else:
+                sent = _rate_in(self._sent, now)
+                base = sent if self._rate is None else min(self._rate, sent or self._rate)
+                self._rate = max(self.min_rate, 0.5 * (base or self.min_rate * 2))
             self._tokens = min(self._tokens, 1.0)
             self._last_decrease = now
-            self._last_increase = now
             logger.info("rate limited: pausing %.2fs, rate now %.1f/s", pause, self._rate)
+        self._last_increase = now
         if self.on_pause is not None:
             self.on_pause(pause)
         return pause
@@ -231,23 +273,28 @@ class RateLimiter:
         if self._rate is None:
             return
         now = self._clock()
-        if now - self._last_decrease < 1.0:
-            return
         elapsed = now - self._last_increase
+        if elapsed <= 0:
+            return
         self._last_increase = now
-        grown = self._rate * (1.0 + self.recovery * elapsed)
+        # The longer no 429 came, the faster the rate grows: near a limit just met it creeps
+        # up, after a storm it doubles within a few seconds.
+        quiet = now - self._last_limited
+        grown = self._rate * math.exp(min(self.recovery * quiet * elapsed, 1.0))
         cap = self._cap()
         if cap is not None:
             self._rate = min(cap, grown)
             return
-        measured = self._measured_rate(now)
+        measured = _rate_in(self._sent, now)
         # Far above what is being sent: the cap no longer binds, so drop it.
         self._rate = None if measured and grown > 4 * measured else grown
 
-    def _measured_rate(self, now: float) -> float:
-        while self._sent and self._sent[0] < now - MEASURE_WINDOW:
-            self._sent.popleft()
-        return len(self._sent) / MEASURE_WINDOW
+
+def _rate_in(times: deque[float], now: float) -> float:
+    """Events per second in the last `MEASURE_WINDOW` seconds (older ones are dropped)."""
+    while times and times[0] < now - MEASURE_WINDOW:
+        times.popleft()
+    return len(times) / MEASURE_WINDOW
 
 
 class _ServerBucket:

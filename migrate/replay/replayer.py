@@ -22,7 +22,9 @@ The protocol, per conversation (strictly sequential within one, concurrent acros
    batch, so that a write the target applied late is caught, not reported as a success.
 
 Each conversation has a retry budget; when it runs out the conversation fails (retryable on
-resume) and the job goes on. Only a `fatal` failure (bad key, no quota) stops the job.
+resume) and the job goes on. 429s never spend it: however long the account stays busy, no
+conversation fails for it. Only a `fatal` failure (bad key, no quota) stops the job, and a storm
+of 429s longer than `max_wait`, which stops it cleanly (`RateLimitedError`) for a later resume.
 
 Several processes may replay one job (`migrate.workers`); each works only on conversations it
 has claimed. If this process loses its claim (`ClaimLostError`: its lease could not be renewed
@@ -41,7 +43,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from migrate.errors import CallError, ConversationError, JobError
+from migrate.errors import CallError, CallRateLimited, ConversationError, JobError, RateLimitedError
 from migrate.limits import MAX_METADATA_PAIRS
 from migrate.plan.model import ConversationPlan
 from migrate.replay.target import Target, item_difference
@@ -95,6 +97,9 @@ class ReplayOptions(BaseModel):
     """Failed calls a conversation may take before it fails (the job goes on)."""
     backoff_base: float = Field(default=0.5, gt=0)
     backoff_max: float = Field(default=30.0, gt=0)
+    max_wait: float | None = Field(default=None, gt=0)
+    """Seconds a storm of 429s (no request served since the first) may last before the job
+    stops for a later `migrate resume`; None: wait as long as it takes."""
     lease: float | None = Field(default=None, gt=0)
     """Seconds a claim on a conversation lasts unless renewed (other workers take it over
     after a crash); None: twice the call timeout, at least 30 s. Must exceed the timeout."""
@@ -141,6 +146,9 @@ class _Budget:
         self.attempts = 0
 
     def spend(self, error: CallError) -> None:
+        if isinstance(error, CallRateLimited):
+            # The account is busy, not this conversation: the shared limiter paces it.
+            return
         self.attempts += 1
         if error.target_silent:
             # The target answered nobody: that is the job's problem (it stops after
@@ -178,13 +186,17 @@ class Replayer:
         self.crash_hook = crash_hook
         self._random = random.Random()
         self._job_id: str | None = None
+        self._rate_limited: RateLimitedError | None = None
+        """Set when a storm of 429s outlasted `max_wait`: the job stops, then raises it."""
 
     async def replay_all(self, work: AsyncIterator[Work]) -> None:
         """Replay everything `work` yields with `options.concurrency` workers.
 
         Returns when `work` is exhausted and every conversation is finished, or a stop was
         requested and the calls in flight have ended. Re-raises the first job-level failure
-        (`JobError`, `SimulatedCrash`) after cancelling the other workers.
+        (`JobError`, `SimulatedCrash`) after cancelling the other workers; raises
+        `RateLimitedError` once the calls in flight have ended after a storm of 429s outlasted
+        `options.max_wait`.
         """
         queue: asyncio.Queue[Work | None] = asyncio.Queue(maxsize=self.options.concurrency * 2)
         workers = self.options.concurrency
@@ -216,6 +228,8 @@ class Replayer:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+        if self._rate_limited is not None:
+            raise self._rate_limited
 
     async def replay(self, seq: int, plan: ConversationPlan, *, fresh: bool = False) -> Status:
         """Land one conversation (or record why not); returns its status afterwards.
@@ -615,20 +629,10 @@ class Replayer:
             )
 
     async def _back_off(self, error: CallError, budget: _Budget) -> None:
-        self.target.raise_if_unreachable()
-        if error.retry_after is not None:
-            # The shared limiter already holds every worker for this long.
-            logger.info(
-                "conversation %s: rate limited; every worker waits %.1f s",
-                budget.source_id,
-                error.retry_after,
-                extra={
-                    "event": "rate_limited",
-                    "source_id": budget.source_id,
-                    "retry_after": error.retry_after,
-                },
-            )
+        if isinstance(error, CallRateLimited):
+            self._paced(error, budget)
             return
+        self.target.raise_if_unreachable()
         logger.info(
             "conversation %s: retrying after %s",
             budget.source_id,
@@ -638,6 +642,38 @@ class Replayer:
         attempt = min(30, max(0, budget.attempts - 1))
         delay = min(self.options.backoff_max, self.options.backoff_base * 2**attempt)
         await asyncio.sleep(delay * (0.5 + self._random.random() / 2))
+
+    def _paced(self, error: CallRateLimited, budget: _Budget) -> None:
+        """After a 429: the shared limiter already holds every worker; stop after `max_wait`."""
+        limiter = self.target.limiter
+        logger.info(
+            "conversation %s: rate limited; every worker waits %.1f s",
+            budget.source_id,
+            error.retry_after or 0.0,
+            extra={
+                "event": "rate_limited",
+                "source_id": budget.source_id,
+                "retry_after": error.retry_after,
+            },
+        )
+        max_wait = self.options.max_wait
+        since = limiter.storm_since
+        if max_wait is None or since is None or limiter.storm_seconds < max_wait:
+            return
+        if self._rate_limited is None:
+            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(since))
+            self._rate_limited = RateLimitedError(
+                f"the account is rate limited since {when}: the target answered only 429s for "
+                f"{limiter.storm_seconds:.0f} s (--max-wait {max_wait:g}); the calls in flight "
+                "have ended and nothing is lost; `migrate resume` the job later"
+            )
+            logger.error(
+                "stopping: %s",
+                self._rate_limited.message,
+                extra={"event": "rate_limit_stop", "since": since},
+            )
+            self.stop.set()
+        raise _Stopped()
 
     def _check_stop(self) -> None:
         if self.stop.is_set():

@@ -34,6 +34,7 @@ from migrate.errors import (
     CallFatal,
     CallNotApplied,
     CallNotFound,
+    CallRateLimited,
     CallRejected,
     CallTimedOut,
     CallUnreachable,
@@ -346,6 +347,7 @@ class Target:
                 raise
         self.calls += 1
         headers: Mapping[str, str] | None = None
+        served = False
         started = self.clock()
         try:
             if method == "post":
@@ -357,12 +359,13 @@ class Target:
             else:
                 response = await self.client.delete(path, cast_to=httpx2.Response, options=options)
             headers = response.headers
+            served = True
             self._answered()
         except openai.APIStatusError as exc:
             headers = exc.response.headers
             self._answered()
             error = classify(exc)
-            if exc.status_code == 429 and error.kind == "not_applied":
+            if isinstance(error, CallRateLimited):
                 error.retry_after = self.limiter.rate_limited(error.retry_after, headers)
             raise error from exc
         except openai.APIConnectionError as exc:
@@ -371,7 +374,7 @@ class Target:
                 self._no_answer(error, started)
             raise error from exc
         finally:
-            self.limiter.release(headers)
+            self.limiter.release(headers, served=served)
         try:
             parsed = response.json()
         except ValueError as exc:
@@ -404,7 +407,7 @@ def _classify_status(exc: openai.APIStatusError) -> CallError:
         if code == "insufficient_quota":
             return CallFatal(message, status=status, code=code)
         retry_after = retry_after_seconds(exc.response.headers)
-        return CallNotApplied(message, status=status, code=code, retry_after=retry_after)
+        return CallRateLimited(message, status=status, code=code, retry_after=retry_after)
     if status in (401, 403):
         return CallFatal(message, status=status, code=code)
     if status == 404:

@@ -132,6 +132,8 @@ class LocalConversationsServer:
         self.stats = ServerStats()
         self.faults = FaultInjector(options.faults, seed=options.seed)
         self._bucket = TokenBucket(options.rpm)
+        if options.drain_seconds:
+            self._bucket.drain_from_first(options.drain_seconds)
         self._latency = Latency(options.latency_ms, options.jitter_ms, seed=options.seed)
         self._api_key = options.api_key.get_secret_value() if options.api_key else None
         # One writer thread: SQLite takes one writer at a time, so queueing here beats
@@ -161,6 +163,7 @@ class LocalConversationsServer:
                 Route("/_admin/stats", self.admin_stats, methods=["GET"]),
                 Route("/_admin/log", self.admin_log, methods=["GET"]),
                 Route("/_admin/faults", self.admin_faults, methods=["GET", "POST"]),
+                Route("/_admin/drain", self.admin_drain, methods=["POST"]),
                 *(
                     response_routes(StoredResponses(options.responses_dir))
                     if options.responses_dir is not None
@@ -215,9 +218,9 @@ class LocalConversationsServer:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = str(message["status"])
-                shown = decision or self._bucket.peek()
                 headers = list(message.get("headers", []))
-                headers.extend(shown.headers())
+                if self.options.rate_headers:
+                    headers.extend((decision or self._bucket.peek()).headers())
                 headers.append((b"x-request-id", request_id().encode()))
                 message = {**message, "headers": headers}
             await send(message)
@@ -508,13 +511,7 @@ class LocalConversationsServer:
     async def admin_faults(self, request: Request) -> Response:
         """`GET|POST /_admin/faults`: read or replace the fault settings (and script)."""
         if request.method == "POST":
-            if not self.options.admin_changes:
-                raise ApiError(
-                    403,
-                    "Fault settings are read-only on this server: start it with --admin "
-                    "(or --api-key) to change them.",
-                    code="admin_disabled",
-                )
+            self._require_admin_changes()
             try:
                 settings = FaultSettings.model_validate_json(await request.body())
             except ValidationError as exc:
@@ -522,6 +519,29 @@ class LocalConversationsServer:
             self.faults.configure(settings)
             logger.info("fault settings changed: %s", settings.model_dump_json())
         return json_response(self.faults.settings.model_dump(mode="json"))
+
+    async def admin_drain(self, request: Request) -> Response:
+        """`POST /_admin/drain {"seconds": S}`: another client spends the whole limit for S s."""
+        self._require_admin_changes()
+        try:
+            body = json.loads(await request.body() or b"{}")
+            seconds = float(body["seconds"])
+        except (ValueError, TypeError, KeyError):
+            raise ApiError(400, 'Expected {"seconds": S} with S a number.') from None
+        if not 0 <= seconds <= 3600:
+            raise ApiError(400, "'seconds' must be between 0 and 3600.", param="seconds")
+        self._bucket.drain(seconds)
+        logger.info("rate limit drained by another client for %gs", seconds)
+        return json_response({"drained_seconds": seconds})
+
+    def _require_admin_changes(self) -> None:
+        if not self.options.admin_changes:
+            raise ApiError(
+                403,
+                "Fault settings are read-only on this server: start it with --admin "
+                "(or --api-key) to change them.",
+                code="admin_disabled",
+            )
 
     # -- errors -------------------------------------------------------------------------
 

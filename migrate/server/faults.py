@@ -52,7 +52,27 @@ class TokenBucket:
         self._clock = clock
         self._tokens = float(rpm or 0)
         self._updated = clock()
+        self._drained_until = float("-inf")
+        self._drain_first: float | None = None
         self._lock = threading.Lock()
+
+    def drain_from_first(self, seconds: float) -> None:
+        """Like `drain(seconds)`, starting with the first request the bucket decides."""
+        self._drain_first = seconds
+
+    def drain(self, seconds: float) -> None:
+        """For `seconds` from now, another client of the account takes every token as it comes.
+
+        The bucket is emptied now and stays empty until then, as if a busier neighbour always
+        asked first; afterwards it refills from zero. A new drain replaces the one in force
+        (`drain(0)` ends it).
+        """
+        with self._lock:
+            self._drain_first = None
+            now = self._clock()
+            self._tokens = 0.0
+            self._updated = now
+            self._drained_until = now + seconds
 
     def take(self) -> RateDecision:
         """Spend one token if there is one."""
@@ -66,9 +86,13 @@ class TokenBucket:
         if self._rpm is None:
             return RateDecision(True, UNLIMITED_RPM, UNLIMITED_RPM, 0.0, 0.0)
         per_second = self._rpm / 60.0
+        if self._drain_first is not None:
+            self.drain(self._drain_first)
         with self._lock:
             now = self._clock()
-            self._tokens = min(float(self._rpm), self._tokens + (now - self._updated) * per_second)
+            # While drained, the neighbour has taken every token refilled so far.
+            refill_from = max(self._updated, min(now, self._drained_until))
+            self._tokens = min(float(self._rpm), self._tokens + (now - refill_from) * per_second)
             self._updated = now
             allowed = self._tokens >= 1.0
             if allowed and spend:

@@ -81,6 +81,12 @@ class ServerOptions(BaseModel):
     """Extra delay per request, uniform in [0, jitter_ms]."""
     rpm: int | None = Field(default=None, ge=1)
     """Requests per minute (token bucket, full at start); None means no limit."""
+    drain_seconds: float = Field(default=0.0, ge=0)
+    """For this long from the first API request on, another client of the account spends the
+    whole `rpm` limit (every request answers 429); also `POST /_admin/drain` at any time."""
+    rate_headers: bool = True
+    """Send `x-ratelimit-*-requests` on every answer. False answers as OpenAI's Conversations
+    endpoints do: no such headers, so a client paces from 429s and `Retry-After` alone."""
     faults: FaultSettings = Field(default_factory=FaultSettings)
     seed: int = 0
     access_log: bool = False
@@ -96,6 +102,8 @@ class ServerOptions(BaseModel):
     def _check_flavour(self) -> ServerOptions:
         if self.threads_dir is not None and self.flavour != "azure":
             raise ValueError("threads_dir needs flavour='azure'")
+        if self.drain_seconds and self.rpm is None:
+            raise ValueError("drain_seconds needs rpm (a limit to drain)")
         return self
 
     admin_changes: bool = True

@@ -27,7 +27,7 @@ def admin_root(base_url: str) -> str:
 
 
 class AdminClient:
-    """The `/_admin` endpoints: counters, the commit log, fault settings."""
+    """The `/_admin` endpoints: counters, the commit log, fault settings, draining the limit."""
 
     def __init__(self, base_url: str, *, api_key: str = "test", timeout: float = 10.0) -> None:
         self._client = httpx2.Client(
@@ -65,6 +65,11 @@ class AdminClient:
         response = self._client.post("/_admin/faults", content=chosen.model_dump_json())
         response.raise_for_status()
         return FaultSettings.model_validate(response.json())
+
+    def drain(self, seconds: float) -> None:
+        """Have another client of the account spend the whole rate limit for `seconds`."""
+        response = self._client.post("/_admin/drain", json={"seconds": seconds})
+        response.raise_for_status()
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         response = self._client.get(path, params=params)

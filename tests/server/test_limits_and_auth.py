@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import httpx2
@@ -207,3 +208,61 @@ def test_stats_count_requests_by_route_and_status(
         "items.create",
     ]
     assert admin(base_url).log(after=1)[0]["seq"] == 2
+
+
+def test_a_drained_bucket_refuses_everything_until_the_drain_ends() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(60, clock=clock)
+    bucket.drain(5.0)
+    refused = bucket.take()
+    assert not refused.allowed
+    assert refused.retry_after_seconds == pytest.approx(1.0)  # the next token, which it loses
+    clock.now += 4.5
+    assert not bucket.take().allowed, "the other client took every token refilled meanwhile"
+    clock.now += 0.5
+    assert not bucket.take().allowed, "the drain ends with an empty bucket"
+    clock.now += 2.0
+    assert bucket.take().allowed
+    assert bucket.take().allowed
+    assert not bucket.take().allowed
+
+
+def test_drain_through_admin_and_at_start(
+    local_server: ServerFactory, sdk: ClientFactory, admin: Callable[[str], AdminClient]
+) -> None:
+    started_drained = sdk(local_server(rpm=6000, drain_seconds=30))
+    with pytest.raises(openai.RateLimitError):
+        started_drained.conversations.create()
+    base_url = local_server(rpm=6000)
+    client = sdk(base_url)
+    conversation = client.conversations.create()
+    admin(base_url).drain(0.3)
+    with pytest.raises(openai.RateLimitError) as limited:
+        client.conversations.retrieve(conversation.id)
+    assert int(limited.value.response.headers["retry-after-ms"]) <= 10  # one token at 100/s
+    time.sleep(0.45)
+    assert client.conversations.retrieve(conversation.id).id == conversation.id
+
+
+def test_drain_needs_admin_changes_and_a_limit(
+    local_server: ServerFactory, admin: Callable[[str], AdminClient]
+) -> None:
+    read_only = local_server(rpm=60, admin_changes=False)
+    with pytest.raises(httpx2.HTTPStatusError) as refused:
+        admin(read_only).drain(1.0)
+    assert refused.value.response.status_code == 403
+    with pytest.raises(ValueError, match="drain_seconds needs rpm"):
+        ServerOptions(drain_seconds=1.0)
+
+
+def test_without_rate_headers_answers_carry_none(
+    local_server: ServerFactory, sdk: ClientFactory
+) -> None:
+    client = sdk(local_server(rpm=2, rate_headers=False))
+    created = client.conversations.with_raw_response.create()
+    client.conversations.retrieve(created.parse().id)
+    with pytest.raises(openai.RateLimitError) as limited:
+        client.conversations.retrieve(created.parse().id)
+    for headers in (created.headers, limited.value.response.headers):
+        assert not [name for name in headers if name.startswith("x-ratelimit")]
+    assert int(limited.value.response.headers["retry-after"]) >= 1
