@@ -49,10 +49,20 @@ def render_summary(summary: JobSummary) -> str:
             f"target:           {summary.target}",
             f"conversations:    {counts.total} total: {counts.migrated} migrated, "
             f"{counts.failed} failed, {counts.skipped} skipped{unfinished}",
-            f"items:            {summary.items.landed} landed of {summary.items.planned} planned",
+            f"items:            {summary.items.landed} landed of {summary.items.planned} planned"
+            + (
+                f" ({summary.items.unread_ids} ids read by `migrate verify`)"
+                if summary.items.unread_ids
+                else ""
+            ),
             f"API calls:        {summary.calls} ({summary.retries} retries, "
             f"{summary.reconciliations} reconciliations)",
-            f"possible orphans: {summary.possible_orphans}",
+            f"possible orphans: {summary.possible_orphans}"
+            + (
+                f" empty, {summary.possible_orphans_with_items} with items"
+                if summary.possible_orphans_with_items
+                else ""
+            ),
             f"findings:         {summary.findings}",
             *([f"deleted:          {summary.deleted}"] if summary.deleted else []),
             f"elapsed:          {summary.elapsed:.1f} s",
