@@ -3,15 +3,19 @@
 The protocol, per conversation (strictly sequential within one, concurrent across them):
 
 1. Create the conversation empty (metadata only). The intent is written to the state store
-   before the call; the new id is written with the outcome, in one transaction.
+   before the call; the new id is written with the outcome, in one transaction. On a target
+   that lists conversations (Azure), and with `create_with_items`, the create carries the
+   first batch; its answer has no item ids, so those items are recorded unread and the next
+   listing of the conversation reads them (`read_item_ids`: one listing right away).
 2. Append the planned items in batches of at most 20, from the first item not yet landed;
    intent before each call, outcome (new item ids) after, one transaction each.
 3. Retry by kind of failure (`migrate.target.CallError`): `not_applied` (429, connection
    refused) waits and resends; `ambiguous` (timeout, dropped connection, 5xx) reconciles first:
    list the conversation's items oldest first, compare with the plan, and go on from the first
    planned item that is not there; `rejected` (400) fails the conversation with the API's
-   message. An ambiguous create cannot be reconciled (no endpoint lists conversations): it is
-   sent again and counted as a possible orphan (an empty conversation).
+   message. An ambiguous create cannot be reconciled where no endpoint lists conversations: it is
+   sent again and counted as a possible orphan (an empty conversation, or one holding the
+   first batch with `create_with_items`). Where one does, it is looked up by its job token.
 4. A conversation picked up with an id already recorded (a resumed job) is reconciled before
    any write. A plan that appends to a conversation an earlier job landed (`plan.append`,
    made by `migrate sync`) skips the create call and counts its positions after the items

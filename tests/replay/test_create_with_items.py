@@ -61,12 +61,12 @@ def test_one_call_fewer_per_conversation_than_the_openai_target_on_the_same_plan
     conversations = 5
     # 30 messages and a system message: two batches (the first conversation has a tool call).
     source = source_file(conversations=conversations, messages=30)
-    runs: dict[str, tuple[str, str, TargetConfig, dict[str, bool]]] = {}
+    runs: dict[str, tuple[str, str, TargetConfig, tuple[bool, bool]]] = {}
     for name, flavour, options in (
-        ("openai", "openai", {}),
-        ("openai_with_items", "openai", {"create_with_items": True}),
-        ("azure", "azure", {}),
-        ("azure_read_ids", "azure", {"read_item_ids": True}),
+        ("openai", "openai", (False, False)),
+        ("openai_with_items", "openai", (True, False)),
+        ("azure", "azure", (False, False)),
+        ("azure_read_ids", "azure", (False, True)),
     ):
         key = "azure-key" if flavour == "azure" else "test"
         url = local_server(flavour="azure", api_key=key) if flavour == "azure" else local_server()
@@ -78,8 +78,15 @@ def test_one_call_fewer_per_conversation_than_the_openai_target_on_the_same_plan
         runs[name] = (url, key, target, options)
     summaries: dict[str, JobSummary] = {}
     seen: dict[str, tuple[int, int]] = {}
-    for name, (url, key, target, options) in runs.items():
-        summaries[name] = run_job(run_config(source, tmp_path / name, target=target, **options))
+    for name, (url, key, target, (with_items, read_ids)) in runs.items():
+        config = run_config(
+            source,
+            tmp_path / name,
+            target=target,
+            create_with_items=with_items,
+            read_item_ids=read_ids,
+        )
+        summaries[name] = run_job(config)
         assert summaries[name].exit_code == 0, summaries[name]
         seen[name] = requests_seen(url, key)
         writes, reads = seen[name]
@@ -228,6 +235,8 @@ def test_a_crash_around_a_create_with_items_then_resume_lands_everything_once(
         run_job(run_config(source, job_dir, **options), crash_hook=crash_at(point))
     resume_job(ResumeConfig(job=JobRef(job_dir=job_dir)))
     summary = job_status(JobRef(job_dir=job_dir))
+    # The resume kept creating with items (the conversations it started are still unread).
+    assert summary.items.unread_ids > 0
     assert summary.possible_orphans == 0
     if flavour == "azure" or point == "after_create_outcome":
         assert summary.possible_orphans_with_items == 0
