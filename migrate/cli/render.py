@@ -117,6 +117,11 @@ def render_rollback(result: RollbackResult) -> str:
             f"not deletable: {result.possible_orphans} possible orphan(s) (empty conversations "
             "whose ids never reached the job)"
         )
+    if result.possible_orphans_with_items:
+        lines.append(
+            f"not deletable: {result.possible_orphans_with_items} possible orphan(s) holding "
+            "the first batch a create carried (their ids never reached the job)"
+        )
     lines += [f"failed: {failure}" for failure in result.failed]
     return "\n".join(lines)
 

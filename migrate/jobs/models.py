@@ -238,6 +238,8 @@ class RollbackResult(BaseModel):
     failed: list[str] = Field(default_factory=list)
     possible_orphans: int = 0
     """Empty conversations whose ids never reached the job: they cannot be deleted."""
+    possible_orphans_with_items: int = 0
+    """The same, holding the first batch a lost create carried (`--create-with-items`)."""
     log: str = ""
 
     @property
