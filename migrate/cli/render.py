@@ -51,7 +51,7 @@ def render_summary(summary: JobSummary) -> str:
             f"{counts.failed} failed, {counts.skipped} skipped{unfinished}",
             f"items:            {summary.items.landed} landed of {summary.items.planned} planned"
             + (
-                f" ({summary.items.unread_ids} ids read by `migrate verify`)"
+                f" ({summary.items.unread_ids} item ids unread: `migrate verify` reads them)"
                 if summary.items.unread_ids
                 else ""
             ),
