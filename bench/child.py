@@ -60,6 +60,8 @@ class ChildRequest(BaseModel):
     timeout: float = 60.0
     count_tokens: bool = True
     """`plan` only: False replaces the token counting stage with a no-op (the baseline)."""
+    create_with_items: bool = False
+    """`job` only: each create carries the conversation's first batch (`--create-with-items`)."""
     profile: str | None = None
     """Write `cProfile` statistics of the measured part to this path."""
     compress: bool = False
@@ -182,7 +184,9 @@ def run_job_workload(request: ChildRequest) -> dict[str, Any]:
         job=JobConfig(source=_source(request)),
         job_dir=Path(request.job_dir),
         target=TargetConfig(kind="openai", base_url=request.base_url, timeout=request.timeout),
-        replay=ReplayOptions(concurrency=request.concurrency),
+        replay=ReplayOptions(
+            concurrency=request.concurrency, create_with_items=request.create_with_items
+        ),
         compress=request.compress,
     )
     before = _usage()

@@ -43,6 +43,7 @@ def test_samples_run_verify_and_roll_back(sample: str, tmp_path: Path) -> None:
     assert status["items"] == {
         "planned": plan["items"]["planned"],
         "landed": plan["items"]["planned"],
+        "unread_ids": 0,
     }
     assert status["calls"] == plan["api_calls"]
 

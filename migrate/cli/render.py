@@ -51,10 +51,20 @@ def render_summary(summary: JobSummary) -> str:
             f"target:           {summary.target}",
             f"conversations:    {counts.total} total: {counts.migrated} migrated, "
             f"{counts.failed} failed, {counts.skipped} skipped{unfinished}",
-            f"items:            {summary.items.landed} landed of {summary.items.planned} planned",
+            f"items:            {summary.items.landed} landed of {summary.items.planned} planned"
+            + (
+                f" ({summary.items.unread_ids} item ids unread: `migrate verify` reads them)"
+                if summary.items.unread_ids
+                else ""
+            ),
             f"API calls:        {summary.calls} ({summary.retries} retries, "
             f"{summary.reconciliations} reconciliations)",
-            f"possible orphans: {summary.possible_orphans}",
+            f"possible orphans: {summary.possible_orphans}"
+            + (
+                f" empty, {summary.possible_orphans_with_items} with items"
+                if summary.possible_orphans_with_items
+                else ""
+            ),
             *skipped_file_lines(summary.skipped_files, label="skipped files:", width=18),
             f"findings:         {summary.findings}",
             *([f"deleted:          {summary.deleted}"] if summary.deleted else []),
@@ -123,6 +133,11 @@ def render_rollback(result: RollbackResult) -> str:
         lines.append(
             f"not deletable: {result.possible_orphans} possible orphan(s) (empty conversations "
             "whose ids never reached the job)"
+        )
+    if result.possible_orphans_with_items:
+        lines.append(
+            f"not deletable: {result.possible_orphans_with_items} possible orphan(s) holding "
+            "the first batch a create carried (their ids never reached the job)"
         )
     lines += [f"failed: {failure}" for failure in result.failed]
     return "\n".join(lines)

@@ -110,6 +110,20 @@ def run_options(command: Callable[P, R]) -> Callable[P, R]:
             help="Failed calls a conversation may take before it fails.",
         ),
         click.option(
+            "--create-with-items",
+            is_flag=True,
+            help="Send each conversation's first batch with its create call: one call fewer "
+            "per conversation. A create whose answer is lost may then leave a conversation "
+            "holding items whose id never reached the job (OpenAI lists no conversations; "
+            "the report counts them). Always so on targets that list conversations (Azure).",
+        ),
+        click.option(
+            "--read-item-ids",
+            is_flag=True,
+            help="After a create that carried items, list them at once for their ids (one "
+            "call more per conversation). Without it `migrate verify` reads them.",
+        ),
+        click.option(
             "--unreachable-after",
             type=click.FloatRange(min=1.0),
             default=300.0,
@@ -161,6 +175,8 @@ def run_fields(verb: str, options: dict[str, Any]) -> dict[str, Any]:
             retry_budget=options["retry_budget"],
             max_wait=options["max_wait"],
             lease=options["lease"],
+            create_with_items=options["create_with_items"],
+            read_item_ids=options["read_item_ids"],
         ),
         "state_url": options["state_url"],
         "subset": Subset(

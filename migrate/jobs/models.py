@@ -131,6 +131,9 @@ class ConversationCounts(BaseModel):
 class ItemCounts(BaseModel):
     planned: int = 0
     landed: int = 0
+    unread_ids: int = 0
+    """Landed items whose new id is not read yet (a create that carried them answers
+    without item ids): `migrate verify` reads them, `migrate report` then writes them."""
 
 
 class JobSummary(BaseModel):
@@ -151,6 +154,9 @@ class JobSummary(BaseModel):
     reconciliations: int
     possible_orphans: int
     """Conversations that may have been created without their id reaching us (empty ones)."""
+    possible_orphans_with_items: int = 0
+    """The same, holding the first batch the create carried (`--create-with-items` on a
+    target that cannot list conversations)."""
     findings: int
     deleted: int
     elapsed: float
@@ -244,6 +250,8 @@ class RollbackResult(BaseModel):
     failed: list[str] = Field(default_factory=list)
     possible_orphans: int = 0
     """Empty conversations whose ids never reached the job: they cannot be deleted."""
+    possible_orphans_with_items: int = 0
+    """The same, holding the first batch a lost create carried (`--create-with-items`)."""
     log: str = ""
 
     @property

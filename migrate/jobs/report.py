@@ -5,9 +5,12 @@ resume, and again by `migrate report`:
 
 - `conversations.csv`: `source_id` -> `target_conversation_id`, status, item counts, input
   tokens (for the job's model, `migrate.context`), findings, calls, retries, reconciliations,
-  possible orphans, error; for a Responses chain, its first and leaf response ids.
+  possible orphans (empty, and with items), unread item ids, error; for a Responses chain,
+  its first and leaf response ids.
 - `items.csv`: `source_id` (of the conversation), `source_item_id`, position,
-  `target_item_id`, `target_conversation_id`, one row per landed item.
+  `target_item_id`, `target_conversation_id`, `target_item_id_status`, one row per landed
+  item; the status is `pending_verify` (and the id empty) for an item a create carried whose
+  id no listing has read yet, else `recorded`.
 
 One file per table, CSV: the id maps are flat tables that people load into a database or a
 spreadsheet, and CSV does not repeat the keys on every row (a JSON Lines copy of the same map
@@ -66,6 +69,8 @@ CONVERSATION_FIELDS = [
     "retries",
     "reconciliations",
     "possible_orphans",
+    "possible_orphans_with_items",
+    "unread_item_ids",
     "error_code",
     "error_message",
     "deleted",
@@ -80,7 +85,12 @@ ITEM_FIELDS = [
     "position",
     "target_item_id",
     "target_conversation_id",
+    "target_item_id_status",
 ]
+RECORDED = "recorded"
+PENDING_VERIFY = "pending_verify"
+"""`target_item_id_status` of an item a create carried: its id is read by `migrate verify`
+(the create answers without item ids); `migrate report` after it writes the id."""
 _ITEM_COLUMNS = {
     "source_id": "source_conversation_id",
     "source_item_id": "source_item_id",
@@ -193,6 +203,8 @@ def _conversation_rows(
             "retries": row.retries,
             "reconciliations": row.reconciliations,
             "possible_orphans": row.possible_orphans,
+            "possible_orphans_with_items": row.orphans_with_items,
+            "unread_item_ids": row.unread_items,
             "error_code": row.error_code,
             "error_message": row.error_message,
             "deleted": row.deleted_at is not None,
@@ -202,7 +214,9 @@ def _conversation_rows(
 
 def _item_rows(store: StateStore) -> Iterator[dict[str, Any]]:
     for item in store.iter_items():
-        yield {field: item[column] for field, column in _ITEM_COLUMNS.items()}
+        row = {field: item[column] for field, column in _ITEM_COLUMNS.items()}
+        row["target_item_id_status"] = RECORDED if item["item_id"] is not None else PENDING_VERIFY
+        yield row
 
 
 def _finding_rows(store: StateStore, tally: CodeTally) -> Iterator[dict[str, Any]]:

@@ -105,7 +105,9 @@ def rollback_job(
                         and row.base_items is None
                     )
                     await for_each(created, delete, concurrency=concurrency)
-                result.possible_orphans = store.totals().possible_orphans
+                totals = store.totals()
+                result.possible_orphans = totals.possible_orphans
+                result.possible_orphans_with_items = totals.orphans_with_items
                 return result
 
         result = asyncio.run(delete_all())

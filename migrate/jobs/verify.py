@@ -22,6 +22,7 @@ from migrate.jobs.models import (
     JobRef,
     VerifyReport,
 )
+from migrate.jobs.unread import read_unread_ids
 from migrate.plan.model import ConversationPlan
 from migrate.replay.target import (
     Target,
@@ -126,7 +127,7 @@ async def _check_conversation(
         # Only the items this job appended are its own to compare.
         listed = listed[plan.append.position :]
     check.found = len(listed)
-    check.problems = compare_with_plan(plan, listed, store.item_ids(row.seq))
+    check.problems = compare_with_plan(plan, listed, read_unread_ids(store, row.seq, plan, listed))
     return check if check.problems else None
 
 

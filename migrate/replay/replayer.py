@@ -3,15 +3,19 @@
 The protocol, per conversation (strictly sequential within one, concurrent across them):
 
 1. Create the conversation empty (metadata only). The intent is written to the state store
-   before the call; the new id is written with the outcome, in one transaction.
+   before the call; the new id is written with the outcome, in one transaction. On a target
+   that lists conversations (Azure), and with `create_with_items`, the create carries the
+   first batch; its answer has no item ids, so those items are recorded unread and the next
+   listing of the conversation reads them (`read_item_ids`: one listing right away).
 2. Append the planned items in batches of at most 20, from the first item not yet landed;
    intent before each call, outcome (new item ids) after, one transaction each.
 3. Retry by kind of failure (`migrate.target.CallError`): `not_applied` (429, connection
    refused) waits and resends; `ambiguous` (timeout, dropped connection, 5xx) reconciles first:
    list the conversation's items oldest first, compare with the plan, and go on from the first
    planned item that is not there; `rejected` (400) fails the conversation with the API's
-   message. An ambiguous create cannot be reconciled (no endpoint lists conversations): it is
-   sent again and counted as a possible orphan (an empty conversation).
+   message. An ambiguous create cannot be reconciled where no endpoint lists conversations: it is
+   sent again and counted as a possible orphan (an empty conversation, or one holding the
+   first batch with `create_with_items`). Where one does, it is looked up by its job token.
 4. A conversation picked up with an id already recorded (a resumed job) is reconciled before
    any write. A plan that appends to a conversation an earlier job landed (`plan.append`,
    made by `migrate sync`) skips the create call and counts its positions after the items
@@ -103,6 +107,15 @@ class ReplayOptions(BaseModel):
     lease: float | None = Field(default=None, gt=0)
     """Seconds a claim on a conversation lasts unless renewed (other workers take it over
     after a crash); None: twice the call timeout, at least 30 s. Must exceed the timeout."""
+    create_with_items: bool = False
+    """On a target that cannot list conversations (OpenAI), send the first batch with the
+    create call (one call fewer per conversation). A create whose answer is lost may then
+    leave a conversation holding items whose id never reached us (`orphans_with_items`).
+    Targets that list conversations (Azure) always do this: a lost create is found there."""
+    read_item_ids: bool = False
+    """After a create that carried items, list them at once for their ids (one call more).
+    Without it those ids are recorded unread and the next listing of the conversation
+    (a reconciliation, `migrate verify` at the latest) reads them."""
 
 
 class Work(BaseModel):
@@ -291,14 +304,12 @@ class Replayer:
             # Appending to a conversation an earlier job landed, and nothing sent for it yet.
             conversation_id = plan.append.conversation_id
             landed = 0
-        elif conversation_id is None and self.target.can_list_conversations:
+        elif conversation_id is None and (
+            self.target.can_list_conversations or self.options.create_with_items
+        ):
             conversation_id, landed = await self._create_findable(seq, plan, budget, open_intents)
         elif conversation_id is None:
-            lost = [intent.id for intent in open_intents if intent.kind == "create"]
-            if lost:
-                # A create whose outcome was never recorded may have made a conversation whose
-                # id we will never learn; it holds no items.
-                self.store.record_orphans(seq, lost, len(lost))
+            self._count_lost_creates(seq, open_intents)
             conversation_id = await self._create(seq, plan, budget)
             landed = 0
         else:
@@ -364,21 +375,25 @@ class Replayer:
             self._crash_point("after_create_outcome", seq)
             return conversation_id
 
-    # --- on a target that lists conversations (Azure) ----------------------------------------
+    # --- creating with the first batch (Azure; `create_with_items` elsewhere) ----------------
 
     async def _create_findable(
         self, seq: int, plan: ConversationPlan, budget: _Budget, open_intents: list[OpenIntent]
     ) -> tuple[str, int]:
         """Create the conversation with its first batch; returns its id and the landed count.
 
-        The metadata carries a token unique to this job and conversation, so a create whose
-        outcome is unknown (a dropped connection, a crash) is looked up in the target's list
-        of conversations instead of being sent again blindly: nothing is left orphaned.
+        On a target that lists conversations the metadata carries a token unique to this job
+        and conversation, so a create whose outcome is unknown (a dropped connection, a crash)
+        is looked up in the target's list instead of being sent again blindly: nothing is left
+        orphaned. Elsewhere (`create_with_items`) it is sent again and counted as a possible
+        orphan holding items. The create answers with the conversation only, so the first
+        batch's ids are recorded unread unless `read_item_ids` lists them at once.
         """
-        metadata = self._findable_metadata(seq, plan)
+        findable = self.target.can_list_conversations
+        metadata = self._findable_metadata(seq, plan) if findable else dict(plan.metadata)
         first = plan.items[: _batch_ends(plan)[0]] if plan.items else []
         lost = [intent for intent in open_intents if intent.kind == "create"]
-        if lost:
+        if lost and findable:
             since = min(intent.created_at for intent in lost)
             found = await self._find_created(seq, metadata, since, budget)
             outcome: IntentOutcome = "reconciled" if found else "not_applied"
@@ -386,6 +401,8 @@ class Replayer:
             if found is not None:
                 self.store.record_conversation_found(seq, found)
                 return found, await self._reconcile(seq, plan, found, budget, [])
+        elif lost:
+            self._count_lost_creates(seq, lost)
         while True:
             self._check_stop()
             since = time.time()
@@ -397,6 +414,18 @@ class Replayer:
                 )
             except CallError as error:
                 self._raise_if_final(error, seq, plan, intent)
+                if not findable:
+                    orphan = error.kind == "ambiguous"
+                    self.store.record_attempt_failed(
+                        seq,
+                        intent,
+                        "ambiguous" if orphan else "not_applied",
+                        orphan=orphan,
+                        with_items=bool(first),
+                    )
+                    budget.spend(error)
+                    await self._back_off(error, budget)
+                    continue
                 budget.spend(error)
                 found = None
                 if error.kind == "ambiguous":
@@ -410,12 +439,32 @@ class Replayer:
                 await self._back_off(error, budget)
                 continue
             self._crash_point("after_create_call", seq)
-            self.store.record_created(seq, intent, conversation_id)
+            if not first or self.options.read_item_ids:
+                self.store.record_created(seq, intent, conversation_id)
+                self._crash_point("after_create_outcome", seq)
+                if not first:
+                    return conversation_id, 0
+                return conversation_id, await self._read_back(seq, plan, conversation_id, budget)
+            self.store.record_created_with_items(
+                seq,
+                intent,
+                conversation_id,
+                unread=[(position, planned.source_id) for position, planned in enumerate(first)],
+                source_conversation_id=plan.source_id,
+                migrated=len(first) == len(plan.items),
+            )
             self._crash_point("after_create_outcome", seq)
-            if not first:
-                return conversation_id, 0
-            # The create answers with the conversation only: the first batch's ids are read.
-            return conversation_id, await self._read_back(seq, plan, conversation_id, budget)
+            self._items_landed(len(first))
+            return conversation_id, len(first)
+
+    def _count_lost_creates(self, seq: int, open_intents: list[OpenIntent]) -> None:
+        """Creates whose outcome was never recorded, on a target that cannot list: each may
+        have made a conversation whose id we will never learn (holding the items it carried)."""
+        lost = [intent for intent in open_intents if intent.kind == "create"]
+        for with_items in (False, True):
+            ids = [intent.id for intent in lost if (intent.count > 0) == with_items]
+            if ids:
+                self.store.record_orphans(seq, ids, len(ids), with_items=with_items)
 
     def _findable_metadata(self, seq: int, plan: ConversationPlan) -> dict[str, str]:
         """The plan's metadata with this conversation's job token, when a pair is free.

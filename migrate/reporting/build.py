@@ -215,7 +215,8 @@ def _timeline(store: StateStore, pauses: list[dict[str, Any]] | None) -> Timelin
             # writes of a conversation taken over from a stopped process
             if outcome == "reconciled" or (outcome == "ambiguous" and kind == "append"):
                 bucket.reconciliations += int(calls)
-            if kind == "append" and outcome in ("applied", "reconciled"):
+            # a create may carry the conversation's first batch
+            if kind in ("create", "append") and outcome in ("applied", "reconciled"):
                 bucket.items += int(landed or 0)
         final = c.status.in_(("migrated", "failed"))
         done = select(slot(c.updated_at).label("slot")).where(final).subquery()

@@ -4,7 +4,7 @@ right after, each in one transaction; the conversation's counters move with it."
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -13,6 +13,7 @@ from sqlalchemy import (
     bindparam,
     case,
     insert,
+    select,
     update,
 )
 from sqlalchemy.sql import ClauseElement
@@ -49,6 +50,62 @@ class Journal(StoreBase):
             )
             self._hot_resolve(conn, intent_id, "applied", now)
 
+    def record_created_with_items(
+        self,
+        seq: int,
+        intent_id: int,
+        conversation_id: str,
+        *,
+        unread: Sequence[tuple[int, str | None]],
+        source_conversation_id: str | None,
+        migrated: bool,
+    ) -> None:
+        """A create that carried its first items succeeded: the id, the outcome and the items.
+
+        The answer holds the conversation only, so `unread` (`(position, source item id)`)
+        are recorded without their new ids; the next listing fills them in (`fill_item_ids`).
+        """
+        now = time.time()
+        c = conversations.c
+        values: dict[str, Any] = {
+            "conversation_id": conversation_id,
+            "calls": c.calls + 1,
+            "landed_items": c.landed_items + len(unread),
+            "unread_items": c.unread_items + len(unread),
+            "updated_at": now,
+        }
+        if migrated:
+            values["status"] = "migrated"
+        with self.engine.begin() as conn:
+            self._update(conn, seq, **values)
+            self._hot_resolve(conn, intent_id, "applied", now)
+            self._insert_items(
+                conn,
+                seq,
+                source_conversation_id,
+                [(position, source, None) for position, source in unread],
+            )
+
+    def fill_item_ids(self, seq: int, found: Mapping[int, str]) -> None:
+        """New ids of items recorded unread (`found`: position -> id), read by a listing."""
+        if not found:
+            return
+        with self.engine.begin() as conn:
+            self._fill(conn, seq, found)
+
+    def _fill(self, conn: Connection, seq: int, found: Mapping[int, str]) -> int:
+        filled = 0
+        for position, item_id in found.items():
+            cursor = conn.execute(
+                update(items)
+                .where(items.c.seq == seq, items.c.position == position, items.c.item_id.is_(None))
+                .values(item_id=item_id)
+            )
+            filled += cursor.rowcount
+        if filled:
+            self._update(conn, seq, unread_items=conversations.c.unread_items - filled)
+        return filled
+
     def record_conversation_found(self, seq: int, conversation_id: str) -> None:
         """A create whose outcome was unknown was found on the target (which lists them)."""
         with self.engine.begin() as conn:
@@ -66,9 +123,25 @@ class Journal(StoreBase):
         calls: int = 1,
         reconciled: bool = False,
     ) -> None:
-        """Items landed (`(position, source item id, new item id)`): rows, counts, outcome."""
+        """Items landed (`(position, source item id, new item id)`): rows, counts, outcome.
+
+        A reconciliation's listing also reads the ids of items recorded unread: those
+        positions are filled in, not landed again.
+        """
         now = time.time()
         with self.engine.begin() as conn:
+            if reconciled and landed:
+                unread = {
+                    int(position)
+                    for (position,) in conn.execute(
+                        select(items.c.position).where(
+                            items.c.seq == seq, items.c.item_id.is_(None)
+                        )
+                    )
+                }
+                if unread:
+                    self._fill(conn, seq, {p: item_id for p, _, item_id in landed if p in unread})
+                    landed = [entry for entry in landed if entry[0] not in unread]
             self._hot_update(
                 conn,
                 ("appended", reconciled, migrated),
@@ -78,20 +151,29 @@ class Journal(StoreBase):
             )
             if intent_id is not None:
                 self._hot_resolve(conn, intent_id, outcome, now)
-            if landed:
-                self.statements.get("items", _items_insert).execute_many(
-                    conn,
-                    [
-                        {
-                            "b_seq": seq,
-                            "b_position": position,
-                            "b_source_conversation_id": source_conversation_id,
-                            "b_source_item_id": source_item_id,
-                            "b_item_id": item_id,
-                        }
-                        for position, source_item_id, item_id in landed
-                    ],
-                )
+            self._insert_items(conn, seq, source_conversation_id, landed)
+
+    def _insert_items(
+        self,
+        conn: Connection,
+        seq: int,
+        source_conversation_id: str | None,
+        landed: Sequence[tuple[int, str | None, str | None]],
+    ) -> None:
+        if landed:
+            self.statements.get("items", _items_insert).execute_many(
+                conn,
+                [
+                    {
+                        "b_seq": seq,
+                        "b_position": position,
+                        "b_source_conversation_id": source_conversation_id,
+                        "b_source_item_id": source_item_id,
+                        "b_item_id": item_id,
+                    }
+                    for position, source_item_id, item_id in landed
+                ],
+            )
 
     # --- the hot statements, prepared once (`migrate.state.prepared`) -------------------------
 
@@ -137,9 +219,19 @@ class Journal(StoreBase):
         return query.returning(intents.c.id) if self.engine.dialect.insert_returning else query
 
     def record_attempt_failed(
-        self, seq: int, intent_id: int | None, outcome: IntentOutcome, *, orphan: bool = False
+        self,
+        seq: int,
+        intent_id: int | None,
+        outcome: IntentOutcome,
+        *,
+        orphan: bool = False,
+        with_items: bool = False,
     ) -> None:
-        """A call failed and will be retried: its outcome, one more call and one more retry."""
+        """A call failed and will be retried: its outcome, one more call and one more retry.
+
+        `orphan`: an ambiguous create that may have made a conversation we cannot find
+        (`with_items`: one holding the items the create carried).
+        """
         now = time.time()
         with self.engine.begin() as conn:
             if intent_id is not None:
@@ -150,7 +242,8 @@ class Journal(StoreBase):
                 "updated_at": now,
             }
             if orphan:
-                values["possible_orphans"] = conversations.c.possible_orphans + 1
+                counter = "orphans_with_items" if with_items else "possible_orphans"
+                values[counter] = conversations.c[counter] + 1
             self._update(conn, seq, **values)
 
     def record_reads(self, seq: int, *, calls: int, reconciled: bool) -> None:
@@ -161,11 +254,15 @@ class Journal(StoreBase):
         with self.engine.begin() as conn:
             self._update(conn, seq, **values)
 
-    def record_orphans(self, seq: int, intent_ids: Sequence[int], count: int) -> None:
-        """Create calls whose outcome is unknown: each may have left an empty conversation."""
+    def record_orphans(
+        self, seq: int, intent_ids: Sequence[int], count: int, *, with_items: bool = False
+    ) -> None:
+        """Create calls whose outcome is unknown: each may have left a conversation we cannot
+        find, empty (or, `with_items`, holding the items the create carried)."""
         now = time.time()
+        counter = "orphans_with_items" if with_items else "possible_orphans"
         with self.engine.begin() as conn:
-            self._update(conn, seq, possible_orphans=conversations.c.possible_orphans + count)
+            self._update(conn, seq, **{counter: conversations.c[counter] + count})
             for intent_id in intent_ids:
                 _resolve(conn, intent_id, "ambiguous", now)
 

@@ -48,6 +48,11 @@ class ConversationRow(BaseModel):
     retries: int
     reconciliations: int
     possible_orphans: int
+    orphans_with_items: int = 0
+    """Creates that carried items and whose outcome is unknown (no target lists them)."""
+    unread_items: int = 0
+    """Landed items whose new id is not read yet (a create that carried them answers
+    without item ids; the next listing, `migrate verify`'s at the latest, reads them)."""
     error_code: str | None
     error_message: str | None
     error_hint: str | None
@@ -120,5 +125,7 @@ class Totals(BaseModel):
     retries: int = 0
     reconciliations: int = 0
     possible_orphans: int = 0
+    orphans_with_items: int = 0
+    unread_item_ids: int = 0
     findings: int = 0
     deleted: int = 0

@@ -7,9 +7,13 @@ Tables:
 - `conversations`: one row per source record in source order (`seq`): status
   (`pending`, `in_progress`, `migrated`, `failed`, `skipped`), the new conversation id, planned
   and landed item counts, the plan itself (JSON) and its fingerprint, the last error, counters
-  (calls, retries, reconciliations, possible orphans); for a conversation an earlier job
-  created and this one appends to, `base_items`, the items it already held.
-- `items`: one row per landed item: source conversation id, position, source item id, new id.
+  (calls, retries, reconciliations, possible orphans, empty or with items, landed items
+  whose new id is not read yet); for a
+  conversation an earlier job created and this one appends to, `base_items`, the items it
+  already held.
+- `items`: one row per landed item: source conversation id, position, source item id, new id
+  (NULL while unread: a create that carried the item answers without item ids, and the next
+  listing of the conversation, `migrate verify`'s at the latest, fills it in).
 - `intents`: one row per remote write, written before it is sent; its outcome after.
 - `workers`: one row per process that replayed the job: host, pid, start, last heartbeat,
   lease, whether it plans the source; the rate limit's share and the job's elapsed time come
@@ -51,7 +55,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 Status = Literal["pending", "in_progress", "migrated", "failed", "skipped"]
 FINAL_STATUSES: tuple[Status, ...] = ("migrated", "failed", "skipped")
@@ -127,6 +131,8 @@ conversations = Table(
     Column("retries", Integer, nullable=False, default=0),
     Column("reconciliations", Integer, nullable=False, default=0),
     Column("possible_orphans", Integer, nullable=False, default=0),
+    Column("orphans_with_items", Integer, nullable=False, default=0),
+    Column("unread_items", Integer, nullable=False, default=0),
     Column("error_code", String(64)),
     Column("error_message", Text),
     Column("error_hint", Text),
@@ -152,7 +158,7 @@ items = Table(
     Column("position", Integer, primary_key=True, autoincrement=False),
     Column("source_conversation_id", String(512)),
     Column("source_item_id", String(512)),
-    Column("item_id", String(128), nullable=False),
+    Column("item_id", String(128)),
 )
 
 intents = Table(
@@ -253,10 +259,33 @@ def _upgrade_to_ledger(conn: Connection) -> None:
     ledger.create(conn)
 
 
+def _upgrade_to_unread_items(conn: Connection) -> None:
+    """Version 4 -> 5: item ids may be unread (NULL), and orphans that may hold items."""
+    for column in ("orphans_with_items", "unread_items"):
+        conn.exec_driver_sql(
+            f"ALTER TABLE conversations ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"
+        )
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        conn.exec_driver_sql("ALTER TABLE items ALTER COLUMN item_id DROP NOT NULL")
+    elif dialect in ("mysql", "mariadb"):
+        conn.exec_driver_sql("ALTER TABLE items MODIFY item_id VARCHAR(128) NULL")
+    else:
+        # SQLite cannot drop a NOT NULL: the table is rebuilt with the same rows.
+        conn.exec_driver_sql("ALTER TABLE items RENAME TO items_v4")
+        items.create(conn)
+        conn.exec_driver_sql(
+            "INSERT INTO items (seq, position, source_conversation_id, source_item_id, item_id) "
+            "SELECT seq, position, source_conversation_id, source_item_id, item_id FROM items_v4"
+        )
+        conn.exec_driver_sql("DROP TABLE items_v4")
+
+
 Upgrade = Callable[[Connection], None]
 UPGRADES: dict[int, Upgrade] = {
     1: _upgrade_to_workers,
     2: _upgrade_to_claim_index,
     3: _upgrade_to_ledger,
+    4: _upgrade_to_unread_items,
 }
 """`UPGRADES[n]` moves a store at version `n` to version `n + 1`, inside one transaction."""

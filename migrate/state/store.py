@@ -182,7 +182,8 @@ class StateStore(Journal, Leases):
     def replace_outcome(self, seq: int, outcome: ConversationPlan | ErrorRecord) -> None:
         """Replace the plan of a conversation nothing was sent for yet (the source changed)."""
         values = _outcome_values(seq, outcome, time.time())
-        for counter in ("seq", "calls", "retries", "reconciliations", "possible_orphans"):
+        counters = ("seq", "calls", "retries", "reconciliations", "possible_orphans")
+        for counter in (*counters, "orphans_with_items", "unread_items"):
             values.pop(counter)
         values.update(landed_items=0, retryable=False)
         with self.engine.begin() as conn:
@@ -258,12 +259,22 @@ class StateStore(Journal, Leases):
             after = rows[-1]["seq"]
 
     def item_ids(self, seq: int) -> dict[int, str]:
-        """New item ids already recorded for a conversation, by position."""
+        """New item ids already recorded for a conversation, by position (unread ones left out)."""
+        return {
+            position: item_id
+            for position, item_id in self.item_rows(seq).items()
+            if item_id is not None
+        }
+
+    def item_rows(self, seq: int) -> dict[int, str | None]:
+        """Every landed position of a conversation and its new item id (None: not read yet)."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(items.c.position, items.c.item_id).where(items.c.seq == seq)
             ).all()
-        return {int(position): str(item_id) for position, item_id in rows}
+        return {
+            int(position): None if item_id is None else str(item_id) for position, item_id in rows
+        }
 
     def iter_items(self, *, page: int = 5000) -> Iterator[dict[str, Any]]:
         """Every landed item in source order."""
@@ -329,13 +340,16 @@ class StateStore(Journal, Leases):
             func.coalesce(func.sum(c.retries), 0),
             func.coalesce(func.sum(c.reconciliations), 0),
             func.coalesce(func.sum(c.possible_orphans), 0) + _OPEN_CREATES_ALL,
+            func.coalesce(func.sum(c.orphans_with_items), 0),
             func.coalesce(func.sum(c.findings), 0),
             func.coalesce(func.sum(case((c.deleted_at.is_not(None), 1), else_=0)), 0),
+            func.coalesce(func.sum(c.unread_items), 0),
         )
         with self.engine.connect() as conn:
             values = [int(v) for v in conn.execute(query).one()]
         names = ["total", *_STATUSES, "items_planned", "items_landed", "calls", "retries"]
-        names += ["reconciliations", "possible_orphans", "findings", "deleted"]
+        names += ["reconciliations", "possible_orphans", "orphans_with_items", "findings"]
+        names += ["deleted", "unread_item_ids"]
         return Totals(**dict(zip(names, values, strict=True)))
 
     # --- work distribution -------------------------------------------------------------------
@@ -398,6 +412,8 @@ def _outcome_values(
         "retries": 0,
         "reconciliations": 0,
         "possible_orphans": 0,
+        "orphans_with_items": 0,
+        "unread_items": 0,
         "retryable": False,
         "updated_at": now,
     }

@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from migrate.config import build_job_config
+from migrate.jobs.directory import open_job
 from migrate.jobs.models import JobRef, RunConfig
 from migrate.jobs.status import job_status
 from migrate.jobs.verify import verify_job
@@ -66,13 +67,21 @@ def run_config(
     retry_budget: int = 10,
     server: dict[str, Any] | None = None,
     target: TargetConfig | None = None,
+    create_with_items: bool = False,
+    read_item_ids: bool = False,
 ) -> RunConfig:
     """A run of `source` into the local target (with `server` options) in `job_dir`."""
     return RunConfig(
         job=build_job_config(source=str(source), job_file=None),
         job_dir=job_dir,
         target=target or TargetConfig(timeout=timeout, server_options=server or {}),
-        replay=ReplayOptions(concurrency=concurrency, retry_budget=retry_budget, backoff_base=0.01),
+        replay=ReplayOptions(
+            concurrency=concurrency,
+            retry_budget=retry_budget,
+            backoff_base=0.01,
+            create_with_items=create_with_items,
+            read_item_ids=read_item_ids,
+        ),
     )
 
 
@@ -101,8 +110,23 @@ def server_contents(job_dir: Path) -> ServerContents:
     )
 
 
+def job_conversation_ids(job_dir: Path) -> set[str]:
+    """The target conversation ids the job's state store holds."""
+    store = open_job(JobRef(job_dir=job_dir))
+    try:
+        return {
+            row.conversation_id
+            for row, _ in store.iter_conversations()
+            if row.conversation_id is not None
+        }
+    finally:
+        store.close()
+
+
 def assert_exactly_once(job_dir: Path, *, migrated: int) -> None:
-    """Every planned conversation landed once with exactly its items; only orphans besides."""
+    """Every planned conversation landed once with exactly its items; only orphans besides.
+
+    `verify` runs here, so every item id the run left unread is read (and recorded) by it."""
     summary = job_status(JobRef(job_dir=job_dir))
     assert summary.conversations.migrated == migrated, summary
     assert summary.conversations.pending == summary.conversations.in_progress == 0
@@ -110,11 +134,22 @@ def assert_exactly_once(job_dir: Path, *, migrated: int) -> None:
     report = verify_job(JobRef(job_dir=job_dir))
     assert report.differing == 0, report.conversations
     assert report.checked == migrated
+    assert job_status(JobRef(job_dir=job_dir)).items.unread_ids == 0
     contents = server_contents(job_dir)
-    # Nothing but the migrated conversations and empty possible orphans exists on the server.
-    assert contents.conversations - contents.empty == migrated
+    ours = job_conversation_ids(job_dir)
+    # Conversations a lost create made with its first batch (`--create-with-items` on a
+    # target that cannot list conversations): only as many as the job counted.
+    full_orphans = [
+        conversation_id
+        for conversation_id, held in contents.by_conversation.items()
+        if held and conversation_id not in ours
+    ]
+    assert len(full_orphans) <= summary.possible_orphans_with_items
+    # Nothing but the migrated conversations and possible orphans exists on the server.
+    assert contents.conversations - contents.empty - len(full_orphans) == migrated
     assert contents.empty <= summary.possible_orphans
-    assert contents.items == summary.items.planned
+    orphaned_items = sum(len(contents.by_conversation[c]) for c in full_orphans)
+    assert contents.items - orphaned_items == summary.items.planned
 
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"

@@ -73,7 +73,10 @@ def test_run_status_verify_report_rollback_on_a_sample(tmp_path: Path) -> None:
     }
     assert migrated["conv_weather_0001"].startswith("conv_")
     items = (job_dir / "items.csv").read_text(encoding="utf-8").splitlines()
-    assert items[0] == "source_id,source_item_id,position,target_item_id,target_conversation_id"
+    assert items[0] == (
+        "source_id,source_item_id,position,target_item_id,target_conversation_id,"
+        "target_item_id_status"
+    )
     assert len(items) - 1 == counts["items"]["landed"]
     errors = [json.loads(line) for line in (job_dir / "errors.jsonl").read_text().splitlines()]
     assert len(errors) == 3
@@ -152,3 +155,36 @@ def test_the_api_key_never_reaches_the_job_directory(
     assert job_dir / "job.log" in files
     for path in files:
         assert secret.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.parametrize(
+    ("flags", "unread"),
+    [
+        (["--create-with-items"], True),
+        (["--flavour", "azure"], True),
+        (["--flavour", "azure", "--read-item-ids"], False),
+    ],
+)
+def test_create_with_items_and_read_item_ids_from_the_command_line(
+    flags: list[str], unread: bool, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    job_dir = tmp_path / "job"
+    source = write_source(tmp_path / "source.jsonl", conversations=2, messages=30)
+    ran = runner.invoke(main, ["run", str(source), "--job-dir", str(job_dir), "--json", *flags])
+    assert ran.exit_code == EXIT_OK, ran.output
+    summary = json.loads(ran.stdout)
+    # Two conversations of two batches each; the create carries the first one.
+    assert summary["calls"] == 2 * 2 + (0 if unread else 2)
+    assert summary["items"]["unread_ids"] == (2 * 20 if unread else 0)
+    stored = json.loads((job_dir / "summary.json").read_text(encoding="utf-8"))
+    assert stored["items"]["unread_ids"] == summary["items"]["unread_ids"]
+    verified = runner.invoke(main, ["verify", str(job_dir)])
+    assert verified.exit_code == EXIT_OK, verified.output
+    assert "differing:   0" in verified.stdout
+    reported = runner.invoke(main, ["report", str(job_dir)])
+    assert reported.exit_code == EXIT_OK, reported.output
+    with (job_dir / "items.csv").open(encoding="utf-8", newline="") as table:
+        rows = list(csv.DictReader(table))
+    assert len(rows) == summary["items"]["planned"]
+    assert all(row["target_item_id"] and row["target_item_id_status"] == "recorded" for row in rows)

@@ -86,6 +86,8 @@ def test_a_version_1_store_gains_leases_workers_and_the_ledger(tmp_path: Path) -
         conn.execute(text("DROP INDEX ix_conversations_claimed_by_status"))
         conn.execute(text("ALTER TABLE conversations DROP COLUMN lease_until"))
         conn.execute(text("ALTER TABLE conversations DROP COLUMN base_items"))
+        conn.execute(text("ALTER TABLE conversations DROP COLUMN orphans_with_items"))
+        conn.execute(text("ALTER TABLE conversations DROP COLUMN unread_items"))
         conn.execute(text("DROP TABLE ledger"))
         conn.execute(text("DROP TABLE workers"))
         conn.execute(text("DROP TABLE pace"))
@@ -98,6 +100,75 @@ def test_a_version_1_store_gains_leases_workers_and_the_ledger(tmp_path: Path) -
     assert [claim.seq for claim in store.claim_work("w", limit=2, lease=30.0)] == [0, 1]
     store.register_worker("w", host="h", pid=1, plans=False, lease=30.0)
     assert store.live_workers() == (1, False)
+    store.close()
+
+
+def as_version_4(store: StateStore) -> None:
+    """Turn a new store back into the layout of version 4: every item id NOT NULL, no
+    counters of orphans with items and of unread item ids."""
+    dialect = store.engine.dialect.name
+    with store.engine.begin() as conn:
+        for column in ("orphans_with_items", "unread_items"):
+            conn.execute(text(f"ALTER TABLE conversations DROP COLUMN {column}"))
+        if dialect == "postgresql":
+            conn.execute(text("ALTER TABLE items ALTER COLUMN item_id SET NOT NULL"))
+        elif dialect in ("mysql", "mariadb"):
+            conn.execute(text("ALTER TABLE items MODIFY item_id VARCHAR(128) NOT NULL"))
+        else:
+            conn.execute(text("DROP TABLE items"))
+            conn.execute(
+                text(
+                    "CREATE TABLE items (seq INTEGER NOT NULL REFERENCES conversations (seq), "
+                    "position INTEGER NOT NULL, source_conversation_id VARCHAR(512), "
+                    "source_item_id VARCHAR(512), item_id VARCHAR(128) NOT NULL, "
+                    "PRIMARY KEY (seq, position))"
+                )
+            )
+        conn.execute(text("UPDATE schema_version SET version = 4"))
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql", "mariadb"])
+def test_a_version_4_store_gains_unread_item_ids_and_orphans_with_items(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = {
+        "sqlite": lambda: f"sqlite:///{tmp_path / 'state.db'}",
+        "postgresql": lambda: str(request.getfixturevalue("postgres_url")),
+        "mariadb": lambda: str(request.getfixturevalue("mariadb_url")),
+    }[engine]()
+    store = StateStore.from_url(url, create=True)
+    store.create_job(JobRecord(job_id="j", created_at=0.0, config={}, source="test", target={}))
+    store.add_outcomes([(n, plan_of(f"c{n}", 3)) for n in range(2)])
+    as_version_4(store)
+    with store.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO items (seq, position, source_conversation_id, source_item_id, "
+                "item_id) VALUES (0, 0, 'c0', 's0', 'msg_kept')"
+            )
+        )
+    store.close()
+    store = StateStore.from_url(url)
+    assert store.schema_version() == state.SCHEMA_VERSION == 5
+    # The rows of version 4 are kept; the new counters start at 0.
+    assert store.item_ids(0) == {0: "msg_kept"}
+    assert (store.conversation(0).orphans_with_items, store.conversation(0).unread_items) == (0, 0)
+    intent = store.record_intent(1, "create", start=0, count=3)
+    store.record_created_with_items(
+        1,
+        intent,
+        "conv_1",
+        unread=[(0, "a"), (1, "b")],
+        source_conversation_id="c1",
+        migrated=False,
+    )
+    assert store.item_rows(1) == {0: None, 1: None}
+    assert store.totals().unread_item_ids == 2
+    store.fill_item_ids(1, {0: "msg_a", 1: "msg_b"})
+    assert store.item_ids(1) == {0: "msg_a", 1: "msg_b"}
+    assert store.totals().unread_item_ids == 0
+    store.record_orphans(1, [], 1, with_items=True)
+    assert store.totals().orphans_with_items == 1
     store.close()
 
 
