@@ -5,10 +5,11 @@ Decisions worth knowing:
 - `run` plans and replays at once: the source is planned chunk by chunk into the state store,
   and the process claims its work from the store like any other worker of the job, so neither
   the plans nor the work queue grow in memory with the size of the source.
-- `resume` re-reads the source first and compares each conversation with the stored plan.
-  Conversations nothing was sent for take the new plan; a conversation already in progress or
-  migrated whose plan changed makes `resume` refuse (nothing is written). Conversations that
-  failed for a transient reason (retry budget) are tried again.
+- `resume` re-reads the source lazily (`migrate.jobs.resume`): replay starts after the first
+  chunk is compared, and only conversations already compared are claimed. Conversations
+  nothing was sent for take the new plan; one in progress whose source changed fails before
+  any further write. Conversations that failed for a transient reason (retry budget) are
+  tried again.
 - Elapsed time is the time during which at least one worker of the job was alive (a process
   killed with `kill -9` counts until its last heartbeat).
 - `resume` takes a job over: it frees the claims of workers known to be dead and refuses while
@@ -55,6 +56,7 @@ from migrate.jobs.models import (
     WorkConfig,
 )
 from migrate.jobs.report import write_report_files
+from migrate.jobs.resume import SourceCheck, retry_all_failures, retry_transient_failures
 from migrate.jobs.status import job_summary
 from migrate.plan.model import ConversationPlan
 from migrate.plan.pipeline import PlanOutcome, iterate_plans, open_configured_source
@@ -71,10 +73,9 @@ from migrate.replay.workers import WorkerSession, claimed_work, forget_gone_work
 from migrate.reporting.collect import sampler
 from migrate.reporting.events import log_pauses
 from migrate.state.ledger import ledger_size, start_next_job
-from migrate.state.records import ConversationRow, JobRecord, Totals
+from migrate.state.records import JobRecord, Totals
 from migrate.state.schema import Status
 from migrate.state.store import StateStore
-from migrate.transform.findings import ErrorRecord
 
 logger = logging.getLogger(__name__)
 
@@ -265,7 +266,8 @@ def resume_job(
         preflight(target)
         _take_over(store)
         planner: _Planner | None = None
-        stored = store.planned_count()
+        if config.retry_failed:
+            retry_all_failures(store)
         if config.check_source:
             job_config = JobConfig.model_validate(job.config["job"])
             try:
@@ -274,22 +276,23 @@ def resume_job(
                 exc.message = f"cannot re-read the source to check it: {exc.message}"
                 exc.hint = "use --no-source-check to replay the stored plans as they are"
                 raise
-            outcomes = _job_outcomes(
+            check = SourceCheck(store, progress=check_progress)
+            observe = sampler(config.job.job_dir)
+            check.outcomes = _job_outcomes(
                 store,
                 job,
-                iterate_plans(source, job_config.policy, observe=sampler(config.job.job_dir)),
+                iterate_plans(source, job_config.policy, observe=observe, skip=check.skips),
             )
-            _check_source(store, outcomes, check_progress)
-            planner = _Planner(store, outcomes, first_seq=stored)
+            check.start()
+            planner = _Planner(store, check.outcomes, first_seq=check.next_seq, check=check)
         else:
             if not job.planning_complete:
                 raise ConfigError(
                     "the run stopped before the whole source was planned; "
                     "resume needs the source (drop --no-source-check)"
                 )
-            _retry_transient_failures(store)
-        if config.retry_failed:
-            _retry_all_failures(store)
+            store.update_job(checked_below=None)
+            retry_transient_failures(store)
         listener = _Listener(progress, store.totals(), planning_complete=job.planning_complete)
         return _drive(
             store,
@@ -370,11 +373,18 @@ class _Planner:
     """Reads the source chunk by chunk (in a thread) and stores each chunk's plans."""
 
     def __init__(
-        self, store: StateStore, outcomes: Iterator[PlanOutcome], *, first_seq: int
+        self,
+        store: StateStore,
+        outcomes: Iterator[PlanOutcome],
+        *,
+        first_seq: int,
+        check: SourceCheck | None = None,
     ) -> None:
         self.store = store
         self.outcomes = outcomes
         self.seq = first_seq
+        self.check = check
+        """`resume`'s source check, which runs first, over the stored conversations."""
 
     async def run(
         self,
@@ -389,20 +399,38 @@ class _Planner:
         loop = asyncio.get_running_loop()
         # One thread only: some sources hold connections that must stay on one thread.
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="migrate-plan")
+
+        async def read(step: Callable[[int], list[Any]]) -> list[Any]:
+            try:
+                return await loop.run_in_executor(executor, step, PLAN_CHUNK)
+            except MigrateError:
+                raise
+            except Exception as exc:
+                raise SourceReadError(
+                    f"reading the source failed after {self.seq} records: {exc}",
+                    hint="fix the source, then `migrate resume` the job",
+                ) from exc
+
         try:
+            check = self.check
+            while check is not None and not check.done:
+                if stop.is_set():
+                    return
+                if self.store.unfinished_count(at_most=ahead, below=check.bound) >= ahead:
+                    await asyncio.sleep(PLAN_WAIT)
+                    continue
+                new = await read(check.step)
+                if new:
+                    listener.planned(new)
+                planned.set()
+            if check is not None:
+                self.seq = check.next_seq
+                self.outcomes = check.rest()
             while not stop.is_set():
                 if self.store.unfinished_count(at_most=ahead) >= ahead:
                     await asyncio.sleep(PLAN_WAIT)
                     continue
-                try:
-                    chunk = await loop.run_in_executor(executor, _take, self.outcomes, PLAN_CHUNK)
-                except MigrateError:
-                    raise
-                except Exception as exc:
-                    raise SourceReadError(
-                        f"reading the source failed after {self.seq} records: {exc}",
-                        hint="fix the source, then `migrate resume` the job",
-                    ) from exc
+                chunk = await read(lambda count: _take(self.outcomes, count))
                 if not chunk:
                     self.store.update_job(planning_complete=True)
                     listener.planning_done()
@@ -542,75 +570,6 @@ def _finish(store: StateStore, job_dir: Path | None, listener: _Listener) -> Job
 
 def _take(outcomes: Iterator[PlanOutcome], count: int) -> list[PlanOutcome]:
     return list(islice(outcomes, count))
-
-
-def _check_source(
-    store: StateStore, outcomes: Iterator[PlanOutcome], progress: CountCallback | None = None
-) -> None:
-    """Compare the source with the stored plans; refuse if work in progress would change."""
-    conflicts: list[str] = []
-    stored = store.known_count()
-    for checked, (row, _) in enumerate(store.iter_conversations(), start=1):
-        if progress is not None and (checked % 100 == 0 or checked == stored):
-            progress(checked, max(stored, checked))
-        outcome = next(outcomes, None)
-        if outcome is None:
-            missing = ErrorRecord(
-                code="missing_from_source",
-                message="the conversation is no longer in the source",
-                location=row.location,
-                conversation_id=row.source_id,
-            )
-            problem = _compare(store, row, missing, gone=True)
-        else:
-            problem = _compare(store, row, outcome)
-        if problem is not None:
-            conflicts.append(problem)
-    if conflicts:
-        shown = "\n  ".join(conflicts[:20])
-        more = f"\n  ... and {len(conflicts) - 20} more" if len(conflicts) > 20 else ""
-        raise JobError(
-            f"the source changed under {len(conflicts)} conversation(s) already in progress "
-            f"or migrated; nothing was sent:\n  {shown}{more}",
-            hint="restore the source as it was, or roll back this job and start a new run",
-        )
-
-
-def _compare(
-    store: StateStore, row: ConversationRow, outcome: PlanOutcome, *, gone: bool = False
-) -> str | None:
-    source_id: str | None
-    fingerprint: str | None
-    if isinstance(outcome, ConversationPlan):
-        source_id, fingerprint = outcome.source_id, outcome.fingerprint
-    else:
-        source_id, fingerprint = outcome.conversation_id, None
-    if not gone and row.source_id == source_id and row.fingerprint == fingerprint:
-        if row.status == "failed" and row.retryable:
-            store.reset_for_retry(row.seq)
-        return None
-    who = f"conversation {row.source_id} ({row.location})"
-    if row.conversation_id is not None:
-        if row.status in ("in_progress", "migrated"):
-            change = "is no longer in the source" if gone else "changed in the source"
-            return f"{who} {change}; it is {row.status} as {row.conversation_id}"
-        # Failed after a partial write: it stays failed, with what the report already says.
-        return None
-    store.replace_outcome(row.seq, outcome)
-    return None
-
-
-def _retry_all_failures(store: StateStore) -> None:
-    """`resume --retry-failed`: every failed conversation that has a plan goes back in line."""
-    for row, plan in store.iter_conversations(statuses=["failed"], with_plans=True):
-        if plan is not None and plan.items:
-            store.reset_for_retry(row.seq)
-
-
-def _retry_transient_failures(store: StateStore) -> None:
-    for row, _ in store.iter_conversations(statuses=["failed"]):
-        if row.retryable:
-            store.reset_for_retry(row.seq)
 
 
 class _Listener:
