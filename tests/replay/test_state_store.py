@@ -86,6 +86,7 @@ def test_a_version_1_store_gains_leases_workers_and_the_ledger(tmp_path: Path) -
         conn.execute(text("DROP INDEX ix_conversations_claimed_by_status"))
         conn.execute(text("ALTER TABLE conversations DROP COLUMN lease_until"))
         conn.execute(text("ALTER TABLE conversations DROP COLUMN base_items"))
+        conn.execute(text("ALTER TABLE job DROP COLUMN checked_below"))
         conn.execute(text("DROP TABLE ledger"))
         conn.execute(text("DROP TABLE workers"))
         conn.execute(text("DROP TABLE pace"))
@@ -209,4 +210,16 @@ def test_plans_are_stored_compressed_and_plain_ones_still_read(tmp_path: Path) -
         )
     claimed = {claim.seq: claim.plan for claim in store.claim_work("w", limit=5, lease=None)}
     assert claimed == {0: plan, 1: plan_of("c1", 3)}
+    store.close()
+
+
+def test_claims_stop_at_the_bound_of_the_source_check(tmp_path: Path) -> None:
+    store = new_store(tmp_path)
+    store.add_outcomes([(n, plan_of(f"c{n}", 2)) for n in range(5)])
+    store.update_job(checked_below=2)
+    assert [c.seq for c in store.claim_work("a", limit=5, lease=None)] == [0, 1]
+    assert store.claim_work("b", limit=5, lease=None) == []
+    assert store.unfinished_count(below=2) == 2
+    store.update_job(checked_below=None)
+    assert [c.seq for c in store.claim_work("b", limit=5, lease=None)] == [2, 3, 4]
     store.close()
