@@ -81,8 +81,16 @@ def measure(
     with ServerProcess(work / "server.db") as server:
         target = ["--target", "openai", "--base-url", server.base_url]
         run = migrate(
-            ["run", str(source), *target, "--job-dir", str(job_dir), "--concurrency",
-             str(concurrency), "--no-progress"],
+            [
+                "run",
+                str(source),
+                *target,
+                "--job-dir",
+                str(job_dir),
+                "--concurrency",
+                str(concurrency),
+                "--no-progress",
+            ],
             log,
             code,
         )

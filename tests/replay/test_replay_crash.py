@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from openai import OpenAI
 
-from migrate.errors import EXIT_FAILED, JobError
+from migrate.errors import EXIT_FAILED
 from migrate.jobs.models import JobRef, ResumeConfig
 from migrate.jobs.run import resume_job, run_job
 from migrate.jobs.status import job_status

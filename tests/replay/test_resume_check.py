@@ -12,7 +12,7 @@ from migrate.errors import EXIT_PARTIAL
 from migrate.jobs import run as run_module
 from migrate.jobs.models import JobRef, ResumeConfig
 from migrate.jobs.run import resume_job, run_job
-from migrate.plan.pipeline import PlanOutcome
+from migrate.plan.pipeline import PlanOutcome, iterate_plans
 from migrate.replay.replayer import CrashHook, CrashPoint, SimulatedCrash
 from migrate.state.records import ConversationRow
 from migrate.state.store import StateStore
@@ -119,10 +119,9 @@ def test_resume_writes_before_the_source_has_been_read_to_its_end(
     source = interrupted_job(tmp_path, conversations=30)
     job_dir = tmp_path / "job"
     events: list[tuple[str, int]] = []
-    original = run_module.iterate_plans
 
     def observed(*args: Any, **kwargs: Any) -> Iterator[PlanOutcome]:
-        for outcome in original(*args, **kwargs):
+        for outcome in iterate_plans(*args, **kwargs):
             events.append(("read", 0))
             yield outcome
         events.append(("source_end", 0))
