@@ -274,8 +274,9 @@ def resume(
 ) -> JobSummary:
     """Finish an interrupted job: reconcile what was in flight, then go on.
 
-    The source is read again first; if a conversation already in progress or migrated has
-    changed, nothing is sent and the command says which. Resume takes the job over: it refuses
+    The source is read again as the replay goes on, and each conversation is compared with
+    its stored plan before anything is written to it: one in progress whose source changed
+    fails (the rest go on). Resume takes the job over: it refuses
     while another worker of the job is alive (use `migrate work` to add one). Exit codes as for
     `migrate run`.
     """

@@ -5,10 +5,11 @@ Decisions worth knowing:
 - `run` plans and replays at once: the source is planned chunk by chunk into the state store,
   and the process claims its work from the store like any other worker of the job, so neither
   the plans nor the work queue grow in memory with the size of the source.
-- `resume` re-reads the source first and compares each conversation with the stored plan.
-  Conversations nothing was sent for take the new plan; a conversation already in progress or
-  migrated whose plan changed makes `resume` refuse (nothing is written). Conversations that
-  failed for a transient reason (retry budget) are tried again.
+- `resume` re-reads the source lazily (`migrate.jobs.resume`): replay starts after the first
+  chunk is compared, and only conversations already compared are claimed. Conversations
+  nothing was sent for take the new plan; one in progress whose source changed fails before
+  any further write. Conversations that failed for a transient reason (retry budget) are
+  tried again.
 - Elapsed time is the time during which at least one worker of the job was alive (a process
   killed with `kill -9` counts until its last heartbeat).
 - `resume` takes a job over: it frees the claims of workers known to be dead and refuses while
@@ -52,7 +53,7 @@ from migrate.jobs.models import (
 )
 from migrate.jobs.record import holds_job, record_job
 from migrate.jobs.report import write_report_files
-from migrate.jobs.source_check import check_source
+from migrate.jobs.resume import SourceCheck, retry_all_failures, retry_transient_failures
 from migrate.jobs.status import job_summary
 from migrate.plan.model import ConversationPlan
 from migrate.plan.pipeline import (
@@ -229,7 +230,8 @@ def _resume(
         preflight(target)
         _take_over(store)
         planner: _Planner | None = None
-        stored = store.planned_count()
+        if config.retry_failed:
+            retry_all_failures(store)
         if config.check_source:
             job_config = JobConfig.model_validate(job.config["job"])
             try:
@@ -238,22 +240,23 @@ def _resume(
                 exc.message = f"cannot re-read the source to check it: {exc.message}"
                 exc.hint = "use --no-source-check to replay the stored plans as they are"
                 raise
-            outcomes = _job_outcomes(
+            check = SourceCheck(store, progress=check_progress)
+            observe = sampler(config.job.job_dir)
+            check.outcomes = _job_outcomes(
                 store,
                 job,
-                iterate_plans(source, job_config.policy, observe=sampler(config.job.job_dir)),
+                iterate_plans(source, job_config.policy, observe=observe, skip=check.skips),
             )
-            outcomes = check_source(store, outcomes, check_progress)
-            planner = _Planner(store, outcomes, first_seq=stored)
+            check.start()
+            planner = _Planner(store, check.outcomes, first_seq=check.next_seq, check=check)
         else:
             if not job.planning_complete:
                 raise ConfigError(
                     "the run stopped before the whole source was planned; "
                     "resume needs the source (drop --no-source-check)"
                 )
-            _retry_transient_failures(store)
-        if config.retry_failed:
-            _retry_all_failures(store)
+            store.update_job(checked_below=None)
+            retry_transient_failures(store)
         listener = _Listener(progress, store.totals(), planning_complete=job.planning_complete)
         return _drive(
             store,
@@ -336,11 +339,18 @@ class _Planner:
     """Reads the source chunk by chunk (in a thread) and stores each chunk's plans."""
 
     def __init__(
-        self, store: StateStore, outcomes: Iterator[PlanOutcome], *, first_seq: int
+        self,
+        store: StateStore,
+        outcomes: Iterator[PlanOutcome],
+        *,
+        first_seq: int,
+        check: SourceCheck | None = None,
     ) -> None:
         self.store = store
         self.outcomes = outcomes
         self.seq = first_seq
+        self.check = check
+        """`resume`'s source check, which runs first, over the stored conversations."""
 
     async def run(
         self,
@@ -355,20 +365,38 @@ class _Planner:
         loop = asyncio.get_running_loop()
         # One thread only: some sources hold connections that must stay on one thread.
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="migrate-plan")
+
+        async def read(step: Callable[[int], list[Any]]) -> list[Any]:
+            try:
+                return await loop.run_in_executor(executor, step, PLAN_CHUNK)
+            except MigrateError:
+                raise
+            except Exception as exc:
+                raise SourceReadError(
+                    f"reading the source failed after {self.seq} records: {exc}",
+                    hint="fix the source, then `migrate resume` the job",
+                ) from exc
+
         try:
+            check = self.check
+            while check is not None and not check.done:
+                if stop.is_set():
+                    return
+                if self.store.unfinished_count(at_most=ahead, below=check.bound) >= ahead:
+                    await asyncio.sleep(PLAN_WAIT)
+                    continue
+                new = await read(check.step)
+                if new:
+                    listener.planned(new)
+                planned.set()
+            if check is not None:
+                self.seq = check.next_seq
+                self.outcomes = check.rest()
             while not stop.is_set():
                 if self.store.unfinished_count(at_most=ahead) >= ahead:
                     await asyncio.sleep(PLAN_WAIT)
                     continue
-                try:
-                    chunk = await loop.run_in_executor(executor, _take, self.outcomes, PLAN_CHUNK)
-                except MigrateError:
-                    raise
-                except Exception as exc:
-                    raise SourceReadError(
-                        f"reading the source failed after {self.seq} records: {exc}",
-                        hint="fix the source, then `migrate resume` the job",
-                    ) from exc
+                chunk = await read(lambda count: _take(self.outcomes, count))
                 if not chunk:
                     self.store.update_job(planning_complete=True)
                     listener.planning_done()
@@ -518,19 +546,6 @@ def _finish(store: StateStore, job_dir: Path | None, listener: _Listener) -> Job
 
 def _take(outcomes: Iterator[PlanOutcome], count: int) -> list[PlanOutcome]:
     return list(islice(outcomes, count))
-
-
-def _retry_all_failures(store: StateStore) -> None:
-    """`resume --retry-failed`: every failed conversation that has a plan goes back in line."""
-    for row, plan in store.iter_conversations(statuses=["failed"], with_plans=True):
-        if plan is not None and plan.items:
-            store.reset_for_retry(row.seq)
-
-
-def _retry_transient_failures(store: StateStore) -> None:
-    for row, _ in store.iter_conversations(statuses=["failed"]):
-        if row.retryable:
-            store.reset_for_retry(row.seq)
 
 
 class _Listener:

@@ -136,14 +136,23 @@ def read_source(source: Source) -> Iterator[SourceRecord]:
         yield record
 
 
+class Unplanned(ErrorRecord):
+    """A record `iterate_plans` read but did not plan, because its `skip` said so."""
+
+
 def iterate_plans(
-    source: Source, policy: Policy, *, observe: Observer | None = None
+    source: Source,
+    policy: Policy,
+    *,
+    observe: Observer | None = None,
+    skip: Callable[[str], bool] | None = None,
 ) -> Iterator[PlanOutcome]:
     """Yield one plan (or one error) per source record, in source order.
 
     A conversation whose source id an earlier one of the job had is handled by
     `policy.duplicate_source_id`. The ids seen are kept as 16-byte digests (about 100 bytes
-    each in memory: some 200 MB for two million conversations).
+    each in memory: some 200 MB for two million conversations). A conversation whose id
+    `skip` accepts is not transformed: it comes out as `Unplanned` (and is not observed).
     """
     first_seen: set[bytes] = set()
     for record in read_source(source):
@@ -162,6 +171,14 @@ def iterate_plans(
                 outcome = _duplicate(record, policy)
             else:
                 first_seen.add(key.digest())
+                if skip is not None and skip(record.id):
+                    yield Unplanned(
+                        code="not_replanned",
+                        message="read again but not planned: the job holds it as migrated",
+                        location=record.location,
+                        conversation_id=record.id,
+                    )
+                    continue
                 outcome = plan_or_error(record, policy)
         if observe is not None:
             observe(conversation, outcome)

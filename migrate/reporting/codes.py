@@ -721,6 +721,21 @@ _TABLE: list[tuple[str, tuple[Kind, ...], str, str]] = [
         "A conversation of the job is no longer in the source.",
         "Restore the source, or resume with `--no-source-check` to replay the stored plans.",
     ),
+    (
+        "not_replanned",
+        _E,
+        "Internal to `resume`: a conversation the job already migrated was read again but not "
+        "planned (its source is not compared again); it never appears in a report.",
+        "Nothing to do; `migrate sync` compares migrated conversations with the source.",
+    ),
+    (
+        "source_changed",
+        _E,
+        "A conversation already in progress changed in the source since it was planned; "
+        "`resume` sent nothing more to it.",
+        "Restore the source as it was and resume again (the conversation is retried), or "
+        "roll the job back and start a new run.",
+    ),
 ]
 
 CODES: dict[str, Code] = {

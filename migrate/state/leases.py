@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     case,
     func,
@@ -19,7 +20,7 @@ from sqlalchemy import (
 from migrate.plan.model import ConversationPlan
 from migrate.state.base import StoreBase
 from migrate.state.records import Claim, WorkerRow
-from migrate.state.schema import Status, conversations, epoch_now, pace, workers
+from migrate.state.schema import Status, conversations, epoch_now, job_table, pace, workers
 
 
 class Leases(StoreBase):
@@ -30,15 +31,20 @@ class Leases(StoreBase):
 
         A conversation is free when nobody claimed it or its lease ran out; rows another
         worker is claiming at this moment are skipped (`FOR UPDATE SKIP LOCKED`). The claim
-        lasts `lease` seconds unless renewed (None: until released).
+        lasts `lease` seconds unless renewed (None: until released). While `resume` checks the
+        source, only conversations below the job's `checked_below` are claimable.
         """
         claimed: list[tuple[int, Status]] = []
         with self.engine.begin() as conn:
+            bound = conn.execute(select(job_table.c.checked_below)).scalar()
             for status in ("in_progress", "pending"):
                 wanted = limit - len(claimed)
                 if wanted <= 0:
                     break
-                rows = conn.execute(_claimable(status, wanted, with_plan=False)).all()
+                query = _claimable(status, wanted, with_plan=False)
+                if bound is not None:
+                    query = query.where(conversations.c.seq < bound)
+                rows = conn.execute(query).all()
                 claimed += [(int(seq), status) for (seq,) in rows]
             seqs = [seq for seq, _ in claimed]
             _take(conn, worker, seqs, lease)
@@ -157,11 +163,14 @@ class Leases(StoreBase):
                 .values(paused_until=case((current > until, current), else_=until))
             )
 
-    def unfinished_count(self, *, at_most: int | None = None) -> int:
+    def unfinished_count(self, *, at_most: int | None = None, below: int | None = None) -> int:
         """Conversations still pending or in progress (whoever holds them); with `at_most`,
-        counting stops there (the cost stays bounded whatever the job's size)."""
+        counting stops there (the cost stays bounded whatever the job's size); with `below`,
+        only those whose `seq` is below it."""
         c = conversations.c
-        unfinished = c.status.in_(("pending", "in_progress"))
+        unfinished: ColumnElement[bool] = c.status.in_(("pending", "in_progress"))
+        if below is not None:
+            unfinished = unfinished & (c.seq < below)
         if at_most is None:
             query = select(func.count()).where(unfinished)
         else:

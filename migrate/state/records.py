@@ -26,6 +26,7 @@ class JobRecord(BaseModel):
     target: dict[str, Any]
     planning_complete: bool = False
     elapsed: float = 0.0
+    checked_below: int | None = None
 
 
 class ConversationRow(BaseModel):

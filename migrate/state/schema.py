@@ -3,7 +3,9 @@ the database clock (`epoch_now`) that leases, heartbeats and pauses are read aga
 
 Tables:
 
-- `job`: one row; the job config (no secrets), source description, target, times, state.
+- `job`: one row; the job config (no secrets), source description, target, times, state,
+  and while `resume` checks the source lazily, `checked_below`: workers claim only
+  conversations whose `seq` is below it (the ones the check has compared with the source).
 - `conversations`: one row per source record in source order (`seq`): status
   (`pending`, `in_progress`, `migrated`, `failed`, `skipped`), the new conversation id, planned
   and landed item counts, the plan itself (JSON) and its fingerprint, the last error, counters
@@ -55,7 +57,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 Status = Literal["pending", "in_progress", "migrated", "failed", "skipped"]
 FINAL_STATUSES: tuple[Status, ...] = ("migrated", "failed", "skipped")
@@ -110,6 +112,7 @@ job_table = Table(
     Column("target", Text, nullable=False),
     Column("planning_complete", Boolean, nullable=False, default=False),
     Column("elapsed", Float, nullable=False, default=0.0),
+    Column("checked_below", Integer),
 )
 
 conversations = Table(
@@ -281,11 +284,17 @@ def _upgrade_to_unread_items(conn: Connection) -> None:
         conn.exec_driver_sql("DROP TABLE items_v4")
 
 
+def _upgrade_to_lazy_check(conn: Connection) -> None:
+    """Version 5 -> 6: the claim bound of `resume`'s lazy source check."""
+    conn.exec_driver_sql("ALTER TABLE job ADD COLUMN checked_below INTEGER")
+
+
 Upgrade = Callable[[Connection], None]
 UPGRADES: dict[int, Upgrade] = {
     1: _upgrade_to_workers,
     2: _upgrade_to_claim_index,
     3: _upgrade_to_ledger,
     4: _upgrade_to_unread_items,
+    5: _upgrade_to_lazy_check,
 }
 """`UPGRADES[n]` moves a store at version `n` to version `n + 1`, inside one transaction."""

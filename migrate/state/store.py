@@ -190,6 +190,31 @@ class StateStore(Journal, Leases):
             conn.execute(update(conversations).where(conversations.c.seq == seq).values(**values))
         self.recent_plans.pop(seq, None)
 
+    def fail_unclaimed(self, seq: int, error: ErrorRecord, *, retryable: bool) -> None:
+        """Fail a conversation no worker holds (the source check found it changed or gone)."""
+        c = conversations.c
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(conversations)
+                .where(c.seq == seq, c.claimed_by.is_(None))
+                .values(
+                    status="failed",
+                    error_code=error.code,
+                    error_message=error.message,
+                    error_hint=error.hint,
+                    retryable=retryable,
+                    updated_at=time.time(),
+                )
+            )
+
+    def first_seq_with(self, source_id: str, *, at_least: int) -> int | None:
+        """The first conversation from `seq` `at_least` on with this source id (an index look)."""
+        c = conversations.c
+        query = select(func.min(c.seq)).where(c.source_id == source_id, c.seq >= at_least)
+        with self.engine.connect() as conn:
+            found = conn.execute(query).scalar()
+        return None if found is None else int(found)
+
     def reset_for_retry(self, seq: int) -> None:
         """Put a failed conversation back in line (free: the worker that failed it is gone)."""
         with self.engine.begin() as conn:

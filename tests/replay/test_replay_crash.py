@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from openai import OpenAI
 
-from migrate.errors import EXIT_FAILED, JobError
+from migrate.errors import EXIT_FAILED
 from migrate.jobs.models import JobRef, ResumeConfig
 from migrate.jobs.run import resume_job, run_job
 from migrate.jobs.status import job_status
@@ -90,28 +90,6 @@ def test_a_crash_during_resume_is_resumed_too(
         resume(job_dir, crash_at(second, nth=1))
     resume(job_dir)
     assert_exactly_once(job_dir, migrated=4)
-
-
-def test_resume_refuses_when_the_source_changed_under_work_in_progress(
-    tmp_path: Path,
-) -> None:
-    source = write_source(tmp_path / "source.jsonl", conversations=3, messages=25)
-    original = source.read_text(encoding="utf-8")
-    job_dir = tmp_path / "job"
-    with pytest.raises(SimulatedCrash):
-        run_job(
-            run_config(source, job_dir, concurrency=1),
-            crash_hook=crash_at("after_append_outcome", 1),
-        )
-    before = server_contents(job_dir)
-    source.write_text(original.replace("conv 0 says 3", "conv 0 said 3"), encoding="utf-8")
-    with pytest.raises(JobError, match="conv-0000") as refused:
-        resume(job_dir)
-    assert "changed in the source" in str(refused.value)
-    assert server_contents(job_dir) == before  # nothing was sent
-    source.write_text(original, encoding="utf-8")
-    resume(job_dir)
-    assert_exactly_once(job_dir, migrated=3)
 
 
 def test_resume_takes_the_new_plan_of_a_conversation_not_started_yet(tmp_path: Path) -> None:

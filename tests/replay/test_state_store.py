@@ -88,6 +88,7 @@ def test_a_version_1_store_gains_leases_workers_and_the_ledger(tmp_path: Path) -
         conn.execute(text("ALTER TABLE conversations DROP COLUMN base_items"))
         conn.execute(text("ALTER TABLE conversations DROP COLUMN orphans_with_items"))
         conn.execute(text("ALTER TABLE conversations DROP COLUMN unread_items"))
+        conn.execute(text("ALTER TABLE job DROP COLUMN checked_below"))
         conn.execute(text("DROP TABLE ledger"))
         conn.execute(text("DROP TABLE workers"))
         conn.execute(text("DROP TABLE pace"))
@@ -105,9 +106,10 @@ def test_a_version_1_store_gains_leases_workers_and_the_ledger(tmp_path: Path) -
 
 def as_version_4(store: StateStore) -> None:
     """Turn a new store back into the layout of version 4: every item id NOT NULL, no
-    counters of orphans with items and of unread item ids."""
+    counters of orphans with items and of unread item ids, no bound of the source check."""
     dialect = store.engine.dialect.name
     with store.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE job DROP COLUMN checked_below"))
         for column in ("orphans_with_items", "unread_items"):
             conn.execute(text(f"ALTER TABLE conversations DROP COLUMN {column}"))
         if dialect == "postgresql":
@@ -149,8 +151,9 @@ def test_a_version_4_store_gains_unread_item_ids_and_orphans_with_items(
         )
     store.close()
     store = StateStore.from_url(url)
-    assert store.schema_version() == state.SCHEMA_VERSION == 5
-    # The rows of version 4 are kept; the new counters start at 0.
+    assert store.schema_version() == state.SCHEMA_VERSION == 6
+    # The rows of version 4 are kept; the new counters start at 0, the check has no bound.
+    assert store.job().checked_below is None
     assert store.item_ids(0) == {0: "msg_kept"}
     assert (store.conversation(0).orphans_with_items, store.conversation(0).unread_items) == (0, 0)
     intent = store.record_intent(1, "create", start=0, count=3)
@@ -280,4 +283,16 @@ def test_plans_are_stored_compressed_and_plain_ones_still_read(tmp_path: Path) -
         )
     claimed = {claim.seq: claim.plan for claim in store.claim_work("w", limit=5, lease=None)}
     assert claimed == {0: plan, 1: plan_of("c1", 3)}
+    store.close()
+
+
+def test_claims_stop_at_the_bound_of_the_source_check(tmp_path: Path) -> None:
+    store = new_store(tmp_path)
+    store.add_outcomes([(n, plan_of(f"c{n}", 2)) for n in range(5)])
+    store.update_job(checked_below=2)
+    assert [c.seq for c in store.claim_work("a", limit=5, lease=None)] == [0, 1]
+    assert store.claim_work("b", limit=5, lease=None) == []
+    assert store.unfinished_count(below=2) == 2
+    store.update_job(checked_below=None)
+    assert [c.seq for c in store.claim_work("b", limit=5, lease=None)] == [2, 3, 4]
     store.close()

@@ -1,0 +1,233 @@
+"""`resume`'s source check, done lazily: conversation by conversation as replay goes on.
+
+Decisions worth knowing:
+
+- The check walks the source and the stored conversations side by side, a chunk at a time, in
+  the planner's thread, and after each chunk moves the job's claim bound (`checked_below`):
+  workers (this one and any `migrate work`) claim only conversations the check has already
+  compared. So the first write comes after one chunk, whatever the job's size, and a
+  conversation whose source changed is dealt with before anything more is written to it.
+- Source records are matched to stored rows by source id (an index look when they are not
+  in step), so a record deleted from the source is reported against its own id and the rest
+  still match. A record the job has never seen is planned as a new conversation.
+- What a mismatch does, by the conversation's state: nothing sent yet, it takes the new plan
+  (or a `missing_from_source` error); in progress, it fails (`source_changed` or
+  `missing_from_source`) before any further write, retryable, so a resume after the source is
+  restored takes it up again; failed after a partial write, it stays failed.
+- A migrated conversation is read again (to keep the source and the stored rows in step) but
+  not planned: that is most of the cost of a check, and its plan could change nothing that is
+  done (`migrate sync` brings later changes across). One that left the source is logged as a
+  warning.
+- A stored row the source skipped is remembered by id until the source ends: if the record
+  turns up later (the source was reordered), it is compared then, never planned twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from migrate.jobs.models import CountCallback
+from migrate.plan.model import ConversationPlan
+from migrate.plan.pipeline import PlanOutcome, Unplanned
+from migrate.state.records import ConversationRow
+from migrate.state.store import StateStore
+from migrate.transform.findings import ErrorRecord
+
+logger = logging.getLogger(__name__)
+
+
+class SourceCheck:
+    """Compares the re-read source with the stored conversations, chunk by chunk."""
+
+    def __init__(self, store: StateStore, *, progress: CountCallback | None = None) -> None:
+        self.store = store
+        self.outcomes: Iterator[PlanOutcome] = iter(())
+        """The re-read source, planned with `skip=self.skips` (set before `start`)."""
+        self.progress = progress
+        self.stored = store.known_count()
+        self.next_seq = self.stored
+        """The `seq` a record new to the job takes."""
+        self.checked = 0
+        self.migrated_changed = 0
+        self._rows = (row for row, _ in store.iter_conversations())
+        self._row: ConversationRow | None = None
+        self._started = False
+        self._gone: dict[str, int] = {}
+
+    @property
+    def done(self) -> bool:
+        """Every stored conversation has been compared with the source."""
+        return self._started and self._row is None
+
+    @property
+    def bound(self) -> int | None:
+        """The claim bound: conversations below this `seq` have been compared (None: all)."""
+        return None if self._row is None else self._row.seq
+
+    def skips(self, source_id: str) -> bool:
+        """Whether the source record need not be planned: the conversation it is next compared
+        with is migrated (its plan would change nothing that is done; `sync` is for that)."""
+        row = self._row
+        return (
+            row is not None
+            and row.source_id == source_id
+            and row.status == "migrated"
+            and row.conversation_id is not None
+        )
+
+    def start(self) -> None:
+        """Before any claim: nothing is claimable until the check has compared it."""
+        self._started = True
+        self._row = next(self._rows, None)
+        self.store.update_job(checked_below=self.bound)
+
+    def step(self, count: int) -> list[tuple[int, PlanOutcome]]:
+        """Compare the next `count` source records, then move the claim bound past them.
+
+        Returns the records new to the job (numbered), for the caller to store."""
+        new: list[tuple[int, PlanOutcome]] = []
+        for _ in range(count):
+            if self._row is None:
+                break
+            outcome = next(self.outcomes, None)
+            if outcome is None:
+                while self._row is not None:
+                    self._gone_row(self._row)
+                    self._advance()
+                break
+            self._match(outcome, new)
+        if new:
+            self.store.add_outcomes(new)
+        self.store.update_job(checked_below=self.bound)
+        if self.progress is not None:
+            self.progress(self.checked, max(self.stored, self.checked))
+        if self._row is None and self.migrated_changed:
+            logger.warning(
+                "%d migrated conversation(s) changed in the source since they were migrated; "
+                "`migrate sync` brings such changes across",
+                self.migrated_changed,
+                extra={"event": "source_changed", "count": self.migrated_changed},
+            )
+        return new
+
+    def rest(self) -> Iterator[PlanOutcome]:
+        """The source after the stored conversations: records the check skipped as gone are
+        compared when they turn up; the others are new to the job."""
+        for outcome in self.outcomes:
+            source_id = _source_id(outcome)
+            seq = None if source_id is None else self._gone.pop(source_id, None)
+            if seq is None:
+                yield outcome
+            else:
+                self._compare(self.store.conversation(seq), outcome)
+
+    # --- matching ------------------------------------------------------------------------------
+
+    def _advance(self) -> None:
+        self.checked += 1
+        self._row = next(self._rows, None)
+
+    def _match(self, outcome: PlanOutcome, new: list[tuple[int, PlanOutcome]]) -> None:
+        row = self._row
+        assert row is not None
+        source_id = _source_id(outcome)
+        if row.source_id == source_id:
+            self._compare(row, outcome)
+            self._advance()
+            return
+        if source_id is not None:
+            seq = self.store.first_seq_with(source_id, at_least=row.seq)
+            if seq is not None:
+                while self._row is not None and self._row.seq < seq:
+                    self._gone_row(self._row)
+                    self._advance()
+                assert self._row is not None
+                self._compare(self._row, outcome)
+                self._advance()
+                return
+            earlier = self._gone.pop(source_id, None)
+            if earlier is not None:
+                self._compare(self.store.conversation(earlier), outcome)
+                return
+        new.append((self.next_seq, outcome))
+        self.next_seq += 1
+
+    def _compare(self, row: ConversationRow, outcome: PlanOutcome) -> None:
+        if isinstance(outcome, Unplanned):
+            return
+        fingerprint = outcome.fingerprint if isinstance(outcome, ConversationPlan) else None
+        if row.source_id == _source_id(outcome) and row.fingerprint == fingerprint:
+            if row.status == "failed" and row.retryable:
+                self.store.reset_for_retry(row.seq)
+            return
+        if row.conversation_id is None:
+            self.store.replace_outcome(row.seq, outcome)
+        elif row.status == "in_progress":
+            self._fail(row, "source_changed", "changed in the source")
+        elif row.status == "migrated":
+            self._warn(row, "changed in the source")
+        # Failed after a partial write: it stays failed, with what the report already says.
+
+    def _gone_row(self, row: ConversationRow) -> None:
+        if row.source_id is not None:
+            self._gone[row.source_id] = row.seq
+        if row.conversation_id is None:
+            missing = ErrorRecord(
+                code="missing_from_source",
+                message="the conversation is no longer in the source",
+                location=row.location,
+                conversation_id=row.source_id,
+            )
+            self.store.replace_outcome(row.seq, missing)
+        elif row.status == "in_progress":
+            self._fail(row, "missing_from_source", "is no longer in the source")
+        elif row.status == "migrated":
+            self._warn(row, "is no longer in the source")
+
+    def _fail(self, row: ConversationRow, code: str, change: str) -> None:
+        message = (
+            f"conversation {row.source_id} ({row.location}) {change}; it is in progress as "
+            f"{row.conversation_id} with {row.landed_items} of {row.planned_items} items; "
+            "nothing more was sent to it"
+        )
+        error = ErrorRecord(
+            code=code,
+            message=message,
+            location=row.location,
+            conversation_id=row.source_id,
+            hint="restore the source as it was and resume again, or roll the job back",
+        )
+        self.store.fail_unclaimed(row.seq, error, retryable=True)
+        logger.warning(message, extra={"event": "source_changed", "seq": row.seq})
+
+    def _warn(self, row: ConversationRow, change: str) -> None:
+        self.migrated_changed += 1
+        logger.warning(
+            "conversation %s (%s) %s; it was migrated as %s and stays as it is",
+            row.source_id,
+            row.location,
+            change,
+            row.conversation_id,
+            extra={"event": "source_changed", "seq": row.seq},
+        )
+
+
+def _source_id(outcome: PlanOutcome) -> str | None:
+    if isinstance(outcome, ConversationPlan):
+        return outcome.source_id
+    return outcome.conversation_id
+
+
+def retry_all_failures(store: StateStore) -> None:
+    """`resume --retry-failed`: every failed conversation that has a plan goes back in line."""
+    for row, plan in store.iter_conversations(statuses=["failed"], with_plans=True):
+        if plan is not None and plan.items:
+            store.reset_for_retry(row.seq)
+
+
+def retry_transient_failures(store: StateStore) -> None:
+    """`resume --no-source-check`: conversations that failed for a transient reason go again."""
+    for row, _ in store.iter_conversations(statuses=["failed"]):
+        if row.retryable:
+            store.reset_for_retry(row.seq)
