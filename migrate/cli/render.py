@@ -53,6 +53,7 @@ def render_summary(summary: JobSummary) -> str:
             f"API calls:        {summary.calls} ({summary.retries} retries, "
             f"{summary.reconciliations} reconciliations)",
             f"possible orphans: {summary.possible_orphans}",
+            f"late writes:      {summary.late_writes_repaired} item(s) repaired",
             f"findings:         {summary.findings}",
             *([f"deleted:          {summary.deleted}"] if summary.deleted else []),
             f"elapsed:          {summary.elapsed:.1f} s",
@@ -70,6 +71,11 @@ def render_verify(report: VerifyReport) -> str:
     ]
     if report.not_migrated:
         lines.append(f"not checked: {report.not_migrated} not yet migrated")
+    if report.repaired:
+        lines.append(
+            f"repaired:    {report.repaired} item(s) in {report.repaired_conversations} "
+            "conversation(s) (surplus copies deleted, missing items appended)"
+        )
     for check in report.conversations[:SHOWN_PROBLEMS]:
         source = check.source_id or "(no source id)"
         lines.append(

@@ -35,6 +35,14 @@ TARGET_KINDS: dict[str, Literal["local", "openai", "azure"]] = {
     "azure": "azure",
 }
 
+settle_option = click.option(
+    "--settle",
+    type=click.FloatRange(min=0.0),
+    help="Seconds after a write whose outcome is unknown (timeout, dropped connection, 5xx) "
+    "before it counts as landed or lost: the conversation is reconciled, and audited at the "
+    "end, only then. Default: twice --timeout, at least 10.",
+)
+
 json_option = click.option(
     "--json",
     "as_json",
@@ -114,6 +122,7 @@ def run_options(command: Callable[P, R]) -> Callable[P, R]:
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
             help="Take only the source conversations whose ids FILE lists (one per line).",
         ),
+        settle_option,
         json_option,
         lease_option,
         state_option,
@@ -146,6 +155,7 @@ def run_fields(verb: str, options: dict[str, Any]) -> dict[str, Any]:
             concurrency=options["concurrency"],
             retry_budget=options["retry_budget"],
             lease=options["lease"],
+            settle=options["settle"],
         ),
         "state_url": options["state_url"],
         "subset": Subset(
@@ -202,6 +212,7 @@ def run(allow_duplicates: bool, as_json: bool, **options: Any) -> JobSummary:
 @job_options
 @click.option("--concurrency", type=click.IntRange(1, 1024), help="Override the run's value.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Override the run's value.")
+@settle_option
 @click.option(
     "--no-source-check",
     is_flag=True,
@@ -220,6 +231,7 @@ def resume(
     job_id: str | None,
     concurrency: int | None,
     timeout: float | None,
+    settle: float | None,
     no_source_check: bool,
     retry_failed: bool,
     state_url: str | None,
@@ -237,6 +249,7 @@ def resume(
         job=job_ref(job_dir, state_url, job_id),
         concurrency=concurrency,
         timeout=timeout,
+        settle=settle,
         server_options=server_options_from(options),
         check_source=not no_source_check,
         retry_failed=retry_failed,
@@ -275,6 +288,7 @@ def resume(
 )
 @click.option("--concurrency", type=click.IntRange(1, 1024), help="Override the run's value.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Override the run's value.")
+@settle_option
 @lease_option
 @json_option
 def work(
@@ -283,6 +297,7 @@ def work(
     target_kind: str | None,
     concurrency: int | None,
     timeout: float | None,
+    settle: float | None,
     lease: float | None,
     as_json: bool,
 ) -> JobSummary:
@@ -299,6 +314,7 @@ def work(
         target_kind=target_kind,
         concurrency=concurrency,
         timeout=timeout,
+        settle=settle,
         lease=lease,
     )
     with stoppable() as stop, ProgressBars() as bars:

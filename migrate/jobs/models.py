@@ -84,6 +84,8 @@ class WorkConfig(BaseModel):
     concurrency: int | None = Field(default=None, ge=1, le=1024)
     timeout: float | None = Field(default=None, gt=0)
     lease: float | None = Field(default=None, gt=0)
+    settle: float | None = Field(default=None, ge=0)
+    """Overrides the job's settle time (`ReplayOptions.settle`)."""
 
 
 class ResumeConfig(BaseModel):
@@ -94,6 +96,8 @@ class ResumeConfig(BaseModel):
     job: JobRef
     concurrency: int | None = Field(default=None, ge=1, le=1024)
     timeout: float | None = Field(default=None, gt=0)
+    settle: float | None = Field(default=None, ge=0)
+    """Overrides the job's settle time (`ReplayOptions.settle`)."""
     server_options: dict[str, Any] | None = None
     """Local target only: replaces the run's latency/fault options (None keeps them)."""
     check_source: bool = True
@@ -143,6 +147,8 @@ class JobSummary(BaseModel):
     """Conversations that may have been created without their id reaching us (empty ones)."""
     findings: int
     deleted: int
+    late_writes_repaired: int = 0
+    """Items the audits deleted (surplus copies late writes left) or appended."""
     elapsed: float
 
     @property
@@ -212,6 +218,10 @@ class VerifyReport(BaseModel):
     differing: int = 0
     not_migrated: int = 0
     """Conversations not verified because they are not (yet) migrated."""
+    repaired: int = 0
+    """With `repair`: items deleted (surplus copies late writes left) or appended."""
+    repaired_conversations: int = 0
+    """With `repair`: conversations those repairs went into."""
     conversations: list[ConversationCheck] = Field(default_factory=list)
     """Only the conversations that differ."""
     tokens: TokenCheck | None = None

@@ -59,7 +59,13 @@ from migrate.jobs.status import job_summary
 from migrate.plan.model import ConversationPlan
 from migrate.plan.pipeline import PlanOutcome, iterate_plans, open_configured_source
 from migrate.replay.ratelimit import RateLimiter
-from migrate.replay.replayer import CrashHook, Replayer, ReplayOptions, SimulatedCrash
+from migrate.replay.replayer import (
+    CrashHook,
+    Replayer,
+    ReplayOptions,
+    SimulatedCrash,
+    settle_seconds,
+)
 from migrate.replay.target import (
     TargetConfig,
     describe_target,
@@ -254,6 +260,8 @@ def resume_job(
         replay = stored_replay.model_copy(
             update={"concurrency": config.concurrency or stored_replay.concurrency}
         )
+        if config.settle is not None:
+            replay = replay.model_copy(update={"settle": config.settle})
         target = TargetConfig.model_validate(job.target)
         updates: dict[str, Any] = {}
         if config.timeout is not None:
@@ -345,6 +353,8 @@ def work_on_job(
             updates["concurrency"] = config.concurrency
         if config.lease is not None:
             updates["lease"] = config.lease
+        if config.settle is not None:
+            updates["settle"] = config.settle
         replay = stored_replay.model_copy(update=updates)
         listener = _Listener(progress, store.totals(), planning_complete=job.planning_complete)
         return _drive(store, None, target, replay, listener, stop, crash_hook, planner=None)
@@ -391,7 +401,7 @@ class _Planner:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="migrate-plan")
         try:
             while not stop.is_set():
-                if self.store.unfinished_count(at_most=ahead) >= ahead:
+                if self.store.unfinished_count(at_most=ahead, audits=False) >= ahead:
                     await asyncio.sleep(PLAN_WAIT)
                     continue
                 try:
@@ -466,6 +476,7 @@ def _drive(
                 session,
                 batch=min(options.concurrency, CLAIM_BATCH),
                 stop=stop,
+                settle=settle_seconds(options, target_config.timeout),
                 planning=planning,
                 planned=planned,
                 idle=lambda: listener.refresh(store) if planner is None else None,

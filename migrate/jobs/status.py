@@ -116,5 +116,6 @@ def job_summary(store: StateStore, job_dir: Path | None) -> JobSummary:
         possible_orphans=totals.possible_orphans,
         findings=totals.findings,
         deleted=totals.deleted,
+        late_writes_repaired=totals.repairs,
         elapsed=round(job.elapsed + store.worker_time(), 3),
     )

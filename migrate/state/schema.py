@@ -7,10 +7,13 @@ Tables:
 - `conversations`: one row per source record in source order (`seq`): status
   (`pending`, `in_progress`, `migrated`, `failed`, `skipped`), the new conversation id, planned
   and landed item counts, the plan itself (JSON) and its fingerprint, the last error, counters
-  (calls, retries, reconciliations, possible orphans); for a conversation an earlier job
-  created and this one appends to, `base_items`, the items it already held.
+  (calls, retries, reconciliations, possible orphans, repairs); for a conversation an earlier job
+  created and this one appends to, `base_items`, the items it already held; `ambiguous_at`, when
+  the conversation's last write whose outcome is unknown was recorded (it is neither reconciled
+  before the settle time has passed since, nor migrated before its audit).
 - `items`: one row per landed item: source conversation id, position, source item id, new id.
-- `intents`: one row per remote write, written before it is sent; its outcome after.
+- `intents`: one row per remote write, written before it is sent; its outcome after (an
+  audit's deletion of a surplus item names the item).
 - `workers`: one row per process that replayed the job: host, pid, start, last heartbeat,
   lease, whether it plans the source; the rate limit's share and the job's elapsed time come
   from it.
@@ -51,11 +54,11 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 Status = Literal["pending", "in_progress", "migrated", "failed", "skipped"]
 FINAL_STATUSES: tuple[Status, ...] = ("migrated", "failed", "skipped")
-IntentKind = Literal["create", "append", "delete"]
+IntentKind = Literal["create", "append", "delete", "delete_item"]
 IntentOutcome = Literal["applied", "not_applied", "rejected", "ambiguous", "reconciled"]
 
 _LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
@@ -137,6 +140,8 @@ conversations = Table(
     Column("updated_at", Float, nullable=False),
     Column("lease_until", Double),
     Column("base_items", Integer),
+    Column("ambiguous_at", Double),
+    Column("repairs", Integer, nullable=False, default=0),
     Index("ix_conversations_status", "status"),
     Index("ix_conversations_source_id", "source_id"),
     # Claims walk the pending rows in source order without sorting the whole table.
@@ -166,6 +171,7 @@ intents = Table(
     Column("created_at", Float, nullable=False),
     Column("outcome", String(16)),
     Column("resolved_at", Float),
+    Column("item_id", String(128)),
     Index("ix_intents_open", "seq", "outcome"),
 )
 
@@ -253,10 +259,20 @@ def _upgrade_to_ledger(conn: Connection) -> None:
     ledger.create(conn)
 
 
+def _upgrade_to_audit(conn: Connection) -> None:
+    """Version 4 -> 5: when a write's outcome was last unknown, the audit's repairs, and the
+    item an audit's deletion names."""
+    column_type = Double().compile(dialect=conn.dialect)
+    conn.exec_driver_sql(f"ALTER TABLE conversations ADD COLUMN ambiguous_at {column_type}")
+    conn.exec_driver_sql("ALTER TABLE conversations ADD COLUMN repairs INTEGER NOT NULL DEFAULT 0")
+    conn.exec_driver_sql("ALTER TABLE intents ADD COLUMN item_id VARCHAR(128)")
+
+
 Upgrade = Callable[[Connection], None]
 UPGRADES: dict[int, Upgrade] = {
     1: _upgrade_to_workers,
     2: _upgrade_to_claim_index,
     3: _upgrade_to_ledger,
+    4: _upgrade_to_audit,
 }
 """`UPGRADES[n]` moves a store at version `n` to version `n + 1`, inside one transaction."""

@@ -167,7 +167,14 @@ class StateStore(Journal, Leases):
     def replace_outcome(self, seq: int, outcome: ConversationPlan | ErrorRecord) -> None:
         """Replace the plan of a conversation nothing was sent for yet (the source changed)."""
         values = _outcome_values(seq, outcome, time.time())
-        for counter in ("seq", "calls", "retries", "reconciliations", "possible_orphans"):
+        for counter in (
+            "seq",
+            "calls",
+            "retries",
+            "reconciliations",
+            "possible_orphans",
+            "repairs",
+        ):
             values.pop(counter)
         values.update(landed_items=0, retryable=False)
         with self.engine.begin() as conn:
@@ -297,6 +304,7 @@ class StateStore(Journal, Leases):
                     intents.c.start,
                     intents.c.count,
                     intents.c.created_at,
+                    intents.c.item_id,
                 )
                 .where(intents.c.seq == seq, intents.c.outcome.is_(None))
                 .order_by(intents.c.id)
@@ -316,11 +324,12 @@ class StateStore(Journal, Leases):
             func.coalesce(func.sum(c.possible_orphans), 0),
             func.coalesce(func.sum(c.findings), 0),
             func.coalesce(func.sum(case((c.deleted_at.is_not(None), 1), else_=0)), 0),
+            func.coalesce(func.sum(c.repairs), 0),
         )
         with self.engine.connect() as conn:
             values = [int(v) for v in conn.execute(query).one()]
         names = ["total", *_STATUSES, "items_planned", "items_landed", "calls", "retries"]
-        names += ["reconciliations", "possible_orphans", "findings", "deleted"]
+        names += ["reconciliations", "possible_orphans", "findings", "deleted", "repairs"]
         return Totals(**dict(zip(names, values, strict=True)))
 
     # --- work distribution -------------------------------------------------------------------
@@ -363,6 +372,8 @@ def _outcome_values(
         "retries": 0,
         "reconciliations": 0,
         "possible_orphans": 0,
+        "repairs": 0,
+        "ambiguous_at": None,
         "retryable": False,
         "updated_at": now,
     }

@@ -86,6 +86,7 @@ def test_a_version_1_store_gains_leases_workers_and_the_ledger(tmp_path: Path) -
         conn.execute(text("DROP INDEX ix_conversations_claimed_by_status"))
         conn.execute(text("ALTER TABLE conversations DROP COLUMN lease_until"))
         conn.execute(text("ALTER TABLE conversations DROP COLUMN base_items"))
+        _drop_audit_columns(conn)
         conn.execute(text("DROP TABLE ledger"))
         conn.execute(text("DROP TABLE workers"))
         conn.execute(text("DROP TABLE pace"))
@@ -98,6 +99,46 @@ def test_a_version_1_store_gains_leases_workers_and_the_ledger(tmp_path: Path) -
     assert [claim.seq for claim in store.claim_work("w", limit=2, lease=30.0)] == [0, 1]
     store.register_worker("w", host="h", pid=1, plans=False, lease=30.0)
     assert store.live_workers() == (1, False)
+    store.close()
+
+
+def _drop_audit_columns(conn: Connection) -> None:
+    """What version 5 added: the settle and audit columns."""
+    conn.execute(text("ALTER TABLE conversations DROP COLUMN ambiguous_at"))
+    conn.execute(text("ALTER TABLE conversations DROP COLUMN repairs"))
+    conn.execute(text("ALTER TABLE intents DROP COLUMN item_id"))
+
+
+def test_a_version_4_store_gains_the_settle_and_audit_columns(tmp_path: Path) -> None:
+    store = new_store(tmp_path)
+    store.add_outcomes([(n, plan_of(f"c{n}", 2)) for n in range(2)])
+    intent = store.record_intent(0, "create", start=0, count=0)
+    store.record_created(0, intent, "conv_0")
+    with store.engine.begin() as conn:
+        _drop_audit_columns(conn)
+        conn.execute(text("UPDATE schema_version SET version = 4"))
+    store.close()
+    store = StateStore.from_url(f"sqlite:///{tmp_path / 'state.db'}")
+    assert store.schema_version() == state.SCHEMA_VERSION
+    row = store.conversation(0)
+    assert (row.conversation_id, row.ambiguous_at, row.repairs) == ("conv_0", None, 0)
+    # The new columns work: a write in doubt parks the conversation until it has settled,
+    # and an audit's deletion names its item and counts as a repair.
+    append = store.record_intent(0, "append", start=0, count=2)
+    since = store.record_ambiguous_append(0, append)
+    assert store.conversation(0).ambiguous_at == since
+    assert [
+        c.seq for c in store.claim_work("w", limit=5, lease=None, settled_before=since - 1)
+    ] == [1]
+    store.release_claims()
+    assert [c.seq for c in store.claim_work("w", limit=5, lease=None, settled_before=since)] == [
+        0,
+        1,
+    ]
+    deletion = store.record_intent(0, "delete_item", start=1, count=1, item_id="msg_x")
+    assert [i.item_id for i in store.open_intents(0)] == ["msg_x"]
+    store.record_item_deleted(0, deletion)
+    assert store.totals().repairs == 1
     store.close()
 
 
