@@ -58,6 +58,8 @@ class ChildRequest(BaseModel):
     base_url: str | None = None
     concurrency: int = 8
     timeout: float = 60.0
+    settle: float | None = None
+    """`job` only: the settle time (None: the product's default)."""
     count_tokens: bool = True
     """`plan` only: False replaces the token counting stage with a no-op (the baseline)."""
     profile: str | None = None
@@ -180,7 +182,7 @@ def run_job_workload(request: ChildRequest) -> dict[str, Any]:
         job=JobConfig(source=_source(request)),
         job_dir=Path(request.job_dir),
         target=TargetConfig(kind="openai", base_url=request.base_url, timeout=request.timeout),
-        replay=ReplayOptions(concurrency=request.concurrency),
+        replay=ReplayOptions(concurrency=request.concurrency, settle=request.settle),
     )
     before = _usage()
     started = time.perf_counter()

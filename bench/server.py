@@ -37,6 +37,7 @@ class ServerProcess:
         latency_ms: float = 0.0,
         rpm: int | None = None,
         fault_rates: dict[str, float] | None = None,
+        late_seconds: float | None = None,
         seed: int = 0,
     ) -> None:
         self.db_path = db_path
@@ -58,6 +59,8 @@ class ServerProcess:
             self.args += ["--rpm", str(rpm)]
         for kind, rate in (fault_rates or {}).items():
             self.args += ["--fault-rate", f"{kind}={rate}"]
+        if late_seconds is not None:
+            self.args += ["--late-seconds", str(late_seconds)]
         self.base_url = ""
         self._process: subprocess.Popen[str] | None = None
         self._stderr_lines: list[str] = []
