@@ -260,12 +260,18 @@ def _upgrade_to_ledger(conn: Connection) -> None:
 
 
 def _upgrade_to_audit(conn: Connection) -> None:
-    """Version 4 -> 5: when a write's outcome was last unknown, the audit's repairs, and the
-    item an audit's deletion names."""
+    """Version 4 -> 5: when a write's outcome was last unknown (set from the intents for
+    conversations in progress), the audit's repairs, and the item an audit's deletion names."""
     column_type = Double().compile(dialect=conn.dialect)
     conn.exec_driver_sql(f"ALTER TABLE conversations ADD COLUMN ambiguous_at {column_type}")
     conn.exec_driver_sql("ALTER TABLE conversations ADD COLUMN repairs INTEGER NOT NULL DEFAULT 0")
     conn.exec_driver_sql("ALTER TABLE intents ADD COLUMN item_id VARCHAR(128)")
+    # A conversation an older version left in progress after an append in doubt is audited.
+    conn.exec_driver_sql(
+        "UPDATE conversations SET ambiguous_at = (SELECT MAX(i.created_at) FROM intents i "
+        "WHERE i.seq = conversations.seq AND i.kind = 'append' "
+        "AND (i.outcome = 'ambiguous' OR i.outcome IS NULL)) WHERE status = 'in_progress'"
+    )
 
 
 Upgrade = Callable[[Connection], None]

@@ -114,27 +114,37 @@ def test_a_version_4_store_gains_the_settle_and_audit_columns(tmp_path: Path) ->
     store.add_outcomes([(n, plan_of(f"c{n}", 2)) for n in range(2)])
     intent = store.record_intent(0, "create", start=0, count=0)
     store.record_created(0, intent, "conv_0")
+    # Conversation 1 was left in progress with an append in doubt by the older version.
+    store.record_created(1, store.record_intent(1, "create", start=0, count=0), "conv_1")
+    store.record_attempt_failed(1, store.record_intent(1, "append", start=0, count=2), "ambiguous")
     with store.engine.begin() as conn:
         _drop_audit_columns(conn)
         conn.execute(text("UPDATE schema_version SET version = 4"))
+        doubted_at = conn.execute(
+            text("SELECT created_at FROM intents WHERE seq = 1 AND kind = 'append'")
+        ).scalar_one()
     store.close()
     store = StateStore.from_url(f"sqlite:///{tmp_path / 'state.db'}")
     assert store.schema_version() == state.SCHEMA_VERSION
     row = store.conversation(0)
     assert (row.conversation_id, row.ambiguous_at, row.repairs) == ("conv_0", None, 0)
-    # The new columns work: a write in doubt parks the conversation until it has settled,
-    # and an audit's deletion names its item and counts as a repair.
-    append = store.record_intent(0, "append", start=0, count=2)
-    since = store.record_ambiguous_append(0, append)
+    # The older version's append in doubt: that conversation waits and is audited like any.
+    assert store.conversation(1).ambiguous_at == doubted_at
+
+    def claimed(settled_before: float) -> list[int]:
+        seqs = [
+            c.seq for c in store.claim_work("w", limit=5, lease=None, settled_before=settled_before)
+        ]
+        store.release_claims()
+        return seqs
+
+    assert claimed(doubted_at - 1) == [0]
+    # The new columns work: a write in doubt parks its conversation until it has settled, and
+    # an audit's deletion names its item and counts as a repair.
+    since = store.record_ambiguous_append(0, store.record_intent(0, "append", start=0, count=2))
     assert store.conversation(0).ambiguous_at == since
-    assert [
-        c.seq for c in store.claim_work("w", limit=5, lease=None, settled_before=since - 1)
-    ] == [1]
-    store.release_claims()
-    assert [c.seq for c in store.claim_work("w", limit=5, lease=None, settled_before=since)] == [
-        0,
-        1,
-    ]
+    assert claimed(doubted_at) == [1]
+    assert claimed(since) == [0, 1]
     deletion = store.record_intent(0, "delete_item", start=1, count=1, item_id="msg_x")
     assert [i.item_id for i in store.open_intents(0)] == ["msg_x"]
     store.record_item_deleted(0, deletion)
