@@ -98,7 +98,9 @@ class SqlSourceConfig(_Config):
     name_column: str | None = None
     """Column holding the author's or tool's name."""
     metadata_columns: tuple[str, ...] = ()
-    """Columns copied into each message's metadata."""
+    """Columns copied into the conversation's metadata: a value shared by every row as it is,
+    values that vary as the JSON of `{row id: value}`; what exceeds the API's metadata limits is
+    a `metadata_truncated` finding with the values."""
     lone_surrogates: Literal["fail", "replace"] = "fail"
     """A lone UTF-16 surrogate in a JSON column (or invalid UTF-8 in a SQLite text): fail that
     conversation, or migrate it with U+FFFD in its place (`lone_surrogate_replaced`)."""

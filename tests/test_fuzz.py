@@ -108,6 +108,7 @@ def count_outcomes(source: Source) -> int:
         if isinstance(outcome, ConversationPlan):
             for planned_item in outcome.items:
                 json.dumps(planned_item.item, ensure_ascii=False).encode("utf-8")
+            json.dumps(outcome.metadata, ensure_ascii=False).encode("utf-8")
             json.dumps(
                 [f.model_dump(mode="json") for f in outcome.findings], ensure_ascii=False
             ).encode("utf-8")
@@ -245,3 +246,176 @@ def test_sql_json_columns(chosen: list[dict[str, Any]], how: list[str], where: i
             messages_json_column="body",
         )
         assert count_outcomes(open_source(config)) == len(bodies)
+
+
+@FUZZ
+@given(
+    st.lists(records, min_size=1, max_size=5),
+    st.lists(st.sampled_from(MUTATIONS), min_size=1, max_size=5),
+    st.integers(min_value=0, max_value=3),
+    st.booleans(),
+)
+def test_assistants_thread_arrays_and_files(
+    chosen: list[dict[str, Any]], how: list[str], where: int, one_file: bool
+) -> None:
+    """Threads in one JSON array, or one pretty-printed file per thread (`export-threads`)."""
+    threads = [_thread(i, r["messages"]) for i, r in enumerate(chosen)]
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder) / "export"
+        root.mkdir()
+        if one_file:
+            items = [
+                mutate(json.dumps(t, ensure_ascii=False).encode(), how[i % len(how)], where)
+                for i, t in enumerate(threads)
+            ]
+            (root / "threads.json").write_bytes(b"[" + b",\n".join(items) + b"]")
+        else:
+            for i, t in enumerate(threads):
+                text = json.dumps(t, ensure_ascii=False, indent=1).encode()
+                (root / f"thread_{i}.json").write_bytes(mutate(text, how[i % len(how)], where))
+        config = JsonSourceConfig(path=root, format="assistants")
+        assert count_outcomes(open_source(config)) == len(threads)
+
+
+def _as_format(kind: str, index: int, messages_: list[dict[str, Any]]) -> dict[str, Any]:
+    """One record of a JSON format other than Chat Completions, built from random messages."""
+    if kind == "sharegpt":
+        turns = [{"from": m["role"] or "human", "value": m["content"]} for m in messages_]
+        return {"id": f"share-{index}", "conversations": turns}
+    if kind == "responses":
+        items = [{"type": "message", "role": m["role"], "content": m["content"]} for m in messages_]
+        return {"id": f"resp_{index}", "items": items}
+    nodes: dict[str, Any] = {}
+    parent: str | None = None
+    for n, m in enumerate(messages_):
+        node = f"n{n}"
+        nodes[node] = {
+            "id": node,
+            "parent": parent,
+            "children": [f"n{n + 1}"] if n + 1 < len(messages_) else [],
+            "message": {
+                "id": node,
+                "author": {"role": m["role"]},
+                "content": {"content_type": "text", "parts": [m["content"]]},
+            },
+        }
+        parent = node
+    return {"id": f"chat-{index}", "title": "t", "mapping": nodes, "current_node": parent}
+
+
+@FUZZ
+@given(
+    st.sampled_from(["sharegpt", "chatgpt", "responses"]),
+    st.lists(records, min_size=1, max_size=5),
+    st.lists(st.sampled_from(MUTATIONS), min_size=1, max_size=5),
+    st.integers(min_value=0, max_value=3),
+)
+def test_other_json_formats(
+    kind: str, chosen: list[dict[str, Any]], how: list[str], where: int
+) -> None:
+    shaped = [_as_format(kind, i, r["messages"]) for i, r in enumerate(chosen)]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "records.jsonl"
+        path.write_bytes(b"\n".join(mutated_records(shaped, how, where)) + b"\n")
+        config = JsonSourceConfig(path=path, format=kind)
+        assert count_outcomes(open_source(config)) == len(shaped)
+
+
+cells = st.one_of(
+    st.none(),
+    st.text(max_size=20),
+    st.binary(max_size=12),
+    st.sampled_from(["user", "assistant", "tool", "wizard", '{"a": 1}', "[1,", "\\udc00"]),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+)
+
+
+@FUZZ
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["a", "b", None]), cells, cells, cells, cells),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_sql_column_mapping(rows: list[tuple[Any, ...]]) -> None:
+    """Random cells (bytes that are not UTF-8 included) in the role, content, tool call and
+    metadata columns: every conversation key is counted once, and plans stay sendable."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "chat.db"
+        with sqlite3.connect(path) as connection:
+            connection.execute(
+                "CREATE TABLE m (id INTEGER PRIMARY KEY, conv TEXT, role TEXT, content TEXT, "
+                "calls TEXT, tag TEXT)"
+            )
+            connection.executemany(
+                "INSERT INTO m VALUES (?, ?, CAST(? AS TEXT), CAST(? AS TEXT), "
+                "CAST(? AS TEXT), CAST(? AS TEXT))",
+                [(i, *row) for i, row in enumerate(rows)],
+            )
+        connection.close()
+        config = SqlSourceConfig(
+            url=f"sqlite:///{path}",
+            table="m",
+            conversation_column="conv",
+            role_column="role",
+            content_column="content",
+            tool_calls_column="calls",
+            metadata_columns=["tag"],
+        )
+        keys = {row[0] for row in rows}
+        assert count_outcomes(open_source(config)) == len(keys)
+
+
+PRESET_TABLES = {
+    "langchain": ("message_store", "session_id", "message"),
+    "agents-sdk": ("agent_messages", "session_id", "message_data"),
+    "llamaindex": ("llama_index_memory", "key", "data"),
+}
+
+
+def _preset_body(preset: str, message: dict[str, Any]) -> dict[str, Any]:
+    role, content = message["role"], message["content"]
+    if preset == "langchain":
+        kind = {"user": "human", "assistant": "ai"}.get(role, role)
+        return {"type": kind, "data": {"content": content, "type": kind}}
+    if preset == "agents-sdk":
+        return {"role": role, "content": content}
+    return {"role": role, "content": content, "additional_kwargs": {}}
+
+
+@FUZZ
+@given(
+    st.sampled_from(sorted(PRESET_TABLES)),
+    st.lists(messages, min_size=1, max_size=6),
+    st.lists(st.sampled_from(["none", "utf8", "escape", "surrogate", "garbage", "deep"])),
+    st.integers(min_value=0, max_value=3),
+)
+def test_sql_presets(preset: str, chosen: list[dict[str, Any]], how: list[str], where: int) -> None:
+    table, key, body = PRESET_TABLES[preset]
+    bodies = [
+        mutate(
+            json.dumps(_preset_body(preset, m), ensure_ascii=False).encode(),
+            how[i % len(how)] if how else "none",
+            where,
+        )
+        for i, m in enumerate(chosen)
+    ]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "chat.db"
+        with sqlite3.connect(path) as connection:
+            extra = ", timestamp INTEGER, role TEXT" if preset == "llamaindex" else ""
+            connection.execute(
+                f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, {key} TEXT, {body} TEXT{extra})"
+            )
+            values = "?, ?, CAST(? AS TEXT)" + (", ?, ?" if extra else "")
+            connection.executemany(
+                f"INSERT INTO {table} VALUES ({values})",
+                [
+                    (i, f"s{i % 3}", b, *((i, "user") if extra else ()))
+                    for i, b in enumerate(bodies)
+                ],
+            )
+        connection.close()
+        config = SqlSourceConfig(url=f"sqlite:///{path}", preset=preset)
+        assert count_outcomes(open_source(config)) == len({i % 3 for i in range(len(bodies))})

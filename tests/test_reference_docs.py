@@ -49,6 +49,14 @@ def _code_literals() -> dict[str, str]:
                 init = [b for b in node.body if isinstance(b, ast.FunctionDef)]
                 function = next((b for b in init if b.name == "__init__"), None)
                 name = node.name
+                fields = [
+                    b.target.id
+                    for b in node.body
+                    if isinstance(b, ast.AnnAssign) and isinstance(b.target, ast.Name)
+                ]
+                if function is None and "code" in fields:
+                    # a dataclass (or model) built with positional fields: `RawFailure(...)`
+                    position[name] = fields.index("code")
             if function is None:
                 continue
             params = [a.arg for a in function.args.posonlyargs + function.args.args]

@@ -25,16 +25,14 @@ The reader also takes the shapes people saved by hand, per file:
 - JSON Lines, one thread document (any shape above) per line;
 - Assistants v1 shapes (`file_ids` on messages, the `retrieval` tool).
 
-A directory is read file by file (`*.json`, `*.jsonl`, sorted by path, hidden files skipped),
-so memory is bounded by the largest single file.
+Files and directories are read by `adapters.json.threads`, framed as every JSON source is;
+this module turns each parsed document into its conversation.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any, Literal
 
 from adapters.assistants.timeline import (
@@ -42,7 +40,7 @@ from adapters.assistants.timeline import (
     AssistantsFormatError,
     build_conversation,
 )
-from adapters.base import lone_surrogate_paths
+from adapters.base import SurrogatePolicy, lone_surrogate_paths, replace_lone_surrogates
 from adapters.model import SourceConversation, SourceFailure, SourceNote, SourceRecord
 
 logger = logging.getLogger(__name__)
@@ -51,19 +49,6 @@ ThreadOrder = Literal["auto", "asc", "desc"]
 
 CANONICAL_KEYS = ("thread", "messages", "runs", "run_steps", "files")
 _OBJECT_KINDS = {"thread", "thread.message", "thread.run", "thread.run.step"}
-
-
-def read_export(path: Path, thread_order: ThreadOrder = "auto") -> Iterator[SourceRecord]:
-    """Yield one conversation (or failure) per thread in a file or a directory of files.
-
-    `thread_order` states the order saved message lists are in (`asc`, `desc`); `auto` lets
-    timestamps decide and otherwise assumes what the shape implies (see the module docstring).
-    """
-    if path.is_dir():
-        for file in sorted(p for p in path.rglob("*") if _is_export_file(p, path)):
-            yield from _read_file(file, thread_order)
-    else:
-        yield from _read_file(path, thread_order)
 
 
 def looks_like_assistants(obj: dict[str, Any]) -> bool:
@@ -124,71 +109,48 @@ def conversation_from_document(
     return conversations[0]
 
 
-# --- files ---------------------------------------------------------------------------------
+# --- documents ------------------------------------------------------------------------------
 
 
-def _is_export_file(path: Path, root: Path) -> bool:
-    relative = path.relative_to(root)
-    hidden = any(part.startswith(".") for part in relative.parts)
-    return path.is_file() and not hidden and path.suffix in (".json", ".jsonl")
-
-
-def _read_file(path: Path, order: ThreadOrder) -> Iterator[SourceRecord]:
-    location = str(path)
-    try:
-        if path.suffix == ".jsonl":
-            yield from _read_lines(path, order)
-            return
-        with path.open("rb") as file:
-            document = json.load(file)
-    except OSError as exc:
-        yield _failure(location, "unreadable_file", f"cannot read {path}: {exc.strerror or exc}")
-        return
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        yield _failure(location, "invalid_json", f"{path}: not valid JSON: {_reason(exc)}")
-        return
-    yield from _records(document, location, order)
-
-
-def _read_lines(path: Path, order: ThreadOrder) -> Iterator[SourceRecord]:
-    with path.open("rb") as file:
-        for number, raw in enumerate(file, start=1):
-            if not raw.strip():
-                continue
-            location = f"{path}:{number}"
-            try:
-                document = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-                reason = _reason(exc)
-                yield _failure(location, "invalid_json", f"{location}: not valid JSON: {reason}")
-                continue
-            yield from _records(document, location, order)
-
-
-def _reason(exc: Exception) -> str:
-    return "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-
-
-def _records(document: Any, location: str, order: ThreadOrder) -> Iterator[SourceRecord]:
+def document_records(
+    document: Any, location: str, order: ThreadOrder, policy: SurrogatePolicy = "fail"
+) -> Iterator[SourceRecord]:
+    """The conversations of one parsed document (a file's, a line's or an array item's), or
+    the failure to read it: a lone surrogate (by `policy`) or a shape that holds no thread."""
     surrogates = lone_surrogate_paths(document)
-    if surrogates:
-        yield _failure(
+    replaced: SourceNote | None = None
+    if surrogates and policy == "fail":
+        yield failure(
             location,
             "lone_surrogate",
             f"{location}: a lone UTF-16 surrogate escape in {', '.join(surrogates)}; it is not "
-            "text and cannot be sent",
+            "text and cannot be sent (lone_surrogates = 'replace' migrates it with U+FFFD)",
             _guess_id(document),
         )
         return
+    if surrogates:
+        document = replace_lone_surrogates(document)
+        replaced = SourceNote(
+            code="lone_surrogate_replaced",
+            message=f"{location}: a lone UTF-16 surrogate in {', '.join(surrogates)} was "
+            "replaced by U+FFFD",
+            count=len(surrogates),
+        )
     try:
-        yield from _conversations(document, location, order)
+        conversations = _conversations(document, location, order)
     except AssistantsFormatError as exc:
-        yield _failure(location, "invalid_thread", f"{location}: {exc}", _guess_id(document))
+        yield failure(location, "invalid_thread", f"{location}: {exc}", _guess_id(document))
+        return
+    for conversation in conversations:
+        if replaced is not None:
+            conversation.notes.append(replaced)
+        yield conversation
 
 
-def _failure(
+def failure(
     location: str, code: str, message: str, conversation_id: str | None = None
 ) -> SourceFailure:
+    """An Assistants record that cannot be read, logged as a warning."""
     logger.warning("%s", message)
     return SourceFailure(
         source_kind=SOURCE_KIND,
@@ -203,7 +165,7 @@ def _failure(
 
 
 def _conversations(document: Any, location: str, order: ThreadOrder) -> list[SourceConversation]:
-    if isinstance(document, list) and document and all(_is_thread_document(d) for d in document):
+    if isinstance(document, list) and document and all(is_thread_document(d) for d in document):
         return [
             _from_parts(_canonical_parts(d), location=f"{location} [{i}]", order=order)
             for i, d in enumerate(document)
@@ -219,7 +181,7 @@ def _conversations(document: Any, location: str, order: ThreadOrder) -> list[Sou
         return [_from_parts(parts, location=location, order=order)]
     if document.get("object") in _OBJECT_KINDS:
         return [_from_parts(_classify([document]), location=location, order=order)]
-    if _is_thread_document(document):
+    if is_thread_document(document):
         return [_from_parts(_canonical_parts(document), location=location, order=order)]
     raise AssistantsFormatError(
         "no Assistants thread here: expected a thread document "
@@ -227,7 +189,8 @@ def _conversations(document: Any, location: str, order: ThreadOrder) -> list[Sou
     )
 
 
-def _is_thread_document(document: Any) -> bool:
+def is_thread_document(document: Any) -> bool:
+    """Whether a parsed value is one thread document in the canonical layout."""
     return (
         isinstance(document, dict)
         and "object" not in document

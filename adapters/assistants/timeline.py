@@ -296,6 +296,12 @@ def _message(
     unmapped = {k: v for k, v in message.items() if k not in _MESSAGE_KEYS}
     if message.get("metadata"):
         unmapped["metadata"] = message["metadata"]
+    # A message that did not complete says so only here: the new item lands as completed.
+    if message.get("status") not in (None, "completed"):
+        unmapped["status"] = message["status"]
+    for key in ("incomplete_details", "incomplete_at"):
+        if message.get(key):
+            unmapped[key] = message[key]
     if unmapped:
         notes.append(
             SourceNote(

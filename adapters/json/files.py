@@ -21,7 +21,6 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from adapters.assistants.export import read_export
 from adapters.base import DecodeError, SourceOpenError, replace_lone_surrogates
 from adapters.config import JsonFormat, JsonSourceConfig
 from adapters.json.chat_completions import read_chat_completions
@@ -38,6 +37,7 @@ from adapters.json.stream import (
     peek_first_value,
     sniff_layout,
 )
+from adapters.json.threads import read_export
 from adapters.model import SourceConversation, SourceFailure, SourceNote, SourceRecord
 from adapters.responses.records import read_responses
 
@@ -75,7 +75,9 @@ class JsonFilesSource:
     def read(self) -> Iterator[SourceRecord]:
         """Yield every conversation, or the failure to read it, in file order."""
         if self._config.format == "assistants":
-            yield from read_export(self._root, self._config.thread_order)
+            yield from read_export(
+                self._root, self._config.thread_order, self._config.lone_surrogates
+            )
             return
         for path in self._files:
             yield from self._read_file(path)
@@ -143,7 +145,7 @@ class JsonFilesSource:
             return
         if found == "assistants":
             logger.debug("reading %s as an Assistants export", display)
-            yield from read_export(path, self._config.thread_order)
+            yield from read_export(path, self._config.thread_order, self._config.lone_surrogates)
             return
         logger.debug("reading %s as %s (%s)", display, found, layout.value)
         for raw in iter_raw_records(path, display=display, relname=relname, layout=layout):
@@ -184,7 +186,7 @@ class JsonFilesSource:
 
 def _holds_no_record(path: Path, layout: Layout) -> bool:
     """True when no record of the file can be parsed (empty, `[]`, or all broken)."""
-    return layout in (Layout.JSONL, Layout.ARRAY) and peek_first_value(path, layout) is None
+    return layout is not Layout.EMPTY and peek_first_value(path, layout) is None
 
 
 def lone_surrogate_failure(

@@ -10,12 +10,10 @@ item's brackets do not balance.
 
 from __future__ import annotations
 
-import ast
 import io
-import itertools
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
@@ -72,23 +70,6 @@ class RawFailure:
     message: str
 
 
-class _CountingReader:
-    """A binary reader that remembers how many bytes the parser consumed, for error offsets."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self.consumed = 0
-        self.last_start = 0
-        self.last_chunk = b""
-
-    def read(self, size: int = -1) -> bytes:
-        chunk = self._raw.read(size)
-        self.last_start = self.consumed
-        self.last_chunk = chunk
-        self.consumed += len(chunk)
-        return chunk
-
-
 def sniff_layout(path: Path) -> Layout:
     """Tell JSONL, a JSON array and a single JSON object apart from the first bytes."""
     with path.open("rb") as f:
@@ -124,15 +105,24 @@ def looks_like_message(value: Any) -> bool:
 
 
 def iter_raw_records(
-    path: Path, *, display: str, relname: str, layout: Layout
+    path: Path,
+    *,
+    display: str,
+    relname: str,
+    layout: Layout,
+    one_record: Callable[[Any], bool] = looks_like_message,
 ) -> Iterator[RawRecord | RawFailure]:
-    """Yield every top-level record of `path` in file order, or the failure to parse it."""
+    """Yield every top-level record of `path` in file order, or the failure to parse it.
+
+    A JSON array is one record when `one_record` holds for its first item that parses (by
+    default: a chat message, so the array is one conversation's messages), else each item is.
+    """
     try:
         match layout:
             case Layout.JSONL:
                 yield from _iter_jsonl(path, display, relname)
             case Layout.ARRAY:
-                yield from _iter_array(path, display, relname)
+                yield from _iter_array(path, display, relname, one_record)
             case Layout.OBJECT:
                 yield from _iter_object(path, display, relname)
             case Layout.EMPTY:
@@ -170,13 +160,8 @@ def peek_first_value(path: Path, layout: Layout) -> Any:
                         return [value] if looks_like_message(value) else value
             return None
         case Layout.OBJECT:
-            with path.open("rb") as f:
-                try:
-                    for value in ijson.items(f, "", use_float=True, buf_size=_READ_BYTES):
-                        return value
-                except ijson.JSONError:
-                    return None
-            return None
+            value = _parse_frame(_whole_file(path), str(path), whole=True)
+            return None if isinstance(value, RawFailure) else value
     return None
 
 
@@ -190,8 +175,8 @@ def scan_object_prefixes(path: Path, *, max_events: int) -> list[tuple[str, str,
                     events.append((prefix, event, value if len(value) < 200 else value[:200]))
                 if len(events) >= max_events:
                     break
-        except ijson.JSONError:
-            pass
+        except (ijson.JSONError, UnicodeDecodeError):
+            pass  # what was scanned before the error is still evidence
     return events
 
 
@@ -232,52 +217,75 @@ def _surrogates(raw: bytes, value: Any) -> tuple[str, ...]:
     return tuple(lone_surrogate_paths(value)) if may_hold_surrogates(raw) else ()
 
 
-def _iter_array(path: Path, display: str, relname: str) -> Iterator[RawRecord | RawFailure]:
+def _iter_array(
+    path: Path, display: str, relname: str, one_record: Callable[[Any], bool]
+) -> Iterator[RawRecord | RawFailure]:
     with path.open("rb") as f:
-        frames = frame_array(f)
-        first = next(frames, None)
-        if isinstance(first, Frame) and first.broken is None:
-            value = _parse_frame(first, display)
-            if not isinstance(value, RawFailure) and looks_like_message(value):
-                # An array of messages is one conversation, not a list of conversations.
-                yield _bare_messages(value, first, frames, display, relname)
+        items = _array_items(f, display)
+        # The first item that parses tells whether the array is one record or many.
+        pending: list[RawFailure] = []
+        for frame, value in items:
+            if isinstance(value, RawFailure):
+                pending.append(value)
+                continue
+            assert frame is not None
+            if one_record(value):
+                yield _one_record(value, frame, pending, items, display, relname)
                 return
-        index = 0
-        pending: Iterator[Frame | ArrayEnd] = itertools.chain(
-            [first] if first is not None else [], frames
-        )
-        while True:
-            restart: int | None = None
-            for frame in pending:
-                if isinstance(frame, ArrayEnd):
-                    failure = _end_failure(frame, display)
-                    if failure is not None:
-                        yield failure
-                    continue
-                frame = replace(frame, index=index)
+            yield from pending
+            yield _item_record(frame, value, display, relname)
+            break
+        else:
+            yield from pending
+            return
+        for frame, value in items:
+            if isinstance(value, RawFailure):
+                yield value
+            else:
+                assert frame is not None
+                yield _item_record(frame, value, display, relname)
+
+
+def _item_record(frame: Frame, value: Any, display: str, relname: str) -> RawRecord:
+    return RawRecord(
+        value,
+        f"{display}[{frame.index}]",
+        f"{relname}[{frame.index}]",
+        _surrogates(frame.data, value),
+    )
+
+
+def _array_items(f: BinaryIO, display: str) -> Iterator[tuple[Frame | None, Any]]:
+    """Each framed item with its value (or `RawFailure`); `(None, failure)` for a bad end."""
+    index = 0
+    pending: Iterator[Frame | ArrayEnd] = frame_array(f)
+    while True:
+        restart: int | None = None
+        for frame in pending:
+            if isinstance(frame, ArrayEnd):
+                failure = _end_failure(frame, display)
+                if failure is not None:
+                    yield None, failure
+                continue
+            frame = replace(frame, index=index)
+            value = _parse_frame(frame, display)
+            cut = _later_item(frame) if isinstance(value, RawFailure) else None
+            if cut is not None:
+                # An unterminated string swallowed the items after this one, so the
+                # framer's view of strings is inverted from here: this item ends where
+                # the next one starts, and framing starts afresh there.
+                kept = frame.data[: cut - frame.start].rstrip(b", \t\r\n")
+                frame = replace(frame, data=kept)
                 value = _parse_frame(frame, display)
-                cut = _later_item(frame) if isinstance(value, RawFailure) else None
-                if cut is not None:
-                    # An unterminated string swallowed the items after this one, so the
-                    # framer's view of strings is inverted from here: this item ends where
-                    # the next one starts, and framing starts afresh there.
-                    kept = frame.data[: cut - frame.start].rstrip(b", \t\r\n")
-                    frame = replace(frame, data=kept)
-                    value = _parse_frame(frame, display)
-                    restart = cut
-                index += 1
-                if isinstance(value, RawFailure):
-                    yield value
-                else:
-                    location = f"{display}[{frame.index}]"
-                    surrogates = _surrogates(frame.data, value)
-                    yield RawRecord(value, location, f"{relname}[{frame.index}]", surrogates)
-                if restart is not None:
-                    break
-            if restart is None:
-                return
-            f.seek(restart)
-            pending = frame_array(_Resumed(f), offset=restart - 1)
+                restart = cut
+            index += 1
+            yield frame, value
+            if restart is not None:
+                break
+        if restart is None:
+            return
+        f.seek(restart)
+        pending = frame_array(_Resumed(f), offset=restart - 1)
 
 
 class _Resumed:
@@ -311,27 +319,47 @@ def _later_item(frame: Frame) -> int | None:
     return frame.start + cut
 
 
-def _bare_messages(
-    first: Any, head: Frame, frames: Iterator[Frame | ArrayEnd], display: str, relname: str
+def _one_record(
+    first: Any,
+    head: Frame,
+    failed: list[RawFailure],
+    items: Iterator[tuple[Frame | None, Any]],
+    display: str,
+    relname: str,
 ) -> RawRecord | RawFailure:
-    messages = [first]
+    """The whole array as one record (a conversation's messages); any bad item fails it."""
+    if failed:
+        return _fails_whole(failed[0])
+    values = [first]
     surrogates = list(_surrogates(head.data, first))
-    for frame in frames:
-        if isinstance(frame, ArrayEnd):
-            failure = _end_failure(frame, display)
-            if failure is not None:
-                return failure
-            continue
-        value = _parse_frame(frame, display)
+    for frame, value in items:
         if isinstance(value, RawFailure):
-            return value
-        messages.append(value)
+            return _fails_whole(value)
+        assert frame is not None
+        values.append(value)
         surrogates.extend(f"[{frame.index}]{p}" for p in _surrogates(frame.data, value))
-    return RawRecord(messages, display, relname, tuple(surrogates))
+    return RawRecord(values, display, relname, tuple(surrogates))
 
 
-def _parse_frame(frame: Frame, display: str) -> Any:
-    """The item's value, or a `RawFailure` naming its byte offset."""
+_READ_ON = ("; the other items are read", "; reading goes on with the next item")
+
+
+def _fails_whole(failure: RawFailure) -> RawFailure:
+    message = failure.message
+    for clause in _READ_ON:
+        message = message.replace(clause, "")
+    return RawFailure(
+        failure.location,
+        failure.code,
+        message + "; the array is one conversation, so none of it is read",
+    )
+
+
+def _parse_frame(frame: Frame, display: str, *, whole: bool = False) -> Any:
+    """The item's value, or a `RawFailure` naming its byte offset (`whole`: the frame is the
+    file's one value, not an array item)."""
+    if whole:
+        return _parse_whole(frame, display)
     where = f"item {frame.index}, after {frame.index} item(s)"
     if frame.broken is not None:
         offset = frame.error_at if frame.error_at is not None else frame.start
@@ -373,6 +401,30 @@ def _parse_frame(frame: Frame, display: str) -> Any:
         )
 
 
+def _parse_whole(frame: Frame, display: str) -> Any:
+    try:
+        text = frame.data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        offset = frame.start + exc.start
+        return RawFailure(
+            f"{display} byte {offset}",
+            "invalid_utf8",
+            f"{display}: invalid UTF-8 at byte {offset}; the file holds one value, not read",
+        )
+    try:
+        return json.loads(text)
+    except RecursionError:
+        return RawFailure(display, "malformed_json", f"{display}: nested too deeply to read")
+    except json.JSONDecodeError as exc:
+        offset = frame.start + len(text[: exc.pos].encode("utf-8"))
+        return RawFailure(
+            f"{display} byte {offset}",
+            "malformed_json",
+            f"{display}: malformed JSON at byte {offset} (line {exc.lineno}, column "
+            f"{exc.colno}: {exc.msg}); the file holds one value, not read",
+        )
+
+
 def _end_failure(end: ArrayEnd, display: str) -> RawFailure | None:
     if end.error_at is None:
         return None
@@ -390,74 +442,17 @@ def _end_failure(end: ArrayEnd, display: str) -> RawFailure | None:
 
 
 def _iter_object(path: Path, display: str, relname: str) -> Iterator[RawRecord | RawFailure]:
-    with path.open("rb") as f:
-        reader = _CountingReader(f)
-        try:
-            for value in ijson.items(reader, "", use_float=True, buf_size=_READ_BYTES):
-                yield RawRecord(value, display, relname)
-        except ijson.JSONError as exc:
-            yield _array_failure(exc, reader, display, 0, True)
+    # One object is parsed whole (as a parser building it would hold it whole anyway), by the
+    # parser that keeps lone surrogates visible: yajl turns a lone high surrogate into `?`.
+    frame = _whole_file(path)
+    value = _parse_frame(frame, display, whole=True)
+    if isinstance(value, RawFailure):
+        yield value
+        return
+    yield RawRecord(value, display, relname, _surrogates(frame.data, value))
 
 
-def _array_failure(
-    exc: Exception, reader: _CountingReader, display: str, count: int, whole: bool
-) -> RawFailure:
-    text = _error_bytes(exc)
-    offset = error_offset(text, reader)
-    if offset is None:
-        where = f"between bytes {reader.last_start} and {reader.consumed}"
-        location = f"{display} byte {reader.last_start}"
-    else:
-        where = f"at byte {offset}"
-        location = f"{display} byte {offset}"
-    reason = text.split(b"\n", 1)[0].decode("utf-8", "replace")
-    code, what = (
-        ("invalid_utf8", "invalid UTF-8")
-        if b"UTF8" in text
-        else ("malformed_json", "malformed JSON")
-    )
-    if whole:
-        message = f"{display}: {what} {where} ({reason}); the file was not read"
-    else:
-        message = (
-            f"{display}: {what} {where} ({reason}) after {count} item(s); "
-            "the rest of the file was not read"
-        )
-    return RawFailure(location, code, message)
-
-
-def _error_bytes(exc: Exception) -> bytes:
-    """The parser's message as bytes (yajl quotes raw input, which may not be valid UTF-8)."""
-    text = str(exc)
-    if text.startswith(("b'", 'b"')):
-        # ijson shows a message it could not decode as the repr of its bytes.
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = None
-        if isinstance(value, bytes):
-            return value
-    return text.encode("utf-8", "surrogateescape")
-
-
-def error_offset(message: bytes, reader: _CountingReader) -> int | None:
-    """The absolute byte offset of a yajl parse error, from the excerpt yajl quotes.
-
-    yajl renders the 30 bytes around the error, indented by `40 - consumed` spaces when fewer
-    than 30 bytes of the chunk were consumed, else by 10; newlines show as spaces.
-    """
-    if b"premature EOF" in message:
-        return reader.consumed
-    lines = message.split(b"\n")
-    if len(lines) < 2:
-        return None
-    rendered = lines[1]
-    chunk = reader.last_chunk.replace(b"\n", b" ").replace(b"\r", b" ")
-    for consumed in range(1, 30):
-        if rendered == b" " * (40 - consumed) + chunk[: consumed + 30]:
-            return reader.last_start + consumed - 1
-    body = rendered[10:]
-    found = chunk.find(body) if body else -1
-    if found < 0:
-        return None
-    return reader.last_start + found + 29
+def _whole_file(path: Path) -> Frame:
+    data = path.read_bytes()
+    start = len(_BOM) if data.startswith(_BOM) else 0
+    return Frame(0, start, data[start:])

@@ -7,8 +7,9 @@ One rule per item type of the API's item union (`ItemResource` / `InputItem` in 
   annotations, `refusal`), and the `text`, `summary_text`, `reasoning_text` and
   `computer_screenshot` parts a conversation item may hold. Lossless, except: `logprobs`
   (`logprobs_dropped`), `phase` (`phase_dropped`), an image the API listed without its URL
-  (`image_not_returned`, then the `unresolved_image` policy) and a file listed with only its
-  name (`file_data_not_returned`, sent as a text reference).
+  (`image_not_returned`, then the `unresolved_image` policy), a file listed with only its
+  name (`file_data_not_returned`, sent as a text reference), and fields the API has no place
+  for or a `status` other than `completed` (`unmapped_field`, with their values).
 - `function_call` / `function_call_output` and `custom_tool_call` / `custom_tool_call_output`:
   lossless (a `namespace` is dropped as `namespace_dropped`; output parts other than text
   become text references, `tool_output_part_as_text`).
@@ -19,9 +20,9 @@ One rule per item type of the API's item union (`ItemResource` / `InputItem` in 
   `local_shell_call` and its output, `shell_call`, `apply_patch_call` and their outputs,
   `tool_search_call` / `_output`, `additional_tools`, `program` / `program_output`,
   `mcp_list_tools`, `mcp_call`, `mcp_approval_request` / `_response`): a `HostedToolStep`
-  whose text holds every field but `id`, `status` and `created_by` (queries, sources, code,
-  results); the item travels along for `provider_items = "keep"`. Inline images in them
-  (an image generation `result`, `data:` URLs) are left out of the text
+  whose text holds every field but `id`, `created_by` and a `completed` status (queries,
+  sources, code, results); the item travels along for `provider_items = "keep"`. Inline
+  images in them (an image generation `result`, `data:` URLs) are left out of the text
   (`inline_image_not_sent`), as no text can show them.
 - `compaction`: a `ProviderItem` (kept by `provider_items = "keep"`, else a finding).
 - `item_reference`: replaced by the item it names when that item is in the same history;
@@ -55,6 +56,7 @@ from adapters.model import (
     TextPart,
     ToolCall,
     ToolResult,
+    note_value,
 )
 
 HOSTED_TYPES: dict[str, tuple[str, ...]] = {
@@ -207,6 +209,20 @@ class _Decoder:
                 "phase_dropped", f"{where}: message phase {item['phase']!r} dropped", source_id
             )
         extra = {key: value for key, value in item.items() if key not in _MESSAGE_KEYS}
+        if item.get("status") not in (None, "completed"):
+            extra["status"] = item["status"]
+        shown = {key: value for key, value in extra.items() if value not in (None, "", [], {})}
+        if shown:
+            self.out.notes.append(
+                SourceNote(
+                    code="unmapped_field",
+                    message=f"{where}: message field(s) with no place in the Conversations API "
+                    f"kept in the report only: {', '.join(sorted(shown))}",
+                    source_id=source_id,
+                    count=len(shown),
+                    value=note_value(shown),
+                )
+            )
         content = item.get("content")
         parts: list[Part] = []
         if isinstance(content, str):
@@ -336,7 +352,8 @@ class _Decoder:
         inputs: list[str] = []
         outputs: list[str] = []
         for name, value in item.items():
-            if name in _UNSHOWN_FIELDS or value is None:
+            unfinished = name == "status" and value not in (None, "completed")
+            if (name in _UNSHOWN_FIELDS or value is None) and not unfinished:
                 continue
             shown = self.without_inline_images(value, f"{where} {name}", source_id)
             line = f"{name}: {arguments_text(shown)}"

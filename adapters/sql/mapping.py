@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -125,6 +125,37 @@ def json_safe(value: object) -> Any:
     if isinstance(value, list | tuple):
         return [json_safe(item) for item in value]
     return str(value)
+
+
+def conversation_metadata(rows: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
+    """The conversation metadata from each row's metadata columns (`(row id, values)` in order).
+
+    A column with the same value in every row becomes that value; one whose value varies
+    becomes the compact JSON of `{row id: value}` over the rows where it is not NULL. A column
+    NULL in every row is left out. The planner fits the result to the API's limits and reports
+    what does not fit (`metadata_truncated`, with the values).
+    """
+    names = list(dict.fromkeys(name for _, values in rows for name in values))
+    metadata: dict[str, Any] = {}
+    for name in names:
+        column = [(row_id, values.get(name)) for row_id, values in rows]
+        present: dict[str, Any] = {}
+        for row_id, value in column:
+            if value is not None:
+                # Row ids from a query need not be unique: no value may hide another.
+                key, number = row_id, 1
+                while key in present:
+                    number += 1
+                    key = f"{row_id}#{number}"
+                present[key] = value
+        if not present:
+            continue
+        first = column[0][1]
+        if len(present) == len(column) and all(value == first for _, value in column):
+            metadata[name] = first
+        else:
+            metadata[name] = json.dumps(present, ensure_ascii=False, separators=(",", ":"))
+    return metadata
 
 
 def map_role(raw: object) -> str:

@@ -8,7 +8,10 @@ entries it holds (plus notes on repairs), or raises `DecodeError`.
   in `data.additional_kwargs.tool_calls` / `function_call`.
 - OpenAI Agents SDK sessions (`agent_messages.message_data`): one Responses input item per row.
   Placeholder ids (`__fake_id__`) are not ids; an empty `call_id` stays `None` so the transform
-  repairs and reports it, and the adapter adds a note for each one.
+  repairs and reports it, and the adapter adds a note for each one. Fields of messages, calls,
+  outputs and reasoning that do not reach the target (unknown keys, `logprobs`, a `status`
+  other than `completed`) are an `unmapped_field` note with their values; hosted tools and
+  other item types are read by `adapters.responses.items`, every field shown.
 - LlamaIndex `SQLAlchemyChatStore` (`llama_index_memory.data`): a `ChatMessage` with `blocks`
   (or the older `content`) and tool calls in `additional_kwargs`.
 """
@@ -26,7 +29,6 @@ from adapters.model import (
     AudioPart,
     Entry,
     FilePart,
-    HostedToolStep,
     ImagePart,
     Message,
     Part,
@@ -36,7 +38,9 @@ from adapters.model import (
     TextPart,
     ToolCall,
     ToolResult,
+    note_value,
 )
+from adapters.responses.items import ItemError, decode_items
 from adapters.sql.mapping import Decoded, map_role
 
 PLACEHOLDER_IDS = frozenset({"__fake_id__", "FAKE_ID"})
@@ -53,8 +57,57 @@ _LANGCHAIN_TYPES = {
 }
 
 
+_LANGCHAIN_KEYS = frozenset(
+    {"content", "type", "name", "id", "tool_calls", "invalid_tool_calls", "tool_call_id", "role"}
+)
+_CALL_KWARGS = frozenset({"tool_calls", "function_call"})
+
+
 def langchain_entries(message: object, info: Provenance) -> Decoded:
-    """Entries of one `message_to_dict` value: `{"type": ..., "data": {...}}`."""
+    """Entries of one `message_to_dict` value: `{"type": ..., "data": {...}}`; what the target
+    has no place for (`response_metadata`, `usage_metadata`, `artifact`, an error `status`,
+    other `additional_kwargs`) is an `unmapped_field` note with its values."""
+    decoded = _langchain_entries(message, info)
+    assert isinstance(message, dict)
+    data: dict[str, Any] = message["data"]
+    unmapped = _unmapped(data, _LANGCHAIN_KEYS | {"additional_kwargs", "status", "example"})
+    unmapped |= _unmapped(data.get("additional_kwargs"), _CALL_KWARGS, "additional_kwargs.")
+    if data.get("status") not in (None, "success"):
+        unmapped["status"] = data["status"]
+    if data.get("example"):
+        unmapped["example"] = data["example"]
+    at = info.with_source_id(_text_or_none(data.get("id")))
+    decoded.notes.extend(_unmapped_note(unmapped, str(message.get("type")), at))
+    return decoded
+
+
+def _unmapped(values: object, known: frozenset[str], prefix: str = "") -> dict[str, Any]:
+    """The entries of `values` (a dict) outside `known` that hold something."""
+    if not isinstance(values, dict):
+        return {}
+    return {
+        f"{prefix}{key}": value
+        for key, value in values.items()
+        if key not in known and value not in (None, "", [], {})
+    }
+
+
+def _unmapped_note(unmapped: dict[str, Any], kind: str, info: Provenance) -> list[SourceNote]:
+    if not unmapped:
+        return []
+    return [
+        SourceNote(
+            code="unmapped_field",
+            message=f"{info.position}: {kind} field(s) with no place in the Conversations API "
+            f"kept in the report only: {', '.join(sorted(unmapped))}",
+            source_id=info.source_id,
+            count=len(unmapped),
+            value=note_value(unmapped),
+        )
+    ]
+
+
+def _langchain_entries(message: object, info: Provenance) -> Decoded:
     if not isinstance(message, dict) or not isinstance(message.get("data"), dict):
         raise DecodeError("unexpected_json", "message is not a LangChain {type, data} object")
     data: dict[str, Any] = message["data"]
@@ -227,7 +280,73 @@ def agents_item_entries(item: object, info: Provenance) -> Decoded:
         role = map_role(item.get("role"))
         if role in ("tool", "function"):
             raise DecodeError("unknown_role", f"role {role!r} in a Responses message item")
-        return Decoded([Message(**info.fields(), role=role, parts=responses_parts(item))])
+        message = Message(**info.fields(), role=role, parts=responses_parts(item))
+        return Decoded([message], _unmapped_fields(item, "message", info))
+    if isinstance(kind, str) and kind in _AGENTS_ITEM_KEYS:
+        decoded = _agents_item(item, kind, info)
+        decoded.notes.extend(_unmapped_fields(item, kind, info))
+        return decoded
+    if isinstance(kind, str):
+        return _responses_item(item, info)
+    raise DecodeError("unexpected_json", "item has neither a type nor a role")
+
+
+_AGENTS_ITEM_KEYS: dict[str, frozenset[str]] = {
+    "message": frozenset({"type", "id", "role", "content", "status"}),
+    "function_call": frozenset({"type", "id", "call_id", "name", "arguments", "status"}),
+    "custom_tool_call": frozenset({"type", "id", "call_id", "name", "input", "status"}),
+    "function_call_output": frozenset({"type", "id", "call_id", "output", "status"}),
+    "custom_tool_call_output": frozenset({"type", "id", "call_id", "output", "status"}),
+    "reasoning": frozenset({"type", "id", "summary", "content", "encrypted_content", "status"}),
+}
+"""The fields each item type maps; `status` only when `completed` (what a landed item is)."""
+_PART_KEYS: dict[str, frozenset[str]] = {
+    "input_text": frozenset({"type", "text", "annotations"}),
+    "output_text": frozenset({"type", "text", "annotations"}),
+    "text": frozenset({"type", "text", "annotations"}),
+    "refusal": frozenset({"type", "refusal"}),
+    "input_image": frozenset({"type", "image_url", "file_id", "detail"}),
+    "input_file": frozenset({"type", "file_id", "file_data", "file_url", "filename"}),
+    "input_audio": frozenset({"type", "input_audio"}),
+}
+
+
+def _unmapped_fields(item: Mapping[str, Any], kind: str, info: Provenance) -> list[SourceNote]:
+    """An `unmapped_field` note for the fields of an item (and of its content parts) that do
+    not reach the target: unknown keys that hold something, and a `status` other than
+    `completed`."""
+    unmapped = _unmapped(dict(item), _AGENTS_ITEM_KEYS[kind])
+    if item.get("status") not in (None, "completed"):
+        unmapped["status"] = item["status"]
+    content = item.get("content") if kind == "message" else None
+    for index, part in enumerate(content if isinstance(content, list) else []):
+        if isinstance(part, dict) and part.get("type") in _PART_KEYS:
+            unmapped |= _unmapped(part, _PART_KEYS[part["type"]], f"content[{index}].")
+    return _unmapped_note(unmapped, kind, info)
+
+
+def _responses_item(item: Mapping[str, Any], info: Provenance) -> Decoded:
+    """Hosted tools and every other item type, read as the Responses reader reads them (every
+    field shown, the item kept for `provider_items = "keep"`), at the row's provenance."""
+    try:
+        history = decode_items([dict(item)])
+    except ItemError as exc:
+        raise DecodeError("unexpected_json", str(exc)) from None
+    fields = info.fields()
+    entries = [
+        entry.model_copy(
+            update={**fields, "source_id": info.source_id or entry.source_id}, deep=True
+        )
+        for entry in history.entries
+    ]
+    notes = [
+        note.model_copy(update={"message": f"{info.position}: {note.message}"})
+        for note in history.notes
+    ]
+    return Decoded(entries, notes)
+
+
+def _agents_item(item: Mapping[str, Any], kind: str, info: Provenance) -> Decoded:
     match kind:
         case "function_call" | "custom_tool_call":
             name = item.get("name")
@@ -269,10 +388,7 @@ def agents_item_entries(item: object, info: Provenance) -> Decoded:
                     )
                 ]
             )
-        case str():
-            return Decoded([_hosted_step(kind, item, info)])
-        case _:
-            raise DecodeError("unexpected_json", "item has neither a type nor a role")
+    raise DecodeError("unexpected_json", f"item type {kind!r} is not read here")
 
 
 def _empty_call_id_notes(
@@ -289,39 +405,6 @@ def _empty_call_id_notes(
             source_id=info.source_id,
         )
     ]
-
-
-def _hosted_step(kind: str, item: Mapping[str, Any], info: Provenance) -> HostedToolStep:
-    """A hosted tool call (web search, code interpreter, ...) as a readable step."""
-    tool = kind.removesuffix("_call")
-    outputs: list[str] = []
-    match kind:
-        case "code_interpreter_call":
-            step_input = _text_or_none(item.get("code"))
-            for output in item.get("outputs") or []:
-                if isinstance(output, dict):
-                    outputs.append(str(output.get("logs") or output.get("url") or ""))
-        case "web_search_call":
-            raw_action = item.get("action")
-            action: dict[str, Any] = raw_action if isinstance(raw_action, dict) else {}
-            step_input = _text_or_none(action.get("query")) or compact_json(action)
-        case "file_search_call":
-            step_input = "\n".join(str(query) for query in item.get("queries") or [])
-            for result in item.get("results") or []:
-                if isinstance(result, dict):
-                    outputs.append(str(result.get("text") or result.get("filename") or ""))
-        case "image_generation_call":
-            step_input = None
-            outputs.append("[generated image]")
-        case "mcp_call":
-            step_input = f"{item.get('server_label')}.{item.get('name')}({item.get('arguments')})"
-            result = item.get("output") or item.get("error")
-            if result is not None:
-                outputs.append(result if isinstance(result, str) else compact_json(result))
-        case _:
-            rest = {key: value for key, value in item.items() if key not in ("id", "type")}
-            step_input = compact_json(rest)
-    return HostedToolStep(**info.fields(), tool=tool, input=step_input, outputs=outputs)
 
 
 def responses_parts(item: Mapping[str, Any]) -> list[Part]:
@@ -391,8 +474,22 @@ def _annotation(note: object) -> Annotation:
 _LLAMAINDEX_ROLES = {"chatbot": "assistant", "model": "assistant"}
 
 
+_LLAMAINDEX_KWARGS = frozenset({"name", "tool_calls", "tool_call_id"})
+
+
 def llamaindex_entries(message: object, info: Provenance, *, row_role: object = None) -> Decoded:
-    """Entries of one `ChatMessage.model_dump(mode="json")` value."""
+    """Entries of one `ChatMessage.model_dump(mode="json")` value; keys and `additional_kwargs`
+    the target has no place for are an `unmapped_field` note with their values."""
+    decoded = _llamaindex_entries(message, info, row_role=row_role)
+    assert isinstance(message, dict)
+    unmapped = _unmapped(message, frozenset({"role", "blocks", "content", "additional_kwargs"}))
+    kwargs = message.get("additional_kwargs")
+    unmapped |= _unmapped(kwargs, _LLAMAINDEX_KWARGS, "additional_kwargs.")
+    decoded.notes.extend(_unmapped_note(unmapped, "ChatMessage", info))
+    return decoded
+
+
+def _llamaindex_entries(message: object, info: Provenance, *, row_role: object = None) -> Decoded:
     if not isinstance(message, dict):
         raise DecodeError("unexpected_json", "data is not a ChatMessage object")
     raw_role = message.get("role") or row_role

@@ -18,6 +18,10 @@ How it reads:
   or a bad timestamp makes its whole conversation one `SourceFailure` that names the table, the
   row's primary key and every bad row found in it: a conversation with a hole is never migrated
   silently. Rows without a conversation key are reported the same way; the rest goes on.
+- **Metadata columns** reach the conversation's metadata: a column with one value in every
+  row of the conversation as that value, one that varies as the JSON of `{row id: value}`
+  (see `adapters.sql.mapping.conversation_metadata`). The planner fits them to the API's
+  limits; what does not fit is a `metadata_truncated` finding carrying the values.
 - **Secrets.** The password comes from `password_env` (or the whole URL from `url_env`);
   `describe()` and every error hide it.
 """
@@ -75,6 +79,7 @@ from adapters.model import SourceConversation, SourceFailure, SourceNote, Source
 from adapters.sql.mapping import (
     Decoded,
     column_message_entries,
+    conversation_metadata,
     json_object,
     json_safe,
     json_value,
@@ -404,8 +409,13 @@ class SqlTableSource:
         if "created_at" in messages.c:
             columns.append(_raw(messages.c.created_at, "ts"))
         source: FromClause = messages
-        if sessions is not None and "created_at" in sessions.c:
-            columns.append(_raw(sessions.c.created_at, "session_created_at"))
+        session_columns = [
+            name
+            for name in ("created_at", "updated_at")
+            if sessions is not None and name in sessions.c
+        ]
+        if sessions is not None and session_columns:
+            columns += [_raw(sessions.c[name], f"session_{name}") for name in session_columns]
             source = messages.outerjoin(sessions, messages.c.session_id == sessions.c.session_id)
         # `id` is the insertion order both SQLiteSession and SQLAlchemySession read back.
         statement = (
@@ -416,11 +426,17 @@ class SqlTableSource:
             return agents_item_entries(json_value(values["m"], "message_data"), info)
 
         def conversation_fields(values: Mapping[str, Any]) -> dict[str, Any]:
-            raw = values.get("session_created_at")
+            fields: dict[str, Any] = {}
             try:
-                return {"created_at": timestamp_value(raw, f"{sessions_name}.created_at")}
+                raw = values.get("session_created_at")
+                fields["created_at"] = timestamp_value(raw, f"{sessions_name}.created_at")
             except DecodeError:
-                return {}
+                pass
+            updated = values.get("session_updated_at")
+            if updated is not None:
+                # The session's last write: the API keeps no such time, so it rides in metadata.
+                fields["metadata"] = {"session_updated_at": json_safe(updated)}
+            return fields
 
         return _Reading(
             label=name,
@@ -628,16 +644,21 @@ class SqlTableSource:
             )
         decoded = Decoded()
         problems: list[tuple[Mapping[str, Any], DecodeError]] = []
+        row_metadata: list[tuple[str, Mapping[str, Any]]] = []
         for row in rows:
             try:
+                row_key = _row_key(reading, row)
+                position = f"{label} {row_key}"
+                # Text is checked (and repaired by policy) before any value is taken from it.
+                row, repairs = self._checked_text(row, position)
                 info = Provenance(
-                    position=f"{label} {_row_key(reading, row)}",
+                    position=position,
                     source_id=reading.source_id_of(row),
                     created_at=reading.created_at_of(row),
                     metadata=reading.metadata_of(row),
                     number_calls=False,
                 )
-                row, repairs = self._checked_text(row, info.position)
+                row_metadata.append((info.source_id or row_key, info.metadata))
                 row_decoded = reading.decode(row, info)
                 row_decoded.notes.extend(repairs)
             except DecodeError as exc:
@@ -659,6 +680,7 @@ class SqlTableSource:
             location=location,
             entries=decoded.entries,
             notes=decoded.notes,
+            metadata={**fields.pop("metadata", {}), **conversation_metadata(row_metadata)},
             **fields,
         )
 

@@ -318,10 +318,17 @@ _TABLE: list[tuple[str, tuple[Kind, ...], str, str]] = [
         "Fix the record at the file and line shown.",
     ),
     (
-        "invalid_json",
+        "invalid_utf8",
         _E,
-        "A file or line is not valid JSON.",
-        "Fix the JSON at the file and line shown.",
+        "A JSONL line, an array item or a file's one value holds bytes that are not UTF-8 "
+        "(the byte offset is shown); the other records are read.",
+        "Re-encode the record as UTF-8 at the position shown, then plan again.",
+    ),
+    (
+        "not_json",
+        _E,
+        "A `.json` file does not start with a JSON array or object.",
+        "Fix or remove the file; the other files are read.",
     ),
     (
         "malformed_json",

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from adapters.assistants.export import looks_like_assistants, read_export
+from adapters.assistants.export import looks_like_assistants
+from adapters.json.threads import read_export
 from adapters.model import (
     FilePart,
     HostedToolStep,
@@ -271,10 +272,10 @@ def test_bad_files_fail_by_name_and_the_rest_is_read(tmp_path: Path) -> None:
     records = list(read_export(tmp_path))
     summary = [(type(r).__name__, Path(r.location).name, getattr(r, "code", None)) for r in records]
     assert summary == [
-        ("SourceFailure", "a_broken.json", "invalid_json"),
-        ("SourceConversation", "b_good.json", None),
-        ("SourceFailure", "c_chat.json", "invalid_thread"),
-        ("SourceFailure", "d_lines.jsonl:1", "invalid_json"),
+        ("SourceFailure", "a_broken.json byte 18", "malformed_json"),
+        ("SourceConversation", "b_good.json:1", None),
+        ("SourceFailure", "c_chat.json:1", "invalid_thread"),
+        ("SourceFailure", "d_lines.jsonl:1", "malformed_json"),
         ("SourceFailure", "d_lines.jsonl:2", "invalid_thread"),
         ("SourceConversation", "d_lines.jsonl:3", None),
     ]

@@ -22,9 +22,9 @@ from click.testing import CliRunner
 
 from adapters import SourceOpenError, open_source
 from adapters.assistants.dump import export_threads, thread_file
-from adapters.assistants.export import read_export
 from adapters.assistants.live import AssistantsLiveSource
 from adapters.config import AssistantsLiveSourceConfig
+from adapters.json.threads import read_export
 from adapters.model import Message, SourceConversation, SourceFailure, TextPart
 from migrate.cli import main
 from migrate.plan.planner import plan_conversation

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from adapters import JsonSourceConfig, SourceOpenError, open_source
-from adapters.assistants.export import read_export
 from adapters.json.detect import detect_file_format
 from adapters.json.stream import Layout, sniff_layout
+from adapters.json.threads import read_export
 from adapters.model import SourceConversation, SourceFailure, SourceRecord
 
 ReadJson = Callable[..., list[SourceRecord]]

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from adapters import JsonSourceConfig, open_source
+from adapters import JsonSourceConfig, SqlSourceConfig, open_source
 from adapters.model import SourceConversation
 from migrate.plan.model import ConversationPlan
 from migrate.plan.planner import plan_conversation
@@ -105,6 +107,28 @@ MAPPED: dict[str, set[str]] = {
             )
         ),
     },
+    "agents_sdk": {
+        "id",
+        "session_id",
+        "created_at",
+        "message_data",
+        "message_data.type",
+        "message_data.role",
+        "message_data.content",
+        "message_data.content[].type",
+        "message_data.content[].text",
+        "message_data.content[].annotations",
+        "message_data.name",
+        "message_data.arguments",
+        "message_data.call_id",
+        "message_data.output",
+        "message_data.id",  # the item's source id; `__fake_id__` placeholders identify nothing
+        "message_data.status",  # `completed`, as every landed item is; others: unmapped_field
+        "agent_sessions",
+        "agent_sessions.session_id",
+        "agent_sessions.created_at",
+        "agent_sessions.updated_at",  # conversation metadata `session_updated_at`
+    },
 }
 """Key paths each reader maps to the target (message fields, ids, timestamps into metadata)."""
 
@@ -141,8 +165,43 @@ def reported(plan: ConversationPlan) -> set[str]:
     return names
 
 
-def _sources(tmp_path: Path) -> Iterator[tuple[str, str, list[dict[str, Any]], Path]]:
-    """(format, name, raw records, file the product reads) for every readable real fixture."""
+def _sources(
+    tmp_path: Path,
+) -> Iterator[tuple[str, str, list[dict[str, Any]], JsonSourceConfig | SqlSourceConfig]]:
+    """(format, name, raw records, source config) for every readable real fixture."""
+    for kind, name, raw, path in _files(tmp_path):
+        yield kind, name, raw, JsonSourceConfig(path=path)
+    yield _agents_sdk(tmp_path)
+
+
+def _agents_sdk(
+    tmp_path: Path,
+) -> tuple[str, str, list[dict[str, Any]], SqlSourceConfig]:
+    """The Agents SDK SQLite session (copied: opening it checkpoints the WAL into the file).
+
+    Each row is a record: its columns, `message_data` parsed; a session row is one record
+    under `agent_sessions`."""
+    folder = REAL / "agents-sdk-sqlite-market-agent"
+    for part in folder.glob("conversation_history_1.db*"):
+        shutil.copy(part, tmp_path / part.name)
+    path = tmp_path / "conversation_history_1.db"
+    with sqlite3.connect(path) as connection:
+        connection.row_factory = sqlite3.Row
+        rows: list[dict[str, Any]] = []
+        for row in connection.execute("SELECT * FROM agent_messages ORDER BY id"):
+            record = dict(row)
+            record["message_data"] = json.loads(record["message_data"])
+            rows.append(record)
+        for row in connection.execute("SELECT * FROM agent_sessions"):
+            rows.append({"agent_sessions": dict(row)})
+    connection.close()
+    assert len(rows) == 84  # 83 items (59 in the file, 24 in the WAL) and one session
+    config = SqlSourceConfig(url=f"sqlite:///{path}", preset="agents-sdk")
+    return "agents_sdk", path.name, rows, config
+
+
+def _files(tmp_path: Path) -> Iterator[tuple[str, str, list[dict[str, Any]], Path]]:
+    """(format, name, raw records, file the product reads) for every real JSON fixture."""
     chatgpt = REAL / "chatgpt-export-samples" / "0xsalt_sample_conversations.json"
     yield "chatgpt", chatgpt.name, json.loads(chatgpt.read_text("utf-8")), chatgpt
     for name in ("glaive_toolcall_en_demo.json", "mllm_demo.json"):
@@ -178,12 +237,8 @@ def test_every_real_key_is_mapped_or_reported(tmp_path: Path) -> None:
     policy = Policy(unknown_role="user")
     checked = 0
     unaccounted: list[str] = []
-    for kind, name, raw_records, path in _sources(tmp_path):
-        conversations = [
-            r
-            for r in open_source(JsonSourceConfig(path=path)).read()
-            if isinstance(r, SourceConversation)
-        ]
+    for kind, name, raw_records, config in _sources(tmp_path):
+        conversations = [r for r in open_source(config).read() if isinstance(r, SourceConversation)]
         assert len(conversations) >= 1, name
         plans = [plan_conversation(c, policy) for c in conversations]
         names = set().union(*(reported(p) for p in plans))

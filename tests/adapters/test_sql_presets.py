@@ -178,8 +178,10 @@ def test_langchain_newer_forms_and_bad_rows(database: Database) -> None:
     first, second = day.entries[3], day.entries[4]
     assert isinstance(first, ToolCall) and first.call_id == "toolu_1"
     assert isinstance(second, ToolCall) and (second.name, second.arguments) == ("mail", "{bad")
-    [note] = day.notes
+    note, status = day.notes
     assert note.code == "invalid_tool_call" and "message_store id=2" in note.message
+    assert (status.code, status.value) == ("unmapped_field", {"status": "error"})
+    assert "message_store id=3" in status.message
     result = day.entries[5]
     assert isinstance(result, ToolResult) and result.metadata == {"status": "error"}
     developer = day.entries[6]
@@ -225,7 +227,9 @@ def test_agents_sdk_sample(database: Database) -> None:
         isinstance(output, ToolResult) and output.output == '```json\n["Apple", "Microsoft"]\n```'
     )
     assert isinstance(search, HostedToolStep)
-    assert (search.tool, search.input) == ("web_search", "Apple Microsoft market cap 2025")
+    assert search.tool == "web_search_call"
+    assert search.input == 'action: {"type":"search","query":"Apple Microsoft market cap 2025"}'
+    assert search.item is not None and search.item["id"] == "ws_01"
     assert isinstance(answer, Message) and answer.role == "assistant"
     [part] = answer.parts
     assert isinstance(part, TextPart)
