@@ -81,7 +81,11 @@ def what_the_server_holds(job_dir: Path, server_db: Path) -> dict[str, int]:
             unmatched = list(held)
             for planned in plan.items:
                 found = next(
-                    (i for i, item in enumerate(unmatched) if not item_difference(planned.item, item)),
+                    (
+                        i
+                        for i, item in enumerate(unmatched)
+                        if item_difference(planned.item, item) is None
+                    ),
                     None,
                 )
                 if found is None:

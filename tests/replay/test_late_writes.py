@@ -222,6 +222,7 @@ def test_verify_repair_removes_a_copy_that_landed_after_the_job_finished(tmp_pat
     rows = {row.source_id: (row, plan) for row, plan in store.iter_conversations(with_plans=True)}
     store.close()
     (late_row, late_plan), (other_row, _) = rows["conv-0001"], rows["conv-0002"]
+    assert late_plan is not None
     repeated: list[dict[str, Any]] = [planned.item for planned in late_plan.items[5:8]]
     with running_server(None, job_dir / "server.db") as base_url, httpx2.Client() as http:
         for conversation_id, items in (
