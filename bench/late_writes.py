@@ -158,20 +158,21 @@ def job_run(
         wait_until_applied(server)
         stats = server.stats()
         held = what_the_server_holds(job_dir, server_db)
-    status = json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "migrate", "status", str(job_dir), "--json"],
+        # while the server still runs: verify reads the conversations back from it
+        status = json.loads(
+            subprocess.run(
+                [sys.executable, "-m", "migrate", "status", str(job_dir), "--json"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        verify = subprocess.run(
+            [sys.executable, "-m", "migrate", "verify", str(job_dir), "--json"],
             capture_output=True,
             text=True,
-            check=True,
-        ).stdout
-    )
-    verify = subprocess.run(
-        [sys.executable, "-m", "migrate", "verify", str(job_dir), "--json"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+            check=False,
+        )
     checked = json.loads(verify.stdout) if verify.stdout.strip() else {}
     return {
         "job": name,
