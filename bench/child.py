@@ -58,6 +58,8 @@ class ChildRequest(BaseModel):
     base_url: str | None = None
     concurrency: int = 8
     timeout: float = 60.0
+    settle: float | None = None
+    """`job` only: the settle time (None: the product's default)."""
     count_tokens: bool = True
     """`plan` only: False replaces the token counting stage with a no-op (the baseline)."""
     create_with_items: bool = False
@@ -185,7 +187,9 @@ def run_job_workload(request: ChildRequest) -> dict[str, Any]:
         job_dir=Path(request.job_dir),
         target=TargetConfig(kind="openai", base_url=request.base_url, timeout=request.timeout),
         replay=ReplayOptions(
-            concurrency=request.concurrency, create_with_items=request.create_with_items
+            concurrency=request.concurrency,
+            create_with_items=request.create_with_items,
+            settle=request.settle,
         ),
         compress=request.compress,
     )

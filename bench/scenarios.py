@@ -589,6 +589,9 @@ def faults(scale: Scale, workdir: Path, *, seed: int) -> list[Result]:
                     base_url=server.base_url,
                     concurrency=16,
                     timeout=10.0,
+                    # the server drops the connection after it applied the write: nothing
+                    # lands late, so the conversations need not wait the default 20 s
+                    settle=1.0,
                 )
             )
         after_run = server.stats()

@@ -38,6 +38,7 @@ class ServerProcess:
         rpm: int | None = None,
         rate_headers: bool = True,
         fault_rates: dict[str, float] | None = None,
+        late_seconds: float | None = None,
         seed: int = 0,
     ) -> None:
         self.db_path = db_path
@@ -61,6 +62,8 @@ class ServerProcess:
             self.args.append("--no-rate-headers")
         for kind, rate in (fault_rates or {}).items():
             self.args += ["--fault-rate", f"{kind}={rate}"]
+        if late_seconds is not None:
+            self.args += ["--late-seconds", str(late_seconds)]
         self.base_url = ""
         self._process: subprocess.Popen[str] | None = None
         self._stderr_lines: list[str] = []

@@ -39,6 +39,12 @@ def status(job_dir: Path | None, job_id: str | None, as_json: bool, state_url: s
     "(POST /responses/input_tokens) and compare them with the estimate.",
 )
 @click.option("--model", default="gpt-5", show_default=True, help="Model for --count-tokens.")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Repair what late writes left: delete surplus copies of planned items and append "
+    "missing ones (each write journaled), then check again. Anything else is left alone.",
+)
 def verify(
     job_dir: Path | None,
     job_id: str | None,
@@ -46,12 +52,14 @@ def verify(
     concurrency: int,
     count_tokens: bool,
     model: str,
+    repair: bool,
     state_url: str | None,
 ) -> int:
     """Read every migrated conversation back and compare it item by item with the plan.
 
-    Reports missing, extra, duplicated, reordered and changed items. Exit code 0: everything
-    matches; 1: some conversation differs.
+    Reports missing, extra, duplicated, reordered and changed items. With --repair, the
+    conversations that differ only by what a late write leaves are repaired as the job's own
+    audit does. Exit code 0: everything matches; 1: some conversation differs.
     """
     with progress_bar(desc="verifying", unit=" conv") as bar:
         report = verify_job(
@@ -59,6 +67,7 @@ def verify(
             concurrency=concurrency,
             count_tokens=model if count_tokens else None,
             progress=lambda done, total: _advance_to(bar, done, total),
+            repair=repair,
         )
     click.echo(report.model_dump_json(indent=2) if as_json else render_verify(report))
     return report.exit_code

@@ -65,6 +65,7 @@ def render_summary(summary: JobSummary) -> str:
                 if summary.possible_orphans_with_items
                 else ""
             ),
+            f"late writes:      {summary.late_writes_repaired} item(s) repaired",
             *skipped_file_lines(summary.skipped_files, label="skipped files:", width=18),
             f"findings:         {summary.findings}",
             *([f"deleted:          {summary.deleted}"] if summary.deleted else []),
@@ -97,6 +98,11 @@ def render_verify(report: VerifyReport) -> str:
     ]
     if report.not_migrated:
         lines.append(f"not checked: {report.not_migrated} not yet migrated")
+    if report.repaired:
+        lines.append(
+            f"repaired:    {report.repaired} item(s) in {report.repaired_conversations} "
+            "conversation(s) (surplus copies deleted, missing items appended)"
+        )
     for check in report.conversations[:SHOWN_PROBLEMS]:
         source = check.source_id or "(no source id)"
         lines.append(

@@ -38,6 +38,14 @@ TARGET_KINDS: dict[str, Literal["local", "openai", "azure"]] = {
     "azure": "azure",
 }
 
+settle_option = click.option(
+    "--settle",
+    type=click.FloatRange(min=0.0),
+    help="Seconds after a write whose outcome is unknown (timeout, dropped connection, 5xx) "
+    "before it counts as landed or lost: the conversation is reconciled, and audited at the "
+    "end, only then. Default: twice --timeout, at least 10.",
+)
+
 json_option = click.option(
     "--json",
     "as_json",
@@ -141,6 +149,7 @@ def run_options(command: Callable[P, R]) -> Callable[P, R]:
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
             help="Take only the source conversations whose ids FILE lists (one per line).",
         ),
+        settle_option,
         json_option,
         compress_flag,
         lease_option,
@@ -177,6 +186,7 @@ def run_fields(verb: str, options: dict[str, Any]) -> dict[str, Any]:
             lease=options["lease"],
             create_with_items=options["create_with_items"],
             read_item_ids=options["read_item_ids"],
+            settle=options["settle"],
         ),
         "state_url": options["state_url"],
         "subset": Subset(
@@ -244,6 +254,7 @@ def run(allow_duplicates: bool, as_json: bool, **options: Any) -> JobSummary:
 @job_options
 @click.option("--concurrency", type=click.IntRange(1, 1024), help="Override the run's value.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Override the run's value.")
+@settle_option
 @click.option(
     "--no-source-check",
     is_flag=True,
@@ -265,6 +276,7 @@ def resume(
     concurrency: int | None,
     timeout: float | None,
     max_wait: float | None,
+    settle: float | None,
     no_source_check: bool,
     retry_failed: bool,
     state_url: str | None,
@@ -285,6 +297,7 @@ def resume(
         concurrency=concurrency,
         timeout=timeout,
         max_wait=max_wait,
+        settle=settle,
         server_options=server_options_from(options),
         check_source=not no_source_check,
         retry_failed=retry_failed,
@@ -324,6 +337,7 @@ def resume(
 )
 @click.option("--concurrency", type=click.IntRange(1, 1024), help="Override the run's value.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Override the run's value.")
+@settle_option
 @lease_option
 @max_wait_option
 @json_option
@@ -334,6 +348,7 @@ def work(
     concurrency: int | None,
     timeout: float | None,
     max_wait: float | None,
+    settle: float | None,
     lease: float | None,
     as_json: bool,
 ) -> JobSummary:
@@ -350,6 +365,7 @@ def work(
         target_kind=target_kind,
         concurrency=concurrency,
         timeout=timeout,
+        settle=settle,
         lease=lease,
         max_wait=max_wait,
     )

@@ -89,6 +89,8 @@ class WorkConfig(BaseModel):
     lease: float | None = Field(default=None, gt=0)
     max_wait: float | None = Field(default=None, gt=0)
     """Replaces the run's `--max-wait` (None keeps it)."""
+    settle: float | None = Field(default=None, ge=0)
+    """Overrides the job's settle time (`ReplayOptions.settle`)."""
 
 
 class ResumeConfig(BaseModel):
@@ -101,6 +103,8 @@ class ResumeConfig(BaseModel):
     timeout: float | None = Field(default=None, gt=0)
     max_wait: float | None = Field(default=None, gt=0)
     """Replaces the run's `--max-wait` (None keeps it)."""
+    settle: float | None = Field(default=None, ge=0)
+    """Overrides the job's settle time (`ReplayOptions.settle`)."""
     server_options: dict[str, Any] | None = None
     """Local target only: replaces the run's latency/fault options (None keeps them)."""
     check_source: bool = True
@@ -159,6 +163,8 @@ class JobSummary(BaseModel):
     target that cannot list conversations)."""
     findings: int
     deleted: int
+    late_writes_repaired: int = 0
+    """Items the audits deleted (surplus copies late writes left) or appended."""
     elapsed: float
     skipped_files: SkippedFiles = Field(default_factory=SkippedFiles)
     """Files of a directory source that hold no conversations to read, and why."""
@@ -230,6 +236,10 @@ class VerifyReport(BaseModel):
     differing: int = 0
     not_migrated: int = 0
     """Conversations not verified because they are not (yet) migrated."""
+    repaired: int = 0
+    """With `repair`: items deleted (surplus copies late writes left) or appended."""
+    repaired_conversations: int = 0
+    """With `repair`: conversations those repairs went into."""
     conversations: list[ConversationCheck] = Field(default_factory=list)
     """Only the conversations that differ."""
     tokens: TokenCheck | None = None

@@ -62,7 +62,13 @@ from migrate.plan.pipeline import (
     open_configured_source,
 )
 from migrate.replay.ratelimit import RateLimiter
-from migrate.replay.replayer import CrashHook, Replayer, ReplayOptions, SimulatedCrash
+from migrate.replay.replayer import (
+    CrashHook,
+    Replayer,
+    ReplayOptions,
+    SimulatedCrash,
+    settle_seconds,
+)
 from migrate.replay.target import (
     TargetConfig,
     describe_target,
@@ -219,6 +225,8 @@ def _resume(
                 "max_wait": config.max_wait or stored_replay.max_wait,
             }
         )
+        if config.settle is not None:
+            replay = replay.model_copy(update={"settle": config.settle})
         target = TargetConfig.model_validate(job.target)
         updates: dict[str, Any] = {}
         if config.timeout is not None:
@@ -314,6 +322,8 @@ def work_on_job(
             updates["lease"] = config.lease
         if config.max_wait is not None:
             updates["max_wait"] = config.max_wait
+        if config.settle is not None:
+            updates["settle"] = config.settle
         replay = stored_replay.model_copy(update=updates)
         listener = _Listener(progress, store.totals(), planning_complete=job.planning_complete)
         return _drive(store, None, target, replay, listener, stop, crash_hook, planner=None)
@@ -393,7 +403,7 @@ class _Planner:
                 self.seq = check.next_seq
                 self.outcomes = check.rest()
             while not stop.is_set():
-                if self.store.unfinished_count(at_most=ahead) >= ahead:
+                if self.store.unfinished_count(at_most=ahead, audits=False) >= ahead:
                     await asyncio.sleep(PLAN_WAIT)
                     continue
                 chunk = await read(lambda count: _take(self.outcomes, count))
@@ -460,6 +470,7 @@ def _drive(
                 session,
                 batch=min(options.concurrency, CLAIM_BATCH),
                 stop=stop,
+                settle=settle_seconds(options, target_config.timeout),
                 planning=planning,
                 planned=planned,
                 idle=lambda: listener.refresh(store) if planner is None else None,

@@ -125,6 +125,7 @@ def job_summary(store: StateStore, job_dir: Path | None) -> JobSummary:
         possible_orphans_with_items=totals.orphans_with_items,
         findings=totals.findings,
         deleted=totals.deleted,
+        late_writes_repaired=totals.repairs,
         elapsed=round(job.elapsed + store.worker_time(), 3),
         skipped_files=SkippedFiles.model_validate(job.config.get("skipped_files") or {}),
     )

@@ -12,7 +12,7 @@ import openai
 from migrate.context.count import count_items
 from migrate.context.exact import TokenCheck, exact_input_tokens
 from migrate.context.models import ModelSpec, model_spec
-from migrate.errors import CallError
+from migrate.errors import CallError, ConfigError, ConversationError
 from migrate.jobs.bounded import for_each
 from migrate.jobs.directory import clean_target, open_job
 from migrate.jobs.models import (
@@ -24,13 +24,15 @@ from migrate.jobs.models import (
 )
 from migrate.jobs.unread import read_unread_ids
 from migrate.plan.model import ConversationPlan
+from migrate.replay.comparison import Comparison, compare
+from migrate.replay.replayer import Replayer, ReplayOptions
 from migrate.replay.target import (
     Target,
     classify,
-    item_difference,
     open_target,
     with_retries,
 )
+from migrate.replay.workers import forget_gone_workers
 from migrate.state.records import ConversationRow
 from migrate.state.store import StateStore
 
@@ -43,17 +45,25 @@ def verify_job(
     concurrency: int = 8,
     count_tokens: str | None = None,
     progress: CountCallback | None = None,
+    repair: bool = False,
 ) -> VerifyReport:
     """Read every migrated conversation back and compare it item by item with its plan.
 
     With `count_tokens` (a model name), also ask the target for each conversation's input
     tokens (`POST /responses/input_tokens`) and compare them with the estimate. `progress` is
-    called with (checked, to check) after each conversation.
+    called with (checked, to check) after each conversation. With `repair`, a conversation
+    whose only differences are what late writes leave (surplus copies of planned items,
+    planned items missing at the end) is audited as `run` audits (`Replayer.audit`: surplus
+    deleted, the rest appended, each write journaled) and then checked again; one that holds
+    anything else is left as it is.
     """
     token_model = None if count_tokens is None else model_spec(count_tokens)
     store = open_job(ref)
     try:
         target_config = clean_target(store)
+        if repair:
+            _refuse_while_running(store)
+        replay = ReplayOptions.model_validate(store.job().config.get("replay") or {})
         to_check = store.totals().migrated
         if progress is not None:
             progress(0, to_check)
@@ -66,9 +76,20 @@ def verify_job(
                     tokens=None if count_tokens is None else TokenCheck(model=count_tokens),
                 )
 
+                replayer = Replayer(store, target, options=replay, parking=False)
+
                 async def check(row_and_plan: tuple[ConversationRow, ConversationPlan]) -> None:
                     row, plan = row_and_plan
-                    result = await _check_conversation(store, target, row, plan)
+                    result, comparison = await _check_conversation(store, target, row, plan)
+                    if repair and comparison is not None and _repairable(comparison):
+                        try:
+                            repairs = await replayer.audit(row.seq, plan)
+                        except ConversationError as error:
+                            logger.warning("cannot repair %s: %s", row.source_id, error.message)
+                        else:
+                            report.repaired += repairs
+                            report.repaired_conversations += 1 if repairs else 0
+                        result, _ = await _check_conversation(store, target, row, plan)
                     # An appending plan holds only the new items, the target the whole thread.
                     if (
                         report.tokens is not None
@@ -103,9 +124,26 @@ def verify_job(
         store.close()
 
 
+def _repairable(comparison: Comparison) -> bool:
+    """Differences a late write of ours explains, and nothing else."""
+    return not comparison.diverged and not comparison.exact
+
+
+def _refuse_while_running(store: StateStore) -> None:
+    live = forget_gone_workers(store)
+    if live:
+        raise ConfigError(
+            f"{len(live)} worker(s) of this job are still alive; --repair writes into the "
+            "job's conversations",
+            hint="repair once the job has stopped (a running job audits its own conversations)",
+        )
+
+
 async def _check_conversation(
     store: StateStore, target: Target, row: ConversationRow, plan: ConversationPlan
-) -> ConversationCheck | None:
+) -> tuple[ConversationCheck | None, Comparison | None]:
+    """The conversation's problems (None: it matches), and the comparison they come from
+    (None: it could not be read)."""
     conversation_id = row.conversation_id
     assert conversation_id is not None
     check = ConversationCheck(
@@ -122,13 +160,14 @@ async def _check_conversation(
         check.problems.append(
             ItemProblem(kind="missing", detail=f"cannot read the conversation: {error.message}")
         )
-        return check
-    if plan.append is not None:
-        # Only the items this job appended are its own to compare.
-        listed = listed[plan.append.position :]
-    check.found = len(listed)
-    check.problems = compare_with_plan(plan, listed, read_unread_ids(store, row.seq, plan, listed))
-    return check if check.problems else None
+        return check, None
+    own = listed if plan.append is None else listed[plan.append.position :]
+    recorded = read_unread_ids(store, row.seq, plan, own)
+    comparison = compare(plan, listed, recorded)
+    # Only the items this job appended are its own (after an earlier job's, for a sync).
+    check.found = comparison.listed
+    check.problems = problems_of(plan, comparison, recorded)
+    return (check if check.problems else None), comparison
 
 
 async def _check_tokens(
@@ -156,63 +195,47 @@ async def _check_tokens(
 def compare_with_plan(
     plan: ConversationPlan, listed: list[dict[str, Any]], recorded: dict[int, str]
 ) -> list[ItemProblem]:
-    """Every difference between the items a conversation holds and its plan.
+    """Every difference between the items a conversation holds (all of them, oldest first)
+    and its plan, from the one comparison of target and plan (`migrate.replay.comparison`)."""
+    return problems_of(plan, compare(plan, listed, recorded), recorded)
 
-    Items are matched by the ids the job recorded when they landed; content is compared after
-    the target's normalisation (`migrate.target.item_difference`).
-    """
-    problems: list[ItemProblem] = []
-    index_of = {str(item.get("id")): index for index, item in enumerate(listed)}
-    expected_ids = {item_id: position for position, item_id in recorded.items()}
-    found_positions: list[int] = []
-    for position, planned in enumerate(plan.items):
-        item_id = recorded.get(position)
-        if item_id is None or item_id not in index_of:
-            problems.append(
-                ItemProblem(
-                    kind="missing",
-                    position=position,
-                    item_id=item_id,
-                    detail=f"planned item {position}"
-                    + (f" (source item {planned.source_id})" if planned.source_id else "")
-                    + " is not there",
-                )
-            )
-            continue
-        found_positions.append(index_of[item_id])
-        difference = item_difference(planned.item, listed[index_of[item_id]])
-        if difference is not None:
-            problems.append(
-                ItemProblem(kind="changed", position=position, item_id=item_id, detail=difference)
-            )
-    if found_positions != sorted(found_positions):
-        problems.append(
-            ItemProblem(kind="reordered", detail="the items are not in the planned order")
+
+def problems_of(
+    plan: ConversationPlan, comparison: Comparison, recorded: dict[int, str]
+) -> list[ItemProblem]:
+    """`verify`'s problems from a comparison: missing items first, by position, then what
+    else differs."""
+    found = {matched.position for matched in comparison.matched}
+    missing = [
+        ItemProblem(
+            kind="missing",
+            position=position,
+            detail=f"planned item {position}"
+            + (f" (source item {planned.source_id})" if planned.source_id else "")
+            + " is not there",
         )
-    for index, item in enumerate(listed):
-        listed_id = str(item.get("id"))
-        if listed_id in expected_ids:
-            continue
-        copies = [
-            position
-            for position, planned in enumerate(plan.items)
-            if item_difference(planned.item, item) is None
-        ]
-        if copies:
-            problems.append(
-                ItemProblem(
-                    kind="duplicated",
-                    position=copies[0],
-                    item_id=listed_id,
-                    detail=f"item {index} repeats planned item {copies[0]}",
-                )
-            )
-        else:
-            problems.append(
-                ItemProblem(
-                    kind="extra",
-                    item_id=listed_id,
-                    detail=f"item {index} ({item.get('type')}) is not in the plan",
-                )
-            )
-    return problems
+        for position, planned in enumerate(plan.items)
+        if position not in recorded and position not in found
+    ]
+    problems = [
+        ItemProblem(
+            kind="missing" if d.kind in ("missing", "short") else d.kind,
+            position=d.position,
+            item_id=d.item_id,
+            detail=d.detail,
+        )
+        for d in comparison.foreign
+    ]
+    problems += [
+        ItemProblem(
+            kind="duplicated",
+            position=copy.copies,
+            item_id=copy.item_id,
+            detail=f"item {copy.index} repeats planned item {copy.copies}",
+        )
+        for copy in comparison.surplus
+    ]
+    return sorted(
+        missing + problems,
+        key=lambda p: (p.kind != "missing", p.position or 0 if p.kind == "missing" else 0),
+    )

@@ -9,21 +9,33 @@ The protocol, per conversation (strictly sequential within one, concurrent acros
    listing of the conversation reads them (`read_item_ids`: one listing right away).
 2. Append the planned items in batches of at most 20, from the first item not yet landed;
    intent before each call, outcome (new item ids) after, one transaction each.
-3. Retry by kind of failure (`migrate.target.CallError`): `not_applied` (429, connection
-   refused) waits and resends; `ambiguous` (timeout, dropped connection, 5xx) reconciles first:
-   list the conversation's items oldest first, compare with the plan, and go on from the first
-   planned item that is not there; `rejected` (400) fails the conversation with the API's
-   message. An ambiguous create cannot be reconciled where no endpoint lists conversations: it is
-   sent again and counted as a possible orphan (an empty conversation, or one holding the
-   first batch with `create_with_items`). Where one does, it is looked up by its job token.
-4. A conversation picked up with an id already recorded (a resumed job) is reconciled before
-   any write. A plan that appends to a conversation an earlier job landed (`plan.append`,
-   made by `migrate sync`) skips the create call and counts its positions after the items
-   already there; nothing is listed unless a write was ambiguous or the job is resumed.
-   If the target holds anything the plan does not (foreign or duplicated items),
-   the conversation fails with a clear error; nothing is ever deleted to "fix" it.
-5. A conversation that went through an ambiguous call is listed once more after its last
-   batch, so that a write the target applied late is caught, not reported as a success.
+3. Retry by kind of failure (`migrate.errors.CallError`): `not_applied` (429, connection
+   refused) waits and resends; `rejected` (400) fails the conversation with the API's message;
+   `ambiguous` (timeout, dropped connection, 5xx) is a write that may still land: a server
+   goes on with a request its client gave up on. Such a conversation is *parked* (its claim
+   let go, its concurrency slot free for others) until the settle time (`ReplayOptions.settle`)
+   has passed since the write's intent was recorded; then it is reconciled: its items are
+   listed oldest first, compared with the plan (`migrate.replay.comparison`), and the job goes
+   on from the first planned item that is not there. An ambiguous create cannot be reconciled
+   where no endpoint lists conversations: it is sent again and counted as a possible orphan
+   (an empty conversation, or one holding the first batch with `create_with_items`). Where one
+   does (Azure), it is looked up by its job token.
+4. The audit. A conversation that had an ambiguous write is not `migrated` when its last batch
+   lands: it waits until the end of the job (every other conversation claimed, planning
+   complete) and at least the settle time after its last ambiguous write, and is listed again.
+   The conversation is this job's alone, so a surplus copy of a planned item can only be a
+   write of ours that landed after it was resent: it is deleted; planned items missing at the
+   end are appended. Each deletion and append is journaled like any other write (intent
+   before, outcome after) and counted (`repairs`, reported as `late_writes_repaired`). Only
+   then is the conversation `migrated`.
+5. A conversation picked up with an id already recorded (a resumed job, a dead worker's
+   conversation) is reconciled before any write, and only once the writes the stopped process
+   left in doubt (open intents) have settled; it is audited at the end like any other. A plan
+   that appends to a conversation an earlier job landed (`plan.append`, made by
+   `migrate sync`) skips the create call and counts its positions after the items already
+   there. If the target holds anything that is not a copy of a planned item, or a recorded item
+   is gone, changed or moved, someone else wrote into it: the conversation fails with
+   `target_diverged` and nothing is deleted.
 
 Each conversation has a retry budget; when it runs out the conversation fails (retryable on
 resume) and the job goes on. 429s never spend it: however long the account stays busy, no
@@ -50,8 +62,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from migrate.errors import CallError, CallRateLimited, ConversationError, JobError, RateLimitedError
 from migrate.limits import MAX_METADATA_PAIRS
 from migrate.plan.model import ConversationPlan
-from migrate.replay.target import Target, item_difference
-from migrate.state.records import ClaimLostError, OpenIntent
+from migrate.replay.comparison import Comparison, compare
+from migrate.replay.target import Target
+from migrate.state.records import ClaimLostError, ConversationRow, OpenIntent
 from migrate.state.schema import IntentOutcome, Status
 from migrate.state.store import StateStore
 
@@ -65,6 +78,8 @@ CrashPoint = Literal[
     "after_append_call",
     "after_append_outcome",
     "after_reconcile",
+    "after_repair_intent",
+    "after_repair_call",
 ]
 """Named moments between the steps of the protocol where a test may stop the process."""
 
@@ -77,6 +92,9 @@ CRASH_POINTS: tuple[CrashPoint, ...] = (
     "after_append_outcome",
     "after_reconcile",
 )
+"""The moments every replay passes through; an audit's deletions add `REPAIR_CRASH_POINTS`."""
+
+REPAIR_CRASH_POINTS: tuple[CrashPoint, ...] = ("after_repair_intent", "after_repair_call")
 
 CrashHook = Callable[[CrashPoint, int], None]
 """Called at each `CrashPoint` with the conversation's `seq`; may raise `SimulatedCrash`."""
@@ -116,6 +134,24 @@ class ReplayOptions(BaseModel):
     """After a create that carried items, list them at once for their ids (one call more).
     Without it those ids are recorded unread and the next listing of the conversation
     (a reconciliation, `migrate verify` at the latest) reads them."""
+    settle: float | None = Field(default=None, ge=0)
+    """Seconds after a write's intent before a write in doubt (timeout, dropped connection,
+    5xx) counts as landed or lost, for reconciling and auditing; None: `default_settle`."""
+
+
+MIN_SETTLE = 10.0
+"""The least default settle time, in seconds."""
+
+
+def default_settle(timeout: float) -> float:
+    """Twice the call timeout, at least `MIN_SETTLE`: a request its client gave up on after
+    `timeout` can sit in a server's queues about as long again before it is applied."""
+    return max(MIN_SETTLE, 2 * timeout)
+
+
+def settle_seconds(options: ReplayOptions, timeout: float) -> float:
+    """The settle time a job uses with these options and this call timeout."""
+    return options.settle if options.settle is not None else default_settle(timeout)
 
 
 class Work(BaseModel):
@@ -127,6 +163,8 @@ class Work(BaseModel):
     plan: ConversationPlan
     fresh: bool = False
     """Claimed while still pending: nothing was ever sent for it, so there is no state to read."""
+    audit: bool = False
+    """Claimed for its audit (every item landed, a write was in doubt)."""
 
 
 class ReplayListener(Protocol):
@@ -149,6 +187,10 @@ class _Failed(ConversationError):
 
 class _Stopped(Exception):
     """A stop was requested; the conversation stays in progress for `migrate resume`."""
+
+
+class _Parked(Exception):
+    """The conversation waits, its claim let go: for a write in doubt to settle, or its audit."""
 
 
 class _Budget:
@@ -179,7 +221,12 @@ class _Budget:
 
 
 class Replayer:
-    """Replays conversations into one target, recording every step in one state store."""
+    """Replays conversations into one target, recording every step in one state store.
+
+    `parking` (the default) lets go of a conversation that must wait for a write in doubt to
+    settle, for a claim loop to bring back (`migrate.replay.workers.claimed_work`); without
+    it, the conversation waits in place (`migrate verify --repair`).
+    """
 
     def __init__(
         self,
@@ -190,24 +237,29 @@ class Replayer:
         listener: ReplayListener | None = None,
         stop: threading.Event | None = None,
         crash_hook: CrashHook | None = None,
+        parking: bool = True,
     ) -> None:
         self.store = store
         self.target = target
         self.options = options or ReplayOptions()
+        self.settle = settle_seconds(self.options, target.timeout)
         self.listener = listener
         self.stop = stop or threading.Event()
         self.crash_hook = crash_hook
+        self.parking = parking
         self._random = random.Random()
         self._job_id: str | None = None
         self._rate_limited: RateLimitedError | None = None
         """Set when a storm of 429s outlasted `max_wait`: the job stops, then raises it."""
+        self._budgets: dict[int, _Budget] = {}
+        """Budgets of conversations parked by this process: a park does not refill them."""
 
     async def replay_all(self, work: AsyncIterator[Work]) -> None:
         """Replay everything `work` yields with `options.concurrency` workers.
 
-        Returns when `work` is exhausted and every conversation is finished, or a stop was
-        requested and the calls in flight have ended. Re-raises the first job-level failure
-        (`JobError`, `SimulatedCrash`) after cancelling the other workers; raises
+        Returns when `work` is exhausted and every conversation is finished or parked, or a
+        stop was requested and the calls in flight have ended. Re-raises the first job-level
+        failure (`JobError`, `SimulatedCrash`) after cancelling the other workers; raises
         `RateLimitedError` once the calls in flight have ended after a storm of 429s outlasted
         `options.max_wait`.
         """
@@ -227,7 +279,7 @@ class Replayer:
             while (item := await queue.get()) is not None:
                 if self.stop.is_set():
                     continue
-                await self.replay(item.seq, item.plan, fresh=item.fresh)
+                await self.replay(item.seq, item.plan, fresh=item.fresh, audit=item.audit)
 
         tasks = [asyncio.create_task(feed())]
         tasks += [asyncio.create_task(drain()) for _ in range(workers)]
@@ -244,27 +296,44 @@ class Replayer:
         if self._rate_limited is not None:
             raise self._rate_limited
 
-    async def replay(self, seq: int, plan: ConversationPlan, *, fresh: bool = False) -> Status:
+    async def replay(
+        self, seq: int, plan: ConversationPlan, *, fresh: bool = False, audit: bool = False
+    ) -> Status:
         """Land one conversation (or record why not); returns its status afterwards.
 
-        `fresh` says nothing was ever sent for it (it was claimed while pending).
+        `fresh` says nothing was ever sent for it (it was claimed while pending); `audit`
+        that it was claimed for its audit. A parked conversation is `in_progress`.
         """
         try:
-            return await self._replay(seq, plan, fresh=fresh)
+            return await self._replay(seq, plan, fresh=fresh, audit=audit)
         except ClaimLostError as lost:
             if not self.stop.is_set():
                 logger.error("stopping: %s", lost)
             self.stop.set()
             return "in_progress"
 
-    async def _replay(self, seq: int, plan: ConversationPlan, *, fresh: bool) -> Status:
+    async def audit(self, seq: int, plan: ConversationPlan) -> int:
+        """Audit one migrated conversation now (`migrate verify --repair`): delete the surplus
+        copies a late write left and append what is missing; returns the repairs made.
+
+        Raises `ConversationError` (nothing changed) when the target holds what no write of
+        ours explains, or the conversation cannot be read.
+        """
+        before = self.store.conversation(seq).repairs
+        budget = _Budget(self.options.retry_budget, plan.source_id)
+        await self._land(seq, plan, budget, fresh=False, audit=True)
+        return self.store.conversation(seq).repairs - before
+
+    async def _replay(
+        self, seq: int, plan: ConversationPlan, *, fresh: bool, audit: bool
+    ) -> Status:
         if not fresh:
             row = self.store.conversation(seq)
             if row.status in ("migrated", "failed", "skipped"):
                 return row.status
-        budget = _Budget(self.options.retry_budget, plan.source_id)
+        budget = self._budgets.pop(seq, None) or _Budget(self.options.retry_budget, plan.source_id)
         try:
-            await self._land(seq, plan, budget, fresh=fresh)
+            await self._land(seq, plan, budget, fresh=fresh, audit=audit)
         except _Failed as failure:
             logger.warning(
                 "conversation %s (%s) failed: %s",
@@ -287,6 +356,9 @@ class Replayer:
             )
             self._finished("failed")
             return "failed"
+        except _Parked:
+            self._budgets[seq] = budget
+            return "in_progress"
         except _Stopped:
             return "in_progress"
         self._finished("migrated")
@@ -295,11 +367,12 @@ class Replayer:
     # --- the protocol ------------------------------------------------------------------------
 
     async def _land(
-        self, seq: int, plan: ConversationPlan, budget: _Budget, *, fresh: bool
+        self, seq: int, plan: ConversationPlan, budget: _Budget, *, fresh: bool, audit: bool
     ) -> None:
+        row = None if fresh else self.store.conversation(seq)
         open_intents = [] if fresh else self.store.open_intents(seq)
-        conversation_id = None if fresh else self.store.conversation(seq).conversation_id
-        ambiguous = False
+        conversation_id = None if row is None else row.conversation_id
+        in_doubt = self._in_doubt(seq, row, open_intents)
         if conversation_id is None and plan.append is not None:
             # Appending to a conversation an earlier job landed, and nothing sent for it yet.
             conversation_id = plan.append.conversation_id
@@ -313,46 +386,76 @@ class Replayer:
             conversation_id = await self._create(seq, plan, budget)
             landed = 0
         else:
-            landed = await self._reconcile(seq, plan, conversation_id, budget, open_intents)
+            if in_doubt is not None:
+                await self._settle(seq, in_doubt)
+            landed = await self._reconcile(
+                seq, plan, conversation_id, budget, open_intents, in_doubt, audited=audit
+            )
+            if audit:
+                in_doubt = None
         total = len(plan.items)
         ends = _batch_ends(plan)
-        while True:
-            while landed < total:
-                self._check_stop()
-                end = next(e for e in ends if e > landed)
-                batch = plan.items[landed:end]
-                intent = self.store.record_intent(seq, "append", start=landed, count=len(batch))
-                self._crash_point("after_append_intent", seq)
-                try:
-                    created = await self.target.create_items(
-                        conversation_id, [planned.item for planned in batch]
-                    )
-                except CallError as error:
-                    ambiguous |= error.kind == "ambiguous"
-                    landed = await self._after_failed_append(
-                        seq, plan, conversation_id, intent, error, budget, landed
-                    )
-                    continue
-                self._crash_point("after_append_call", seq)
-                self.store.record_appended(
-                    seq,
-                    intent,
-                    landed=[
-                        (landed + offset, planned.source_id, str(created[offset].get("id")))
-                        for offset, planned in enumerate(batch)
-                    ],
-                    source_conversation_id=plan.source_id,
-                    migrated=end == total and not ambiguous,
+        while landed < total:
+            self._check_stop()
+            end = next(e for e in ends if e > landed)
+            batch = plan.items[landed:end]
+            intent = self.store.record_intent(seq, "append", start=landed, count=len(batch))
+            self._crash_point("after_append_intent", seq)
+            try:
+                created = await self.target.create_items(
+                    conversation_id, [planned.item for planned in batch]
                 )
-                self._crash_point("after_append_outcome", seq)
-                self._items_landed(len(batch))
-                landed = end
-            if not ambiguous:
-                return
-            ambiguous = False
-            landed = await self._reconcile(seq, plan, conversation_id, budget, [])
-            if landed == total:
-                return
+            except CallError as error:
+                landed, in_doubt = await self._after_failed_append(
+                    seq, plan, conversation_id, intent, error, budget, landed, in_doubt
+                )
+                continue
+            self._crash_point("after_append_call", seq)
+            self.store.record_appended(
+                seq,
+                intent,
+                landed=[
+                    (landed + offset, planned.source_id, str(created[offset].get("id")))
+                    for offset, planned in enumerate(batch)
+                ],
+                source_conversation_id=plan.source_id,
+                migrated=end == total and in_doubt is None,
+                repairs=len(batch) if audit else 0,
+            )
+            self._crash_point("after_append_outcome", seq)
+            self._items_landed(len(batch))
+            landed = end
+        if in_doubt is not None:
+            # Every item is there, but a write in doubt may still land: the audit decides.
+            self._park(seq)
+
+    def _in_doubt(
+        self, seq: int, row: ConversationRow | None, open_intents: list[OpenIntent]
+    ) -> float | None:
+        """When the conversation's last write in doubt was recorded (None: no such write since
+        its audit); a stopped process's open appends count from their intents."""
+        at = None if row is None else row.ambiguous_at
+        stopped = [intent.created_at for intent in open_intents if intent.kind == "append"]
+        if stopped and (at is None or max(stopped) > at):
+            at = max(stopped)
+            self.store.record_in_doubt(seq, at)
+        return at
+
+    async def _settle(self, seq: int, since: float) -> None:
+        """Return once a write in doubt recorded at `since` can no longer be in flight; parks
+        the conversation (`_Parked`) if that is later and this replayer parks."""
+        left = since + self.settle - time.time()
+        if left <= 0:
+            return
+        if self.parking:
+            self._park(seq)
+        await asyncio.sleep(left)
+
+    def _park(self, seq: int) -> None:
+        if not self.parking:
+            return
+        self.store.park(seq)
+        raise _Parked()
 
     async def _create(self, seq: int, plan: ConversationPlan, budget: _Budget) -> str:
         while True:
@@ -541,27 +644,36 @@ class Replayer:
         error: CallError,
         budget: _Budget,
         landed: int,
-    ) -> int:
-        """Handle a failed append; returns how many planned items are now known to be there."""
+        in_doubt: float | None,
+    ) -> tuple[int, float | None]:
+        """Handle a failed append; returns how many planned items are now known to be there,
+        and when the conversation's last write in doubt was recorded."""
         self._raise_if_final(error, seq, plan, intent, conversation_id)
         if error.kind == "not_applied":
             self.store.record_attempt_failed(seq, intent, "not_applied")
             budget.spend(error)
             await self._back_off(error, budget)
-            return landed
-        self.store.record_attempt_failed(seq, intent, "ambiguous")
+            return landed, in_doubt
+        since = self.store.record_ambiguous_append(seq, intent)
         budget.spend(error)
         logger.info(
-            "conversation %s: %s; reconciling before resending",
+            "conversation %s: %s; reconciling once the write has settled (%.1f s)",
             plan.source_id,
             error.message,
+            self.settle,
             extra={
                 "event": "reconcile",
                 "source_id": plan.source_id,
                 "target_conversation_id": conversation_id,
             },
         )
-        return await self._reconcile(seq, plan, conversation_id, budget, [])
+        await self._settle(seq, since)
+        # Waited in place (no claim loop to come back): this listing is the audit.
+        audited = not self.parking
+        landed = await self._reconcile(
+            seq, plan, conversation_id, budget, [], since, audited=audited
+        )
+        return landed, None if audited else since
 
     async def _reconcile(
         self,
@@ -570,46 +682,116 @@ class Replayer:
         conversation_id: str,
         budget: _Budget,
         open_intents: list[OpenIntent],
+        in_doubt: float | None = None,
+        *,
+        audited: bool = False,
     ) -> int:
-        """Compare the target with the plan and record what landed; returns the landed count."""
+        """Compare the target with the plan, delete the surplus copies our late writes left,
+        and record what landed; returns the landed count.
+
+        `in_doubt`: when the conversation's last write in doubt was recorded (it has settled);
+        `audited`: this listing is the conversation's audit, so a complete one is migrated.
+        """
         listed, calls = await self._list(seq, plan, conversation_id, budget)
+        present = {str(item.get("id")) for item in listed}
+        for intent in open_intents:
+            if intent.kind == "delete_item":
+                # A stopped process's deletion: done if the item is gone (the audit below
+                # deletes it again otherwise).
+                self.store.record_item_deleted(
+                    seq, intent.id, applied=intent.item_id not in present
+                )
         known = self.store.item_ids(seq)
-        base = 0 if plan.append is None else plan.append.position
-        if len(listed) < base:
-            problem: str | None = (
-                f"it holds {len(listed)} items, fewer than the {base} an earlier job landed"
-            )
-        else:
-            # An appending plan's positions count from the items an earlier job landed.
-            listed = listed[base:]
-            problem = _divergence(plan, listed, known)
-        if problem is not None:
+        comparison = compare(plan, listed, known)
+        if comparison.diverged:
             self.store.record_reads(seq, calls=calls, reconciled=True)
             raise _Failed(
                 "target_diverged",
-                f"conversation {conversation_id} on the target does not match the plan: {problem}",
-                hint="someone else wrote into it, or a write landed twice; check it, then "
+                f"conversation {conversation_id} on the target does not match the plan: "
+                f"{comparison.describe()}",
+                hint="someone else wrote into it; nothing was deleted: check it, then "
                 "`migrate rollback` the job or fix the conversation by hand",
             )
+        if comparison.surplus:
+            await self._delete_surplus(seq, plan, conversation_id, comparison, budget)
         new = [
-            (position, plan.items[position].source_id, str(listed[position]["id"]))
-            for position in range(len(listed))
-            if position not in known
+            (position, plan.items[position].source_id, item_id)
+            for position, item_id in comparison.found_ids()
         ]
+        complete = comparison.landed == len(plan.items)
         self.store.record_appended(
             seq,
             None,
             landed=new,
             source_conversation_id=plan.source_id,
-            migrated=len(listed) == len(plan.items),
+            migrated=complete and (in_doubt is None or audited),
             calls=calls,
             reconciled=True,
         )
         if open_intents:
-            self.store.resolve_intents([intent.id for intent in open_intents], "reconciled")
+            self.store.resolve_intents(
+                [intent.id for intent in open_intents if intent.kind != "delete_item"],
+                "reconciled",
+            )
         self._crash_point("after_reconcile", seq)
         self._items_landed(len(new))
-        return len(listed)
+        return comparison.landed
+
+    async def _delete_surplus(
+        self,
+        seq: int,
+        plan: ConversationPlan,
+        conversation_id: str,
+        comparison: Comparison,
+        budget: _Budget,
+    ) -> None:
+        """Delete each surplus copy of a planned item (a late write's), journaled one by one."""
+        logger.info(
+            "conversation %s: deleting %d surplus copies a late write left",
+            plan.source_id,
+            len(comparison.surplus),
+            extra={
+                "event": "repair",
+                "source_id": plan.source_id,
+                "target_conversation_id": conversation_id,
+                "surplus": len(comparison.surplus),
+            },
+        )
+        for copy in comparison.surplus:
+            self._check_stop()
+            intent = self.store.record_intent(
+                seq, "delete_item", start=copy.copies, count=1, item_id=copy.item_id
+            )
+            self._crash_point("after_repair_intent", seq)
+            while True:
+                try:
+                    await self.target.delete_item(conversation_id, copy.item_id)
+                except CallError as error:
+                    if error.kind == "not_found":
+                        break  # already gone: an earlier attempt of this deletion did it
+                    if error.kind == "fatal":
+                        self.store.record_attempt_failed(seq, intent, "rejected")
+                        raise JobError(
+                            f"the target refuses every call: {error.message}",
+                            hint="check OPENAI_API_KEY, the organization/project and the "
+                            "account's quota",
+                        ) from error
+                    if error.kind == "rejected":
+                        self.store.resolve_intents([intent], "rejected")
+                        raise _Failed(
+                            f"api_{error.code or error.status or 'rejected'}",
+                            f"the target refused to delete surplus item {copy.item_id}: "
+                            f"{error.message}",
+                            hint="delete it by hand, then `migrate verify --repair` the job",
+                        ) from error
+                    # A deletion is safe to repeat: no settle, no reconciliation.
+                    self.store.record_attempt_failed(seq, None, "not_applied")
+                    budget.spend(error)
+                    await self._back_off(error, budget)
+                    continue
+                break
+            self._crash_point("after_repair_call", seq)
+            self.store.record_item_deleted(seq, intent)
 
     async def _list(
         self, seq: int, plan: ConversationPlan, conversation_id: str, budget: _Budget
@@ -753,26 +935,8 @@ def _batch_ends(plan: ConversationPlan) -> list[int]:
 def _divergence(
     plan: ConversationPlan, listed: list[dict[str, object]], known: dict[int, str]
 ) -> str | None:
-    """Why the listed items cannot be a prefix of the plan (None when they are)."""
-    if len(listed) > len(plan.items):
-        return (
-            f"it holds {len(listed)} items, the plan has {len(plan.items)} "
-            "(extra or duplicated items)"
-        )
-    listed_ids = {str(item.get("id")) for item in listed}
-    for position, item_id in sorted(known.items()):
-        if item_id not in listed_ids:
-            return f"item {item_id} (position {position}) recorded as landed is missing"
-    for position, item in enumerate(listed):
-        expected_id = known.get(position)
-        if expected_id is not None and str(item.get("id")) != expected_id:
-            return (
-                f"position {position} holds {item.get('id')}, the job recorded {expected_id} "
-                "(items reordered or inserted)"
-            )
-        difference = item_difference(plan.items[position].item, item)
-        if difference is not None:
-            source = plan.items[position].source_id
-            where = f"position {position}" + (f" (source item {source})" if source else "")
-            return f"{where} differs: {difference}"
+    """Why the listed items are not exactly a prefix of the plan (None when they are)."""
+    comparison = compare(plan, listed, known)
+    if comparison.diverged or comparison.surplus:
+        return comparison.describe()
     return None

@@ -318,6 +318,10 @@ class Target:
                 extra={"event": "target_silent"},
             )
 
+    async def delete_item(self, conversation_id: str, item_id: str) -> None:
+        """Delete one item of a conversation (an audit removing a surplus copy)."""
+        await self._call("delete", f"/conversations/{conversation_id}/items/{item_id}")
+
     async def delete_conversation(self, conversation_id: str) -> None:
         """Delete a conversation (its items stay retrievable, as the API documents)."""
         await self._call("delete", f"/conversations/{conversation_id}")
@@ -571,17 +575,21 @@ def _short(value: Any, limit: int = 80) -> str:
 
 
 READ_ATTEMPTS = 6
-"""Attempts of one listing or deletion (safe to repeat) before giving up on it."""
+"""Attempts of one listing or deletion (safe to repeat) before giving up on it; a 429 is not
+an attempt: it only says to wait."""
 
 
 async def with_retries(call: Callable[[], Any]) -> Any:
     """A read or a delete, retried on anything that may pass (they are safe to repeat)."""
-    for attempt in range(READ_ATTEMPTS):
+    attempt = 0
+    while True:
         try:
             return await call()
         except CallError as error:
-            if error.kind not in ("not_applied", "ambiguous") or attempt == READ_ATTEMPTS - 1:
+            limited = error.status == 429 and error.kind == "not_applied"
+            if not limited:
+                attempt += 1
+            if error.kind not in ("not_applied", "ambiguous") or attempt >= READ_ATTEMPTS:
                 raise
             if error.retry_after is None:
-                await asyncio.sleep(min(8.0, 0.25 * 2**attempt))
-    raise AssertionError("unreachable")
+                await asyncio.sleep(min(8.0, 0.25 * 2 ** max(0, attempt - 1)))

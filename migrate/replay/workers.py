@@ -244,6 +244,7 @@ async def claimed_work(
     *,
     batch: int,
     stop: threading.Event,
+    settle: float = 0.0,
     planning: asyncio.Task[None] | None = None,
     planned: asyncio.Event | None = None,
     idle: Callable[[], None] | None = None,
@@ -251,11 +252,17 @@ async def claimed_work(
     """Claim conversations until the job is done (every one final, planning complete).
 
     `planning` is this process's own planner, if it has one (its failure is raised here);
-    `planned` is set whenever it stores new plans. Without work to claim, the worker waits for
-    other workers' conversations: if one of them dies, its leases run out and they come here.
+    `planned` is set whenever it stores new plans. A conversation parked while a write in
+    doubt settles comes back `settle` seconds after that write; audits are claimed once
+    nothing else is left to claim and the source is fully planned. Without work to claim,
+    the worker waits for other workers' conversations: if one of them dies, its leases run
+    out and they come here.
     """
     while not stop.is_set():
-        claims = store.claim_work(session.worker_id, limit=batch, lease=session.lease)
+        settled_before = time.time() - settle
+        claims = store.claim_work(
+            session.worker_id, limit=batch, lease=session.lease, settled_before=settled_before
+        )
         if claims:
             for claim in claims:
                 yield Work(seq=claim.seq, plan=claim.plan, fresh=claim.status == "pending")
@@ -263,6 +270,17 @@ async def claimed_work(
         if planning is not None and planning.done():
             planning.result()
         if planning is None or planning.done():
+            if store.job().planning_complete:
+                audits = store.claim_audits(
+                    session.worker_id,
+                    limit=batch,
+                    lease=session.lease,
+                    settled_before=settled_before,
+                )
+                if audits:
+                    for claim in audits:
+                        yield Work(seq=claim.seq, plan=claim.plan, audit=True)
+                    continue
             if store.unfinished_count() == 0:
                 if store.job().planning_complete:
                     return

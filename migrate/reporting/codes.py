@@ -711,8 +711,10 @@ _TABLE: list[tuple[str, tuple[Kind, ...], str, str]] = [
     (
         "target_diverged",
         _E,
-        "The conversation on the target does not match the plan (someone else wrote into it, or "
-        "a write landed twice).",
+        "The conversation on the target holds what no write of the job explains (someone else "
+        "wrote into it: an item that is not in the plan, or a landed item gone, changed or "
+        "moved); nothing was deleted. A copy of a planned item that a late write left is not "
+        "this: the audit deletes it.",
         "Check it, then `migrate rollback` or fix it by hand.",
     ),
     (

@@ -497,6 +497,7 @@ class LocalConversationsServer:
                 "rate_limited": self.stats.count("429"),
                 "items_committed": self.stats.items_committed,
                 "conversations_created": self.stats.conversations_created,
+                "late_writes_pending": self.late_writes_pending,
             }
         )
 

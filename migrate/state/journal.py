@@ -25,8 +25,12 @@ from migrate.state.schema import IntentKind, IntentOutcome, conversations, inten
 class Journal(StoreBase):
     """The replay protocol's writes: an intent before each remote write, its outcome after."""
 
-    def record_intent(self, seq: int, kind: IntentKind, *, start: int, count: int) -> int:
-        """Write down a remote write before sending it; returns the intent id."""
+    def record_intent(
+        self, seq: int, kind: IntentKind, *, start: int, count: int, item_id: str | None = None
+    ) -> int:
+        """Write down a remote write before sending it; returns the intent id.
+
+        `item_id` names the item a `delete_item` (an audit's repair) deletes."""
         now = time.time()
         with self.engine.begin() as conn:
             if kind != "delete":
@@ -34,7 +38,14 @@ class Journal(StoreBase):
             statement = self.statements.get("intent", self._intent_insert)
             cursor = statement.execute(
                 conn,
-                {"b_seq": seq, "b_kind": kind, "b_start": start, "b_count": count, "b_now": now},
+                {
+                    "b_seq": seq,
+                    "b_kind": kind,
+                    "b_start": start,
+                    "b_count": count,
+                    "b_now": now,
+                    "b_item": item_id,
+                },
             )
             returned = cursor.fetchone() if self.engine.dialect.insert_returning else None
             intent_id = int(returned[0]) if returned is not None else int(cursor.lastrowid)
@@ -122,11 +133,13 @@ class Journal(StoreBase):
         outcome: IntentOutcome = "applied",
         calls: int = 1,
         reconciled: bool = False,
+        repairs: int = 0,
     ) -> None:
         """Items landed (`(position, source item id, new item id)`): rows, counts, outcome.
 
-        A reconciliation's listing also reads the ids of items recorded unread: those
-        positions are filled in, not landed again.
+        `migrated` ends the conversation (and its audit); `repairs` counts items an audit
+        appended. A reconciliation's listing also reads the ids of items recorded unread:
+        those positions are filled in, not landed again.
         """
         now = time.time()
         with self.engine.begin() as conn:
@@ -146,7 +159,7 @@ class Journal(StoreBase):
                 conn,
                 ("appended", reconciled, migrated),
                 seq,
-                {"b_now": now, "b_landed": len(landed), "b_calls": calls},
+                {"b_now": now, "b_landed": len(landed), "b_calls": calls, "b_repairs": repairs},
                 lambda: _appended_values(reconciled=reconciled, migrated=migrated),
             )
             if intent_id is not None:
@@ -215,6 +228,7 @@ class Journal(StoreBase):
             start=bindparam("b_start"),
             count=bindparam("b_count"),
             created_at=bindparam("b_now"),
+            item_id=bindparam("b_item"),
         )
         return query.returning(intents.c.id) if self.engine.dialect.insert_returning else query
 
@@ -245,6 +259,59 @@ class Journal(StoreBase):
                 counter = "orphans_with_items" if with_items else "possible_orphans"
                 values[counter] = conversations.c[counter] + 1
             self._update(conn, seq, **values)
+
+    def record_ambiguous_append(self, seq: int, intent_id: int) -> float:
+        """An append's outcome is unknown: one more call and retry, and the conversation waits
+        for it to settle. Returns when its intent was recorded (what the settle counts from)."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            created = conn.execute(
+                select(intents.c.created_at).where(intents.c.id == intent_id)
+            ).scalar_one()
+            _resolve(conn, intent_id, "ambiguous", now)
+            self._update(
+                conn,
+                seq,
+                calls=conversations.c.calls + 1,
+                retries=conversations.c.retries + 1,
+                ambiguous_at=_latest(float(created)),
+                updated_at=now,
+            )
+        return float(created)
+
+    def record_in_doubt(self, seq: int, since: float) -> None:
+        """Writes of a stopped process whose outcome is unknown were found (take-over, resume):
+        the conversation waits for them to settle, and is audited."""
+        with self.engine.begin() as conn:
+            self._update(conn, seq, ambiguous_at=_latest(since))
+
+    def park(self, seq: int) -> None:
+        """Let go of a conversation that waits (a write in doubt settling, or its audit): any
+        worker takes it again once it is due (`Leases.claim_work`)."""
+        with self.engine.begin() as conn:
+            self._update(
+                conn,
+                seq,
+                claimed_by=None,
+                claimed_at=None,
+                lease_until=None,
+                updated_at=time.time(),
+            )
+
+    def record_item_deleted(self, seq: int, intent_id: int, *, applied: bool = True) -> None:
+        """An audit's deletion of a surplus item: its outcome, and one more repair if applied
+        (`applied=False`: found not done when a stopped process's deletion was looked at)."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            _resolve(conn, intent_id, "applied" if applied else "not_applied", now)
+            if applied:
+                self._update(
+                    conn,
+                    seq,
+                    calls=conversations.c.calls + 1,
+                    repairs=conversations.c.repairs + 1,
+                    updated_at=now,
+                )
 
     def record_reads(self, seq: int, *, calls: int, reconciled: bool) -> None:
         """Listing calls made to reconcile a conversation."""
@@ -339,6 +406,8 @@ def _appended_values(*, reconciled: bool, migrated: bool) -> dict[str, Any]:
         values["reconciliations"] = c.reconciliations + 1
     if migrated:
         values["status"] = "migrated"
+        values["ambiguous_at"] = None
+    values["repairs"] = c.repairs + bindparam("b_repairs")
     return values
 
 
@@ -358,6 +427,12 @@ def _items_insert() -> ClauseElement:
         source_item_id=bindparam("b_source_item_id"),
         item_id=bindparam("b_item_id"),
     )
+
+
+def _latest(at: float) -> Any:
+    """`ambiguous_at` moved forward to `at` (never back)."""
+    current = conversations.c.ambiguous_at
+    return case((current.is_(None), at), (current < at, at), else_=current)
 
 
 def _resolve(conn: Connection, intent_id: int, outcome: IntentOutcome, now: float) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    and_,
     case,
     func,
     insert,
@@ -26,13 +27,23 @@ from migrate.state.schema import Status, conversations, epoch_now, job_table, pa
 class Leases(StoreBase):
     """Claims with leases, the worker registry and the shared 429 pause."""
 
-    def claim_work(self, worker: str, *, limit: int, lease: float | None) -> list[Claim]:
+    def claim_work(
+        self,
+        worker: str,
+        *,
+        limit: int,
+        lease: float | None,
+        settled_before: float | None = None,
+    ) -> list[Claim]:
         """Take up to `limit` conversations for `worker`, in-flight ones first, with their plans.
 
         A conversation is free when nobody claimed it or its lease ran out; rows another
         worker is claiming at this moment are skipped (`FOR UPDATE SKIP LOCKED`). The claim
         lasts `lease` seconds unless renewed (None: until released). While `resume` checks the
-        source, only conversations below the job's `checked_below` are claimable.
+        source, only conversations below the job's `checked_below` are claimable. A
+        conversation waiting for a write in doubt to settle is free once that write was
+        recorded before `settled_before` (None: at once); one waiting for its audit only in
+        `claim_audits`.
         """
         claimed: list[tuple[int, Status]] = []
         with self.engine.begin() as conn:
@@ -44,12 +55,31 @@ class Leases(StoreBase):
                 query = _claimable(status, wanted, with_plan=False)
                 if bound is not None:
                     query = query.where(conversations.c.seq < bound)
+                if status == "in_progress":
+                    query = query.where(_replayable(settled_before))
                 rows = conn.execute(query).all()
                 claimed += [(int(seq), status) for (seq,) in rows]
             seqs = [seq for seq, _ in claimed]
             _take(conn, worker, seqs, lease)
             plans = self._claimed_plans(conn, seqs)
         return [Claim(seq=seq, status=status, plan=plans[seq]) for seq, status in claimed]
+
+    def claim_audits(
+        self, worker: str, *, limit: int, lease: float | None, settled_before: float | None
+    ) -> list[Claim]:
+        """Take up to `limit` conversations whose items all landed but whose audit is due: a
+        write of theirs was in doubt, recorded before `settled_before` (None: any time)."""
+        c = conversations.c
+        with self.engine.begin() as conn:
+            query = _claimable("in_progress", limit, with_plan=False).where(
+                c.ambiguous_at.is_not(None), c.landed_items >= c.planned_items
+            )
+            if settled_before is not None:
+                query = query.where(c.ambiguous_at <= settled_before)
+            seqs = [int(seq) for (seq,) in conn.execute(query).all()]
+            _take(conn, worker, seqs, lease)
+            plans = self._claimed_plans(conn, seqs)
+        return [Claim(seq=seq, status="in_progress", plan=plans[seq], audit=True) for seq in seqs]
 
     def _claimed_plans(self, conn: Connection, seqs: Sequence[int]) -> dict[int, ConversationPlan]:
         """The plans of `seqs`: those this process just planned from memory, the rest parsed."""
@@ -163,14 +193,19 @@ class Leases(StoreBase):
                 .values(paused_until=case((current > until, current), else_=until))
             )
 
-    def unfinished_count(self, *, at_most: int | None = None, below: int | None = None) -> int:
+    def unfinished_count(
+        self, *, at_most: int | None = None, below: int | None = None, audits: bool = True
+    ) -> int:
         """Conversations still pending or in progress (whoever holds them); with `at_most`,
         counting stops there (the cost stays bounded whatever the job's size); with `below`,
-        only those whose `seq` is below it."""
+        only those whose `seq` is below it. Without `audits`, those that only wait for their
+        audit are left out."""
         c = conversations.c
         unfinished: ColumnElement[bool] = c.status.in_(("pending", "in_progress"))
         if below is not None:
             unfinished = unfinished & (c.seq < below)
+        if not audits:
+            unfinished = and_(unfinished, _replayable(None))
         if at_most is None:
             query = select(func.count()).where(unfinished)
         else:
@@ -237,6 +272,16 @@ def _claimable(status: Status, limit: int, *, with_plan: bool) -> Any:
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+
+
+def _replayable(settled_before: float | None) -> Any:
+    """In progress and not waiting: neither for a write in doubt to settle (recorded at or
+    after `settled_before`), nor for its audit (every item landed, a write was in doubt)."""
+    c = conversations.c
+    settled = c.landed_items < c.planned_items
+    if settled_before is not None:
+        settled = and_(settled, c.ambiguous_at <= settled_before)
+    return or_(c.ambiguous_at.is_(None), settled)
 
 
 def _release() -> Any:

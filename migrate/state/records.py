@@ -61,6 +61,10 @@ class ConversationRow(BaseModel):
     deleted_at: float | None
     base_items: int | None = None
     """Items the conversation held before this job appended to it (None: this job created it)."""
+    ambiguous_at: float | None = None
+    """When its last write whose outcome is unknown was recorded (None: none since its audit)."""
+    repairs: int = 0
+    """Items the audit deleted (surplus copies a late write left) or appended."""
 
 
 class OpenIntent(BaseModel):
@@ -74,6 +78,8 @@ class OpenIntent(BaseModel):
     count: int
     created_at: float = 0.0
     """When the intent was written (our clock)."""
+    item_id: str | None = None
+    """An audit's deletion: the surplus item it deletes."""
 
 
 class Claim(BaseModel):
@@ -84,6 +90,8 @@ class Claim(BaseModel):
     seq: int
     status: Status
     plan: ConversationPlan
+    audit: bool = False
+    """Claimed for its audit: every item landed, but a write's outcome was unknown."""
 
 
 class WorkerRow(BaseModel):
@@ -130,3 +138,4 @@ class Totals(BaseModel):
     unread_item_ids: int = 0
     findings: int = 0
     deleted: int = 0
+    repairs: int = 0

@@ -10,13 +10,15 @@ Tables:
   (`pending`, `in_progress`, `migrated`, `failed`, `skipped`), the new conversation id, planned
   and landed item counts, the plan itself (JSON) and its fingerprint, the last error, counters
   (calls, retries, reconciliations, possible orphans, empty or with items, landed items
-  whose new id is not read yet); for a
-  conversation an earlier job created and this one appends to, `base_items`, the items it
-  already held.
+  whose new id is not read yet, repairs); for a conversation an earlier job created and this
+  one appends to, `base_items`, the items it already held; `ambiguous_at`, when the
+  conversation's last write whose outcome is unknown was recorded (it is neither reconciled
+  before the settle time has passed since, nor migrated before its audit).
 - `items`: one row per landed item: source conversation id, position, source item id, new id
   (NULL while unread: a create that carried the item answers without item ids, and the next
   listing of the conversation, `migrate verify`'s at the latest, fills it in).
-- `intents`: one row per remote write, written before it is sent; its outcome after.
+- `intents`: one row per remote write, written before it is sent; its outcome after (an
+  audit's deletion of a surplus item names the item).
 - `workers`: one row per process that replayed the job: host, pid, start, last heartbeat,
   lease, whether it plans the source; the rate limit's share and the job's elapsed time come
   from it.
@@ -57,11 +59,11 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 Status = Literal["pending", "in_progress", "migrated", "failed", "skipped"]
 FINAL_STATUSES: tuple[Status, ...] = ("migrated", "failed", "skipped")
-IntentKind = Literal["create", "append", "delete"]
+IntentKind = Literal["create", "append", "delete", "delete_item"]
 IntentOutcome = Literal["applied", "not_applied", "rejected", "ambiguous", "reconciled"]
 
 _LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
@@ -146,6 +148,8 @@ conversations = Table(
     Column("updated_at", Float, nullable=False),
     Column("lease_until", Double),
     Column("base_items", Integer),
+    Column("ambiguous_at", Double),
+    Column("repairs", Integer, nullable=False, default=0),
     Index("ix_conversations_status", "status"),
     Index("ix_conversations_source_id", "source_id"),
     # Claims walk the pending rows in source order without sorting the whole table.
@@ -175,6 +179,7 @@ intents = Table(
     Column("created_at", Float, nullable=False),
     Column("outcome", String(16)),
     Column("resolved_at", Float),
+    Column("item_id", String(128)),
     Index("ix_intents_open", "seq", "outcome"),
 )
 
@@ -289,6 +294,21 @@ def _upgrade_to_lazy_check(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE job ADD COLUMN checked_below INTEGER")
 
 
+def _upgrade_to_audit(conn: Connection) -> None:
+    """Version 6 -> 7: when a write's outcome was last unknown (set from the intents for
+    conversations in progress), the audit's repairs, and the item an audit's deletion names."""
+    column_type = Double().compile(dialect=conn.dialect)
+    conn.exec_driver_sql(f"ALTER TABLE conversations ADD COLUMN ambiguous_at {column_type}")
+    conn.exec_driver_sql("ALTER TABLE conversations ADD COLUMN repairs INTEGER NOT NULL DEFAULT 0")
+    conn.exec_driver_sql("ALTER TABLE intents ADD COLUMN item_id VARCHAR(128)")
+    # A conversation an older version left in progress after an append in doubt is audited.
+    conn.exec_driver_sql(
+        "UPDATE conversations SET ambiguous_at = (SELECT MAX(i.created_at) FROM intents i "
+        "WHERE i.seq = conversations.seq AND i.kind = 'append' "
+        "AND (i.outcome = 'ambiguous' OR i.outcome IS NULL)) WHERE status = 'in_progress'"
+    )
+
+
 Upgrade = Callable[[Connection], None]
 UPGRADES: dict[int, Upgrade] = {
     1: _upgrade_to_workers,
@@ -296,5 +316,6 @@ UPGRADES: dict[int, Upgrade] = {
     3: _upgrade_to_ledger,
     4: _upgrade_to_unread_items,
     5: _upgrade_to_lazy_check,
+    6: _upgrade_to_audit,
 }
 """`UPGRADES[n]` moves a store at version `n` to version `n + 1`, inside one transaction."""

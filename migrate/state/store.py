@@ -182,7 +182,7 @@ class StateStore(Journal, Leases):
     def replace_outcome(self, seq: int, outcome: ConversationPlan | ErrorRecord) -> None:
         """Replace the plan of a conversation nothing was sent for yet (the source changed)."""
         values = _outcome_values(seq, outcome, time.time())
-        counters = ("seq", "calls", "retries", "reconciliations", "possible_orphans")
+        counters = ("seq", "calls", "retries", "reconciliations", "possible_orphans", "repairs")
         for counter in (*counters, "orphans_with_items", "unread_items"):
             values.pop(counter)
         values.update(landed_items=0, retryable=False)
@@ -348,6 +348,7 @@ class StateStore(Journal, Leases):
                     intents.c.start,
                     intents.c.count,
                     intents.c.created_at,
+                    intents.c.item_id,
                 )
                 .where(intents.c.seq == seq, intents.c.outcome.is_(None))
                 .order_by(intents.c.id)
@@ -369,12 +370,13 @@ class StateStore(Journal, Leases):
             func.coalesce(func.sum(c.findings), 0),
             func.coalesce(func.sum(case((c.deleted_at.is_not(None), 1), else_=0)), 0),
             func.coalesce(func.sum(c.unread_items), 0),
+            func.coalesce(func.sum(c.repairs), 0),
         )
         with self.engine.connect() as conn:
             values = [int(v) for v in conn.execute(query).one()]
         names = ["total", *_STATUSES, "items_planned", "items_landed", "calls", "retries"]
         names += ["reconciliations", "possible_orphans", "orphans_with_items", "findings"]
-        names += ["deleted", "unread_item_ids"]
+        names += ["deleted", "unread_item_ids", "repairs"]
         return Totals(**dict(zip(names, values, strict=True)))
 
     # --- work distribution -------------------------------------------------------------------
@@ -439,6 +441,8 @@ def _outcome_values(
         "possible_orphans": 0,
         "orphans_with_items": 0,
         "unread_items": 0,
+        "repairs": 0,
+        "ambiguous_at": None,
         "retryable": False,
         "updated_at": now,
     }

@@ -19,8 +19,9 @@ from migrate.jobs.models import JobRef, RunConfig
 from migrate.jobs.status import job_status
 from migrate.jobs.verify import verify_job
 from migrate.replay.replayer import ReplayOptions
-from migrate.replay.target import TargetConfig
+from migrate.replay.target import TargetConfig, item_difference
 from migrate.server.store import ConversationStore
+from migrate.state.store import StateStore
 from tests.databases import unreachable
 
 
@@ -58,6 +59,11 @@ def write_source(
     return path
 
 
+TEST_SETTLE = 0.05
+"""The tests' settle time: their faults apply writes at once (or at a known delay, with a
+settle of their own), so nothing needs the product's cautious default."""
+
+
 def run_config(
     source: Path,
     job_dir: Path,
@@ -69,6 +75,7 @@ def run_config(
     target: TargetConfig | None = None,
     create_with_items: bool = False,
     read_item_ids: bool = False,
+    settle: float = TEST_SETTLE,
 ) -> RunConfig:
     """A run of `source` into the local target (with `server` options) in `job_dir`."""
     return RunConfig(
@@ -81,6 +88,7 @@ def run_config(
             backoff_base=0.01,
             create_with_items=create_with_items,
             read_item_ids=read_item_ids,
+            settle=settle,
         ),
     )
 
@@ -150,6 +158,28 @@ def assert_exactly_once(job_dir: Path, *, migrated: int) -> None:
     assert contents.empty <= summary.possible_orphans
     orphaned_items = sum(len(contents.by_conversation[c]) for c in full_orphans)
     assert contents.items - orphaned_items == summary.items.planned
+
+
+def target_mismatches(job_dir: Path, server_db: Path) -> dict[str, str]:
+    """Migrated conversations whose items in the server's own database are not exactly their
+    plan's, by source id, with how many items the server holds against the plan."""
+    store = StateStore.from_url(f"sqlite:///{job_dir / 'state.db'}")
+    server = ConversationStore.from_path(server_db)
+    wrong: dict[str, str] = {}
+    try:
+        for row, plan in store.iter_conversations(statuses=["migrated"], with_plans=True):
+            assert plan is not None and row.conversation_id is not None
+            held = server.all_items(row.conversation_id)
+            same = len(held) == len(plan.items) and all(
+                item_difference(planned.item, item) is None
+                for planned, item in zip(plan.items, held, strict=False)
+            )
+            if not same:
+                wrong[plan.source_id] = f"{len(held)} items held, {len(plan.items)} planned"
+    finally:
+        server.close()
+        store.close()
+    return wrong
 
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"

@@ -230,7 +230,9 @@ def test_kill_9_then_resume_with_items_in_the_create_lands_everything_once(
         else:
             arguments = ["resume", str(job_dir)]
         offset = log.stat().st_size if log.exists() else 0
-        process = start([*arguments, "--concurrency", "4", "--latency-ms", "5"], log)
+        process = start(
+            [*arguments, "--concurrency", "4", "--latency-ms", "5", "--settle", "0.2"], log
+        )
         wait_until_started(log, offset, process)
         time.sleep(chance.uniform(0.0, 0.6))
         if process.poll() is None:
@@ -238,7 +240,7 @@ def test_kill_9_then_resume_with_items_in_the_create_lands_everything_once(
             killed += 1
         process.wait(timeout=30)
     assert killed >= 2, log.read_text(errors="replace")
-    final = start(["resume", str(job_dir)], log)
+    final = start(["resume", str(job_dir), "--settle", "0.2"], log)
     assert final.wait(timeout=120) == 0, log.read_text(errors="replace")
     summary = job_status(JobRef(job_dir=job_dir))
     # Every create carried items: nothing a kill left behind is empty.

@@ -262,6 +262,8 @@ def test_every_job_writes_job_log_as_json_lines(tmp_path: Path) -> None:
             "drop_after_commit=0.3",
             "--fault-seed",
             "3",
+            "--settle",
+            "0.1",
             "--json",
             "-v",
             "--log-file",

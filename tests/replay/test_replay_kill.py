@@ -67,7 +67,10 @@ def test_kill_9_at_random_moments_then_resume_lands_everything_once(tmp_path: Pa
             arguments = ["resume", str(job_dir)]
         offset = log.stat().st_size if log.exists() else 0
         # The latency keeps a round longer than the kill window (0.5 s), so kills land mid-job.
-        process = start([*arguments, "--concurrency", "4", "--latency-ms", "15"], log)
+        # a small settle time: the in-process server died with the process, nothing lands late
+        process = start(
+            [*arguments, "--concurrency", "4", "--latency-ms", "15", "--settle", "0.2"], log
+        )
         wait_until_started(log, offset, process)
         # every other kill waits for the first landed item: the kills must fall mid-work even
         # when a loaded machine makes the start slow; the others may fall anywhere
@@ -84,7 +87,7 @@ def test_kill_9_at_random_moments_then_resume_lands_everything_once(tmp_path: Pa
     planned = job_status(JobRef(job_dir=job_dir)).items.planned
     assert any(0 < count < planned for count in landed), landed
     assert landed == sorted(landed), landed
-    final = start(["resume", str(job_dir)], log)
+    final = start(["resume", str(job_dir), "--settle", "0.2"], log)
     assert final.wait(timeout=120) == 0, log.read_text(errors="replace")
     verify = subprocess.run(
         [sys.executable, "-m", "migrate", "verify", str(job_dir)],

@@ -239,7 +239,7 @@ def test_export_and_run_survive_kill_9_then_resume(
         else:
             arguments = ["resume", str(job_dir)]
         offset = log.stat().st_size
-        process = start([*arguments, "--latency-ms", "40"], log)
+        process = start([*arguments, "--latency-ms", "40", "--settle", "0.2"], log)
         wait_until_started(log, offset, process)
         time.sleep(chance.uniform(0.0, 0.5))
         if process.poll() is None:
@@ -247,7 +247,7 @@ def test_export_and_run_survive_kill_9_then_resume(
             killed += 1
         process.wait(timeout=30)
     assert killed >= 2, log.read_text(errors="replace")
-    final = start(["resume", str(job_dir)], log)
+    final = start(["resume", str(job_dir), "--settle", "0.2"], log)
     assert final.wait(timeout=120) == 0, log.read_text(errors="replace")
     assert job_status(JobRef(job_dir=job_dir)).items.landed == 301
     assert_exactly_once(job_dir, migrated=1)

@@ -89,6 +89,7 @@ def test_a_version_1_store_gains_leases_workers_and_the_ledger(tmp_path: Path) -
         conn.execute(text("ALTER TABLE conversations DROP COLUMN orphans_with_items"))
         conn.execute(text("ALTER TABLE conversations DROP COLUMN unread_items"))
         conn.execute(text("ALTER TABLE job DROP COLUMN checked_below"))
+        _drop_audit_columns(conn)
         conn.execute(text("DROP TABLE ledger"))
         conn.execute(text("DROP TABLE workers"))
         conn.execute(text("DROP TABLE pace"))
@@ -110,6 +111,7 @@ def as_version_4(store: StateStore) -> None:
     dialect = store.engine.dialect.name
     with store.engine.begin() as conn:
         conn.execute(text("ALTER TABLE job DROP COLUMN checked_below"))
+        _drop_audit_columns(conn)
         for column in ("orphans_with_items", "unread_items"):
             conn.execute(text(f"ALTER TABLE conversations DROP COLUMN {column}"))
         if dialect == "postgresql":
@@ -151,7 +153,7 @@ def test_a_version_4_store_gains_unread_item_ids_and_orphans_with_items(
         )
     store.close()
     store = StateStore.from_url(url)
-    assert store.schema_version() == state.SCHEMA_VERSION == 6
+    assert store.schema_version() == state.SCHEMA_VERSION == 7
     # The rows of version 4 are kept; the new counters start at 0, the check has no bound.
     assert store.job().checked_below is None
     assert store.item_ids(0) == {0: "msg_kept"}
@@ -172,6 +174,55 @@ def test_a_version_4_store_gains_unread_item_ids_and_orphans_with_items(
     assert store.totals().unread_item_ids == 0
     store.record_orphans(1, [], 1, with_items=True)
     assert store.totals().orphans_with_items == 1
+
+
+def _drop_audit_columns(conn: Connection) -> None:
+    """What version 7 added: the settle and audit columns."""
+    conn.execute(text("ALTER TABLE conversations DROP COLUMN ambiguous_at"))
+    conn.execute(text("ALTER TABLE conversations DROP COLUMN repairs"))
+    conn.execute(text("ALTER TABLE intents DROP COLUMN item_id"))
+
+
+def test_a_version_6_store_gains_the_settle_and_audit_columns(tmp_path: Path) -> None:
+    store = new_store(tmp_path)
+    store.add_outcomes([(n, plan_of(f"c{n}", 2)) for n in range(2)])
+    intent = store.record_intent(0, "create", start=0, count=0)
+    store.record_created(0, intent, "conv_0")
+    # Conversation 1 was left in progress with an append in doubt by the older version.
+    store.record_created(1, store.record_intent(1, "create", start=0, count=0), "conv_1")
+    store.record_attempt_failed(1, store.record_intent(1, "append", start=0, count=2), "ambiguous")
+    with store.engine.begin() as conn:
+        _drop_audit_columns(conn)
+        conn.execute(text("UPDATE schema_version SET version = 6"))
+        doubted_at = conn.execute(
+            text("SELECT created_at FROM intents WHERE seq = 1 AND kind = 'append'")
+        ).scalar_one()
+    store.close()
+    store = StateStore.from_url(f"sqlite:///{tmp_path / 'state.db'}")
+    assert store.schema_version() == state.SCHEMA_VERSION
+    row = store.conversation(0)
+    assert (row.conversation_id, row.ambiguous_at, row.repairs) == ("conv_0", None, 0)
+    # The older version's append in doubt: that conversation waits and is audited like any.
+    assert store.conversation(1).ambiguous_at == doubted_at
+
+    def claimed(settled_before: float) -> list[int]:
+        seqs = [
+            c.seq for c in store.claim_work("w", limit=5, lease=None, settled_before=settled_before)
+        ]
+        store.release_claims()
+        return seqs
+
+    assert claimed(doubted_at - 1) == [0]
+    # The new columns work: a write in doubt parks its conversation until it has settled, and
+    # an audit's deletion names its item and counts as a repair.
+    since = store.record_ambiguous_append(0, store.record_intent(0, "append", start=0, count=2))
+    assert store.conversation(0).ambiguous_at == since
+    assert claimed(doubted_at) == [1]
+    assert claimed(since) == [0, 1]
+    deletion = store.record_intent(0, "delete_item", start=1, count=1, item_id="msg_x")
+    assert [i.item_id for i in store.open_intents(0)] == ["msg_x"]
+    store.record_item_deleted(0, deletion)
+    assert store.totals().repairs == 1
     store.close()
 
 

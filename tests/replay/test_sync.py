@@ -308,6 +308,7 @@ def test_sync_killed_at_random_moments_with_faults_lands_every_new_item_once(
     write_lines(source, [*records, *added])
     faults = ["--fault", "drop_after_commit=0.1", "--fault", "error_after_commit=0.1"]
     pace = ["--concurrency", "4", "--latency-ms", "20", "--fault-seed", "3", *faults]
+    pace += ["--settle", "0.2"]
     chance = random.Random(20261201)
     killed = 0
     landed: list[int] = []

@@ -418,12 +418,13 @@ def test_three_workers_one_killed_every_conversation_lands_once(
             [
                 *("run", str(source), "--target", "openai", "--base-url", base_url),
                 *("--state", postgres_url, "--job-dir", str(job_dir), "--concurrency", "4"),
-                *("--timeout", "2", "--lease", "4"),
+                *("--timeout", "2", "--lease", "4", "--settle", "0.3"),
             ],
             log,
         )
         job_id = wait_for_job_id(job_dir, lambda: run.poll() is None)
         work = ["work", "--state", postgres_url, "--job", job_id, "--target", "openai"]
+        work += ["--settle", "0.3"]
         doomed = start([*work, "--concurrency", "4"], log)
         survivor = start([*work, "--concurrency", "4"], log)
         engine = create_engine(postgres_url)
