@@ -174,6 +174,7 @@ def test_a_version_4_store_gains_unread_item_ids_and_orphans_with_items(
     assert store.totals().unread_item_ids == 0
     store.record_orphans(1, [], 1, with_items=True)
     assert store.totals().orphans_with_items == 1
+    store.close()
 
 
 def _drop_audit_columns(conn: Connection) -> None:
