@@ -498,6 +498,7 @@ class Replayer:
         lost = [intent for intent in open_intents if intent.kind == "create"]
         if lost and findable:
             since = min(intent.created_at for intent in lost)
+            await self._until_settled(max(intent.created_at for intent in lost))
             found = await self._find_created(seq, metadata, since, budget)
             outcome: IntentOutcome = "reconciled" if found else "not_applied"
             self.store.resolve_intents([intent.id for intent in lost], outcome)
@@ -532,6 +533,7 @@ class Replayer:
                 budget.spend(error)
                 found = None
                 if error.kind == "ambiguous":
+                    await self._until_settled(since)
                     found = await self._find_created(seq, metadata, since, budget)
                 self.store.record_attempt_failed(
                     seq, intent, "reconciled" if found else "not_applied"
@@ -568,6 +570,14 @@ class Replayer:
             ids = [intent.id for intent in lost if (intent.count > 0) == with_items]
             if ids:
                 self.store.record_orphans(seq, ids, len(ids), with_items=with_items)
+
+    async def _until_settled(self, since: float) -> None:
+        """Wait until a create sent at `since` can no longer be in flight: looked up sooner, a
+        conversation the target is still creating would not be found, and the create would be
+        sent again (a duplicate). Rare enough (ambiguous creates) to hold the slot meanwhile."""
+        left = since + self.settle - time.time()
+        if left > 0:
+            await asyncio.sleep(left)
 
     def _findable_metadata(self, seq: int, plan: ConversationPlan) -> dict[str, str]:
         """The plan's metadata with this conversation's job token, when a pair is free.

@@ -66,6 +66,24 @@ def test_an_ambiguous_create_is_found_on_azure_and_an_orphan_elsewhere(
         assert summary.possible_orphans == 1
 
 
+def test_a_create_applied_late_is_looked_up_only_after_the_settle_time(
+    tmp_path: Path, source_file: Callable[..., Path]
+) -> None:
+    source = source_file(conversations=2, messages=4)
+    # The first create is held 0.6 s before the server applies it; the client gives up at 0.2 s.
+    server = {**AZURE, "faults": {"script": ["apply_late"], "late_seconds": 0.6}}
+    config = run_config(
+        source, tmp_path / "job", concurrency=1, timeout=0.2, settle=1.0, server=server
+    )
+    summary = run_job(config)
+    assert summary.exit_code == 0, summary
+    # Looked up once it had landed: found, not sent again (no second conversation).
+    assert summary.possible_orphans == 0
+    assert summary.reconciliations >= 1
+    assert_exactly_once(tmp_path / "job", migrated=2)
+    assert server_contents(tmp_path / "job").conversations == 2
+
+
 def writes_and_reads(base_url: str, api_key: str = "test") -> tuple[int, int]:
     with AdminClient(base_url, api_key=api_key) as admin:
         seen: dict[str, dict[str, int]] = admin.stats()["requests"]
