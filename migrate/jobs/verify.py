@@ -22,7 +22,6 @@ from migrate.jobs.models import (
     JobRef,
     VerifyReport,
 )
-from migrate.jobs.unread import read_unread_ids
 from migrate.plan.model import ConversationPlan
 from migrate.replay.comparison import Comparison, compare
 from migrate.replay.replayer import Replayer, ReplayOptions
@@ -32,6 +31,7 @@ from migrate.replay.target import (
     open_target,
     with_retries,
 )
+from migrate.replay.unread import read_unread_ids
 from migrate.replay.workers import forget_gone_workers
 from migrate.state.records import ConversationRow
 from migrate.state.store import StateStore
