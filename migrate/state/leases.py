@@ -148,12 +148,11 @@ class Leases(StoreBase):
         if not worker_ids:
             return
         with self.engine.begin() as conn:
-            end = session_end()
-            conn.execute(
-                update(workers)
-                .where(workers.c.worker_id.in_(worker_ids), workers.c.stopped_at.is_(None))
-                .values(seen_at=end, stopped_at=end)
-            )
+            gone = workers.c.worker_id.in_(worker_ids) & workers.c.stopped_at.is_(None)
+            # Two statements: MySQL and MariaDB evaluate SET left to right, so a second use of
+            # `session_end()` in one UPDATE would see the new `seen_at`.
+            conn.execute(update(workers).where(gone).values(seen_at=session_end()))
+            conn.execute(update(workers).where(gone).values(stopped_at=workers.c.seen_at))
             conn.execute(_release().where(conversations.c.claimed_by.in_(worker_ids)))
 
     def worker_rows(self) -> tuple[list[WorkerRow], float]:
