@@ -20,7 +20,6 @@ import openai
 from pydantic import BaseModel, Field
 
 from adapters.assistants.live import (
-    INVALID_THREAD_ID,
     AssistantsLiveSource,
     ThreadFetchError,
     invalid_thread_id_message,
@@ -92,7 +91,7 @@ def _export_one(
 ) -> Literal["written", "skipped", "failed"]:
     if not valid_thread_id(thread_id):
         message = invalid_thread_id_message(thread_id)
-        return _failed(summary, source, thread_id, INVALID_THREAD_ID, message)
+        return _failed(summary, source, thread_id, "invalid_thread_id", message)
     path = thread_file(out_dir, thread_id)
     if _is_complete(path, thread_id):
         summary.skipped += 1

@@ -44,7 +44,6 @@ FILE_SEARCH_CONTENT: Final = "step_details.tool_calls[*].file_search.results[*].
 THREAD_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
 """A thread id fit to become a file name and a URL path segment (OpenAI's look like
 `thread_[A-Za-z0-9]+`): no path separator, no leading dot (no hidden file, no `..`)."""
-INVALID_THREAD_ID = "invalid_thread_id"
 
 
 def valid_thread_id(thread_id: str) -> bool:
@@ -159,7 +158,7 @@ class AssistantsLiveSource:
         for thread_id in self.thread_ids():
             if not valid_thread_id(thread_id):
                 yield self._failure(
-                    thread_id, INVALID_THREAD_ID, invalid_thread_id_message(thread_id)
+                    thread_id, "invalid_thread_id", invalid_thread_id_message(thread_id)
                 )
                 continue
             try:
