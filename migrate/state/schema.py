@@ -58,7 +58,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 Status = Literal["pending", "in_progress", "migrated", "failed", "skipped"]
 FINAL_STATUSES: tuple[Status, ...] = ("migrated", "failed", "skipped")
@@ -308,6 +308,26 @@ def _upgrade_to_audit(conn: Connection) -> None:
     )
 
 
+def _upgrade_to_double_timestamps(conn: Connection) -> None:
+    """Version 7 -> 8: MariaDB/MySQL columns made FLOAT, which is single precision there (a
+    timestamp off by up to a minute), become DOUBLE; elsewhere FLOAT was double already."""
+    if conn.dialect.name not in ("mysql", "mariadb"):
+        return
+    rows = conn.exec_driver_sql(
+        "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS "
+        "WHERE TABLE_SCHEMA = DATABASE() AND DATA_TYPE = 'float'"
+    ).all()
+    single = {(str(table), str(column)) for table, column in rows}
+    for table in metadata.sorted_tables:
+        changes = [
+            f"MODIFY {column.name} DOUBLE{'' if column.nullable else ' NOT NULL'}"
+            for column in table.columns
+            if isinstance(column.type, Double) and (table.name, column.name) in single
+        ]
+        if changes:
+            conn.exec_driver_sql(f"ALTER TABLE {table.name} {', '.join(changes)}")
+
+
 Upgrade = Callable[[Connection], None]
 UPGRADES: dict[int, Upgrade] = {
     1: _upgrade_to_workers,
@@ -316,5 +336,6 @@ UPGRADES: dict[int, Upgrade] = {
     4: _upgrade_to_unread_items,
     5: _upgrade_to_lazy_check,
     6: _upgrade_to_audit,
+    7: _upgrade_to_double_timestamps,
 }
 """`UPGRADES[n]` moves a store at version `n` to version `n + 1`, inside one transaction."""
