@@ -66,7 +66,7 @@ from migrate.replay.comparison import Comparison, compare
 from migrate.replay.target import Target
 from migrate.replay.unread import read_unread_ids
 from migrate.state.records import ClaimLostError, ConversationRow, OpenIntent
-from migrate.state.schema import IntentOutcome, Status
+from migrate.state.schema import IntentKind, IntentOutcome, Status
 from migrate.state.store import StateStore
 
 logger = logging.getLogger(__name__)
@@ -396,11 +396,14 @@ class Replayer:
                 in_doubt = None
         total = len(plan.items)
         ends = _batch_ends(plan)
+        # An audit's append left in doubt is finished by whoever takes the conversation next.
+        repairing = audit or (landed < total and self.store.repair_start(seq) is not None)
         while landed < total:
             self._check_stop()
             end = next(e for e in ends if e > landed)
             batch = plan.items[landed:end]
-            intent = self.store.record_intent(seq, "append", start=landed, count=len(batch))
+            kind: IntentKind = "append_missing" if repairing else "append"
+            intent = self.store.record_intent(seq, kind, start=landed, count=len(batch))
             self._crash_point("after_append_intent", seq)
             try:
                 created = await self.target.create_items(
@@ -421,7 +424,7 @@ class Replayer:
                 ],
                 source_conversation_id=plan.source_id,
                 migrated=end == total and in_doubt is None,
-                repairs=len(batch) if audit else 0,
+                repairs=len(batch) if repairing else 0,
             )
             self._crash_point("after_append_outcome", seq)
             self._items_landed(len(batch))
@@ -436,7 +439,11 @@ class Replayer:
         """When the conversation's last write in doubt was recorded (None: no such write since
         its audit); a stopped process's open appends count from their intents."""
         at = None if row is None else row.ambiguous_at
-        stopped = [intent.created_at for intent in open_intents if intent.kind == "append"]
+        stopped = [
+            intent.created_at
+            for intent in open_intents
+            if intent.kind in ("append", "append_missing")
+        ]
         if stopped and (at is None or max(stopped) > at):
             at = max(stopped)
             self.store.record_in_doubt(seq, at)
@@ -731,6 +738,9 @@ class Replayer:
             (position, plan.items[position].source_id, item_id)
             for position, item_id in comparison.found_ids()
         ]
+        # What an audit's append left in doubt landed: those items are its repairs.
+        repair_start = self.store.repair_start(seq) if new else None
+        repairs = 0 if repair_start is None else sum(1 for p, _, _ in new if p >= repair_start)
         complete = comparison.landed == len(plan.items)
         self.store.record_appended(
             seq,
@@ -740,6 +750,7 @@ class Replayer:
             migrated=complete and (in_doubt is None or audited),
             calls=calls,
             reconciled=True,
+            repairs=repairs,
         )
         if open_intents:
             self.store.resolve_intents(

@@ -18,7 +18,8 @@ Tables:
   (NULL while unread: a create that carried the item answers without item ids, and the next
   listing of the conversation, `migrate verify`'s at the latest, fills it in).
 - `intents`: one row per remote write, written before it is sent; its outcome after (an
-  audit's deletion of a surplus item names the item).
+  audit's deletion of a surplus item names the item; an audit's append of planned items
+  missing at the end is an `append_missing`, so that what it lands counts as repairs).
 - `workers`: one row per process that replayed the job: host, pid, start, last heartbeat,
   lease, whether it plans the source; the rate limit's share and the job's elapsed time come
   from it.
@@ -62,7 +63,7 @@ SCHEMA_VERSION = 8
 
 Status = Literal["pending", "in_progress", "migrated", "failed", "skipped"]
 FINAL_STATUSES: tuple[Status, ...] = ("migrated", "failed", "skipped")
-IntentKind = Literal["create", "append", "delete", "delete_item"]
+IntentKind = Literal["create", "append", "append_missing", "delete", "delete_item"]
 IntentOutcome = Literal["applied", "not_applied", "rejected", "ambiguous", "reconciled"]
 
 _LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
