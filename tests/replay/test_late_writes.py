@@ -23,6 +23,7 @@ from sqlalchemy import text
 from migrate.cli import main
 from migrate.errors import EXIT_OK, EXIT_PARTIAL
 from migrate.jobs.models import JobRef, ResumeConfig, WorkConfig
+from migrate.jobs.rollback import rollback_job
 from migrate.jobs.run import resume_job, run_job, work_on_job
 from migrate.jobs.status import job_status
 from migrate.jobs.verify import verify_job
@@ -353,6 +354,26 @@ def test_verify_waits_through_429s_instead_of_reporting_items_missing(
     with AdminClient(base_url) as admin:
         rate_limited = admin.stats()["rate_limited"]
     assert rate_limited > other_429s, "verify never met a 429"
+
+
+def test_rollback_waits_through_429s_instead_of_failing_deletions(
+    tmp_path: Path, local_server: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base_url = local_server(rpm=600)
+    source = write_source(tmp_path / "source.jsonl", conversations=4, messages=3)
+    job_dir = tmp_path / "job"
+    target = TargetConfig(kind="openai", base_url=base_url, timeout=10.0)
+    assert run_job(run_config(source, job_dir, target=target)).exit_code == EXIT_OK
+    # One failed deletion is all a conversation may take: only a 429 must not count as one.
+    monkeypatch.setattr(target_module, "READ_ATTEMPTS", 1)
+    with AdminClient(base_url) as admin:
+        before = admin.stats()["rate_limited"]
+        admin.drain(1.5)  # another client of the account takes every request for 1.5 s
+        result = rollback_job(JobRef(job_dir=job_dir))
+        rate_limited = admin.stats()["rate_limited"] - before
+    assert (result.deleted, result.failed) == (4, []), result
+    assert rate_limited > 0, "rollback never met a 429"
+    assert job_status(JobRef(job_dir=job_dir)).state == "rolled_back"
 
 
 @pytest.mark.slow
