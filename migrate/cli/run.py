@@ -293,8 +293,9 @@ def resume(
     The source is read again as the replay goes on, and each conversation is compared with
     its stored plan before anything is written to it: one in progress whose source changed
     fails (the rest go on). Resume takes the job over: it refuses
-    while another worker of the job is alive (use `migrate work` to add one). Exit codes as for
-    `migrate run`.
+    while another worker of the job is alive (use `migrate work` to add one). A run killed
+    before it recorded its job (JOB_DIR holds only its command line) starts again as it was
+    given: nothing had been sent. Exit codes as for `migrate run`.
     """
     unrecorded = None if job_dir is None or holds_job(job_dir) else read_invocation(job_dir)
     if unrecorded is not None:
