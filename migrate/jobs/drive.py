@@ -9,24 +9,15 @@ import threading
 import time
 from pathlib import Path
 
-from migrate.errors import (
-    JobError,
-    StateWriteError,
-    files_written,
-)
-from migrate.jobs.models import (
-    JobSummary,
-)
+from migrate.errors import JobError, StateWriteError, files_written
+from migrate.jobs.models import JobSummary
 from migrate.jobs.planner import _Planner, plan_ahead
 from migrate.jobs.progress import _Listener
 from migrate.jobs.report import write_report_files
 from migrate.jobs.status import job_summary
 from migrate.replay.options import CrashHook, ReplayOptions, SimulatedCrash, settle_seconds
 from migrate.replay.replayer import Replayer
-from migrate.replay.target import (
-    TargetConfig,
-    open_target,
-)
+from migrate.replay.target import TargetConfig, open_target
 from migrate.replay.workers import WorkerSession, claimed_work
 from migrate.reporting.events import log_pauses
 from migrate.state.store import StateStore

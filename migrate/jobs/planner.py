@@ -10,15 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from typing import Any
 
-from migrate.errors import (
-    MigrateError,
-    SourceReadError,
-)
+from migrate.errors import MigrateError, SourceReadError
 from migrate.jobs.progress import _Listener
 from migrate.jobs.resume import SourceCheck
-from migrate.plan.pipeline import (
-    PlanOutcome,
-)
+from migrate.plan.pipeline import PlanOutcome
 from migrate.state.store import StateStore
 
 PLAN_CHUNK = 100

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from migrate.jobs.models import (
-    ProgressCallback,
-    ProgressUpdate,
-)
+from migrate.jobs.models import ProgressCallback, ProgressUpdate
 from migrate.plan.model import ConversationPlan
-from migrate.plan.pipeline import (
-    PlanOutcome,
-)
+from migrate.plan.pipeline import PlanOutcome
 from migrate.replay.ratelimit import RateLimiter
 from migrate.state.records import Totals
 from migrate.state.schema import Status

@@ -24,10 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from migrate.config import JobConfig
-from migrate.errors import (
-    ConfigError,
-    StateWriteError,
-)
+from migrate.errors import ConfigError, StateWriteError
 from migrate.jobs.delta import sync_outcomes, take_subset
 from migrate.jobs.directory import job_name, open_job, with_server_options
 from migrate.jobs.drive import _drive
@@ -46,18 +43,9 @@ from migrate.jobs.planner import _Planner
 from migrate.jobs.progress import _Listener
 from migrate.jobs.record import holds_job, record_job
 from migrate.jobs.resume import SourceCheck, retry_all_failures, retry_transient_failures
-from migrate.plan.pipeline import (
-    PlanOutcome,
-    iterate_plans,
-    open_configured_source,
-)
+from migrate.plan.pipeline import PlanOutcome, iterate_plans, open_configured_source
 from migrate.replay.options import CrashHook, ReplayOptions
-from migrate.replay.target import (
-    TargetConfig,
-    describe_target,
-    preflight,
-    validate_target,
-)
+from migrate.replay.target import TargetConfig, describe_target, preflight, validate_target
 from migrate.replay.workers import forget_gone_workers
 from migrate.reporting.collect import sampler
 from migrate.state.records import JobRecord
