@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from migrate.errors import EXIT_PARTIAL
-from migrate.jobs import planner as run_module
+from migrate.jobs import planner as planner_module
+from migrate.jobs import run as run_module
 from migrate.jobs.models import JobRef, ResumeConfig
 from migrate.jobs.run import resume_job, run_job
 from migrate.plan.pipeline import PlanOutcome, iterate_plans
