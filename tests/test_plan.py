@@ -303,9 +303,10 @@ def test_a_source_id_seen_twice_is_a_finding_under_each_policy(
         [f.code for f in second.findings] if isinstance(second, ConversationPlan) else [second.code]
     )
     assert codes == ["duplicate_source_id"]
-    assert "b.jsonl:4" in (
-        second.findings[0].message if isinstance(second, ConversationPlan) else second.message
-    )
+    message = second.findings[0].message if isinstance(second, ConversationPlan) else second.message
+    assert "the first copy is at a.jsonl:1, this copy is at b.jsonl:4" in message
+    if isinstance(second, ConversationPlan):
+        assert second.findings[0].value == {"first_location": "a.jsonl:1", "location": "b.jsonl:4"}
     first = outcomes[0]
     assert isinstance(first, ConversationPlan) and first.findings == []
     assert first.location == "a.jsonl:1" and second.location == "b.jsonl:4"
