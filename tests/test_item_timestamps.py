@@ -1,4 +1,4 @@
-"""Per-message timestamps: API items have none, so `items.csv` keeps them, and one finding says so."""
+"""Per-message timestamps: API items have none, so `items.csv` keeps them, with one finding."""
 
 from __future__ import annotations
 
