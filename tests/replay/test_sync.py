@@ -445,7 +445,7 @@ def test_the_ledger_works_in_a_shared_store_on_any_engine(
     _, sync = configs(source, tmp_path / "sync-1", base_url, state_url=url)
     summary = sync_job(sync)
     assert (summary.conversations.migrated, summary.conversations.up_to_date) == (1, 29)
-    assert summary.calls == 1
+    assert (summary.calls, summary.metadata_updates) == (2, 1)  # the metadata, one batch
     found = lookup_conversations(url, ["conv-0003", "conv-0029"])
     assert [(r.source_id, r.items) for r in found] == [("conv-0003", 6), ("conv-0029", 4)]
     # The next job moves this one into the ledger: every entry is there, once.
@@ -476,7 +476,7 @@ def test_sync_and_an_extra_worker_share_one_sync_job(
         grow(record, 25)  # two appends each
     write_lines(source, records)
     _, sync = configs(source, tmp_path / "sync", base_url, state_url=url)
-    # Slow enough (80 calls, two at a time, 50 ms each) for the worker to join in time.
+    # Slow enough (120 calls, two at a time, 50 ms each) for the worker to join in time.
     sync = sync.model_copy(update={"replay": sync.replay.model_copy(update={"concurrency": 2})})
     results: dict[str, Any] = {}
 
@@ -505,7 +505,8 @@ def test_sync_and_an_extra_worker_share_one_sync_job(
     assert len(owners) == 2, owners  # both replayed part of the sync
     summary = job_status(JobRef(state_url=url, job_id=job_id))
     assert summary.conversations.migrated == 40
-    assert summary.calls == 80  # two appends per conversation, no create
+    assert summary.calls == 120  # a metadata update and two appends each, no create
+    assert summary.metadata_updates == 40
     after = plans_of(source)
     held = server_items(tmp_path / "servers" / "server-0.db")
     assert sorted(len(items) for items in held.values()) == sorted(
