@@ -57,6 +57,17 @@ ROLE_ALIASES = {"human": "user", "ai": "assistant"}
 
 TIMESTAMP_FIELDS = ("created_at", "create_time", "created", "timestamp")
 
+
+def timestamp_field(messages: list[Any]) -> str:
+    """The first of `TIMESTAMP_FIELDS` a message of `messages` has (else `created_at`)."""
+    for message in messages:
+        if isinstance(message, dict):
+            for key in TIMESTAMP_FIELDS:
+                if message.get(key) is not None:
+                    return key
+    return "created_at"
+
+
 MESSAGE_KEYS = frozenset(
     {
         "role",

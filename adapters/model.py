@@ -224,6 +224,9 @@ class SourceConversation(_Model):
     created_at: float | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     notes: list[SourceNote] = Field(default_factory=list)
+    entry_time_field: str = "created_at"
+    """The source's own name for its entries' `created_at` (`create_time` in a ChatGPT export,
+    a SQL timestamp column), so that reports name the field as the source does."""
 
 
 class SourceFailure(_Model):

@@ -10,8 +10,9 @@ directory, then a second `migrate sync` with no change.
 
 Measured (every figure from the server's own counters, `/_admin/stats`, and its database):
 
-- writes the first sync sent over the minimum (`ceil(new items / 20)` per grown conversation,
-  `1 + ceil(items / 20)` per new one; diverged ones: none): target exactly 1.0;
+- writes the first sync sent over the minimum (`1 + ceil(new items / 20)` per grown
+  conversation: its metadata update and the batches; `1 + ceil(items / 20)` per new one;
+  diverged ones: none): target exactly 1.0;
 - reads the first sync sent: none unless a call failed (no fault is injected, but a pooled
   connection the server closed while idle fails a call now and then: it is reconciled);
 - conversations on the target that do not hold exactly their current plan, once (diverged
@@ -144,7 +145,8 @@ def measure(conversations: int, concurrency: int, work: Path) -> dict[str, Any]:
         write(source, records)
         after = plans_of(source)
         minimum = sum(
-            math.ceil((len(after[i].items) - len(before[i].items)) / 20) for i in groups["grown"]
+            1 + math.ceil((len(after[i].items) - len(before[i].items)) / 20)
+            for i in groups["grown"]
         )
         minimum += sum(1 + math.ceil(len(after[i].items) / 20) for i in groups["added"])
         posts, gets = requests(server)

@@ -28,3 +28,6 @@ def test_the_id_map_names_each_copy_by_location(tmp_path: Path) -> None:
     findings = [json.loads(line) for line in (job / "findings.jsonl").read_text().splitlines()]
     duplicate = [f for f in findings if f["code"] == "duplicate_source_id"]
     assert len(duplicate) == 1 and duplicate[0]["location"].endswith("b.jsonl:1")
+    first, this = duplicate[0]["value"]["first_location"], duplicate[0]["value"]["location"]
+    assert (Path(first).name, Path(this).name) == ("a.jsonl:1", "b.jsonl:1")
+    assert f"the first copy is at {first}, this copy is at {this}" in duplicate[0]["message"]

@@ -11,7 +11,7 @@ from adapters.model import Entry, Message, SourceConversation, TextPart, ToolCal
 from migrate.errors import ConversationError
 from migrate.limits import MAX_ITEMS_PER_CALL
 from migrate.plan.model import CONVERSATIONS_PATH, ITEMS_PATH, ConversationPlan
-from migrate.plan.pipeline import is_skipped, iterate_plans, plan_or_error
+from migrate.plan.pipeline import FirstCopies, is_skipped, iterate_plans, plan_or_error
 from migrate.plan.planner import batch_sizes_for, fingerprint, plan_conversation
 from migrate.transform.policy import Policy
 
@@ -303,9 +303,20 @@ def test_a_source_id_seen_twice_is_a_finding_under_each_policy(
         [f.code for f in second.findings] if isinstance(second, ConversationPlan) else [second.code]
     )
     assert codes == ["duplicate_source_id"]
-    assert "b.jsonl:4" in (
-        second.findings[0].message if isinstance(second, ConversationPlan) else second.message
-    )
+    message = second.findings[0].message if isinstance(second, ConversationPlan) else second.message
+    assert "the first copy is at a.jsonl:1, this copy is at b.jsonl:4" in message
+    if isinstance(second, ConversationPlan):
+        assert second.findings[0].value == {"first_location": "a.jsonl:1", "location": "b.jsonl:4"}
     first = outcomes[0]
     assert isinstance(first, ConversationPlan) and first.findings == []
     assert first.location == "a.jsonl:1" and second.location == "b.jsonl:4"
+
+
+def test_first_copies_gives_back_where_each_id_was_first_read() -> None:
+    copies = FirstCopies()
+    assert copies.first_location("s-1", "message_store session_id=s-1") is None
+    assert copies.first_location("a", "/data/chats.jsonl:3") is None
+    assert copies.first_location("b", "/data/chats.jsonl byte 90") is None
+    assert copies.first_location("a", "/data/other.jsonl:1") == "/data/chats.jsonl:3"
+    assert copies.first_location("b", "x") == "/data/chats.jsonl byte 90"
+    assert copies.first_location("s-1", "y") == "message_store session_id=s-1"

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.base import DecodeError
-from adapters.chat_messages import Provenance, describe_type, message_entries
+from adapters.chat_messages import Provenance, describe_type, message_entries, timestamp_field
 from adapters.json.common import RecordContext, first_timestamp, pick_id
 from adapters.model import Entry, SourceConversation, SourceNote
 
@@ -137,6 +137,7 @@ def _conversation(
         location=ctx.location,
         entries=entries,
         notes=notes,
+        entry_time_field=timestamp_field(messages),
     )
 
 

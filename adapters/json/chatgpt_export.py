@@ -86,6 +86,7 @@ def _read(
         "location": ctx.location,
         "title": title if isinstance(title, str) else None,
         "created_at": parse_timestamp(value.get("create_time")),
+        "entry_time_field": "create_time",
     }
     if ctx.config.chatgpt_branches == "all":
         branches = _all_branches(mapping)

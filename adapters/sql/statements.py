@@ -95,6 +95,8 @@ class _Reading:
     metadata_of: Callable[[Mapping[str, Any]], dict[str, Any]]
     one_row_per_conversation: bool = False
     conversation_fields: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+    time_field: str = "created_at"
+    """The column `created_at_of` reads, as reports name it."""
 
 
 def _raw(expression: ColumnElement[Any], label: str) -> ColumnElement[Any]:
@@ -249,6 +251,7 @@ class SqlStatements(SqlConnector):
             source_id_of=lambda values: _text(values["id"]),
             created_at_of=lambda values: timestamp_value(values["ts"], "timestamp"),
             metadata_of=metadata_of,
+            time_field="timestamp",
         )
 
     def _mapping(self, connection: Connection) -> _Reading:
@@ -325,6 +328,7 @@ class SqlStatements(SqlConnector):
             created_at_of=created_at_of,
             metadata_of=metadata_of,
             one_row_per_conversation=config.messages_json_column is not None,
+            time_field=config.timestamp_column or "created_at",
         )
 
     def _mapping_decoder(self) -> Callable[[Mapping[str, Any], Provenance], Decoded]:

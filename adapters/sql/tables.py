@@ -232,6 +232,7 @@ class SqlTableSource(SqlStatements):
             entries=decoded.entries,
             notes=decoded.notes,
             metadata={**fields.pop("metadata", {}), **conversation_metadata(row_metadata)},
+            entry_time_field=reading.time_field,
             **fields,
         )
 

@@ -66,6 +66,11 @@ def render_summary(summary: JobSummary) -> str:
                 else ""
             ),
             f"late writes:      {summary.late_writes_repaired} item(s) repaired",
+            *(
+                [f"metadata updated: {summary.metadata_updates} conversation(s)"]
+                if summary.metadata_updates
+                else []
+            ),
             *skipped_file_lines(summary.skipped_files, label="skipped files:", width=18),
             f"findings:         {summary.findings}",
             *([f"deleted:          {summary.deleted}"] if summary.deleted else []),

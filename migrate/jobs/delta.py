@@ -6,7 +6,10 @@
   with `--where` and `--since` in their own query).
 - `sync_outcomes`: each freshly planned conversation compared with its ledger entry: new ones
   pass as they are; one that only grew becomes an append plan (`ConversationPlan.append`)
-  holding only the new items; an unchanged one becomes an empty plan (skipped, `up_to_date`);
+  holding only the new items, and updating the conversation's metadata to the source's
+  current one first (the ledger keeps no copy of the metadata that landed, so it is sent
+  whether or not it changed: one write per grown conversation); an unchanged one becomes an
+  empty plan (skipped, `up_to_date`, its metadata left as it is);
   one whose landed items changed or vanished gets the finding `source_diverged` and the policy's
   treatment (`skip`, `fail`, or `new_conversation`).
 """
@@ -85,7 +88,7 @@ def sync_plan(
         reconcile=not entry.complete,
     )
     if state == "append":
-        return _only(plan, entry.items, base)
+        return _only(plan, entry.items, base.model_copy(update={"update_metadata": True}))
     if state == "up_to_date":
         return _only(plan, len(plan.items), base).model_copy(
             update={"findings": [], "tokens": None, "tokens_estimate": None}

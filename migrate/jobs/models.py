@@ -165,6 +165,8 @@ class JobSummary(BaseModel):
     deleted: int
     late_writes_repaired: int = 0
     """Items the audits deleted (surplus copies late writes left) or appended."""
+    metadata_updates: int = 0
+    """Conversations a sync appended to whose metadata it set to the source's current one."""
     elapsed: float
     skipped_files: SkippedFiles = Field(default_factory=SkippedFiles)
     """Files of a directory source that hold no conversations to read, and why."""

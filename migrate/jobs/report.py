@@ -8,9 +8,11 @@ resume, and again by `migrate report`:
   possible orphans (empty, and with items), unread item ids, error; for a Responses chain,
   its first and leaf response ids.
 - `items.csv`: `source_id` (of the conversation), `source_item_id`, position,
-  `target_item_id`, `target_conversation_id`, `target_item_id_status`, one row per landed
-  item; the status is `pending_verify` (and the id empty) for an item a create carried whose
-  id no listing has read yet, else `recorded`.
+  `target_item_id`, `target_conversation_id`, `target_item_id_status`, `source_created_at`,
+  one row per landed item; the status is `pending_verify` (and the id empty) for an item a
+  create carried whose id no listing has read yet, else `recorded`. `source_created_at` is the
+  source message's timestamp (ISO 8601 UTC; empty when the source has none): API items have no
+  timestamp, so this is where it is kept (finding `item_timestamps_in_report`).
 
 One file per table, CSV: the id maps are flat tables that people load into a database or a
 spreadsheet, and CSV does not repeat the keys on every row (a JSON Lines copy of the same map
@@ -48,6 +50,7 @@ from migrate.jobs.files import (
     write_json_lines,
     write_text,
 )
+from migrate.plan.planner import iso_time
 from migrate.reporting import run_report
 from migrate.reporting.collect import CodeTally, run_samples
 from migrate.reporting.render import write_report_html
@@ -86,6 +89,7 @@ ITEM_FIELDS = [
     "target_item_id",
     "target_conversation_id",
     "target_item_id_status",
+    "source_created_at",
 ]
 RECORDED = "recorded"
 PENDING_VERIFY = "pending_verify"
@@ -138,7 +142,7 @@ def write_report_files(
         if html_only
         else [
             write_csv(named("conversations.csv"), CONVERSATION_FIELDS, rows),
-            write_csv(named("items.csv"), ITEM_FIELDS, _item_rows(store)),
+            write_csv(named("items.csv"), ITEM_FIELDS, _item_rows(store, _source_times(store))),
             write_json_lines(named("findings.jsonl"), findings),
             write_json_lines(named("errors.jsonl"), _error_rows(store)),
         ]
@@ -212,10 +216,40 @@ def _conversation_rows(
         }
 
 
-def _item_rows(store: StateStore) -> Iterator[dict[str, Any]]:
+class _ItemTime(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    source_created_at: float | None = None
+
+
+class _PlanTimes(BaseModel):
+    """The source timestamps of a stored plan's items (the rest of each item skipped)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    items: list[_ItemTime] = []
+
+
+def _source_times(store: StateStore) -> Iterator[tuple[int, list[float | None]]]:
+    """(seq, each planned item's source timestamp) for every conversation, in source order."""
+    for row, plan in store.iter_plans_as(_PlanTimes):
+        yield row.seq, [] if plan is None else [item.source_created_at for item in plan.items]
+
+
+def _item_rows(
+    store: StateStore, times: Iterator[tuple[int, list[float | None]]]
+) -> Iterator[dict[str, Any]]:
+    """The rows of `items.csv`; `times` (in the same order) gives `source_created_at`."""
+    seq = -1
+    plan_times: list[float | None] = []
     for item in store.iter_items():
         row = {field: item[column] for field, column in _ITEM_COLUMNS.items()}
         row["target_item_id_status"] = RECORDED if item["item_id"] is not None else PENDING_VERIFY
+        while seq < item["seq"]:
+            seq, plan_times = next(times, (item["seq"], []))
+        position = int(item["position"])
+        at = plan_times[position] if seq == item["seq"] and position < len(plan_times) else None
+        row["source_created_at"] = None if at is None else (iso_time(at) or at)
         yield row
 
 

@@ -126,6 +126,7 @@ def job_summary(store: StateStore, job_dir: Path | None) -> JobSummary:
         findings=totals.findings,
         deleted=totals.deleted,
         late_writes_repaired=totals.repairs,
+        metadata_updates=store.metadata_updates(),
         elapsed=round(job.elapsed + store.worker_time(), 3),
         skipped_files=SkippedFiles.model_validate(job.config.get("skipped_files") or {}),
     )

@@ -10,6 +10,7 @@ from migrate.transform.findings import Finding
 from migrate.transform.transformer import PlannedItem
 
 CONVERSATIONS_PATH = "/conversations"
+CONVERSATION_PATH = "/conversations/{conversation_id}"
 ITEMS_PATH = "/conversations/{conversation_id}/items"
 
 
@@ -35,6 +36,8 @@ class AppendBase(BaseModel):
     """The chained fingerprint of those items (`migrate.state.ledger.chain_fingerprints`)."""
     reconcile: bool = False
     """The job that landed them did not finish the conversation: list it before writing."""
+    update_metadata: bool = False
+    """Set the conversation's metadata to the plan's before the first append (once)."""
 
 
 class ConversationPlan(BaseModel):
@@ -68,10 +71,14 @@ class ConversationPlan(BaseModel):
         return out
 
     def requests(self) -> list[PlannedRequest]:
-        """The create call (metadata only, unless appending) followed by one call per batch."""
+        """The create call (metadata only; when appending, the metadata update if any)
+        followed by one call per batch."""
         calls: list[PlannedRequest] = []
         if self.append is None:
             calls.append(PlannedRequest(path=CONVERSATIONS_PATH, body={"metadata": self.metadata}))
+        elif self.append.update_metadata:
+            path = CONVERSATION_PATH.format(conversation_id=self.append.conversation_id)
+            calls.append(PlannedRequest(path=path, body={"metadata": self.metadata}))
         calls += [
             PlannedRequest(path=ITEMS_PATH, body={"items": [p.item for p in batch]})
             for batch in self.batches()

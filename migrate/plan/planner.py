@@ -12,6 +12,13 @@ compact JSON). Whatever does not fit is listed in one `metadata_truncated` findi
 
 A conversation that yields no items is not an error: its plan has zero items and zero batches,
 and the pipeline counts it as skipped.
+
+Per-message timestamps. API items have no `created_at` (only the conversation has one, set by
+the server), so each item keeps its source entry's timestamp beside it
+(`PlannedItem.source_created_at`), the report writes it into `items.csv` (`source_created_at`,
+ISO 8601 UTC), and one `item_timestamps_in_report` finding per conversation names the source's
+field and says so. Timestamps are never written into message text: that would change what
+the conversation says to a model that reads it.
 """
 
 from __future__ import annotations
@@ -53,7 +60,8 @@ def plan_conversation(conversation: SourceConversation, policy: Policy) -> Conve
         policy=policy,
     )
     findings += fit.findings
-    items = result.items[fit.dropped :]
+    items = _with_source_times(result.items[fit.dropped :], conversation)
+    findings += _timestamp_findings(conversation, items)
     batch_sizes = batch_sizes_for([planned.item for planned in items])
     plan = ConversationPlan(
         source_kind=conversation.source_kind,
@@ -69,6 +77,55 @@ def plan_conversation(conversation: SourceConversation, policy: Policy) -> Conve
     )
     validate_plan(plan)
     return plan
+
+
+def iso_time(seconds: float) -> str | None:
+    """`seconds` (Unix) as ISO 8601 UTC (`2026-11-22T10:15:00Z`, with microseconds when it
+    has a fraction), or None when it is no valid time."""
+    try:
+        moment = datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    pattern = "%Y-%m-%dT%H:%M:%S.%fZ" if moment.microsecond else "%Y-%m-%dT%H:%M:%SZ"
+    return moment.strftime(pattern)
+
+
+def _with_source_times(
+    items: list[PlannedItem], conversation: SourceConversation
+) -> list[PlannedItem]:
+    """`items`, each with its source entry's timestamp."""
+    entries = conversation.entries
+    return [
+        planned
+        if (at := entries[planned.entry_index].created_at) is None
+        else planned.model_copy(update={"source_created_at": at})
+        for planned in items
+    ]
+
+
+def _timestamp_findings(
+    conversation: SourceConversation, items: list[PlannedItem]
+) -> list[Finding]:
+    """One finding when items carry a source timestamp the API has no place for."""
+    times = [p.source_created_at for p in items if p.source_created_at is not None]
+    if not times:
+        return []
+    field = conversation.entry_time_field
+    first, last = min(times), max(times)
+    return [
+        Finding(
+            code="item_timestamps_in_report",
+            conversation_id=conversation.id,
+            message=f"the source's per-message timestamps ({field}) have no place in "
+            "Conversations API items; each is kept in the report's items.csv "
+            "(column source_created_at)",
+            value={
+                "field": field,
+                "first": iso_time(first) or first,
+                "last": iso_time(last) or last,
+            },
+        )
+    ]
 
 
 def build_metadata(conversation: SourceConversation, findings: list[Finding]) -> dict[str, str]:

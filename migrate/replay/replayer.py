@@ -33,8 +33,10 @@ The protocol, per conversation (strictly sequential within one, concurrent acros
    left in doubt (open intents) have settled; it is audited at the end like any other. A plan
    that appends to a conversation an earlier job landed (`plan.append`, made by
    `migrate sync`) skips the create call and counts its positions after the items already
-   there. If the target holds anything that is not a copy of a planned item, or a recorded item
-   is gone, changed or moved, someone else wrote into it: the conversation fails with
+   there; before its first append it sets the conversation's metadata to the plan's
+   (`plan.append.update_metadata`), once, journaled (an ambiguous update is simply sent again:
+   it is idempotent). If the target holds anything that is not a copy of a planned item, or a
+   recorded item is gone, changed or moved, someone else wrote into it: the conversation fails with
    `target_diverged` and nothing is deleted.
 
 Each conversation has a retry budget; when it runs out the conversation fails (retryable on
@@ -66,7 +68,7 @@ from migrate.replay.options import (
     Work,
 )
 from migrate.state.records import ClaimLostError
-from migrate.state.schema import IntentKind, Status
+from migrate.state.schema import IntentKind, IntentOutcome, Status
 
 __all__ = [
     "CRASH_POINTS",
@@ -227,6 +229,8 @@ class Replayer(Creator):
             )
             if audit:
                 in_doubt = None
+        if plan.append is not None and plan.append.update_metadata:
+            await self._update_metadata(seq, plan, conversation_id, budget, fresh=fresh)
         total = len(plan.items)
         ends = _batch_ends(plan)
         # An audit's append left in doubt is finished by whoever takes the conversation next.
@@ -265,6 +269,36 @@ class Replayer(Creator):
         if in_doubt is not None:
             # Every item is there, but a write in doubt may still land: the audit decides.
             self._park(seq)
+
+    async def _update_metadata(
+        self,
+        seq: int,
+        plan: ConversationPlan,
+        conversation_id: str,
+        budget: _Budget,
+        *,
+        fresh: bool,
+    ) -> None:
+        """Set the metadata of a conversation a sync appends to, once per job, journaled like
+        every write. An update whose answer is lost (timeout, dropped connection, 5xx) is sent
+        again at once, without waiting to settle: it sets the same whole metadata however often
+        it lands, so a repeat or a late copy changes nothing."""
+        if not fresh and self.store.metadata_updated(seq):
+            return
+        while True:
+            self._check_stop()
+            intent = self.store.record_intent(seq, "update_metadata", start=0, count=0)
+            try:
+                await self.target.update_conversation(conversation_id, plan.metadata)
+            except CallError as error:
+                self._raise_if_final(error, seq, plan, intent, conversation_id)
+                outcome: IntentOutcome = "ambiguous" if error.kind == "ambiguous" else "not_applied"
+                self.store.record_attempt_failed(seq, intent, outcome)
+                budget.spend(error)
+                await self._back_off(error, budget)
+                continue
+            self.store.record_metadata_updated(seq, intent)
+            return
 
     async def _after_failed_append(
         self,

@@ -176,6 +176,12 @@ class Target:
             raise CallAmbiguous(f"the target answered without a conversation id: {body}")
         return conversation_id
 
+    async def update_conversation(self, conversation_id: str, metadata: Mapping[str, str]) -> None:
+        """Set the conversation's metadata: `POST /conversations/{id}`, the request
+        `client.conversations.update` sends. Sending the same body again changes nothing."""
+        path = f"/conversations/{conversation_id}"
+        await self._call("post", path, body={"metadata": dict(metadata)})
+
     async def create_items(
         self, conversation_id: str, batch: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:

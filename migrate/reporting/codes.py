@@ -189,6 +189,15 @@ _TABLE: list[tuple[str, tuple[Kind, ...], str, str]] = [
         "`value`.",
         "Keep fewer metadata fields in the source if they matter, or rely on the report.",
     ),
+    (
+        "item_timestamps_in_report",
+        _F,
+        "The source has a timestamp per message, and API items have none (only the conversation "
+        "has a `created_at`, set by the server). Each item's source timestamp is kept in the "
+        "report's `items.csv` (`source_created_at`, ISO 8601 UTC); the finding names the "
+        "source's field and its first and last value. One finding per conversation.",
+        "Nothing to do: join `items.csv` on `target_item_id` where the app shows message times.",
+    ),
     # --- findings and errors by policy -------------------------------------------------------
     (
         "orphan_tool_output",

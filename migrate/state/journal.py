@@ -312,6 +312,35 @@ class Journal(StoreBase):
                 updated_at=time.time(),
             )
 
+    def record_metadata_updated(self, seq: int, intent_id: int) -> None:
+        """A conversation's metadata update was applied: its outcome and one more call."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            _resolve(conn, intent_id, "applied", now)
+            self._update(conn, seq, calls=conversations.c.calls + 1, updated_at=now)
+
+    def metadata_updated(self, seq: int) -> bool:
+        """Whether this job's update of the conversation's metadata was applied."""
+        query = (
+            select(intents.c.id)
+            .where(
+                intents.c.seq == seq,
+                intents.c.kind == "update_metadata",
+                intents.c.outcome == "applied",
+            )
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
+    def metadata_updates(self) -> int:
+        """Conversations whose metadata this job updated."""
+        query = select(func.count(func.distinct(intents.c.seq))).where(
+            intents.c.kind == "update_metadata", intents.c.outcome == "applied"
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def record_item_deleted(self, seq: int, intent_id: int, *, applied: bool = True) -> None:
         """An audit's deletion of a surplus item: its outcome, and one more repair if applied
         (`applied=False`: found not done when a stopped process's deletion was looked at)."""

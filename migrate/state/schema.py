@@ -63,7 +63,9 @@ SCHEMA_VERSION = 8
 
 Status = Literal["pending", "in_progress", "migrated", "failed", "skipped"]
 FINAL_STATUSES: tuple[Status, ...] = ("migrated", "failed", "skipped")
-IntentKind = Literal["create", "append", "append_missing", "delete", "delete_item"]
+IntentKind = Literal[
+    "create", "append", "append_missing", "delete", "delete_item", "update_metadata"
+]
 IntentOutcome = Literal["applied", "not_applied", "rejected", "ambiguous", "reconciled"]
 
 _LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")

@@ -111,6 +111,9 @@ class PlannedItem(BaseModel):
     source_id: str | None = None
     entry_index: int
     """Index of the source entry (in `SourceConversation.entries`) that produced this item."""
+    source_created_at: float | None = None
+    """That entry's timestamp (Unix seconds): items have none in the API, so the report's
+    `items.csv` keeps it (set by `migrate.plan.planner`)."""
 
 
 class TransformResult(BaseModel):

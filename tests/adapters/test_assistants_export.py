@@ -204,7 +204,7 @@ def test_recorded_function_thread_plans_call_output_then_answer(policy: Policy) 
             ],
         },
     ]
-    assert plan.findings == []
+    assert [f.code for f in plan.findings] == ["item_timestamps_in_report"]
     image = plan_conversation(found["thread_ru4jnkFhulNNG5c2ccPiprAz"], policy)
     assert image.items[0].item["content"][1] == {
         "type": "input_image",

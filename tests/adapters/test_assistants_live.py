@@ -119,13 +119,14 @@ def test_live_read_of_recorded_threads_equals_the_export_read(
             if isinstance(part, dict) and part.get("type") == "input_image"
         ]
         assert len(sent_images) == len(images)
-        # nothing in these threads needs converting; messages' own metadata stays in the report
+        # nothing in these threads needs converting; messages' own metadata and their
+        # timestamps stay in the report
         with_metadata = [
             e for e in entries if isinstance(e, Message) and e.metadata.get("metadata")
         ]
         assert [(f.code, f.source_id) for f in live_plan.findings] == [
             ("unmapped_field", e.source_id) for e in with_metadata
-        ]
+        ] + [("item_timestamps_in_report", None)] * any(e.created_at for e in entries)
 
 
 def test_recorded_function_run_lands_call_output_then_answer(sdk: openai.OpenAI) -> None:

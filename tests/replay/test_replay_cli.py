@@ -75,7 +75,7 @@ def test_run_status_verify_report_rollback_on_a_sample(tmp_path: Path) -> None:
     items = (job_dir / "items.csv").read_text(encoding="utf-8").splitlines()
     assert items[0] == (
         "source_id,source_item_id,position,target_item_id,target_conversation_id,"
-        "target_item_id_status"
+        "target_item_id_status,source_created_at"
     )
     assert len(items) - 1 == counts["items"]["landed"]
     errors = [json.loads(line) for line in (job_dir / "errors.jsonl").read_text().splitlines()]

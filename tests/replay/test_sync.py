@@ -30,7 +30,7 @@ from migrate.replay.replayer import CrashPoint, ReplayOptions, SimulatedCrash
 from migrate.replay.target import TargetConfig, item_difference
 from migrate.server.store import ConversationStore
 from migrate.server.testing import AdminClient, ServerFactory
-from migrate.state.schema import conversations
+from migrate.state.schema import conversations, intents
 from migrate.state.store import StateStore
 from migrate.transform.policy import Policy
 from tests.replay.helpers import write_source
@@ -100,9 +100,10 @@ def configs(
 
 
 def minimum_writes(plan: ConversationPlan, *, already: int) -> int:
-    """The fewest calls that land `plan`'s items after `already` of them."""
+    """The fewest calls that land `plan`'s items after `already` of them: the create (or, when
+    appending, the metadata update) and the batches."""
     new = len(plan.items) - already
-    return (0 if already else 1) + math.ceil(new / 20)
+    return 1 + math.ceil(new / 20)
 
 
 def test_sync_sends_only_the_new_items_once_and_reports_diverged_ones(
@@ -145,6 +146,7 @@ def test_sync_sends_only_the_new_items_once_and_reports_diverged_ones(
     assert counts.total == total + 2
     assert (counts.migrated, counts.up_to_date, counts.diverged) == (12, total - 11, 1)
     assert counts.total == counts.migrated + counts.failed + counts.skipped
+    assert summary.metadata_updates == len(grown)
     assert summary.items.landed == sum(
         len(after[r["id"]].items) - len(before[r["id"]].items) for r in grown
     ) + sum(len(after[r["id"]].items) for r in added)
@@ -188,6 +190,71 @@ def test_sync_sends_only_the_new_items_once_and_reports_diverged_ones(
     lines = (tmp_path / "ledger.csv").read_text(encoding="utf-8").splitlines()
     assert lines[0].startswith("source_id,target_conversation_id,target")
     assert any(line.startswith("new-1,") for line in lines)
+
+
+def test_sync_updates_a_grown_conversations_metadata_once_through_a_lost_answer(
+    tmp_path: Path, local_server: ServerFactory
+) -> None:
+    records: list[dict[str, Any]] = [
+        {"id": f"c{n}", "title": f"title {n}", "messages": [{"role": "user", "content": "hi"}]}
+        for n in range(3)
+    ]
+    source = tmp_path / "source.jsonl"
+    write_lines(source, records)
+    base_url = local_server()
+    server_db = tmp_path / "servers" / "server-0.db"
+    job_dir = tmp_path / "job"
+    run, sync = configs(source, job_dir, base_url)
+    assert run_job(run).exit_code == 0
+    records[0]["title"] = "renamed in the app"
+    grow(records[0], 2)
+    records[1]["title"] = "renamed, but no new message"
+    write_lines(source, records)
+    plan = plans_of(source)["c0"]
+    assert plan.metadata["title"] == "renamed in the app"
+
+    # The first write of the sync is the metadata update: applied, its answer lost.
+    with AdminClient(base_url) as admin:
+        admin.set_faults(script=["drop_after_commit"])
+        log_start = len(admin.log())
+    summary = sync_job(sync)
+    assert summary.exit_code == 0, summary
+    assert summary.metadata_updates == 1
+    assert (summary.conversations.migrated, summary.conversations.up_to_date) == (1, 2)
+    assert summary.calls == 2 + 1  # the update (sent twice: idempotent), then one batch
+
+    with AdminClient(base_url) as admin:
+        writes = [entry["operation"] for entry in admin.log()[log_start:]]
+    assert writes == ["conversations.update", "conversations.update", "items.create"]
+    state = StateStore.from_url(f"sqlite:///{job_dir / 'state.db'}")
+    try:
+        with state.engine.connect() as conn:
+            outcomes = conn.execute(
+                select(intents.c.kind, intents.c.outcome).order_by(intents.c.id)
+            ).all()
+    finally:
+        state.close()
+    assert [tuple(row) for row in outcomes] == [
+        ("update_metadata", "ambiguous"),
+        ("update_metadata", "applied"),
+        ("append", "applied"),
+    ]
+    server = ConversationStore.from_path(server_db)
+    try:
+        by_source = {s.metadata["source_id"]: s.id for s in server.summaries()}
+        held = {key: server.get_conversation(cid) for key, cid in by_source.items()}
+    finally:
+        server.close()
+    assert {key: record.metadata["title"] for key, record in held.items() if record} == {
+        "c0": "renamed in the app",
+        "c1": "title 1",  # unchanged messages: the conversation is not written to
+        "c2": "title 2",
+    }
+    assert held["c0"] is not None and held["c0"].metadata == plan.metadata
+
+    # A resume of the finished sync, and a second sync, send no update again.
+    again = sync_job(sync)
+    assert (again.calls, again.metadata_updates) == (0, 0)
 
 
 def test_run_into_a_target_the_ledger_knows_refuses_unless_told(
@@ -378,7 +445,7 @@ def test_the_ledger_works_in_a_shared_store_on_any_engine(
     _, sync = configs(source, tmp_path / "sync-1", base_url, state_url=url)
     summary = sync_job(sync)
     assert (summary.conversations.migrated, summary.conversations.up_to_date) == (1, 29)
-    assert summary.calls == 1
+    assert (summary.calls, summary.metadata_updates) == (2, 1)  # the metadata, one batch
     found = lookup_conversations(url, ["conv-0003", "conv-0029"])
     assert [(r.source_id, r.items) for r in found] == [("conv-0003", 6), ("conv-0029", 4)]
     # The next job moves this one into the ledger: every entry is there, once.
@@ -409,7 +476,7 @@ def test_sync_and_an_extra_worker_share_one_sync_job(
         grow(record, 25)  # two appends each
     write_lines(source, records)
     _, sync = configs(source, tmp_path / "sync", base_url, state_url=url)
-    # Slow enough (80 calls, two at a time, 50 ms each) for the worker to join in time.
+    # Slow enough (120 calls, two at a time, 50 ms each) for the worker to join in time.
     sync = sync.model_copy(update={"replay": sync.replay.model_copy(update={"concurrency": 2})})
     results: dict[str, Any] = {}
 
@@ -438,7 +505,8 @@ def test_sync_and_an_extra_worker_share_one_sync_job(
     assert len(owners) == 2, owners  # both replayed part of the sync
     summary = job_status(JobRef(state_url=url, job_id=job_id))
     assert summary.conversations.migrated == 40
-    assert summary.calls == 80  # two appends per conversation, no create
+    assert summary.calls == 120  # a metadata update and two appends each, no create
+    assert summary.metadata_updates == 40
     after = plans_of(source)
     held = server_items(tmp_path / "servers" / "server-0.db")
     assert sorted(len(items) for items in held.values()) == sorted(
