@@ -1,4 +1,5 @@
-"""Synthetic, seeded legacy data: Chat Completions JSONL files and a SQLite message table."""
+"""Synthetic, seeded legacy data: Chat Completions JSONL files (plain and tool-heavy) and a SQLite
+message table."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import random
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
 
 from adapters.config import JsonSourceConfig, SqlSourceConfig
 
@@ -117,3 +121,74 @@ def write_sqlite_messages(path: Path, lengths: list[int], *, seed: int) -> SqlSo
         content_column="content",
         timestamp_column="created_at",
     )
+
+
+class ToolCorpus(BaseModel):
+    """What `write_tool_jsonl` wrote: items per conversation and how its tool pairs fall."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lengths: list[int]
+    """Items each conversation plans to (one per message, call and output)."""
+    pairs: int
+    parallel_groups: int
+    """Assistant turns that make more than one call at once."""
+    split_pairs: int
+    """Pairs whose call and output fall on either side of a 20-item cut."""
+
+
+def write_tool_jsonl(
+    path: Path, lengths: list[int], *, seed: int
+) -> tuple[JsonSourceConfig, ToolCorpus]:
+    """Tool-heavy Chat Completions conversations of exactly `lengths[i]` items each.
+
+    Most items are `function_call` / `function_call_output` pairs, single or parallel (two or
+    three calls, then their outputs); wherever an item would sit at position 19 of a 20-item
+    batch, a single call goes there, so its output opens the next batch.
+    """
+    rng = random.Random(f"tools:{seed}")
+    texts = _texts(rng)
+    pairs = groups = split = 0
+    with path.open("w", encoding="utf-8") as out:
+        for number, length in enumerate(lengths):
+            messages: list[dict[str, Any]] = []
+            position = 0
+            while position < length:
+                left = length - position
+                width = 1 if position % 20 == 19 else rng.choice((1, 1, 2, 3))
+                if left < 2 or (position % 20 != 19 and rng.random() < 0.3):
+                    role = "user" if rng.random() < 0.5 else "assistant"
+                    messages.append({"role": role, "content": rng.choice(texts)})
+                    position += 1
+                    continue
+                width = min(width, left // 2)
+                call_ids = [f"call_{number}_{position}_{k}" for k in range(width)]
+                messages.append(
+                    {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {
+                                "id": call_id,
+                                "type": "function",
+                                "function": {"name": "lookup", "arguments": '{"q": 1}'},
+                            }
+                            for call_id in call_ids
+                        ],
+                    }
+                )
+                messages += [
+                    {"role": "tool", "tool_call_id": call_id, "content": rng.choice(texts)}
+                    for call_id in call_ids
+                ]
+                pairs += width
+                groups += width > 1
+                split += sum(
+                    (position + k) // 20 != (position + width + k) // 20 for k in range(width)
+                )
+                position += 2 * width
+            record = {"id": f"tools-{number:07d}", "messages": messages}
+            out.write(json.dumps(record, ensure_ascii=False))
+            out.write("\n")
+    corpus = ToolCorpus(lengths=lengths, pairs=pairs, parallel_groups=groups, split_pairs=split)
+    return JsonSourceConfig(path=path, format="chat_completions"), corpus

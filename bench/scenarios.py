@@ -27,6 +27,7 @@ from bench.data import (
     lengths_for_total,
     write_chat_jsonl,
     write_sqlite_messages,
+    write_tool_jsonl,
 )
 from bench.results import Result, ratio
 from bench.server import (
@@ -171,64 +172,79 @@ def _source_dump(config: JsonSourceConfig | SqlSourceConfig) -> dict[str, Any]:
 
 def api_calls(scale: Scale, workdir: Path, *, seed: int) -> list[Result]:
     """Calls a fault-free run makes, against the minimum the protocol needs, without and with
-    `--create-with-items` (same source, a server each)."""
+    `--create-with-items` (same source, a server each), on plain messages and on a tool-heavy
+    corpus whose function call pairs straddle the 20-item cuts."""
     lengths = length_mix(scale.call_conversations, seed=seed, longest=scale.longest)
-    source = write_chat_jsonl(workdir / "calls.jsonl", lengths, seed=seed)
+    plain = write_chat_jsonl(workdir / "calls.jsonl", lengths, seed=seed)
+    tools, corpus = write_tool_jsonl(workdir / "calls-tools.jsonl", lengths, seed=seed)
     results: list[Result] = []
-    for create_with_items in (False, True):
-        name = "calls-with-items" if create_with_items else "calls"
-        minimum = minimum_calls(lengths, create_with_items=create_with_items)
-        with ServerProcess(workdir / f"{name}-server.db", seed=seed) as server:
-            out = run_child(
-                ChildRequest(
-                    workload="job",
-                    source=_source_dump(source),
-                    job_dir=str(workdir / f"{name}-job"),
-                    base_url=server.base_url,
-                    concurrency=8,
-                    create_with_items=create_with_items,
+    for label, source in (("", plain), ("tool-heavy, ", tools)):
+        for create_with_items in (False, True):
+            name = "calls-" + ("tools" if label else "plain")
+            name += "-with-items" if create_with_items else ""
+            with ServerProcess(workdir / f"{name}-server.db", seed=seed) as server:
+                out = run_child(
+                    ChildRequest(
+                        workload="job",
+                        source=_source_dump(source),
+                        job_dir=str(workdir / f"{name}-job"),
+                        base_url=server.base_url,
+                        concurrency=8,
+                        create_with_items=create_with_items,
+                    )
                 )
-            )
-            stats = server.stats()
-        summary = out["summary"]
-        served = total_requests(stats) - PREFLIGHT_READS
-        conversations = summary["conversations"]
-        complete = (
-            conversations["migrated"] == len(lengths)
-            and summary["items"]["landed"] == sum(lengths)
-            and stats["items_committed"] == sum(lengths)
-        )
-        exact = served == minimum and summary["calls"] == minimum
-        variant = ", --create-with-items" if create_with_items else ""
-        formula = "ceil(items/20)" if create_with_items else "ceil(items/20)+1"
-        results.append(
-            Result(
-                scenario="calls",
-                name=f"API calls per conversation (lengths {min(lengths)}..{max(lengths)}"
-                f"{variant})",
-                value=served / len(lengths),
-                unit="calls/conversation",
-                ratio=ratio(served, minimum),
-                reference=f"protocol minimum {formula}",
-                target="ratio 1.000 (0 extra calls)",
-                met=exact and complete,
-                detail={
-                    "conversations": len(lengths),
-                    "items": sum(lengths),
-                    "create_with_items": create_with_items,
-                    "minimum_calls": minimum,
-                    "minimum_calls_empty_create": minimum_calls(lengths),
-                    "server_requests": served,
-                    "job_calls": summary["calls"],
-                    "extra_calls": served - minimum,
-                    "migrated": conversations["migrated"],
-                    "items_committed": stats["items_committed"],
-                    "unread_item_ids": summary["items"].get("unread_ids", 0),
-                    "requests_by_route": stats["requests"],
-                },
-            )
-        )
+                stats = server.stats()
+            result = _calls_result(out["summary"], stats, lengths, create_with_items, label)
+            if label:
+                result.detail.update(corpus.model_dump(exclude={"lengths"}))
+            results.append(result)
     return results
+
+
+def _calls_result(
+    summary: dict[str, Any],
+    stats: dict[str, Any],
+    lengths: list[int],
+    create_with_items: bool,
+    label: str,
+) -> Result:
+    minimum = minimum_calls(lengths, create_with_items=create_with_items)
+    served = total_requests(stats) - PREFLIGHT_READS
+    conversations = summary["conversations"]
+    complete = (
+        conversations["migrated"] == len(lengths)
+        and summary["items"]["landed"] == sum(lengths)
+        and stats["items_committed"] == sum(lengths)
+    )
+    exact = served == minimum and summary["calls"] == minimum
+    variant = ", --create-with-items" if create_with_items else ""
+    formula = "ceil(items/20)" if create_with_items else "ceil(items/20)+1"
+    span = f"lengths {min(lengths)}..{max(lengths)}"
+    return Result(
+        scenario="calls",
+        name=f"API calls per conversation ({label}{span}{variant})",
+        value=served / len(lengths),
+        unit="calls/conversation",
+        ratio=ratio(served, minimum),
+        reference=f"protocol minimum {formula}",
+        target="ratio 1.000 (0 extra calls)",
+        met=exact and complete,
+        detail={
+            "conversations": len(lengths),
+            "items": sum(lengths),
+            "tool_heavy": bool(label),
+            "create_with_items": create_with_items,
+            "minimum_calls": minimum,
+            "minimum_calls_empty_create": minimum_calls(lengths),
+            "server_requests": served,
+            "job_calls": summary["calls"],
+            "extra_calls": served - minimum,
+            "migrated": conversations["migrated"],
+            "items_committed": stats["items_committed"],
+            "unread_item_ids": summary["items"].get("unread_ids", 0),
+            "requests_by_route": stats["requests"],
+        },
+    )
 
 
 # --- 2. throughput against latency -------------------------------------------------------------

@@ -65,21 +65,28 @@ def test_every_scenario_reports_without_errors(report: dict[str, Any]) -> None:
 
 
 def test_fault_free_run_makes_exactly_the_protocol_calls(report: dict[str, Any]) -> None:
-    empty_create, with_items = _results(report, "calls")
-    for calls in (empty_create, with_items):
+    runs = _results(report, "calls")
+    assert [(r["detail"]["tool_heavy"], r["detail"]["create_with_items"]) for r in runs] == [
+        (False, False),
+        (False, True),
+        (True, False),
+        (True, True),
+    ]
+    for calls in runs:
         detail = calls["detail"]
         assert detail["server_requests"] == detail["minimum_calls"] == detail["job_calls"]
         assert detail["migrated"] == detail["conversations"]
         assert detail["items_committed"] == detail["items"]
         assert calls["ratio"] == 1.0
         assert calls["met"] is True
-    # The create that carries the first batch saves one call per conversation.
-    assert (
-        empty_create["detail"]["create_with_items"],
-        with_items["detail"]["create_with_items"],
-    ) == (False, True)
-    saved = empty_create["detail"]["server_requests"] - with_items["detail"]["server_requests"]
-    assert saved == with_items["detail"]["conversations"]
+    for empty_create, with_items in (runs[0:2], runs[2:4]):
+        # The create that carries the first batch saves one call per conversation.
+        saved = empty_create["detail"]["server_requests"] - with_items["detail"]["server_requests"]
+        assert saved == with_items["detail"]["conversations"]
+    # The tool-heavy corpus has pairs on both sides of a cut, parallel calls among them.
+    tools = runs[2]["detail"]
+    assert tools["split_pairs"] > 0 and tools["parallel_groups"] > 0
+    assert tools["pairs"] * 2 > tools["items"] / 2
 
 
 def test_throughput_figures_are_consistent(report: dict[str, Any]) -> None:

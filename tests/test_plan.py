@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Any
 
 import pytest
@@ -67,56 +68,99 @@ def test_plain_messages_fill_batches_of_twenty(count: int, sizes: list[int]) -> 
     assert [p.item["content"][0]["text"] for p in result.items] == [f"m{i}" for i in range(count)]
 
 
-def test_a_call_and_its_output_are_not_cut_apart() -> None:
-    result = plan(*texts(19), *call_pair("call_1"), *texts(5, "after"))
-    assert result.batch_sizes == [19, 7]
-    second = result.batches()[1]
-    assert [p.item["type"] for p in second[:2]] == ["function_call", "function_call_output"]
+def parallel(*call_ids: str) -> list[Entry]:
+    """Parallel calls: the calls, then their outputs in the same order."""
+    calls: list[Entry] = [ToolCall(call_id=call_id, name="f") for call_id in call_ids]
+    outputs: list[Entry] = [ToolResult(call_id=call_id, output="x") for call_id in call_ids]
+    return [*calls, *outputs]
 
 
-def test_a_parallel_group_moves_whole_to_the_next_batch() -> None:
-    group: list[Entry] = [
-        ToolCall(call_id="a", name="f"),
-        ToolCall(call_id="b", name="f"),
-        ToolCall(call_id="c", name="f"),
-        ToolResult(call_id="a", output="1"),
-        ToolResult(call_id="b", output="2"),
-        ToolResult(call_id="c", output="3"),
+def custom_pair(call_id: str) -> list[Entry]:
+    return [
+        ToolCall(call_id=call_id, name="sql", arguments="SELECT 1", tool_type="custom"),
+        ToolResult(call_id=call_id, output="1", tool_type="custom"),
     ]
-    result = plan(*texts(17), *group, *texts(3))
-    assert result.batch_sizes == [17, 9]
-    assert_batches_well_formed(result)
 
 
-def test_a_pair_that_ends_a_batch_exactly_stays_in_it() -> None:
-    result = plan(*texts(18), *call_pair("call_1"), *texts(3))
-    assert result.batch_sizes == [20, 3]
-
-
-def test_a_group_larger_than_a_batch_is_cut_at_twenty() -> None:
-    calls: list[Entry] = [ToolCall(call_id=f"c{i}", name="f") for i in range(12)]
-    outputs: list[Entry] = [ToolResult(call_id=f"c{i}", output="x") for i in range(12)]
-    result = plan(*calls, *outputs)
-    assert result.batch_sizes == [20, 4]
-
-
-def test_a_call_answered_far_away_does_not_shrink_batches() -> None:
-    entries = [ToolCall(call_id="far", name="f"), *texts(30), ToolResult(call_id="far", output="x")]
-    result = plan(*entries)
-    assert result.batch_sizes == [20, 12]
-
-
-def test_many_tool_pairs_in_500_items() -> None:
+def pairs_with_text(count: int) -> list[Entry]:
     entries: list[Entry] = []
-    for i in range(125):
+    for i in range(count):
         entries += [*texts(2, f"t{i}-"), *call_pair(f"call_{i}")]
+    return entries
+
+
+# (entries, batch sizes, call ids whose call and output land in different calls)
+TOOL_BOUNDARIES: dict[str, tuple[list[Entry], list[int], set[str]]] = {
+    "pair at 19/20": ([*texts(19), *call_pair("a"), *texts(5)], [20, 6], {"a"}),
+    "pair at 39/40": ([*texts(39), *call_pair("a")], [20, 20, 1], {"a"}),
+    "pairs at 19/20 and 39/40": (
+        [*texts(19), *call_pair("a"), *texts(18), *call_pair("b"), *texts(1)],
+        [20, 20, 2],
+        {"a", "b"},
+    ),
+    "pair at 18/19 ends a call": ([*texts(18), *call_pair("a"), *texts(3)], [20, 3], set()),
+    "pair at 20/21 starts a call": ([*texts(20), *call_pair("a")], [20, 2], set()),
+    "custom tool pair at 19/20": ([*texts(19), *custom_pair("a"), *texts(1)], [20, 2], {"a"}),
+    "parallel calls across 20": (
+        [*texts(17), *parallel("a", "b", "c"), *texts(3)],
+        [20, 6],
+        {"a", "b", "c"},
+    ),
+    "parallel group over 20 items": (
+        parallel(*(f"c{i}" for i in range(12))),
+        [20, 4],
+        {"c8", "c9", "c10", "c11"},
+    ),
+    "parallel group at 39/40": (
+        [*texts(38), *parallel("a", "b"), *texts(1)],
+        [20, 20, 3],
+        {"a", "b"},
+    ),
+    "output 31 items after its call": (
+        [ToolCall(call_id="far", name="f"), *texts(30), ToolResult(call_id="far", output="x")],
+        [20, 12],
+        {"far"},
+    ),
+    "125 pairs in 500 items": (pairs_with_text(125), [20] * 25, set()),
+    "130 pairs in 520 items": (pairs_with_text(130), [20] * 26, set()),
+}
+
+
+@pytest.mark.parametrize("case", list(TOOL_BOUNDARIES), ids=list(TOOL_BOUNDARIES))
+def test_tool_history_is_cut_at_twenty_wherever_pairs_fall(case: str) -> None:
+    entries, sizes, split = TOOL_BOUNDARIES[case]
     result = plan(*entries)
-    assert len(result.items) == 500
-    assert_batches_well_formed(result)
-    for batch in result.batches():
-        calls = {p.item["call_id"] for p in batch if p.item["type"] == "function_call"}
-        outputs = {p.item["call_id"] for p in batch if p.item["type"] == "function_call_output"}
-        assert calls == outputs
+    assert result.batch_sizes == sizes
+    assert len(sizes) == math.ceil(len(result.items) / MAX_ITEMS_PER_CALL)
+    batch_of: dict[tuple[str, str], int] = {}
+    for number, batch in enumerate(result.batches()):
+        for planned in batch:
+            if "call_id" in planned.item:
+                is_output = planned.item["type"].endswith("_output")
+                batch_of[(planned.item["call_id"], "output" if is_output else "call")] = number
+    call_ids = {call_id for call_id, _ in batch_of}
+    # every output still follows its call, and the cut splits exactly the expected pairs
+    assert all(batch_of[(c, "call")] <= batch_of[(c, "output")] for c in call_ids)
+    assert {c for c in call_ids if batch_of[(c, "call")] != batch_of[(c, "output")]} == split
+
+
+def test_a_split_pair_keeps_its_order_across_the_cut() -> None:
+    result = plan(*texts(19), *call_pair("call_1"), *texts(5, "after"))
+    first, second = result.batches()
+    assert first[-1].item["type"] == "function_call"
+    assert second[0].item == {"type": "function_call_output", "call_id": "call_1", "output": "ok"}
+
+
+@pytest.mark.parametrize("count", [0, 1, 19, 20, 21, 39, 40, 41, 500, 501])
+def test_batch_sizes_for_is_the_minimum_whatever_the_items(count: int) -> None:
+    # calls all through, each answered only past the end: no cut could keep a pair together
+    items = [
+        {"type": "function_call", "call_id": f"c{i}", "name": "f", "arguments": ""}
+        for i in range(count)
+    ]
+    sizes = batch_sizes_for(items)
+    assert len(sizes) == math.ceil(count / MAX_ITEMS_PER_CALL)
+    assert sum(sizes) == count and all(size == MAX_ITEMS_PER_CALL for size in sizes[:-1])
 
 
 def test_batch_sizes_for_empty_list() -> None:

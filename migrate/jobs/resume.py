@@ -14,6 +14,9 @@ Decisions worth knowing:
   (or a `missing_from_source` error); in progress, it fails (`source_changed` or
   `missing_from_source`) before any further write, retryable, so a resume after the source is
   restored takes it up again; failed after a partial write, it stays failed.
+- A conversation written to whose plan differs only in how its items are cut into batches
+  (planned by an earlier version, which kept a tool call and its output in one batch) is
+  not a change: it goes on with its stored batches.
 - A migrated conversation is read again (to keep the source and the stored rows in step) but
   not planned: that is most of the cost of a check, and its plan could change nothing that is
   done (`migrate sync` brings later changes across). One that left the source is logged as a
@@ -157,7 +160,8 @@ class SourceCheck:
         if isinstance(outcome, Unplanned):
             return
         fingerprint = outcome.fingerprint if isinstance(outcome, ConversationPlan) else None
-        if row.source_id == _source_id(outcome) and row.fingerprint == fingerprint:
+        same = row.fingerprint == fingerprint or self._only_cut_differs(row, outcome)
+        if row.source_id == _source_id(outcome) and same:
             if row.status == "failed" and row.retryable:
                 self.store.reset_for_retry(row.seq)
             return
@@ -168,6 +172,20 @@ class SourceCheck:
         elif row.status == "migrated":
             self._warn(row, "changed in the source")
         # Failed after a partial write: it stays failed, with what the report already says.
+
+    def _only_cut_differs(self, row: ConversationRow, outcome: PlanOutcome) -> bool:
+        """The same metadata and items cut into other batches: a plan an earlier version made
+        (it kept tool calls with their outputs). A conversation already written to goes on with
+        its stored batches."""
+        if row.conversation_id is None or not isinstance(outcome, ConversationPlan):
+            return False
+        stored = self.store.plan(row.seq)
+        return (
+            stored is not None
+            and stored.metadata == outcome.metadata
+            and [planned.item for planned in stored.items]
+            == [planned.item for planned in outcome.items]
+        )
 
     def _gone_row(self, row: ConversationRow) -> None:
         if row.source_id is not None:

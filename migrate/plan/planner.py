@@ -197,36 +197,22 @@ def _flatten_metadata(metadata: Mapping[str, Any], prefix: str = "") -> Iterator
 
 
 def batch_sizes_for(items: list[dict[str, Any]]) -> list[int]:
-    """Cut `items` into calls of at most 20, keeping a tool call and its output together.
+    """Cut `items` into calls of 20, the last taking the rest: `ceil(len(items) / 20)` calls,
+    the fewest the API allows.
 
-    A cut moves back to before a call whose output would land in the next batch, as long as
-    that keeps the batch non-empty and the pair can share one batch at all.
+    A tool call and its output may land in different calls. `POST /conversations/{id}/items`
+    stores items as given and checks each one alone. The real API takes a
+    `function_call_output` in a later request than its `function_call`, matched by `call_id`
+    against the call it already stores (recorded: `ResponsesTests_FunctionCallWorks`, a
+    `responses.create` whose input is the output alone); a call without its output only
+    matters to a later `responses.create` ("No tool output found for function call"), which
+    reads the whole conversation. Every output still follows its call (`validate_plan` checks
+    it across calls), so once the conversation has landed each call has its output. Moving
+    cuts to keep pairs together would cost calls on tool-heavy histories and protect nothing:
+    a conversation cut short by a failure lacks items either way.
     """
-    output_at: dict[str, int] = {}
-    for position, item in enumerate(items):
-        if item.get("type") in _OUTPUT_TYPES:
-            output_at.setdefault(str(item.get("call_id")), position)
-    # for each call, where its output is; -1 when it has none
-    pair_end = [
-        output_at.get(str(item.get("call_id")), -1) if item.get("type") in _CALL_TYPES else -1
-        for item in items
-    ]
-    sizes: list[int] = []
-    start, total = 0, len(items)
-    while start < total:
-        end = min(start + MAX_ITEMS_PER_CALL, total)
-        if end < total:
-            best, reach = end, -1
-            for cut in range(start + 1, end + 1):
-                previous = cut - 1
-                if 0 <= pair_end[previous] - previous < MAX_ITEMS_PER_CALL:
-                    reach = max(reach, pair_end[previous])
-                if reach < cut:
-                    best = cut
-            end = best
-        sizes.append(end - start)
-        start = end
-    return sizes
+    full, rest = divmod(len(items), MAX_ITEMS_PER_CALL)
+    return [MAX_ITEMS_PER_CALL] * full + ([rest] if rest else [])
 
 
 def fingerprint(
@@ -288,7 +274,3 @@ def _invalid_item(
         location=plan.location,
         source_id=culprit.source_id if culprit is not None else None,
     )
-
-
-_CALL_TYPES = frozenset({"function_call", "custom_tool_call"})
-_OUTPUT_TYPES = frozenset({"function_call_output", "custom_tool_call_output"})

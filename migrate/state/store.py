@@ -244,6 +244,14 @@ class StateStore(Journal, Leases):
             row = conn.execute(_row_select().where(conversations.c.seq == seq)).mappings().one()
         return ConversationRow.model_validate(dict(row))
 
+    def plan(self, seq: int) -> ConversationPlan | None:
+        """The stored plan of one conversation (None for an error or a skipped record)."""
+        with self.engine.connect() as conn:
+            text = conn.execute(
+                select(conversations.c.plan).where(conversations.c.seq == seq)
+            ).scalar_one()
+        return ConversationPlan.model_validate_json(text) if text else None
+
     def iter_conversations(
         self,
         *,

@@ -13,6 +13,7 @@ from migrate.jobs import planner as planner_module
 from migrate.jobs import run as run_module
 from migrate.jobs.models import JobRef, ResumeConfig
 from migrate.jobs.run import resume_job, run_job
+from migrate.plan import planner
 from migrate.plan.pipeline import PlanOutcome, iterate_plans
 from migrate.replay.replayer import CrashHook, CrashPoint, SimulatedCrash
 from migrate.state.records import ConversationRow
@@ -136,3 +137,34 @@ def test_resume_writes_before_the_source_has_been_read_to_its_end(
     assert kinds[:first_write].count("read") < 30
     assert source.exists()
     assert_exactly_once(job_dir, migrated=30)
+
+
+def test_a_plan_cut_by_an_earlier_version_goes_on_with_its_own_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 19 messages, then a call and its output: the earlier cut kept the pair in the second
+    # batch ([19, 2]); the planner now cuts at 20 ([20, 1]).
+    source = write_source(tmp_path / "source.jsonl", conversations=1, messages=19)
+    job_dir = tmp_path / "job"
+
+    def earlier_cut(items: list[dict[str, Any]]) -> list[int]:
+        assert len(items) == 21 and items[19]["type"] == "function_call"
+        return [19, 2]
+
+    with monkeypatch.context() as patch:
+        patch.setattr(planner, "batch_sizes_for", earlier_cut)
+        with pytest.raises(SimulatedCrash):
+            run_job(
+                run_config(source, job_dir, concurrency=1),
+                crash_hook=crash_at("after_append_outcome", 1),
+            )
+    before = rows(job_dir)["conv-0000"]
+    assert (before.status, before.landed_items, before.planned_calls) == ("in_progress", 19, 3)
+    summary = resume_job(ResumeConfig(job=JobRef(job_dir=job_dir)))
+    assert summary.exit_code == 0, summary
+    after = rows(job_dir)
+    assert after["conv-0000"].fingerprint == before.fingerprint
+    # its stored batches: the create, 19 items, then the pair's output (and the resume's read)
+    conv0 = after["conv-0000"]
+    assert (conv0.calls - conv0.reconciliations, conv0.retries) == (3, 0)
+    assert_exactly_once(job_dir, migrated=1)

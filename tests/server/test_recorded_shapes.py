@@ -114,6 +114,28 @@ def test_function_call_items(client: OpenAI) -> None:
     assert created[1]["id"].startswith("fc_"), "the recordings show fc_ for outputs too"
 
 
+def test_an_output_may_come_in_a_later_call_than_its_function_call(client: OpenAI) -> None:
+    entries = json.loads((RECORDINGS / f"{FUNCTIONS}.json").read_text(encoding="utf-8"))["Entries"]
+    first, second = (entry for entry in entries if entry["RequestMethod"] == "POST")
+    call = first["ResponseBody"]["output"][0]
+    # The real API took the output alone, answering a call an earlier request stored.
+    assert [item["type"] for item in second["RequestBody"]["input"]] == ["function_call_output"]
+    assert second["RequestBody"]["input"][0]["call_id"] == call["call_id"]
+    assert second["StatusCode"] == 200
+    # The planner relies on the same for items: the call in one append, its output in the next.
+    conversation = client.conversations.create()
+    items_path = f"/conversations/{conversation.id}/items"
+    sent_call = {key: call[key] for key in ("type", "call_id", "name", "arguments")}
+    sent_output = {"type": "function_call_output", "call_id": call["call_id"], "output": "22"}
+    as_json(client, "post", items_path, {"items": [sent_call]})
+    as_json(client, "post", items_path, {"items": [sent_output]})
+    listed = client.conversations.items.list(conversation.id, order="asc")
+    assert [(item.type, getattr(item, "call_id", None)) for item in listed.data] == [
+        ("function_call", call["call_id"]),
+        ("function_call_output", call["call_id"]),
+    ]
+
+
 def test_assistant_history_message(client: OpenAI) -> None:
     history = json.loads((RECORDINGS / f"{HISTORY}.json").read_text(encoding="utf-8"))
     entry = history["Entries"][0]
