@@ -25,6 +25,10 @@ container. Rules:
   carrying its value.
 - Keys this decoder does not interpret (fine-tuning `weight`, Gemini `extra_content`, ...) go
   to the entry's metadata and are a note `unmapped_field` carrying their values.
+
+It is one module over 500 lines because it is one thing: the one message decoder (a layer of
+its own in the import contracts), whose content, tool-call and annotation rules share one set
+of notes and one provenance.
 """
 
 from __future__ import annotations

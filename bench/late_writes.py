@@ -40,7 +40,7 @@ if __package__ in (None, ""):
 
 from bench.server import ServerProcess
 from bench.workers import write_source
-from migrate.replay.target import item_difference
+from migrate.replay.stored import item_difference
 from migrate.server.store import ConversationStore
 from migrate.state.store import StateStore
 

@@ -4,6 +4,9 @@ Every scenario generates its own seeded data under a work directory, runs the se
 needs one) as a `migrate serve` child process and each measured workload in another child
 process (`bench.child`), and returns `Result`s whose ratios compare with a reference measured in
 the same run or with what the protocol allows.
+
+It is one module over 500 lines because it is one thing: the table of scenarios (`SCENARIOS`),
+each a function of the same shape that `bench.run` calls by name.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ from migrate.jobs.models import JobRef
 from migrate.jobs.status import job_status
 from migrate.plan.model import ConversationPlan
 from migrate.plan.pipeline import iterate_plans, open_configured_source
-from migrate.replay.target import item_difference
+from migrate.replay.stored import item_difference
 from migrate.server.store import ConversationStore
 from migrate.transform.policy import Policy
 

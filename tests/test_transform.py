@@ -26,7 +26,8 @@ from adapters.model import (
 )
 from migrate.errors import ConversationError
 from migrate.transform.policy import Policy
-from migrate.transform.transformer import TransformResult, synthesized_call_id, transform
+from migrate.transform.toolcalls import synthesized_call_id
+from migrate.transform.transformer import TransformResult, transform
 
 CONV_ID = "conv-src-1"
 

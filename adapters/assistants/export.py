@@ -35,11 +35,8 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
-from adapters.assistants.timeline import (
-    SOURCE_KIND,
-    AssistantsFormatError,
-    build_conversation,
-)
+from adapters.assistants.entries import AssistantsFormatError
+from adapters.assistants.timeline import SOURCE_KIND, build_conversation
 from adapters.base import SurrogatePolicy, lone_surrogate_paths, replace_lone_surrogates
 from adapters.model import SourceConversation, SourceFailure, SourceNote, SourceRecord
 

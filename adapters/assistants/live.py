@@ -27,8 +27,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from adapters.assistants.azure import azure_threads_client, describe_endpoint, list_thread_ids
+from adapters.assistants.entries import AssistantsFormatError
 from adapters.assistants.export import canonical_document, conversation_from_document
-from adapters.assistants.timeline import SOURCE_KIND, AssistantsFormatError
+from adapters.assistants.timeline import SOURCE_KIND
 from adapters.azure import split_url
 from adapters.base import SourceOpenError
 from adapters.config import AssistantsLiveSourceConfig

@@ -15,6 +15,9 @@ tool's answer become one HostedToolStep (`python`, `browsing`, `dalle.text2im`, 
 with no content at all, are skipped. Citations (`metadata.citations`) and web
 `content_references` become `url_citation` annotations on the message's first text part; the
 others are `unmapped_field` notes with their values (both also stay in entry metadata).
+
+It is one module over 500 lines because it is one thing: the reading of one export format, whose
+branch walk, node kinds, citations and content parts all read the same node and content shapes.
 """
 
 from __future__ import annotations

@@ -14,6 +14,10 @@ entries it holds (plus notes on repairs), or raises `DecodeError`.
   other item types are read by `adapters.responses.items`, every field shown.
 - LlamaIndex `SQLAlchemyChatStore` (`llama_index_memory.data`): a `ChatMessage` with `blocks`
   (or the older `content`) and tool calls in `additional_kwargs`.
+
+It is one module over 500 lines because it is one thing: the row decoders of the three library
+schemas, side by side in one shape (a row's JSON to entries and notes) and sharing the notes
+for what they do not map.
 """
 
 from __future__ import annotations

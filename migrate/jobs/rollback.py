@@ -13,12 +13,8 @@ from migrate.jobs.bounded import for_each
 from migrate.jobs.directory import clean_target, open_job
 from migrate.jobs.models import CountCallback, JobRef, RollbackResult
 from migrate.jobs.status import output_dir
-from migrate.replay.target import (
-    TargetConfig,
-    describe_target,
-    open_target,
-    with_retries,
-)
+from migrate.replay.failures import with_retries
+from migrate.replay.target import TargetConfig, describe_target, open_target
 from migrate.state.records import ConversationRow
 
 logger = logging.getLogger(__name__)

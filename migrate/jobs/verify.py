@@ -24,14 +24,10 @@ from migrate.jobs.models import (
 )
 from migrate.plan.model import ConversationPlan
 from migrate.replay.comparison import Comparison, compare
+from migrate.replay.failures import classify, with_retries
 from migrate.replay.options import ReplayOptions
 from migrate.replay.replayer import Replayer
-from migrate.replay.target import (
-    Target,
-    classify,
-    open_target,
-    with_retries,
-)
+from migrate.replay.target import Target, open_target
 from migrate.replay.unread import read_unread_ids
 from migrate.replay.workers import forget_gone_workers
 from migrate.state.records import ConversationRow

@@ -15,7 +15,7 @@ earlier job landed, for a `migrate sync` plan):
   nothing may be deleted, and the conversation fails with `target_diverged`.
 
 Items are matched by the ids the job recorded first; an item whose id the job never learnt is
-matched by content (`migrate.replay.target.item_difference`): it continues the recorded prefix
+matched by content (`migrate.replay.stored.item_difference`): it continues the recorded prefix
 when it repeats the next planned item, and is a surplus copy when it repeats any other.
 """
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from migrate.plan.model import ConversationPlan
-from migrate.replay.target import item_difference
+from migrate.replay.stored import item_difference
 
 DivergenceKind = Literal["missing", "changed", "reordered", "extra", "short"]
 

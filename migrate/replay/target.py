@@ -6,8 +6,8 @@ with the SDK's retries off: `migrate.replay` retries by kind of failure, which t
 classifies (`CallError.kind`). Item writes skip the SDK's request transform (we validate items
 ourselves when planning); the SDK still supplies base URL, auth, headers and error classes.
 
-This module also knows how the target stores what we send (`item_difference`), which is what
-reconciliation and `verify` compare.
+What a failed call means is `migrate.replay.failures`; how the target stores what we send
+(`item_difference`), which reconciliation and `verify` compare, is `migrate.replay.stored`.
 """
 
 from __future__ import annotations
@@ -36,14 +36,13 @@ from migrate.errors import (
     CallNotFound,
     CallRateLimited,
     CallRejected,
-    CallTimedOut,
-    CallUnreachable,
     ConfigError,
     TargetRefusedError,
     TargetUnreachableError,
 )
 from migrate.replay.azure import CLOCK_SLACK_SECONDS, azure_client, conversations_url, matches
-from migrate.replay.ratelimit import RateLimiter, retry_after_seconds
+from migrate.replay.failures import classify
+from migrate.replay.ratelimit import RateLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -394,46 +393,6 @@ class Target:
         return parsed
 
 
-def classify(exc: openai.APIError) -> CallError:
-    """Map an SDK error to what the replayer may do about it."""
-    if isinstance(exc, openai.APIStatusError):
-        error = _classify_status(exc)
-        error.api_shaped = isinstance(exc.body, dict) and isinstance(exc.body.get("message"), str)
-        return error
-    cause = exc.__cause__
-    if isinstance(cause, httpx2.ConnectError | httpx2.ConnectTimeout | httpx2.PoolTimeout):
-        return CallUnreachable(f"cannot connect: {cause.__class__.__name__}: {cause}")
-    if isinstance(exc, openai.APITimeoutError):
-        return CallTimedOut("the call timed out")
-    detail = f"{cause.__class__.__name__}: {cause}" if cause is not None else str(exc)
-    return CallAmbiguous(f"connection lost: {detail}")
-
-
-def _classify_status(exc: openai.APIStatusError) -> CallError:
-    status = exc.status_code
-    message = _api_message(exc)
-    code = exc.code
-    if status == 429:
-        if code == "insufficient_quota":
-            return CallFatal(message, status=status, code=code)
-        retry_after = retry_after_seconds(exc.response.headers)
-        return CallRateLimited(message, status=status, code=code, retry_after=retry_after)
-    if status in (401, 403):
-        return CallFatal(message, status=status, code=code)
-    if status == 404:
-        return CallNotFound(message, status=status, code=code)
-    if status in (408, 409) or status >= 500:
-        return CallAmbiguous(message, status=status, code=code)
-    return CallRejected(message, status=status, code=code)
-
-
-def _api_message(exc: openai.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return f"{exc.status_code}: {body['message']}"
-    return exc.message
-
-
 def _is_openai(base_url: str) -> bool:
     host = urlsplit(base_url).hostname or ""
     return host == "api.openai.com" or host.endswith(".openai.com")
@@ -527,75 +486,3 @@ def _openai_client(config: TargetConfig, base_url: str, api_key: str) -> AsyncOp
         max_retries=0,
         timeout=httpx2.Timeout(config.timeout, connect=min(5.0, config.timeout)),
     )
-
-
-def expected_item(planned: Mapping[str, Any]) -> dict[str, Any]:
-    """What the target lists for an item we sent: string content becomes parts."""
-    item = dict(planned)
-    item.setdefault("type", "message")
-    if item["type"] == "message" and isinstance(item.get("content"), str):
-        part_type = "output_text" if item.get("role") == "assistant" else "input_text"
-        item["content"] = [{"type": part_type, "text": item["content"]}]
-    return item
-
-
-def item_difference(planned: Mapping[str, Any], listed: Mapping[str, Any]) -> str | None:
-    """Why a listed item is not the planned one (None when it is).
-
-    Keys the target adds (`id`, `status`, empty `annotations`, `logprobs`, ...) are ignored;
-    every key we sent must come back with the same value.
-    """
-    return _difference(expected_item(planned), listed, "")
-
-
-def _difference(expected: Any, actual: Any, path: str) -> str | None:
-    if isinstance(expected, Mapping):
-        if not isinstance(actual, Mapping):
-            return f"{path or 'item'}: expected an object, found {_short(actual)}"
-        for key, value in expected.items():
-            where = f"{path}.{key}" if path else key
-            if key not in actual:
-                if value in ([], None):
-                    continue
-                return f"{where}: missing"
-            reason = _difference(value, actual[key], where)
-            if reason is not None:
-                return reason
-        return None
-    if isinstance(expected, list):
-        if not isinstance(actual, list) or len(actual) != len(expected):
-            return f"{path}: expected {_short(expected)}, found {_short(actual)}"
-        for index, (want, got) in enumerate(zip(expected, actual, strict=True)):
-            reason = _difference(want, got, f"{path}[{index}]")
-            if reason is not None:
-                return reason
-        return None
-    if expected != actual:
-        return f"{path}: expected {_short(expected)}, found {_short(actual)}"
-    return None
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-READ_ATTEMPTS = 6
-"""Attempts of one listing or deletion (safe to repeat) before giving up on it; a 429 is not
-an attempt: it only says to wait."""
-
-
-async def with_retries(call: Callable[[], Any]) -> Any:
-    """A read or a delete, retried on anything that may pass (they are safe to repeat)."""
-    attempt = 0
-    while True:
-        try:
-            return await call()
-        except CallError as error:
-            limited = error.status == 429 and error.kind == "not_applied"
-            if not limited:
-                attempt += 1
-            if error.kind not in ("not_applied", "ambiguous") or attempt >= READ_ATTEMPTS:
-                raise
-            if error.retry_after is None:
-                await asyncio.sleep(min(8.0, 0.25 * 2 ** max(0, attempt - 1)))

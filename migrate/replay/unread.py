@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from migrate.plan.model import ConversationPlan
-from migrate.replay.target import item_difference
+from migrate.replay.stored import item_difference
 from migrate.state.store import StateStore
 
 

@@ -30,8 +30,9 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from migrate.server import validation
-from migrate.server.app import LocalConversationsServer, error_response, json_response
+from migrate.server.app import LocalConversationsServer
 from migrate.server.errors import ApiError
+from migrate.server.http import error_response, json_response
 
 logger = logging.getLogger(__name__)
 

@@ -53,25 +53,24 @@ Decisions the design leaves open, stated here:
   `invalid_content` for a part that carries nothing sendable (an image without URL, file id or
   reference, a file without id, data or URL, file data without a filename).
 
-The module is long because the walk is one thing: the rule for each entry depends on the state
-of the walk (open tool calls, the current call group, what was emitted), so the walk stays in one
-class; its pure helpers are in `annotations` and `parts`.
+The walk is one object: the rule for each entry depends on the state of the walk (open tool
+calls, the current call group, what was emitted). Its parts are base classes of `_Transformer`,
+one module each: the state and reporting (`walk`), content parts (`content`) and tool calls
+(`toolcalls`); this module keeps the driver, messages, hosted tools and reasoning. Its pure
+helpers are in `annotations` and `parts`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from adapters.model import (
     AudioPart,
-    Entry,
     FilePart,
     HostedToolStep,
     ImagePart,
@@ -84,36 +83,20 @@ from adapters.model import (
     TextPart,
     ToolCall,
     ToolResult,
-    note_value,
 )
-from migrate.errors import ConversationError
-from migrate.transform.annotations import describe_annotation, map_annotation, strip_markers
 from migrate.transform.findings import Finding
-from migrate.transform.parts import describe_attachment, describe_part, output_text
+from migrate.transform.parts import output_text
 from migrate.transform.policy import Policy
+from migrate.transform.toolcalls import _ToolCalls
+from migrate.transform.walk import PlannedItem
+
+__all__ = ["PlannedItem", "TransformResult", "transform"]
 
 logger = logging.getLogger(__name__)
 
 
 INPUT_ROLES = frozenset({"user", "system", "developer"})
 TOOL_ROLES = frozenset({"tool", "function", "observation", "ipython"})
-IMAGE_DETAILS = frozenset({"auto", "low", "high"})
-MAX_CALL_ID_CHARS = 64
-URL_PREFIXES = ("http://", "https://", "data:")
-
-
-class PlannedItem(BaseModel):
-    """One item exactly as it will be sent, with the source entry it came from."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    item: dict[str, Any]
-    source_id: str | None = None
-    entry_index: int
-    """Index of the source entry (in `SourceConversation.entries`) that produced this item."""
-    source_created_at: float | None = None
-    """That entry's timestamp (Unix seconds): items have none in the API, so the report's
-    `items.csv` keeps it (set by `migrate.plan.planner`)."""
 
 
 class TransformResult(BaseModel):
@@ -130,61 +113,7 @@ def transform(conversation: SourceConversation, policy: Policy) -> TransformResu
     return _Transformer(conversation, policy).run()
 
 
-def synthesized_call_id(conversation_id: str, entry_index: int) -> str:
-    """The deterministic call id given to a call whose own id cannot be sent."""
-    digest = hashlib.sha256(f"{conversation_id}\x00{entry_index}".encode()).hexdigest()
-    return f"call_{digest[:24]}"
-
-
-@dataclass
-class _Call:
-    call_id: str
-    original_id: str | None
-    tool_type: str
-    name: str
-    arguments: str
-    entry_index: int
-    source_id: str | None
-    group: _Group
-    position: int
-    """Position in its group."""
-    answered: bool = False
-
-
-_RECORDED, _ADDED = 0, 1
-"""Sort keys of a group's outputs: the source's own, then empty ones added for missing outputs."""
-
-
-@dataclass
-class _Group:
-    """Consecutive calls and the outputs that directly follow them."""
-
-    calls: list[tuple[_Call, PlannedItem]] = field(default_factory=list)
-    outputs: list[tuple[int, PlannedItem]] = field(default_factory=list)
-
-
-class _Transformer:
-    def __init__(self, conversation: SourceConversation, policy: Policy) -> None:
-        self.conversation = conversation
-        self.policy = policy
-        self.findings: list[Finding] = [
-            Finding(
-                code=note.code,
-                conversation_id=conversation.id,
-                message=note.message,
-                source_id=note.source_id,
-                count=note.count,
-                value=note.value,
-            )
-            for note in conversation.notes
-        ]
-        self.stream: list[PlannedItem | _Group] = []
-        self.calls: list[_Call] = []
-        self.open_calls: list[_Call] = []
-        self.used_call_ids: set[str] = set()
-        self.index = 0
-        self.entry: Entry | None = None
-
+class _Transformer(_ToolCalls):
     # --- driver ------------------------------------------------------------------------------
 
     def run(self) -> TransformResult:
@@ -206,59 +135,6 @@ class _Transformer:
                     self._provider_item(entry)
         self._close_unanswered_calls()
         return TransformResult(items=self._flatten(), findings=self.findings)
-
-    # --- context for findings and errors ---------------------------------------------------
-
-    def _where(self) -> str:
-        entry = self.entry
-        label = f"entry {self.index}"
-        if entry is not None and (entry.source_id or entry.position):
-            label += f" ({entry.source_id or entry.position})"
-        return label
-
-    def _source_id(self) -> str | None:
-        return self.entry.source_id if self.entry is not None else None
-
-    def _find(self, code: str, message: str, count: int = 1, value: Any = None) -> None:
-        self.findings.append(
-            Finding(
-                code=code,
-                conversation_id=self.conversation.id,
-                message=f"{self._where()}: {message}",
-                source_id=self._source_id(),
-                count=count,
-                value=None if value is None else note_value(value),
-            )
-        )
-
-    def _error(self, code: str, message: str, hint: str | None = None) -> ConversationError:
-        conv = self.conversation
-        return ConversationError(
-            code,
-            f"conversation {conv.id!r} at {conv.location}, {self._where()}: {message}",
-            conversation_id=conv.id,
-            location=conv.location,
-            source_id=self._source_id(),
-            hint=hint,
-        )
-
-    def _policy_fail(self, code: str, what: str, setting: str) -> ConversationError:
-        return self._error(code, what, hint=f"set policy.{setting} to convert or drop it")
-
-    def _checked(self, text: str, what: str) -> str:
-        if len(text) > self.policy.max_text_chars:
-            raise self._error(
-                "message_too_large",
-                f"{what} has {len(text):,} characters, over the limit of "
-                f"{self.policy.max_text_chars:,}",
-                hint="raise policy.max_text_chars or shorten the source",
-            )
-        return text
-
-    def _emit(self, item: dict[str, Any]) -> None:
-        self.stream.append(
-            PlannedItem(item=item, source_id=self._source_id(), entry_index=self.index)
-        )
 
     # --- messages ----------------------------------------------------------------------------
 
@@ -292,32 +168,6 @@ class _Transformer:
             self._find("empty_message", f"{role} message with nothing to send dropped")
             return
         self._emit({"type": "message", "role": role, "content": content})
-
-    def _input_content(self, role: str, parts: Sequence[Part]) -> list[dict[str, Any]]:
-        """Input content parts (`input_text`, `input_image`, `input_file`) for `parts`."""
-        content: list[dict[str, Any]] = []
-        for part in parts:
-            match part:
-                case TextPart():
-                    text, _ = self._text_and_annotations(part, keep_annotations=False)
-                    if text:
-                        content.append({"type": "input_text", "text": text})
-                case RefusalPart():
-                    self._find("refusal_as_text", f"refusal in a {role} message sent as text")
-                    content.append(
-                        {"type": "input_text", "text": self._checked(part.refusal, "refusal")}
-                    )
-                case ImagePart():
-                    image = self._input_image(part)
-                    if image is not None:
-                        content.append(image)
-                case FilePart():
-                    content.append(self._input_file(part))
-                case AudioPart():
-                    spoken = self._audio_text(part)
-                    if spoken is not None:
-                        content.append({"type": "input_text", "text": spoken})
-        return content
 
     def _assistant_message(self, parts: Sequence[Part]) -> None:
         as_string = self.policy.assistant_content == "string"
@@ -358,349 +208,6 @@ class _Transformer:
             )
         else:
             self._emit({"type": "message", "role": "assistant", "content": content})
-
-    def _refusal(self, part: RefusalPart, as_string: bool) -> dict[str, Any] | None:
-        refusal = self._checked(part.refusal, "refusal")
-        match self.policy.refusal:
-            case "fail":
-                raise self._policy_fail("refusal", "assistant refusal", "refusal")
-            case "drop":
-                self._find("refusal_dropped", "assistant refusal dropped")
-                return None
-            case "part" if not as_string:
-                return {"type": "refusal", "refusal": refusal}
-            case _:
-                self._find("refusal_as_text", "assistant refusal sent as assistant text")
-                return output_text(refusal)
-
-    # --- text and annotations -----------------------------------------------------------------
-
-    def _text_and_annotations(
-        self, part: TextPart, *, keep_annotations: bool
-    ) -> tuple[str, list[dict[str, Any]]]:
-        text = part.text
-        annotations = part.annotations
-        if annotations and self.policy.citation_markers == "strip":
-            text, annotations, stripped = strip_markers(text, annotations)
-            if stripped:
-                self._find(
-                    "citation_markers_stripped", f"{stripped} citation marker(s) removed", stripped
-                )
-        self._checked(text, "text")
-        mapped: list[dict[str, Any]] = []
-        for annotation in annotations:
-            api_annotation, missing = map_annotation(annotation)
-            if keep_annotations and api_annotation is not None:
-                mapped.append(api_annotation)
-                continue
-            reason = f"missing {', '.join(missing)}" if missing else "this content cannot carry it"
-            described = describe_annotation(annotation)
-            self._find(
-                "annotation_dropped",
-                f"{annotation.kind} annotation dropped ({reason}): {described}",
-                value=annotation.model_dump(exclude_none=True),
-            )
-        return text, mapped
-
-    # --- images, files, audio ----------------------------------------------------------------
-
-    def _input_image(self, part: ImagePart) -> dict[str, Any] | None:
-        detail = part.detail
-        if detail not in IMAGE_DETAILS:
-            if detail is not None:
-                self._find(
-                    "image_detail_replaced",
-                    f"image detail {detail!r} is not one of auto|low|high; "
-                    f"sent as {self.policy.image_detail!r}",
-                )
-            detail = self.policy.image_detail
-        if part.url and part.url.startswith(URL_PREFIXES):
-            return {"type": "input_image", "image_url": part.url, "detail": detail}
-        if part.file_id:
-            return {"type": "input_image", "file_id": part.file_id, "detail": detail}
-        reference = part.reference or part.url
-        if not reference:
-            raise self._error("invalid_content", "image part without URL, file id or reference")
-        match self.policy.unresolved_image:
-            case "fail":
-                raise self._policy_fail(
-                    "unresolved_image", f"image {reference!r} cannot be sent", "unresolved_image"
-                )
-            case "drop":
-                self._find("unresolved_image_dropped", f"image {reference!r} dropped")
-                return None
-            case _:
-                self._find(
-                    "unresolved_image_as_text", f"image {reference!r} sent as a text placeholder"
-                )
-                return {"type": "input_text", "text": f"[image: {reference}]"}
-
-    def _input_file(self, part: FilePart) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": "input_file"}
-        if part.file_id:
-            out["file_id"] = part.file_id
-        elif part.file_data:
-            if not part.filename:
-                raise self._error("invalid_content", "file data without a filename")
-            out["file_data"] = part.file_data
-        elif part.file_url:
-            out["file_url"] = part.file_url
-        else:
-            raise self._error("invalid_content", "file part without file id, data or URL")
-        if part.filename:
-            out["filename"] = part.filename
-        return out
-
-    def _assistant_attachment(self, part: ImagePart | FilePart) -> str | None:
-        reference = describe_attachment(part)
-        match self.policy.assistant_image:
-            case "fail":
-                raise self._policy_fail(
-                    "assistant_image", f"assistant {reference} cannot be sent", "assistant_image"
-                )
-            case "drop":
-                self._find("assistant_image_dropped", f"assistant {reference} dropped")
-                return None
-            case _:
-                self._find(
-                    "assistant_image_as_text", f"assistant {reference} sent as a text reference"
-                )
-                return f"[{reference}]"
-
-    def _audio_text(self, part: AudioPart) -> str | None:
-        what = f"audio ({part.format or 'unknown format'}" + (
-            f", {part.audio_id})" if part.audio_id else ")"
-        )
-        match self.policy.audio:
-            case "fail":
-                raise self._policy_fail("audio", f"{what} cannot be sent", "audio")
-            case "drop":
-                self._find("audio_dropped", f"{what} dropped")
-                return None
-            case _:
-                if part.transcript:
-                    self._find("audio_as_text", f"{what} sent as its transcript")
-                    return self._checked(part.transcript, "audio transcript")
-                self._find("audio_as_text", f"{what} without transcript sent as a placeholder")
-                return f"[{what}]"
-
-    # --- tool calls ---------------------------------------------------------------------------
-
-    def _tool_call(self, call: ToolCall) -> None:
-        call_id = call.call_id
-        if not call_id or len(call_id) > MAX_CALL_ID_CHARS or call_id in self.used_call_ids:
-            if not call_id:
-                reason = "missing"
-            elif len(call_id) > MAX_CALL_ID_CHARS:
-                reason = f"longer than {MAX_CALL_ID_CHARS} characters"
-            else:
-                reason = f"duplicate of an earlier call ({call_id!r})"
-            call_id = self._synthesize_call_id()
-            self._find("call_id_synthesized", f"call id {reason}; sent as {call_id!r}")
-        self.used_call_ids.add(call_id)
-        arguments = self._checked(call.arguments, "tool call arguments")
-        if call.tool_type == "custom":
-            item = {
-                "type": "custom_tool_call",
-                "call_id": call_id,
-                "name": call.name,
-                "input": arguments,
-            }
-        else:
-            item = {
-                "type": "function_call",
-                "call_id": call_id,
-                "name": call.name,
-                "arguments": arguments,
-            }
-        tail = self.stream[-1] if self.stream else None
-        group = tail if isinstance(tail, _Group) and not tail.outputs else _Group()
-        if group is not tail:
-            self.stream.append(group)
-        record = _Call(
-            call_id=call_id,
-            original_id=call.call_id or None,
-            tool_type=call.tool_type,
-            name=call.name,
-            arguments=arguments,
-            entry_index=self.index,
-            source_id=call.source_id,
-            group=group,
-            position=len(group.calls),
-        )
-        group.calls.append(
-            (record, PlannedItem(item=item, source_id=call.source_id, entry_index=self.index))
-        )
-        self.calls.append(record)
-        self.open_calls.append(record)
-
-    def _synthesize_call_id(self) -> str:
-        call_id = synthesized_call_id(self.conversation.id, self.index)
-        suffix = 0
-        while call_id in self.used_call_ids:
-            suffix += 1
-            call_id = f"{synthesized_call_id(self.conversation.id, self.index)[:60]}_{suffix}"
-        return call_id
-
-    def _tool_role_message(self, message: Message) -> None:
-        texts: list[str] = []
-        for part in message.parts:
-            if isinstance(part, TextPart):
-                texts.append(part.text)
-            elif isinstance(part, RefusalPart):
-                texts.append(part.refusal)
-            else:
-                description = describe_part(part)
-                self._find("tool_part_as_text", f"{description} in a tool output sent as text")
-                texts.append(f"[{description}]")
-        self._tool_result(None, "\n\n".join(texts), message.name)
-
-    def _tool_result(
-        self, call_id: str | None, output: str, name: str | None, parts: Sequence[Part] = ()
-    ) -> None:
-        output = self._checked(output, "tool output")
-        call = self._pair(call_id)
-        if call is None:
-            for part in parts:
-                if not isinstance(part, TextPart):
-                    description = describe_part(part)
-                    self._find("tool_part_as_text", f"{description} in a tool output sent as text")
-            self._orphan(call_id, output, name)
-            return
-        sent: str | list[dict[str, Any]] = output
-        if any(not isinstance(part, TextPart) for part in parts):
-            # An output with images or files is sent as content parts, as the API allows.
-            sent = self._input_content("tool", parts)
-        call.answered = True
-        self.open_calls.remove(call)
-        kind = "custom_tool_call_output" if call.tool_type == "custom" else "function_call_output"
-        item = PlannedItem(
-            item={"type": kind, "call_id": call.call_id, "output": sent},
-            source_id=self._source_id(),
-            entry_index=self.index,
-        )
-        tail = self.stream[-1] if self.stream else None
-        if isinstance(tail, _Group):
-            tail.outputs.append((_RECORDED, item))
-        else:
-            self.stream.append(item)
-
-    def _pair(self, call_id: str | None) -> _Call | None:
-        open_calls = self.open_calls
-        if call_id:
-            for call in open_calls:
-                if call_id in (call.original_id, call.call_id):
-                    return call
-            return None
-        if not open_calls:
-            return None
-        tail = self.stream[-1] if self.stream else None
-        in_tail = [call for call in open_calls if call.group is tail]
-        call = (in_tail or open_calls)[0]
-        self._find(
-            "tool_output_paired_by_order",
-            f"tool output without call id paired with the oldest unanswered call {call.call_id!r}",
-        )
-        return call
-
-    def _orphan(self, call_id: str | None, output: str, name: str | None) -> None:
-        label = " ".join(x for x in (name, call_id) if x)
-        match self.policy.orphan_tool_output:
-            case "fail":
-                raise self._policy_fail(
-                    "orphan_tool_output",
-                    f"tool output {label!r} matches no earlier unanswered call",
-                    "orphan_tool_output",
-                )
-            case "drop":
-                self._find("orphan_tool_output", f"tool output {label!r} matches no call; dropped")
-                return
-            case _:
-                self._find(
-                    "orphan_tool_output", f"tool output {label!r} matches no call; sent as text"
-                )
-        header = f"[tool output: {label}]" if label else "[tool output]"
-        item = PlannedItem(
-            item={
-                "type": "message",
-                "role": "assistant",
-                "content": self._assistant_content(f"{header}\n{output}"),
-            },
-            source_id=self._source_id(),
-            entry_index=self.index,
-        )
-        tail = self.stream[-1] if self.stream else None
-        if isinstance(tail, _Group):
-            tail.outputs.append((_RECORDED, item))
-        else:
-            self.stream.append(item)
-
-    def _close_unanswered_calls(self) -> None:
-        mode = self.policy.tool_call_without_output
-        for call in self.calls:
-            if call.answered:
-                continue
-            self.index = call.entry_index
-            self.entry = self.conversation.entries[call.entry_index]
-            label = f"{call.name} {call.call_id}"
-            if mode == "fail":
-                raise self._policy_fail(
-                    "tool_call_without_output",
-                    f"tool call {label!r} has no output",
-                    "tool_call_without_output",
-                )
-            group = call.group
-            if mode == "empty_output":
-                self._find(
-                    "tool_call_without_output",
-                    f"tool call {label!r} has no output; empty output added",
-                )
-                kind = (
-                    "custom_tool_call_output"
-                    if call.tool_type == "custom"
-                    else "function_call_output"
-                )
-                item = {"type": kind, "call_id": call.call_id, "output": ""}
-                group.outputs.append(
-                    (
-                        _ADDED,
-                        PlannedItem(
-                            item=item, source_id=call.source_id, entry_index=call.entry_index
-                        ),
-                    )
-                )
-                continue
-            position = next(i for i, (c, _) in enumerate(group.calls) if c is call)
-            if mode == "drop":
-                self._find(
-                    "tool_call_without_output", f"tool call {label!r} has no output; dropped"
-                )
-                del group.calls[position]
-                continue
-            self._find(
-                "tool_call_without_output", f"tool call {label!r} has no output; sent as text"
-            )
-            text = f"[tool call: {call.name}]\n{call.arguments}\n(no output was recorded)"
-            message: dict[str, Any] = {
-                "type": "message",
-                "role": "assistant",
-                "content": self._assistant_content(text),
-            }
-            group.calls[position] = (
-                call,
-                PlannedItem(item=message, source_id=call.source_id, entry_index=call.entry_index),
-            )
-
-    def _flatten(self) -> list[PlannedItem]:
-        items: list[PlannedItem] = []
-        for element in self.stream:
-            if isinstance(element, PlannedItem):
-                items.append(element)
-                continue
-            items.extend(item for _, item in element.calls)
-            # sorted() is stable: recorded outputs keep their source order, added ones follow
-            items.extend(item for _, item in sorted(element.outputs, key=lambda pair: pair[0]))
-        return items
 
     # --- hosted tools and reasoning -----------------------------------------------------------
 
@@ -771,8 +278,3 @@ class _Transformer:
             f"{kind} item dropped (it can only be kept in the same project): "
             f"{json.dumps(entry.item, ensure_ascii=False, sort_keys=True)}",
         )
-
-    def _assistant_content(self, text: str) -> str | list[dict[str, Any]]:
-        if self.policy.assistant_content == "string":
-            return text
-        return [output_text(text)]

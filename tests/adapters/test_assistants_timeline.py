@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from adapters.assistants.timeline import AssistantsFormatError, build_conversation
+from adapters.assistants.entries import AssistantsFormatError
+from adapters.assistants.timeline import build_conversation
 from adapters.model import (
     FilePart,
     HostedToolStep,

@@ -19,7 +19,8 @@ from migrate.jobs.models import JobRef, RunConfig
 from migrate.jobs.status import job_status
 from migrate.jobs.verify import verify_job
 from migrate.replay.replayer import ReplayOptions
-from migrate.replay.target import TargetConfig, item_difference
+from migrate.replay.stored import item_difference
+from migrate.replay.target import TargetConfig
 from migrate.server.store import ConversationStore
 from migrate.state.store import StateStore
 from tests.databases import unreachable

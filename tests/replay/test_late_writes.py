@@ -27,7 +27,7 @@ from migrate.jobs.rollback import rollback_job
 from migrate.jobs.run import resume_job, run_job, work_on_job
 from migrate.jobs.status import job_status
 from migrate.jobs.verify import verify_job
-from migrate.replay import target as target_module
+from migrate.replay import failures as target_module
 from migrate.replay.replayer import CrashPoint, SimulatedCrash
 from migrate.replay.target import TargetConfig
 from migrate.server.embedded import running_server

@@ -27,7 +27,8 @@ from migrate.jobs.verify import verify_job
 from migrate.plan.model import ConversationPlan
 from migrate.plan.pipeline import iterate_plans, open_configured_source
 from migrate.replay.replayer import CrashPoint, ReplayOptions, SimulatedCrash
-from migrate.replay.target import TargetConfig, item_difference
+from migrate.replay.stored import item_difference
+from migrate.replay.target import TargetConfig
 from migrate.server.store import ConversationStore
 from migrate.server.testing import AdminClient, ServerFactory
 from migrate.state.schema import conversations, intents

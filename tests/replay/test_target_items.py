@@ -14,7 +14,8 @@ import pytest
 from migrate.errors import CallError
 from migrate.jobs.verify import compare_with_plan
 from migrate.plan.model import ConversationPlan
-from migrate.replay.target import classify, item_difference
+from migrate.replay.failures import classify
+from migrate.replay.stored import item_difference
 from migrate.transform.transformer import PlannedItem
 
 RECORDINGS = Path(__file__).resolve().parent / "recordings"

@@ -1,0 +1,84 @@
+"""What a failed call means (`CallError.kind`, from the SDK's error), and the retries of reads and
+deletes, which are safe to repeat."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import httpx2
+import openai
+
+from migrate.errors import (
+    CallAmbiguous,
+    CallError,
+    CallFatal,
+    CallNotFound,
+    CallRateLimited,
+    CallRejected,
+    CallTimedOut,
+    CallUnreachable,
+)
+from migrate.replay.ratelimit import retry_after_seconds
+
+
+def classify(exc: openai.APIError) -> CallError:
+    """Map an SDK error to what the replayer may do about it."""
+    if isinstance(exc, openai.APIStatusError):
+        error = _classify_status(exc)
+        error.api_shaped = isinstance(exc.body, dict) and isinstance(exc.body.get("message"), str)
+        return error
+    cause = exc.__cause__
+    if isinstance(cause, httpx2.ConnectError | httpx2.ConnectTimeout | httpx2.PoolTimeout):
+        return CallUnreachable(f"cannot connect: {cause.__class__.__name__}: {cause}")
+    if isinstance(exc, openai.APITimeoutError):
+        return CallTimedOut("the call timed out")
+    detail = f"{cause.__class__.__name__}: {cause}" if cause is not None else str(exc)
+    return CallAmbiguous(f"connection lost: {detail}")
+
+
+def _classify_status(exc: openai.APIStatusError) -> CallError:
+    status = exc.status_code
+    message = _api_message(exc)
+    code = exc.code
+    if status == 429:
+        if code == "insufficient_quota":
+            return CallFatal(message, status=status, code=code)
+        retry_after = retry_after_seconds(exc.response.headers)
+        return CallRateLimited(message, status=status, code=code, retry_after=retry_after)
+    if status in (401, 403):
+        return CallFatal(message, status=status, code=code)
+    if status == 404:
+        return CallNotFound(message, status=status, code=code)
+    if status in (408, 409) or status >= 500:
+        return CallAmbiguous(message, status=status, code=code)
+    return CallRejected(message, status=status, code=code)
+
+
+def _api_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return f"{exc.status_code}: {body['message']}"
+    return exc.message
+
+
+READ_ATTEMPTS = 6
+"""Attempts of one listing or deletion (safe to repeat) before giving up on it; a 429 is not
+an attempt: it only says to wait."""
+
+
+async def with_retries(call: Callable[[], Any]) -> Any:
+    """A read or a delete, retried on anything that may pass (they are safe to repeat)."""
+    attempt = 0
+    while True:
+        try:
+            return await call()
+        except CallError as error:
+            limited = error.status == 429 and error.kind == "not_applied"
+            if not limited:
+                attempt += 1
+            if error.kind not in ("not_applied", "ambiguous") or attempt >= READ_ATTEMPTS:
+                raise
+            if error.retry_after is None:
+                await asyncio.sleep(min(8.0, 0.25 * 2 ** max(0, attempt - 1)))
