@@ -20,10 +20,11 @@ from migrate.cli.options import (
     state_option,
 )
 from migrate.cli.output import bars_shown, info, job_log, progress_bar
-from migrate.cli.render import ProgressBars, show_summary, stoppable
+from migrate.cli.render import ProgressBars, show_summary
 from migrate.errors import ConfigError
 from migrate.jobs.models import JobSummary, ResumeConfig, RunConfig, Subset, SyncConfig, WorkConfig
 from migrate.jobs.run import resume_job, run_job, work_on_job
+from migrate.jobs.stopping import stoppable
 from migrate.jobs.sync import sync_job
 from migrate.plan.pipeline import expected_conversations
 from migrate.replay.replayer import ReplayOptions
