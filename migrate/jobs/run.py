@@ -51,6 +51,7 @@ from migrate.jobs.models import (
     Subset,
     WorkConfig,
 )
+from migrate.jobs.processes import WorkerProcesses, check_processes
 from migrate.jobs.record import holds_job, record_job
 from migrate.jobs.report import write_report_files
 from migrate.jobs.resume import SourceCheck, retry_all_failures, retry_transient_failures
@@ -140,6 +141,7 @@ def start_job(
     A `sync` may reuse the job directory of a finished job (its state store and local target).
     """
     validate_target(config.target)
+    check_processes(config.processes, config.target, config.state_url)
     job_dir = config.job_dir
     held = holds_job(job_dir)
     if held and diverged is None:
@@ -167,6 +169,7 @@ def start_job(
             stop,
             crash_hook,
             planner=_Planner(store, outcomes, first_seq=0),
+            processes=config.processes,
         )
     finally:
         store.close()
@@ -235,6 +238,7 @@ def _resume(
         if config.server_options is not None:
             target = with_server_options(target, config.server_options)
         validate_target(target)
+        check_processes(config.processes, target, config.job.state_url)
         preflight(target)
         _take_over(store)
         planner: _Planner | None = None
@@ -275,6 +279,7 @@ def _resume(
             stop,
             crash_hook,
             planner=planner,
+            processes=config.processes,
         )
     finally:
         store.close()
@@ -431,6 +436,7 @@ def _drive(
     crash_hook: CrashHook | None,
     *,
     planner: _Planner | None,
+    processes: int = 1,
 ) -> JobSummary:
     stop = stop or threading.Event()
     session = WorkerSession(
@@ -438,6 +444,7 @@ def _drive(
     )
     job = store.job()
     session.start()
+    extra = _extra_workers(processes, store, job.job_id, target_config, options, listener, stop)
     store.update_job(state="running", started_at=job.started_at or time.time())
     logger.info(
         "session started: job %s, worker %s",
@@ -475,26 +482,41 @@ def _drive(
                 planned=planned,
                 idle=lambda: listener.refresh(store) if planner is None else None,
             )
+            pumping = None if extra is None else asyncio.create_task(extra.pump_forever())
             try:
                 await replayer.replay_all(work)
             finally:
-                if planning is not None:
-                    planning.cancel()
-                    await asyncio.gather(planning, return_exceptions=True)
+                for task in (planning, pumping):
+                    if task is not None:
+                        task.cancel()
+                        await asyncio.gather(task, return_exceptions=True)
+
+    def end_workers(*, stopping: bool = False, at_once: bool = False) -> None:
+        """Wait for the extra worker processes (stopping them first): the job's end, its
+        state and its report come only once every worker has stopped."""
+        if extra is not None:
+            if stopping or at_once:
+                extra.stop(at_once=at_once)
+            extra.wait(grace=session.lease)
 
     where = str(job_dir or f"--state URL --job {job.job_id}")
     try:
         try:
+            if extra is not None:
+                extra.start()
             asyncio.run(replay())
         except SimulatedCrash:
+            end_workers(at_once=True)
             session.stop(crashed=True)
             raise
         except StateWriteError as exc:
             # Nothing more can be recorded: the job stops as it stands, as after a kill.
+            end_workers(stopping=True)
             session.stop()
             logger.info("stopping: %s", exc.message, extra={"event": "state_unwritable"})
             raise
         except JobError as exc:
+            end_workers(stopping=True)
             session.stop()
             summary = _finish(store, job_dir, listener)
             _log_session_end(summary, session.worker_id, str(exc))
@@ -502,10 +524,12 @@ def _drive(
                 exc.hint = f"continue it with `migrate resume {where}`"
             raise
         except BaseException as exc:
+            end_workers(at_once=isinstance(exc, KeyboardInterrupt), stopping=True)
             session.stop()
             summary = _finish(store, job_dir, listener)
             _log_session_end(summary, session.worker_id, f"{type(exc).__name__}: {exc}")
             raise
+        end_workers()
         session.stop()
         summary = _finish(store, job_dir, listener)
     except StateWriteError as exc:
@@ -513,6 +537,31 @@ def _drive(
         raise
     _log_session_end(summary, session.worker_id, None)
     return summary
+
+
+def _extra_workers(
+    processes: int,
+    store: StateStore,
+    job_id: str,
+    target: TargetConfig,
+    options: ReplayOptions,
+    listener: _Listener,
+    stop: threading.Event,
+) -> WorkerProcesses | None:
+    """The `processes - 1` worker processes that join this one (not started yet)."""
+    if processes <= 1:
+        return None
+    config = WorkConfig(
+        state_url=store.engine.url.render_as_string(hide_password=False),
+        job_id=job_id,
+        target_kind=target.kind,
+        concurrency=options.concurrency,
+        timeout=target.timeout,
+        lease=options.lease,
+        max_wait=options.max_wait,
+        settle=options.settle,
+    )
+    return WorkerProcesses(processes - 1, config, on_progress=listener.add, stop=stop)
 
 
 def _log_session_end(summary: JobSummary, worker_id: str, error: str | None) -> None:
@@ -600,6 +649,12 @@ class _Listener:
             self.known = known
             self.planning_complete = store.job().planning_complete
             self._send("progress")
+
+    def add(self, conversations: int, items: int) -> None:
+        """What another worker process of this machine finished and landed."""
+        self.done += conversations
+        self.landed += items
+        self._send("progress")
 
     def items_landed(self, count: int) -> None:
         self.landed += count
