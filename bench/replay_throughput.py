@@ -66,6 +66,7 @@ def measure(
 ) -> dict[str, float]:
     """One run; returns the measured rates."""
     name = f"c{concurrency}-p{processes}"
+    name += f"-{sum(1 for path in work.glob(f'{name}-*') if path.is_dir())}"  # run number
     sending = 0.0
     with contextlib.ExitStack() as stack:
         server_process: ServerProcess | None = None

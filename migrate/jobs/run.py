@@ -529,7 +529,8 @@ def _drive(
             summary = _finish(store, job_dir, listener)
             _log_session_end(summary, session.worker_id, f"{type(exc).__name__}: {exc}")
             raise
-        end_workers()
+        # Nothing is left to claim (or a stop was asked for): the others need not look again.
+        end_workers(stopping=True)
         session.stop()
         summary = _finish(store, job_dir, listener)
     except StateWriteError as exc:
