@@ -236,6 +236,12 @@ def test_a_target_other_processes_cannot_reach_refuses_more_processes(tmp_path: 
     assert "other processes cannot reach it" in refused.stderr
     assert "migrate serve" in refused.stderr
     assert not job_dir.exists()
+    synced = CliRunner().invoke(
+        main, ["sync", str(source), "--job-dir", str(job_dir), "--processes", "2"]
+    )
+    assert synced.exit_code == EXIT_USAGE, synced.output
+    assert "other processes cannot reach it" in synced.stderr
+    assert not job_dir.exists()
     # A finished local job cannot be resumed with more processes either.
     assert CliRunner().invoke(main, ["run", str(source), "--job-dir", str(job_dir)]).exit_code == 0
     again = CliRunner().invoke(main, ["resume", str(job_dir), "--processes", "2"])

@@ -385,6 +385,7 @@ def test_three_workers_one_killed_every_conversation_lands_once(
             doomed_id = wait_until(
                 lambda: _scalar(engine, select(w.worker_id).where(w.pid == doomed.pid)),
                 "the doomed worker joined",
+                120,
             )
             with engine.begin() as conn:
                 # As if it ran on another machine: only its leases can free its conversations.
@@ -392,7 +393,7 @@ def test_three_workers_one_killed_every_conversation_lands_once(
                     update(state.workers).where(w.pid == doomed.pid).values(host=ELSEWHERE)
                 )
             in_flight = select(c.seq).where(c.claimed_by == doomed_id, c.status == "in_progress")
-            wait_until(lambda: _scalar(engine, in_flight), "the doomed worker was mid-job")
+            wait_until(lambda: _scalar(engine, in_flight), "the doomed worker was mid-job", 120)
             doomed.send_signal(signal.SIGKILL)
             doomed.wait(timeout=10)
             with engine.connect() as conn:
