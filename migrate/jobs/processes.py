@@ -13,8 +13,8 @@ items they landed, so the parent's progress bars count every worker.
 
 Signals. Each child starts a session of its own, so a Ctrl-C at the terminal reaches only the
 parent, which passes each stop on as SIGTERM: the first stops the children after their calls
-in flight, a second stops them at once. The parent also stops them once its own replay ends,
-which it does only when nothing is left to claim. A child that dies, even by SIGKILL, is reaped within
+in flight, a second stops them at once. When the parent's own replay ends (nothing left to
+claim, or a stop), it stops them too. A child that dies, even by SIGKILL, is reaped within
 `PUMP_INTERVAL`, so its pid is known to be gone and the next worker that looks for work frees
 its claims (`forget_gone_workers`). If the parent itself dies, the children go on as workers of
 the job until it is done, or until nobody is left to plan it (then `migrate resume`).
