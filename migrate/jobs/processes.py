@@ -15,9 +15,10 @@ Signals. Each child starts a session of its own, so a Ctrl-C at the terminal rea
 parent, which passes each stop on as SIGTERM: the first stops the children after their calls
 in flight, a second stops them at once. When the parent's own replay ends (nothing left to
 claim, or a stop), it stops them too. A child that dies, even by SIGKILL, is reaped within
-`PUMP_INTERVAL`, so its pid is known to be gone and the next worker that looks for work frees
-its claims (`forget_gone_workers`). If the parent itself dies, the children go on as workers of
-the job until it is done, or until nobody is left to plan it (then `migrate resume`).
+`PUMP_INTERVAL`, so its pid is known to be gone: its claims are freed when its lease runs out,
+or sooner by a worker that finds nothing else to claim (`forget_gone_workers`). If the parent
+itself dies, the children go on as workers of the job until it is done, or until nobody is
+left to plan it (then `migrate resume`).
 
 Why no database server is needed: the default SQLite state store is one file in WAL mode in
 which every transaction begins `IMMEDIATE` and waits up to the busy timeout for the write lock
