@@ -255,7 +255,7 @@ def served(db: Path, log: Path, *arguments: str) -> Iterator[str]:
 
 def wait_for_job_id(job_dir: Path, alive: Callable[[], bool]) -> str:
     """The id of the job a run (alive while `alive()`) creates in `job_dir`."""
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120  # start-up imports take long on a loaded machine
     while time.monotonic() < deadline and alive():
         with contextlib.suppress(OSError, ValueError, KeyError):
             return str(json.loads((job_dir / "job.json").read_text())["job_id"])
