@@ -1,15 +1,9 @@
-"""What the job verbs print: summaries, verify and rollback results, progress bars, stop signals."""
+"""What the job verbs print: summaries, verify and rollback results, progress bars."""
 
 from __future__ import annotations
 
-import logging
-import signal
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import click
@@ -23,8 +17,6 @@ from migrate.plan.pipeline import SkippedFiles
 from migrate.reporting.terminal import code_lines, page_line, saved_report
 
 SHOWN_PROBLEMS = 20
-
-logger = logging.getLogger(__name__)
 
 
 # --- rendering ---------------------------------------------------------------------------------
@@ -230,38 +222,3 @@ def _advance(bar: tqdm[Any], value: int, total: int) -> None:
         bar.refresh()
     if value > bar.n:
         bar.update(value - bar.n)
-
-
-@contextmanager
-def stoppable() -> Iterator[threading.Event]:
-    """First Ctrl-C or SIGTERM: stop after the calls in flight. Second: stop at once.
-
-    SIGTERM is what systemd, Kubernetes and `kill` send: it stops as gracefully as Ctrl-C
-    (nothing in doubt, exit 3, `migrate resume` goes on).
-    """
-    stop = threading.Event()
-
-    def on_interrupt(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
-        logger.warning(
-            "%s: stopping after the calls in flight (again to stop at once)",
-            name,
-            extra={"event": "stop_requested", "signal": name},
-        )
-
-    try:
-        previous = {
-            signum: signal.signal(signum, on_interrupt)
-            for signum in (signal.SIGINT, signal.SIGTERM)
-        }
-    except ValueError:  # not the main thread: no handler, Ctrl-C stops at once
-        yield stop
-        return
-    try:
-        yield stop
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)

@@ -23,11 +23,20 @@ from migrate.cli.options import (
     state_option,
 )
 from migrate.cli.output import bars_shown, info, job_log, progress_bar
-from migrate.cli.render import ProgressBars, show_summary, stoppable
+from migrate.cli.render import ProgressBars, show_summary
 from migrate.errors import ConfigError
-from migrate.jobs.models import JobSummary, ResumeConfig, RunConfig, Subset, SyncConfig, WorkConfig
+from migrate.jobs.models import (
+    MAX_PROCESSES,
+    JobSummary,
+    ResumeConfig,
+    RunConfig,
+    Subset,
+    SyncConfig,
+    WorkConfig,
+)
 from migrate.jobs.record import holds_job
 from migrate.jobs.run import resume_job, run_job, work_on_job
+from migrate.jobs.stopping import stoppable
 from migrate.jobs.sync import sync_job
 from migrate.plan.pipeline import expected_conversations
 from migrate.replay.options import ReplayOptions
@@ -55,6 +64,17 @@ json_option = click.option(
     "as_json",
     is_flag=True,
     help="Print the final summary as one JSON object on stdout (and nothing else there).",
+)
+
+
+processes_option = click.option(
+    "--processes",
+    type=click.IntRange(1, MAX_PROCESSES),
+    default=1,
+    show_default=True,
+    help="Worker processes on this machine, this one included, sharing the job through its "
+    "state store (the default SQLite file will do); --concurrency is per process. Not with "
+    "--target local, which other processes cannot reach.",
 )
 
 
@@ -154,6 +174,7 @@ def run_options(command: Callable[P, R]) -> Callable[P, R]:
             help="Take only the source conversations whose ids FILE lists (one per line).",
         ),
         settle_option,
+        processes_option,
         json_option,
         compress_flag,
         lease_option,
@@ -197,6 +218,7 @@ def run_fields(verb: str, options: dict[str, Any]) -> dict[str, Any]:
             limit=options["limit"], ids=None if ids_file is None else read_ids(ids_file)
         ),
         "compress": options["compress"],
+        "processes": options["processes"],
     }
 
 
@@ -245,8 +267,10 @@ def run(allow_duplicates: bool, as_json: bool, **options: Any) -> JobSummary:
     SOURCE is what `migrate plan` takes (file, directory, database URL or --job-file). The
     default target is the local server; writing to OpenAI needs `--target openai`. Exit code
     0: all migrated; 1: some conversations failed; 2: usage error; 3: the job did not finish
-    (resume it with `migrate resume JOB_DIR`). With `--state` on a database server, other
-    machines can join the job with `migrate work` while this process plans and replays. A run
+    (resume it with `migrate resume JOB_DIR`). With `--processes N`, N processes of this
+    machine replay the job together (the exit code is the whole job's). With `--state` on a
+    database server, other machines can join the job with `migrate work` while this process
+    plans and replays. A run
     refuses a target the state store's ledger already holds conversations in: use `migrate
     sync` to bring only what is new across.
     """
@@ -259,6 +283,7 @@ def run(allow_duplicates: bool, as_json: bool, **options: Any) -> JobSummary:
 @click.option("--concurrency", type=click.IntRange(1, 1024), help="Override the run's value.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Override the run's value.")
 @settle_option
+@processes_option
 @click.option(
     "--no-source-check",
     is_flag=True,
@@ -281,6 +306,7 @@ def resume(
     timeout: float | None,
     max_wait: float | None,
     settle: float | None,
+    processes: int,
     no_source_check: bool,
     retry_failed: bool,
     state_url: str | None,
@@ -301,6 +327,7 @@ def resume(
     if unrecorded is not None:
         overrides = {"--concurrency": concurrency, "--timeout": timeout, "--settle": settle}
         overrides["--max-wait"] = max_wait
+        overrides["--processes"] = None if processes == 1 else processes
         return start_unrecorded(unrecorded, state_url=state_url, overrides=overrides)
     config = ResumeConfig(
         job=job_ref(job_dir, state_url, job_id),
@@ -312,6 +339,7 @@ def resume(
         check_source=not no_source_check,
         retry_failed=retry_failed,
         compress=compress,
+        processes=processes,
     )
     if job_dir is not None:
         job_log(job_dir)

@@ -1,5 +1,6 @@
-"""The job driver: one worker session replays claimed work (the planner alongside) and writes
-the job's summary and report at its end."""
+"""The job driver: one worker session replays claimed work (the planner alongside), with the
+job's other worker processes of this machine if it has any (`migrate.jobs.processes`), and
+writes the job's summary and report at its end."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import time
 from pathlib import Path
 
 from migrate.errors import JobError, StateWriteError, files_written
-from migrate.jobs.models import JobSummary
+from migrate.jobs.models import JobSummary, WorkConfig
 from migrate.jobs.planner import _Planner, plan_ahead
+from migrate.jobs.processes import WorkerProcesses
 from migrate.jobs.progress import _Listener
 from migrate.jobs.report import write_report_files
 from migrate.jobs.status import job_summary
@@ -39,6 +41,7 @@ def _drive(
     crash_hook: CrashHook | None,
     *,
     planner: _Planner | None,
+    processes: int = 1,
 ) -> JobSummary:
     stop = stop or threading.Event()
     session = WorkerSession(
@@ -46,6 +49,7 @@ def _drive(
     )
     job = store.job()
     session.start()
+    extra = _extra_workers(processes, store, job.job_id, target_config, options, listener, stop)
     store.update_job(state="running", started_at=job.started_at or time.time())
     logger.info(
         "session started: job %s, worker %s",
@@ -83,26 +87,41 @@ def _drive(
                 planned=planned,
                 idle=lambda: listener.refresh(store) if planner is None else None,
             )
+            pumping = None if extra is None else asyncio.create_task(extra.pump_forever())
             try:
                 await replayer.replay_all(work)
             finally:
-                if planning is not None:
-                    planning.cancel()
-                    await asyncio.gather(planning, return_exceptions=True)
+                for task in (planning, pumping):
+                    if task is not None:
+                        task.cancel()
+                        await asyncio.gather(task, return_exceptions=True)
+
+    def end_workers(*, stopping: bool = False, at_once: bool = False) -> None:
+        """Wait for the extra worker processes (stopping them first): the job's end, its
+        state and its report come only once every worker has stopped."""
+        if extra is not None:
+            if stopping or at_once:
+                extra.stop(at_once=at_once)
+            extra.wait(grace=session.lease)
 
     where = str(job_dir or f"--state URL --job {job.job_id}")
     try:
         try:
+            if extra is not None:
+                extra.start()
             asyncio.run(replay())
         except SimulatedCrash:
+            end_workers(at_once=True)
             session.stop(crashed=True)
             raise
         except StateWriteError as exc:
             # Nothing more can be recorded: the job stops as it stands, as after a kill.
+            end_workers(stopping=True)
             session.stop()
             logger.info("stopping: %s", exc.message, extra={"event": "state_unwritable"})
             raise
         except JobError as exc:
+            end_workers(stopping=True)
             session.stop()
             summary = _finish(store, job_dir, listener)
             _log_session_end(summary, session.worker_id, str(exc))
@@ -110,10 +129,13 @@ def _drive(
                 exc.hint = f"continue it with `migrate resume {where}`"
             raise
         except BaseException as exc:
+            end_workers(at_once=isinstance(exc, KeyboardInterrupt), stopping=True)
             session.stop()
             summary = _finish(store, job_dir, listener)
             _log_session_end(summary, session.worker_id, f"{type(exc).__name__}: {exc}")
             raise
+        # Nothing is left to claim (or a stop was asked for): the others need not look again.
+        end_workers(stopping=True)
         session.stop()
         summary = _finish(store, job_dir, listener)
     except StateWriteError as exc:
@@ -121,6 +143,31 @@ def _drive(
         raise
     _log_session_end(summary, session.worker_id, None)
     return summary
+
+
+def _extra_workers(
+    processes: int,
+    store: StateStore,
+    job_id: str,
+    target: TargetConfig,
+    options: ReplayOptions,
+    listener: _Listener,
+    stop: threading.Event,
+) -> WorkerProcesses | None:
+    """The `processes - 1` worker processes that join this one (not started yet)."""
+    if processes <= 1:
+        return None
+    config = WorkConfig(
+        state_url=store.engine.url.render_as_string(hide_password=False),
+        job_id=job_id,
+        target_kind=target.kind,
+        concurrency=options.concurrency,
+        timeout=target.timeout,
+        lease=options.lease,
+        max_wait=options.max_wait,
+        settle=options.settle,
+    )
+    return WorkerProcesses(processes - 1, config, on_progress=listener.add, stop=stop)
 
 
 def _log_session_end(summary: JobSummary, worker_id: str, error: str | None) -> None:

@@ -20,6 +20,9 @@ from migrate.replay.target import (
 
 logger = logging.getLogger(__name__)
 
+MAX_PROCESSES = 64
+"""Most worker processes `--processes` starts on one machine."""
+
 
 class Subset(BaseModel):
     """Which source conversations a job takes (SQL filters live in the source config)."""
@@ -48,6 +51,8 @@ class RunConfig(BaseModel):
     """Run even though the state store's ledger already knows conversations in this target."""
     compress: bool = False
     """Write the report's id maps, findings and errors gzip-compressed (`items.csv.gz`)."""
+    processes: int = Field(default=1, ge=1, le=MAX_PROCESSES)
+    """Worker processes on this machine, this one included (`migrate.jobs.processes`)."""
 
 
 DivergedPolicy = Literal["skip", "fail", "new_conversation"]
@@ -115,6 +120,8 @@ class ResumeConfig(BaseModel):
     compress: bool | None = None
     """Write the report files compressed from now on (True) or plain (False); None keeps the
     job's choice."""
+    processes: int = Field(default=1, ge=1, le=MAX_PROCESSES)
+    """Worker processes on this machine, this one included (`migrate.jobs.processes`)."""
 
 
 class ConversationCounts(BaseModel):

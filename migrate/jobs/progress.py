@@ -55,6 +55,12 @@ class _Listener:
             self.planning_complete = store.job().planning_complete
             self._send("progress")
 
+    def add(self, conversations: int, items: int) -> None:
+        """What another worker process of this machine finished and landed."""
+        self.done += conversations
+        self.landed += items
+        self._send("progress")
+
     def items_landed(self, count: int) -> None:
         self.landed += count
         self._send("progress")

@@ -40,6 +40,7 @@ from migrate.jobs.models import (
     WorkConfig,
 )
 from migrate.jobs.planner import _Planner
+from migrate.jobs.processes import check_processes
 from migrate.jobs.progress import _Listener
 from migrate.jobs.record import holds_job, record_job
 from migrate.jobs.resume import SourceCheck, retry_all_failures, retry_transient_failures
@@ -94,6 +95,7 @@ def start_job(
     A `sync` may reuse the job directory of a finished job (its state store and local target).
     """
     validate_target(config.target)
+    check_processes(config.processes, config.target, config.state_url)
     job_dir = config.job_dir
     held = holds_job(job_dir)
     if held and diverged is None:
@@ -121,6 +123,7 @@ def start_job(
             stop,
             crash_hook,
             planner=_Planner(store, outcomes, first_seq=0),
+            processes=config.processes,
         )
     finally:
         store.close()
@@ -189,6 +192,7 @@ def _resume(
         if config.server_options is not None:
             target = with_server_options(target, config.server_options)
         validate_target(target)
+        check_processes(config.processes, target, config.job.state_url)
         preflight(target)
         _take_over(store)
         planner: _Planner | None = None
@@ -229,6 +233,7 @@ def _resume(
             stop,
             crash_hook,
             planner=planner,
+            processes=config.processes,
         )
     finally:
         store.close()

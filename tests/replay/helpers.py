@@ -3,9 +3,16 @@ look at what the local server really holds (its own database, not the job's stat
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import secrets
-from collections.abc import Iterator
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -209,3 +216,60 @@ def fresh_database(server: str, what: str) -> Iterator[str]:
             else:
                 conn.execute(text(f"DROP DATABASE {name}"))
         engine.dispose()
+
+
+# --- processes: the server, runs and workers as separate processes ----------------------------
+
+
+def start(arguments: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """`migrate ARGUMENTS` in a process of its own, its output appended to `log`."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "migrate", *arguments],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+
+@contextlib.contextmanager
+def served(db: Path, log: Path, *arguments: str) -> Iterator[str]:
+    """`migrate serve` in its own process; yields its base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = start(["serve", "--port", str(port), "--db", str(db), *arguments], log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=20)
+
+
+def wait_for_job_id(job_dir: Path, alive: Callable[[], bool]) -> str:
+    """The id of the job a run (alive while `alive()`) creates in `job_dir`."""
+    deadline = time.monotonic() + 120  # start-up imports take long on a loaded machine
+    while time.monotonic() < deadline and alive():
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            return str(json.loads((job_dir / "job.json").read_text())["job_id"])
+        time.sleep(0.02)
+    raise AssertionError("the run never created its job")
+
+
+def wait_until(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    """The first true value of `condition()`, looked at every 20 ms."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting until {what}")

@@ -34,9 +34,8 @@ from migrate.server.testing import AdminClient, ServerFactory
 from migrate.state.schema import conversations, intents
 from migrate.state.store import StateStore
 from migrate.transform.policy import Policy
-from tests.replay.helpers import write_source
+from tests.replay.helpers import wait_for_job_id, write_source
 from tests.replay.test_replay_kill import ROUNDS, start, wait_until_started
-from tests.replay.test_workers import wait_for_job_id
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +32,15 @@ from migrate.state import schema as state
 from migrate.state.records import ClaimLostError, JobRecord
 from migrate.state.store import StateStore
 from migrate.transform.transformer import PlannedItem
-from tests.replay.helpers import assert_exactly_once, run_config, write_source
+from tests.replay.helpers import (
+    assert_exactly_once,
+    run_config,
+    served,
+    start,
+    wait_for_job_id,
+    wait_until,
+    write_source,
+)
 
 ELSEWHERE = "another-machine|pid:[1]"
 """A host identity no process here has: a worker there can only be known dead by its lease."""
@@ -351,57 +354,6 @@ def test_a_job_is_named_by_directory_or_by_store_and_id(tmp_path: Path) -> None:
 # --- three processes, one killed ---------------------------------------------------------------
 
 
-def start(arguments: list[str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "migrate", *arguments],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-
-
-@contextlib.contextmanager
-def served(db: Path, log: Path, *arguments: str) -> Iterator[str]:
-    """`migrate serve` in its own process; yields its base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = start(["serve", "--port", str(port), "--db", str(db), *arguments], log)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, log.read_text()
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=20)
-
-
-def wait_for_job_id(job_dir: Path, alive: Callable[[], bool]) -> str:
-    deadline = time.monotonic() + 120  # start-up imports take long on a loaded machine
-    while time.monotonic() < deadline and alive():
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            return str(json.loads((job_dir / "job.json").read_text())["job_id"])
-        time.sleep(0.02)
-    raise AssertionError("the run never created its job")
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting until {what}")
-
-
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_three_workers_one_killed_every_conversation_lands_once(
@@ -436,6 +388,7 @@ def test_three_workers_one_killed_every_conversation_lands_once(
             doomed_id = wait_until(
                 lambda: _scalar(engine, select(w.worker_id).where(w.pid == doomed.pid)),
                 "the doomed worker joined",
+                120,
             )
             with engine.begin() as conn:
                 # As if it ran on another machine: only its leases can free its conversations.
@@ -443,7 +396,7 @@ def test_three_workers_one_killed_every_conversation_lands_once(
                     update(state.workers).where(w.pid == doomed.pid).values(host=ELSEWHERE)
                 )
             in_flight = select(c.seq).where(c.claimed_by == doomed_id, c.status == "in_progress")
-            wait_until(lambda: _scalar(engine, in_flight), "the doomed worker was mid-job")
+            wait_until(lambda: _scalar(engine, in_flight), "the doomed worker was mid-job", 120)
             doomed.send_signal(signal.SIGKILL)
             doomed.wait(timeout=10)
             with engine.connect() as conn:
