@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from adapters import Source, SourceConfig, SourceOpenError, open_source
 from adapters.json.files import JsonFilesSource
 from adapters.json.listing import SkippedFile
-from adapters.model import SourceConversation, SourceFailure, SourceRecord
+from adapters.model import SourceConversation, SourceFailure, SourceRecord, UnreadConversation
 from adapters.sql.tables import SqlTableSource
 from migrate.errors import ConversationError, SourceError, SourceReadError
 from migrate.plan.model import ConversationPlan
@@ -110,10 +110,15 @@ def expected_conversations(
     return count
 
 
-def read_source(source: Source) -> Iterator[SourceRecord]:
+def read_source(
+    source: Source, *, skip: Callable[[str], bool] | None = None
+) -> Iterator[SourceRecord]:
     """The source's records; its own errors become `SourceError` (before the first record:
-    it cannot be opened) or `SourceReadError` (it failed in the middle of the read)."""
-    records = source.read()
+    it cannot be opened) or `SourceReadError` (it failed in the middle of the read).
+
+    `skip` goes to a reader that can leave records unread (`JsonFilesSource`): a record whose
+    id it accepts comes out as an `UnreadConversation`."""
+    records = source.read(skip=skip) if isinstance(source, JsonFilesSource) else source.read()
     count = 0
     while True:
         try:
@@ -152,12 +157,22 @@ def iterate_plans(
     A conversation whose source id an earlier one of the job had is handled by
     `policy.duplicate_source_id`. The ids seen are kept as 16-byte digests (about 100 bytes
     each in memory: some 200 MB for two million conversations). A conversation whose id
-    `skip` accepts is not transformed: it comes out as `Unplanned` (and is not observed).
+    `skip` accepts is not transformed: it comes out as `Unplanned` (and is not observed); a
+    JSON reader does not even decode its messages (`read_source`). `skip` is asked only for
+    an id's first record, as that record is reached.
     """
     first_seen: set[bytes] = set()
-    for record in read_source(source):
+
+    def first_and_skipped(source_id: str) -> bool:
+        return _id_key(source_id) not in first_seen and skip is not None and skip(source_id)
+
+    for record in read_source(source, skip=None if skip is None else first_and_skipped):
         conversation = None if isinstance(record, SourceFailure) else record
         outcome: PlanOutcome
+        if isinstance(record, UnreadConversation):
+            first_seen.add(_id_key(record.id))
+            yield _unplanned(record)
+            continue
         if isinstance(record, SourceFailure):
             outcome = ErrorRecord(
                 code=record.code,
@@ -166,23 +181,31 @@ def iterate_plans(
                 conversation_id=record.conversation_id,
             )
         else:
-            key = hashlib.blake2b(record.id.encode("utf-8", "surrogatepass"), digest_size=16)
-            if key.digest() in first_seen:
+            key = _id_key(record.id)
+            if key in first_seen:
                 outcome = _duplicate(record, policy)
             else:
-                first_seen.add(key.digest())
+                first_seen.add(key)
                 if skip is not None and skip(record.id):
-                    yield Unplanned(
-                        code="not_replanned",
-                        message="read again but not planned: the job holds it as migrated",
-                        location=record.location,
-                        conversation_id=record.id,
-                    )
+                    yield _unplanned(record)
                     continue
                 outcome = plan_or_error(record, policy)
         if observe is not None:
             observe(conversation, outcome)
         yield outcome
+
+
+def _id_key(source_id: str) -> bytes:
+    return hashlib.blake2b(source_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def _unplanned(record: SourceConversation) -> Unplanned:
+    return Unplanned(
+        code="not_replanned",
+        message="read again but not planned: the job holds it as migrated",
+        location=record.location,
+        conversation_id=record.id,
+    )
 
 
 def _duplicate(conversation: SourceConversation, policy: Policy) -> PlanOutcome:
