@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from adapters.json import files as json_files
+from adapters.json.chat_completions import read_chat_completions
 from adapters.json.common import RecordContext
 from adapters.model import SourceConversation
 from migrate.errors import EXIT_OK, EXIT_PARTIAL
@@ -158,10 +159,9 @@ def test_resume_decodes_the_messages_of_unfinished_conversations_only(
         "pending",
     ]
     decoded: list[str] = []
-    read = json_files.read_chat_completions
 
     def counted(value: Any, ctx: RecordContext, *, source_kind: str) -> SourceConversation:
-        conversation = read(value, ctx, source_kind=source_kind)
+        conversation = read_chat_completions(value, ctx, source_kind=source_kind)
         decoded.append(conversation.id)
         return conversation
 
