@@ -229,6 +229,12 @@ class SourceConversation(_Model):
     a SQL timestamp column), so that reports name the field as the source does."""
 
 
+class UnreadConversation(SourceConversation):
+    """A conversation read only as far as its id and location (`entries` are empty): the
+    caller of the read said it needs no more of it (a resume's check of a conversation the job
+    holds as migrated)."""
+
+
 class SourceFailure(_Model):
     """A record the adapter could not read; the job counts it as a failed conversation."""
 

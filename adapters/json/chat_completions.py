@@ -60,11 +60,7 @@ def read_chat_completions(
             "messages array or an array of messages",
         )
     config = ctx.config
-    conversation_id, id_field = pick_id(value, config.id_field, ctx.derived_id)
-    field = find_messages_field(value, config.messages_field)
-    stored = field == "data" and is_stored_messages_list(value)
-    if stored and id_field is None:
-        conversation_id = _stored_completion_id(value) or conversation_id
+    conversation_id, id_field, field, stored = _identity(value, ctx)
     if field is None:
         looked_for = config.messages_field or ", ".join(MESSAGES_FIELDS)
         raise DecodeError(
@@ -98,6 +94,30 @@ def read_chat_completions(
             )
         )
     return conversation
+
+
+def readable_id(value: Any, ctx: RecordContext) -> str | None:
+    """The id `read_chat_completions` gives the record, found without reading its messages;
+    None for a record it would fail (not an object or an array, no messages field)."""
+    if isinstance(value, list):
+        return ctx.derived_id
+    if not isinstance(value, dict):
+        return None
+    conversation_id, _, field, _ = _identity(value, ctx)
+    return None if field is None else conversation_id
+
+
+def _identity(
+    value: dict[str, Any], ctx: RecordContext
+) -> tuple[str, str | None, str | None, bool]:
+    """The record's id, the field it came from (None: derived), its messages field, and
+    whether it is a stored completion's message list."""
+    conversation_id, id_field = pick_id(value, ctx.config.id_field, ctx.derived_id)
+    field = find_messages_field(value, ctx.config.messages_field)
+    stored = field == "data" and is_stored_messages_list(value)
+    if stored and id_field is None:
+        conversation_id = _stored_completion_id(value) or conversation_id
+    return conversation_id, id_field, field, stored
 
 
 def _stored_completion_id(value: dict[str, Any]) -> str | None:

@@ -18,14 +18,14 @@ format cannot be told fails alone (one failure naming it) and the other files ar
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from adapters.base import DecodeError, SourceOpenError, replace_lone_surrogates
 from adapters.config import JsonFormat, JsonSourceConfig
-from adapters.json.chat_completions import read_chat_completions
+from adapters.json.chat_completions import read_chat_completions, readable_id
 from adapters.json.chatgpt_export import read_chatgpt
 from adapters.json.common import RecordContext
 from adapters.json.detect import detect_file_format
@@ -41,7 +41,13 @@ from adapters.json.stream import (
     sniff_layout,
 )
 from adapters.json.threads import read_export
-from adapters.model import SourceConversation, SourceFailure, SourceNote, SourceRecord
+from adapters.model import (
+    SourceConversation,
+    SourceFailure,
+    SourceNote,
+    SourceRecord,
+    UnreadConversation,
+)
 from adapters.responses.records import read_responses
 
 logger = logging.getLogger(__name__)
@@ -85,8 +91,12 @@ class JsonFilesSource:
         kind = "directory" if self._root.is_dir() else "file"
         return f"JSON {kind} {self._root} (format {self._config.format})"
 
-    def read(self) -> Iterator[SourceRecord]:
-        """Yield every conversation, or the failure to read it, in file order."""
+    def read(self, *, skip: Callable[[str], bool] | None = None) -> Iterator[SourceRecord]:
+        """Yield every conversation, or the failure to read it, in file order.
+
+        A Chat Completions or fine-tuning record whose id `skip` accepts (asked as the record
+        is reached) comes out as an `UnreadConversation`: its JSON is parsed, its messages are
+        not decoded. A record that would fail to read is never skipped."""
         self.meter.reset()
         if self._config.format == "assistants":
             yield from read_export(
@@ -94,7 +104,7 @@ class JsonFilesSource:
             )
             return
         for path in self._files:
-            yield from self._read_file(path)
+            yield from self._read_file(path, skip)
 
     def _detect_first_file(self) -> None:
         for path in self._files:
@@ -127,8 +137,10 @@ class JsonFilesSource:
             return layout, self._config.format
         return layout, detect_file_format(path, layout, self._config)
 
-    def _read_file(self, path: SourceFile) -> Iterator[SourceRecord]:
-        yield from self._records_of(path)
+    def _read_file(
+        self, path: SourceFile, skip: Callable[[str], bool] | None
+    ) -> Iterator[SourceRecord]:
+        yield from self._records_of(path, skip)
         self.meter.finish(file_size(path))
 
     def _relname(self, path: SourceFile) -> str:
@@ -136,7 +148,9 @@ class JsonFilesSource:
             return f"{self._relname(path.archive)}/{path.name}"
         return path.name if path == self._root else path.relative_to(self._root).as_posix()
 
-    def _records_of(self, path: SourceFile) -> Iterator[SourceRecord]:
+    def _records_of(
+        self, path: SourceFile, skip: Callable[[str], bool] | None
+    ) -> Iterator[SourceRecord]:
         display = str(path)
         relname = self._relname(path)
         try:
@@ -201,6 +215,11 @@ class JsonFilesSource:
                     yield lone_surrogate_failure(found, raw.location, raw.surrogates)
                     continue
                 value, replaced = replace_lone_surrogates(value), lone_surrogate_note(raw)
+            if skip is not None and found in ("chat_completions", "finetune"):
+                unread = _unread(value, ctx, found, skip)
+                if unread is not None:
+                    yield unread
+                    continue
             try:
                 for conversation in convert_record(value, ctx, found):
                     if replaced is not None:
@@ -222,6 +241,15 @@ class JsonFilesSource:
                     message=f"{raw.location}: a value has an unexpected type: "
                     f"{exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}",
                 )
+
+
+def _unread(
+    value: object, ctx: RecordContext, found: str, skip: Callable[[str], bool]
+) -> UnreadConversation | None:
+    conversation_id = readable_id(value, ctx)
+    if conversation_id is None or not skip(conversation_id):
+        return None
+    return UnreadConversation(source_kind=found, id=conversation_id, location=ctx.location)
 
 
 def _holds_no_record(path: SourceFile, layout: Layout) -> bool:

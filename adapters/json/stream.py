@@ -401,8 +401,8 @@ def _parse_frame(frame: Frame, display: str, *, whole: bool = False) -> Any:
     """The item's value, or a `RawFailure` naming its byte offset (`whole`: the frame is the
     file's one value, not an array item)."""
     if whole:
-        return _parse_whole(frame, display)
-    where = f"item {frame.index}, after {frame.index} item(s)"
+        return _decode(frame, display, _WHOLE)
+    where = f" in item {frame.index}, after {frame.index} item(s)"
     if frame.broken is not None:
         offset = frame.error_at if frame.error_at is not None else frame.start
         rest = (
@@ -413,8 +413,43 @@ def _parse_frame(frame: Frame, display: str, *, whole: bool = False) -> Any:
         return RawFailure(
             f"{display} byte {offset}",
             "malformed_json",
-            f"{display}: malformed JSON at byte {offset} ({frame.broken}) in {where}{rest}",
+            f"{display}: malformed JSON at byte {offset} ({frame.broken}){where}{rest}",
         )
+    wording = _Wording(
+        where=where,
+        then=_OTHERS_READ,
+        too_deep=f"item {frame.index} at byte {frame.start} is nested too deeply to read"
+        + _OTHERS_READ,
+        too_deep_at=f"{display} byte {frame.start}",
+    )
+    return _decode(frame, display, wording)
+
+
+@dataclass(frozen=True, slots=True)
+class _Wording:
+    """How a failure to decode a frame is told, an array item's or a whole file's: which item
+    (`where`), what happens next (`then`), a value nested too deeply (located at the file
+    when `too_deep_at` is None), and whether a JSON error gives its line and column."""
+
+    where: str
+    then: str
+    too_deep: str
+    too_deep_at: str | None
+    line_and_column: bool = False
+
+
+_OTHERS_READ = "; the other items are read"
+_WHOLE = _Wording(
+    where="",
+    then="; the file holds one value, not read",
+    too_deep="nested too deeply to read",
+    too_deep_at=None,
+    line_and_column=True,
+)
+
+
+def _decode(frame: Frame, display: str, wording: _Wording) -> Any:
+    """The frame's value (UTF-8, then JSON), or the `RawFailure` saying why not."""
     try:
         text = frame.data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -422,48 +457,25 @@ def _parse_frame(frame: Frame, display: str, *, whole: bool = False) -> Any:
         return RawFailure(
             f"{display} byte {offset}",
             "invalid_utf8",
-            f"{display}: invalid UTF-8 at byte {offset} in {where}; the other items are read",
+            f"{display}: invalid UTF-8 at byte {offset}{wording.where}{wording.then}",
         )
     try:
         return json.loads(text)
     except RecursionError:
         return RawFailure(
-            f"{display} byte {frame.start}",
-            "malformed_json",
-            f"{display}: item {frame.index} at byte {frame.start} is nested too deeply to read; "
-            "the other items are read",
+            wording.too_deep_at or display, "malformed_json", f"{display}: {wording.too_deep}"
         )
     except json.JSONDecodeError as exc:
         offset = frame.start + len(text[: exc.pos].encode("utf-8"))
+        detail = (
+            f"line {exc.lineno}, column {exc.colno}: {exc.msg}"
+            if wording.line_and_column
+            else exc.msg
+        )
         return RawFailure(
             f"{display} byte {offset}",
             "malformed_json",
-            f"{display}: malformed JSON at byte {offset} ({exc.msg}) in {where}; the other "
-            "items are read",
-        )
-
-
-def _parse_whole(frame: Frame, display: str) -> Any:
-    try:
-        text = frame.data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        offset = frame.start + exc.start
-        return RawFailure(
-            f"{display} byte {offset}",
-            "invalid_utf8",
-            f"{display}: invalid UTF-8 at byte {offset}; the file holds one value, not read",
-        )
-    try:
-        return json.loads(text)
-    except RecursionError:
-        return RawFailure(display, "malformed_json", f"{display}: nested too deeply to read")
-    except json.JSONDecodeError as exc:
-        offset = frame.start + len(text[: exc.pos].encode("utf-8"))
-        return RawFailure(
-            f"{display} byte {offset}",
-            "malformed_json",
-            f"{display}: malformed JSON at byte {offset} (line {exc.lineno}, column "
-            f"{exc.colno}: {exc.msg}); the file holds one value, not read",
+            f"{display}: malformed JSON at byte {offset} ({detail}){wording.where}{wording.then}",
         )
 
 

@@ -19,8 +19,14 @@ Decisions worth knowing:
   not a change: it goes on with its stored batches.
 - A migrated conversation is read again (to keep the source and the stored rows in step) but
   not planned: that is most of the cost of a check, and its plan could change nothing that is
-  done (`migrate sync` brings later changes across). One that left the source is logged as a
-  warning.
+  done (`migrate sync` brings later changes across). A JSON reader does not even decode its
+  messages (Chat Completions and fine-tuning records: the id is found in the parsed record),
+  so a migrated record that changed or no longer decodes goes unnoticed. One that left the
+  source is logged as a warning.
+- What is not skipped: every conversation in progress, failed or not sent yet is read whole,
+  planned and its fingerprint compared, before the claim bound lets any worker write to it.
+  So a changed conversation in progress fails before any further write to it, whatever the
+  reader skips.
 - A stored row the source skipped is remembered by id until the source ends: if the record
   turns up later (the source was reordered), it is compared then, never planned twice.
 """

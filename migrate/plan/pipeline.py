@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from adapters import Source, SourceConfig, SourceOpenError, open_source
 from adapters.json.files import JsonFilesSource
 from adapters.json.listing import SkippedFile
-from adapters.model import SourceConversation, SourceFailure, SourceRecord
+from adapters.model import SourceConversation, SourceFailure, SourceRecord, UnreadConversation
 from adapters.sql.tables import SqlTableSource
 from migrate.errors import ConversationError, SourceError, SourceReadError
 from migrate.plan.model import ConversationPlan
@@ -110,10 +110,15 @@ def expected_conversations(
     return count
 
 
-def read_source(source: Source) -> Iterator[SourceRecord]:
+def read_source(
+    source: Source, *, skip: Callable[[str], bool] | None = None
+) -> Iterator[SourceRecord]:
     """The source's records; its own errors become `SourceError` (before the first record:
-    it cannot be opened) or `SourceReadError` (it failed in the middle of the read)."""
-    records = source.read()
+    it cannot be opened) or `SourceReadError` (it failed in the middle of the read).
+
+    `skip` goes to a reader that can leave records unread (`JsonFilesSource`): a record whose
+    id it accepts comes out as an `UnreadConversation`."""
+    records = source.read(skip=skip) if isinstance(source, JsonFilesSource) else source.read()
     count = 0
     while True:
         try:
@@ -153,12 +158,21 @@ def iterate_plans(
     `policy.duplicate_source_id`, and its finding names both copies' locations. The ids seen
     are kept as 16-byte digests with where the first copy was (`FirstCopies`). A conversation
     whose id `skip` accepts is not transformed: it comes out as `Unplanned` (and is not
-    observed).
+    observed); a JSON reader does not even decode its messages (`read_source`). `skip` is asked
+    only for an id's first record, as that record is reached.
     """
     first_seen = FirstCopies()
-    for record in read_source(source):
+
+    def first_and_skipped(source_id: str) -> bool:
+        return source_id not in first_seen and skip is not None and skip(source_id)
+
+    for record in read_source(source, skip=None if skip is None else first_and_skipped):
         conversation = None if isinstance(record, SourceFailure) else record
         outcome: PlanOutcome
+        if isinstance(record, UnreadConversation):
+            first_seen.first_location(record.id, record.location)
+            yield _unplanned(record)
+            continue
         if isinstance(record, SourceFailure):
             outcome = ErrorRecord(
                 code=record.code,
@@ -172,12 +186,7 @@ def iterate_plans(
                 outcome = _duplicate(record, first_location, policy)
             else:
                 if skip is not None and skip(record.id):
-                    yield Unplanned(
-                        code="not_replanned",
-                        message="read again but not planned: the job holds it as migrated",
-                        location=record.location,
-                        conversation_id=record.id,
-                    )
+                    yield _unplanned(record)
                     continue
                 outcome = plan_or_error(record, policy)
         if observe is not None:
@@ -199,9 +208,12 @@ class FirstCopies:
         self._heads: dict[str, int] = {}
         self._head_list: list[str] = []
 
+    def __contains__(self, source_id: object) -> bool:
+        return isinstance(source_id, str) and _id_key(source_id) in self._seen
+
     def first_location(self, source_id: str, location: str) -> str | None:
         """Where `source_id` was first read, or None (and `location` remembered) if it was not."""
-        key = hashlib.blake2b(source_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        key = _id_key(source_id)
         seen = self._seen.get(key)
         if seen is not None:
             return self._head_list[seen[0]] + seen[1]
@@ -213,6 +225,19 @@ class FirstCopies:
             self._head_list.append(head)
         self._seen[key] = (index, tail)
         return None
+
+
+def _id_key(source_id: str) -> bytes:
+    return hashlib.blake2b(source_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def _unplanned(record: SourceConversation) -> Unplanned:
+    return Unplanned(
+        code="not_replanned",
+        message="read again but not planned: the job holds it as migrated",
+        location=record.location,
+        conversation_id=record.id,
+    )
 
 
 def _duplicate(

@@ -8,7 +8,11 @@ from typing import Any
 
 import pytest
 
-from migrate.errors import EXIT_PARTIAL
+from adapters.json import files as json_files
+from adapters.json.chat_completions import read_chat_completions
+from adapters.json.common import RecordContext
+from adapters.model import SourceConversation
+from migrate.errors import EXIT_OK, EXIT_PARTIAL
 from migrate.jobs import planner as planner_module
 from migrate.jobs import run as run_module
 from migrate.jobs.models import JobRef, ResumeConfig
@@ -168,3 +172,34 @@ def test_a_plan_cut_by_an_earlier_version_goes_on_with_its_own_batches(
     conv0 = after["conv-0000"]
     assert (conv0.calls - conv0.reconciliations, conv0.retries) == (3, 0)
     assert_exactly_once(job_dir, migrated=1)
+
+
+def test_resume_decodes_the_messages_of_unfinished_conversations_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write_source(tmp_path / "source.jsonl", conversations=3, messages=25, tools=False)
+    job_dir = tmp_path / "job"
+    with pytest.raises(SimulatedCrash):
+        # Two appends a conversation: the third lands conv-0001's first batch.
+        run_job(
+            run_config(source, job_dir, concurrency=1),
+            crash_hook=crash_at("after_append_outcome", 3),
+        )
+    before = rows(job_dir)
+    assert [before[f"conv-000{n}"].status for n in range(3)] == [
+        "migrated",
+        "in_progress",
+        "pending",
+    ]
+    decoded: list[str] = []
+
+    def counted(value: Any, ctx: RecordContext, *, source_kind: str) -> SourceConversation:
+        conversation = read_chat_completions(value, ctx, source_kind=source_kind)
+        decoded.append(conversation.id)
+        return conversation
+
+    monkeypatch.setattr(json_files, "read_chat_completions", counted)
+    summary = resume_job(ResumeConfig(job=JobRef(job_dir=job_dir)))
+    assert summary.exit_code == EXIT_OK
+    assert decoded == ["conv-0001", "conv-0002"]
+    assert_exactly_once(job_dir, migrated=3)
