@@ -52,7 +52,7 @@ from migrate.jobs.models import (
     WorkConfig,
 )
 from migrate.jobs.record import holds_job, record_job
-from migrate.jobs.report import write_report_files
+from migrate.jobs.report import keep_report_tables, write_report_files
 from migrate.jobs.resume import SourceCheck, retry_all_failures, retry_transient_failures
 from migrate.jobs.status import job_summary
 from migrate.plan.model import ConversationPlan
@@ -475,12 +475,16 @@ def _drive(
                 planned=planned,
                 idle=lambda: listener.refresh(store) if planner is None else None,
             )
+            reporting = (
+                None if job_dir is None else asyncio.create_task(keep_report_tables(store, job_dir))
+            )
             try:
                 await replayer.replay_all(work)
             finally:
-                if planning is not None:
-                    planning.cancel()
-                    await asyncio.gather(planning, return_exceptions=True)
+                for task in (planning, reporting):
+                    if task is not None:
+                        task.cancel()
+                        await asyncio.gather(task, return_exceptions=True)
 
     where = str(job_dir or f"--state URL --job {job.job_id}")
     try:
