@@ -75,11 +75,10 @@ class ReportTables:
         with self._locked():
             self._checked = False
             state = self._advance(self._start(), progress)
-            total = self.store.known_count()
-            if total > state:
-                self._append(state, total)
-                if progress is not None:
-                    progress(total, total)
+            total = max(state, self.store.known_count())
+            self._append(state, total)
+            if progress is not None:
+                progress(total, total)
         return self.paths()
 
     # --- steps -----------------------------------------------------------------------------
@@ -100,9 +99,7 @@ class ReportTables:
                 (self.directory / (name + GZIP)).unlink(missing_ok=True)
         for name, size in saved.files["sizes"].items():
             path = self._path(name)
-            if size == 0:
-                path.unlink(missing_ok=True)
-            else:
+            if path.exists():
                 os.truncate(path, size)
         self._checked = True
         return saved

@@ -49,7 +49,7 @@ class ReportReads(StoreBase):
     ) -> Iterator[tuple[int, str, Finding]]:
         """(seq, location, finding) in source and plan order, for `start <= seq < stop`."""
         f, c = findings.c, conversations.c
-        after = (start - 1, -1)
+        after = (start, -1)
         while True:
             seq, number = after
             query = (

@@ -328,7 +328,7 @@ class StateStore(Journal, Leases, ReportReads):
         self, *, start: int = 0, stop: int | None = None, page: int = 5000
     ) -> Iterator[dict[str, Any]]:
         """Every landed item in source order (of the conversations `start <= seq < stop`)."""
-        after: tuple[int, int] = (start - 1, -1)
+        after: tuple[int, int] = (start, -1)
         columns = [
             items.c.seq,
             conversations.c.conversation_id,
