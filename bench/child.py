@@ -178,7 +178,7 @@ def run_job_workload(request: ChildRequest) -> dict[str, Any]:
     """`run_job` into the server at `base_url`; returns the job summary and timings."""
     from migrate.jobs.models import RunConfig
     from migrate.jobs.run import run_job
-    from migrate.replay.replayer import ReplayOptions
+    from migrate.replay.options import ReplayOptions
     from migrate.replay.target import TargetConfig
 
     assert request.job_dir is not None and request.base_url is not None

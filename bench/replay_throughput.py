@@ -33,7 +33,7 @@ if __package__ in (None, ""):
 from bench.server import ServerProcess
 from migrate.jobs.models import RunConfig
 from migrate.jobs.run import run_job
-from migrate.replay.replayer import ReplayOptions
+from migrate.replay.options import ReplayOptions
 from migrate.replay.target import TargetConfig
 
 

@@ -25,8 +25,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.journal_cost import BATCH, bench_plan
+from migrate.jobs.planner import PLAN_AHEAD
 from migrate.jobs.report import write_report_files
-from migrate.jobs.run import PLAN_AHEAD
 from migrate.jobs.status import job_summary
 from migrate.state.records import JobRecord
 from migrate.state.store import StateStore

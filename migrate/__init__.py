@@ -25,7 +25,7 @@ _EXPORTS = {
     "JobConfig": "migrate.config",
     "Policy": "migrate.transform.policy",
     "TargetConfig": "migrate.replay.target",
-    "ReplayOptions": "migrate.replay.replayer",
+    "ReplayOptions": "migrate.replay.options",
     "PlanSummary": "migrate.jobs.plan",
     "plan_job": "migrate.jobs.plan",
     "RunConfig": "migrate.jobs.models",
@@ -106,7 +106,7 @@ if TYPE_CHECKING:
     from migrate.jobs.status import job_status, write_report
     from migrate.jobs.sync import sync_job
     from migrate.jobs.verify import verify_job
-    from migrate.replay.replayer import ReplayOptions
+    from migrate.replay.options import ReplayOptions
     from migrate.replay.target import TargetConfig
     from migrate.state.ledger import LookupResult
     from migrate.transform.policy import Policy

@@ -26,7 +26,7 @@ from migrate.jobs.models import JobSummary, ResumeConfig, RunConfig, Subset, Syn
 from migrate.jobs.run import resume_job, run_job, work_on_job
 from migrate.jobs.sync import sync_job
 from migrate.plan.pipeline import expected_conversations
-from migrate.replay.replayer import ReplayOptions
+from migrate.replay.options import ReplayOptions
 from migrate.replay.target import TargetConfig
 
 P = ParamSpec("P")

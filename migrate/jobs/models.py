@@ -13,7 +13,7 @@ from migrate.config import JobConfig
 from migrate.context.exact import TokenCheck
 from migrate.errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
 from migrate.plan.pipeline import SkippedFiles
-from migrate.replay.replayer import ReplayOptions
+from migrate.replay.options import ReplayOptions
 from migrate.replay.target import (
     TargetConfig,
 )

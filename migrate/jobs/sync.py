@@ -17,7 +17,7 @@ from pathlib import Path
 
 from migrate.jobs.models import JobSummary, ProgressCallback, SyncConfig
 from migrate.jobs.run import start_job
-from migrate.replay.replayer import CrashHook
+from migrate.replay.options import CrashHook
 
 
 def sync_job(

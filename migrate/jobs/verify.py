@@ -24,7 +24,8 @@ from migrate.jobs.models import (
 )
 from migrate.plan.model import ConversationPlan
 from migrate.replay.comparison import Comparison, compare
-from migrate.replay.replayer import Replayer, ReplayOptions
+from migrate.replay.options import ReplayOptions
+from migrate.replay.replayer import Replayer
 from migrate.replay.target import (
     Target,
     classify,

@@ -41,8 +41,8 @@ from collections.abc import AsyncIterator, Callable
 from sqlalchemy.exc import SQLAlchemyError
 
 from migrate.errors import ConfigError, StateWriteError
+from migrate.replay.options import Work
 from migrate.replay.ratelimit import RateLimiter
-from migrate.replay.replayer import Work
 from migrate.replay.target import Target
 from migrate.state.records import ClaimLostError, WorkerRow
 from migrate.state.store import StateStore

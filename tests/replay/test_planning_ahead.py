@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from migrate.jobs import run as run_module
+from migrate.jobs import planner as run_module
 from migrate.jobs.models import ProgressUpdate
 from migrate.jobs.run import run_job
 from tests.replay.helpers import assert_exactly_once, run_config, write_source

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from migrate.errors import EXIT_PARTIAL
+from migrate.jobs import planner as planner_module
 from migrate.jobs import run as run_module
 from migrate.jobs.models import JobRef, ResumeConfig
 from migrate.jobs.run import resume_job, run_job
@@ -113,9 +114,9 @@ def test_resume_writes_before_the_source_has_been_read_to_its_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Small chunks and a short distance ahead, so that a 30-conversation job shows the order.
-    monkeypatch.setattr(run_module, "PLAN_CHUNK", 2)
-    monkeypatch.setattr(run_module, "PLAN_AHEAD", 4)
-    monkeypatch.setattr(run_module, "PLAN_AHEAD_PER_WORKER", 1)
+    monkeypatch.setattr(planner_module, "PLAN_CHUNK", 2)
+    monkeypatch.setattr(planner_module, "PLAN_AHEAD", 4)
+    monkeypatch.setattr(planner_module, "PLAN_AHEAD_PER_WORKER", 1)
     source = interrupted_job(tmp_path, conversations=30)
     job_dir = tmp_path / "job"
     events: list[tuple[str, int]] = []
