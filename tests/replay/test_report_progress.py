@@ -170,8 +170,12 @@ def test_the_tables_are_right_after_kills_and_resumes(
 ) -> None:
     monkeypatch.setattr(report_module, "REPORT_EVERY", 0.01)
     source = write_source(tmp_path / "source.jsonl", conversations=24, messages=45)
-    with source.open("a", encoding="utf-8") as out:
-        out.write("{not json\n")  # a failed record
+    records = [json.loads(line) for line in source.read_text("utf-8").splitlines()]
+    for number, record in enumerate(records):
+        if number % 3 == 0:  # a field with no place in the API: a finding
+            record["messages"][1]["weird"] = number
+    lines = [json.dumps(record) + "\n" for record in records]
+    source.write_text("".join(lines) + "{not json\n", "utf-8")  # and a failed record
     job_dir = tmp_path / "job"
     config = run_config(source, job_dir, concurrency=2)
     config = config.model_copy(update={"compress": compress})
@@ -215,6 +219,8 @@ def test_the_tables_are_right_after_kills_and_resumes(
             continue
     assert summary.conversations.migrated == 24 and summary.conversations.failed == 1
     assert_consistent(job_dir, tmp_path / "whole")
+    findings = [json.loads(line) for line in read_table(job_dir, "findings.jsonl")]
+    assert [row["value"] for row in findings] == [{"weird": n} for n in range(0, 24, 3)]
 
 
 def finished_job(job_dir: Path, conversations: int, *, failed: int | None = None) -> StateStore:
