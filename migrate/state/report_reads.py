@@ -18,7 +18,7 @@ from migrate.state.base import StoreBase
 from migrate.state.schema import conversations, findings, report_progress
 from migrate.transform.findings import Finding
 
-_FINAL_IN_PROGRESS = ("pending", "in_progress")
+_UNFINISHED = ("pending", "in_progress")
 """The statuses a conversation leaves when it finishes."""
 
 
@@ -131,7 +131,7 @@ class ReportReads(StoreBase):
         with self.engine.connect() as conn:
             firsts = [
                 conn.execute(select(func.min(c.seq)).where(c.status == status)).scalar()
-                for status in _FINAL_IN_PROGRESS
+                for status in _UNFINISHED
             ]
             unfinished = [int(seq) for seq in firsts if seq is not None]
             if unfinished:
