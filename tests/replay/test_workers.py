@@ -384,7 +384,7 @@ def served(db: Path, log: Path, *arguments: str) -> Iterator[str]:
 
 
 def wait_for_job_id(job_dir: Path, alive: Callable[[], bool]) -> str:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # start-up imports take long on a loaded machine
     while time.monotonic() < deadline and alive():
         with contextlib.suppress(OSError, ValueError, KeyError):
             return str(json.loads((job_dir / "job.json").read_text())["job_id"])
@@ -422,14 +422,17 @@ def test_three_workers_one_killed_every_conversation_lands_once(
             ],
             log,
         )
-        job_id = wait_for_job_id(job_dir, lambda: run.poll() is None)
-        work = ["work", "--state", postgres_url, "--job", job_id, "--target", "openai"]
-        work += ["--settle", "0.3"]
-        doomed = start([*work, "--concurrency", "4"], log)
-        survivor = start([*work, "--concurrency", "4"], log)
+        processes = [run]
         engine = create_engine(postgres_url)
         w, c = state.workers.c, state.conversations.c
         try:
+            job_id = wait_for_job_id(job_dir, lambda: run.poll() is None)
+            work = ["work", "--state", postgres_url, "--job", job_id, "--target", "openai"]
+            work += ["--settle", "0.3"]
+            doomed = start([*work, "--concurrency", "4"], log)
+            processes.append(doomed)
+            survivor = start([*work, "--concurrency", "4"], log)
+            processes.append(survivor)
             doomed_id = wait_until(
                 lambda: _scalar(engine, select(w.worker_id).where(w.pid == doomed.pid)),
                 "the doomed worker joined",
@@ -467,7 +470,7 @@ def test_three_workers_one_killed_every_conversation_lands_once(
                     .all()
                 )
         finally:
-            for process in (run, doomed, survivor):
+            for process in processes:
                 if process.poll() is None:
                     process.kill()
                     process.wait()
