@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import click
 
 from migrate import __version__
+from migrate.cli.invocation import RECORDED_VERBS, Recorded, forget_if_unrecorded, record_invocation
 from migrate.cli.output import (
     OUTPUT_OPTIONS,
     close_logs,
@@ -126,6 +127,17 @@ class MigrateGroup(click.Group):
         assert isinstance(command, click.Command)
         return _with_output_options(command)
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        # Before the verb is imported: a `run` killed while it loads can be resumed.
+        if args and args[0] in RECORDED_VERBS and not ctx.resilient_parsing:
+            verb_args, recorded = record_invocation(args[0], args[1:])
+            args = [args[0], *verb_args]
+            if recorded is not None:
+                ctx.meta[_RECORDED] = recorded
+        return super().resolve_command(ctx, args)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, VERBS[name].short_help) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
@@ -136,13 +148,24 @@ class MigrateGroup(click.Group):
             result = super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit):
             close_logs()
+            _forget_unrecorded(ctx)
             raise
         except (Exception, KeyboardInterrupt) as error:
             code = exit_code_for(error)
         else:
             code = exit_code_of(result)
         close_logs()
+        _forget_unrecorded(ctx)
         ctx.exit(code)
+
+
+_RECORDED = "migrate.invocation"
+
+
+def _forget_unrecorded(ctx: click.Context) -> None:
+    recorded = ctx.meta.get(_RECORDED)
+    if isinstance(recorded, Recorded):
+        forget_if_unrecorded(recorded)
 
 
 def _with_output_options(command: click.Command) -> click.Command:

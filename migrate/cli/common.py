@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, get_args
 
@@ -127,14 +126,3 @@ def job_config_from(options: dict[str, Any]) -> JobConfig:
     )
     model_spec(config.policy.model)  # an unknown model is a usage error before any work
     return config
-
-
-def new_job_dir(verb: str) -> Path:
-    """A fresh job directory under `./jobs`, named by verb and UTC time."""
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    path = Path("jobs") / f"{verb}-{stamp}"
-    suffix = 1
-    while path.exists():
-        suffix += 1
-        path = Path("jobs") / f"{verb}-{stamp}-{suffix}"
-    return path

@@ -8,7 +8,8 @@ from typing import Any
 import click
 from tqdm import tqdm
 
-from migrate.cli.common import job_config_from, new_job_dir, source_options
+from migrate.cli.common import job_config_from, source_options
+from migrate.cli.invocation import new_job_dir
 from migrate.cli.options import compress_flag
 from migrate.cli.output import info, job_log, progress_bar
 from migrate.cli.render import skipped_file_lines

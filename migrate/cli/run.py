@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
 
 import click
 
-from migrate.cli.common import job_config_from, new_job_dir, source_options
+from migrate.cli.common import job_config_from, source_options
+from migrate.cli.invocation import Invocation, new_job_dir, read_invocation, with_option
 from migrate.cli.options import (
     compress_flag,
     compress_switch,
@@ -23,6 +26,7 @@ from migrate.cli.output import bars_shown, info, job_log, progress_bar
 from migrate.cli.render import ProgressBars, show_summary, stoppable
 from migrate.errors import ConfigError
 from migrate.jobs.models import JobSummary, ResumeConfig, RunConfig, Subset, SyncConfig, WorkConfig
+from migrate.jobs.record import holds_job
 from migrate.jobs.run import resume_job, run_job, work_on_job
 from migrate.jobs.sync import sync_job
 from migrate.plan.pipeline import expected_conversations
@@ -289,9 +293,15 @@ def resume(
     The source is read again as the replay goes on, and each conversation is compared with
     its stored plan before anything is written to it: one in progress whose source changed
     fails (the rest go on). Resume takes the job over: it refuses
-    while another worker of the job is alive (use `migrate work` to add one). Exit codes as for
-    `migrate run`.
+    while another worker of the job is alive (use `migrate work` to add one). A run killed
+    before it recorded its job (JOB_DIR holds only its command line) starts again as it was
+    given: nothing had been sent. Exit codes as for `migrate run`.
     """
+    unrecorded = None if job_dir is None or holds_job(job_dir) else read_invocation(job_dir)
+    if unrecorded is not None:
+        overrides = {"--concurrency": concurrency, "--timeout": timeout, "--settle": settle}
+        overrides["--max-wait"] = max_wait
+        return start_unrecorded(unrecorded, state_url=state_url, overrides=overrides)
     config = ResumeConfig(
         job=job_ref(job_dir, state_url, job_id),
         concurrency=concurrency,
@@ -317,6 +327,43 @@ def resume(
     with stoppable() as stop, ProgressBars() as bars, checking:
         summary = resume_job(config, progress=bars.update, stop=stop, check_progress=checked)
     return show_summary(summary, as_json=as_json)
+
+
+def start_unrecorded(
+    invocation: Invocation, *, state_url: str | None, overrides: dict[str, float | None]
+) -> JobSummary:
+    """`resume` of a job whose `run` was killed before it recorded the job (nothing was sent):
+    the run starts again from its kept command line, in the directory it was given in."""
+    args = invocation.args
+    if state_url is not None:
+        args = with_option(args, "--state", state_url)
+    if Invocation(invocation.verb, args, invocation.cwd).masked:
+        raise ConfigError(
+            "the job was never recorded, and its command line held a URL whose password is "
+            f"not kept: migrate {invocation.verb} {shlex.join(invocation.args)}",
+            hint=f"run `migrate {invocation.verb}` again with the password (nothing was recorded "
+            "or sent); a --state password can also be given to `migrate resume --state URL`",
+        )
+    for name, value in overrides.items():
+        if value is not None:
+            args = with_option(args, name, str(value))
+    info(
+        "the job was not recorded yet (nothing was sent): starting it as it was given: "
+        f"migrate {invocation.verb} {shlex.join(invocation.args)}"
+    )
+    root = click.get_current_context().find_root()
+    assert isinstance(root.command, click.Group)
+    command = root.command.get_command(root, invocation.verb)
+    assert command is not None
+    given_in = os.getcwd()
+    os.chdir(invocation.cwd)
+    try:
+        with command.make_context(invocation.verb, args, parent=root) as context:
+            summary = command.invoke(context)
+    finally:
+        os.chdir(given_in)
+    assert isinstance(summary, JobSummary)
+    return summary
 
 
 @click.command()

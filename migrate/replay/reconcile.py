@@ -23,7 +23,11 @@ class Reconciler(ReplayerCore):
         """When the conversation's last write in doubt was recorded (None: no such write since
         its audit); a stopped process's open appends count from their intents."""
         at = None if row is None else row.ambiguous_at
-        stopped = [intent.created_at for intent in open_intents if intent.kind == "append"]
+        stopped = [
+            intent.created_at
+            for intent in open_intents
+            if intent.kind in ("append", "append_missing")
+        ]
         if stopped and (at is None or max(stopped) > at):
             at = max(stopped)
             self.store.record_in_doubt(seq, at)
@@ -117,6 +121,9 @@ class Reconciler(ReplayerCore):
             (position, plan.items[position].source_id, item_id)
             for position, item_id in comparison.found_ids()
         ]
+        # What an audit's append left in doubt landed: those items are its repairs.
+        repair_start = self.store.repair_start(seq) if new else None
+        repairs = 0 if repair_start is None else sum(1 for p, _, _ in new if p >= repair_start)
         complete = comparison.landed == len(plan.items)
         self.store.record_appended(
             seq,
@@ -126,6 +133,7 @@ class Reconciler(ReplayerCore):
             migrated=complete and (in_doubt is None or audited),
             calls=calls,
             reconciled=True,
+            repairs=repairs,
         )
         if open_intents:
             self.store.resolve_intents(

@@ -66,7 +66,7 @@ from migrate.replay.options import (
     Work,
 )
 from migrate.state.records import ClaimLostError
-from migrate.state.schema import Status
+from migrate.state.schema import IntentKind, Status
 
 __all__ = [
     "CRASH_POINTS",
@@ -229,11 +229,14 @@ class Replayer(Creator):
                 in_doubt = None
         total = len(plan.items)
         ends = _batch_ends(plan)
+        # An audit's append left in doubt is finished by whoever takes the conversation next.
+        repairing = audit or (landed < total and self.store.repair_start(seq) is not None)
         while landed < total:
             self._check_stop()
             end = next(e for e in ends if e > landed)
             batch = plan.items[landed:end]
-            intent = self.store.record_intent(seq, "append", start=landed, count=len(batch))
+            kind: IntentKind = "append_missing" if repairing else "append"
+            intent = self.store.record_intent(seq, kind, start=landed, count=len(batch))
             self._crash_point("after_append_intent", seq)
             try:
                 created = await self.target.create_items(
@@ -254,7 +257,7 @@ class Replayer(Creator):
                 ],
                 source_conversation_id=plan.source_id,
                 migrated=end == total and in_doubt is None,
-                repairs=len(batch) if audit else 0,
+                repairs=len(batch) if repairing else 0,
             )
             self._crash_point("after_append_outcome", seq)
             self._items_landed(len(batch))

@@ -243,10 +243,11 @@ def _timeline(store: StateStore, pauses: list[dict[str, Any]] | None) -> Timelin
             # an append whose outcome is unknown is reconciled before it is resent (an unknown
             # create cannot be: it counts as a possible orphan); `reconciled` closes the open
             # writes of a conversation taken over from a stopped process
-            if outcome == "reconciled" or (outcome == "ambiguous" and kind == "append"):
+            appends = ("append", "append_missing")
+            if outcome == "reconciled" or (outcome == "ambiguous" and kind in appends):
                 bucket.reconciliations += int(calls)
             # a create may carry the conversation's first batch
-            if kind in ("create", "append") and outcome in ("applied", "reconciled"):
+            if (kind == "create" or kind in appends) and outcome in ("applied", "reconciled"):
                 bucket.items += int(landed or 0)
         final = c.status.in_(("migrated", "failed"))
         done = select(slot(c.updated_at).label("slot")).where(final).subquery()

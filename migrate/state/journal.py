@@ -12,6 +12,7 @@ from sqlalchemy import (
     Update,
     bindparam,
     case,
+    func,
     insert,
     select,
     update,
@@ -30,10 +31,12 @@ class Journal(StoreBase):
     ) -> int:
         """Write down a remote write before sending it; returns the intent id.
 
-        `item_id` names the item a `delete_item` (an audit's repair) deletes."""
+        `item_id` names the item a `delete_item` (an audit's repair) deletes. Only a write
+        that lands items moves a pending conversation to in progress: a rollback's or an
+        audit's deletion leaves the status as it is (`verify --repair` of a migrated one)."""
         now = time.time()
         with self.engine.begin() as conn:
-            if kind != "delete":
+            if kind not in ("delete", "delete_item"):
                 self._hot_update(conn, "intent", seq, {"b_now": now}, _started_values)
             statement = self.statements.get("intent", self._intent_insert)
             cursor = statement.execute(
@@ -278,6 +281,17 @@ class Journal(StoreBase):
                 updated_at=now,
             )
         return float(created)
+
+    def repair_start(self, seq: int) -> int | None:
+        """The first position an audit of the conversation appended (None: it appended
+        nothing): what lands from there on, however it is found, is a repair."""
+        with self.engine.connect() as conn:
+            start = conn.execute(
+                select(func.min(intents.c.start)).where(
+                    intents.c.seq == seq, intents.c.kind == "append_missing"
+                )
+            ).scalar()
+        return None if start is None else int(start)
 
     def record_in_doubt(self, seq: int, since: float) -> None:
         """Writes of a stopped process whose outcome is unknown were found (take-over, resume):

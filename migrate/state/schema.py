@@ -22,7 +22,8 @@ Tables:
   (NULL while unread: a create that carried the item answers without item ids, and the next
   listing of the conversation, `migrate verify`'s at the latest, fills it in).
 - `intents`: one row per remote write, written before it is sent; its outcome after (an
-  audit's deletion of a surplus item names the item).
+  audit's deletion of a surplus item names the item; an audit's append of planned items
+  missing at the end is an `append_missing`, so that what it lands counts as repairs).
 - `workers`: one row per process that replayed the job: host, pid, start, last heartbeat,
   lease, whether it plans the source; the rate limit's share and the job's elapsed time come
   from it.
@@ -74,7 +75,7 @@ SCHEMA_VERSION = 9
 
 Status = Literal["pending", "in_progress", "migrated", "failed", "skipped"]
 FINAL_STATUSES: tuple[Status, ...] = ("migrated", "failed", "skipped")
-IntentKind = Literal["create", "append", "delete", "delete_item"]
+IntentKind = Literal["create", "append", "append_missing", "delete", "delete_item"]
 IntentOutcome = Literal["applied", "not_applied", "rejected", "ambiguous", "reconciled"]
 
 _LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
@@ -343,9 +344,24 @@ def _upgrade_to_audit(conn: Connection) -> None:
     )
 
 
-def _upgrade_placeholder_8(conn: Connection) -> None:
-    """Version 7 -> 8: PLACEHOLDER, does nothing. Version 8 is another change's (a MariaDB
-    column type); this no-op stands in for it until both are merged, then is replaced by it."""
+def _upgrade_to_double_timestamps(conn: Connection) -> None:
+    """Version 7 -> 8: MariaDB/MySQL columns made FLOAT, which is single precision there (a
+    timestamp off by up to a minute), become DOUBLE; elsewhere FLOAT was double already."""
+    if conn.dialect.name not in ("mysql", "mariadb"):
+        return
+    rows = conn.exec_driver_sql(
+        "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS "
+        "WHERE TABLE_SCHEMA = DATABASE() AND DATA_TYPE = 'float'"
+    ).all()
+    single = {(str(table), str(column)) for table, column in rows}
+    for table in metadata.sorted_tables:
+        changes = [
+            f"MODIFY {column.name} DOUBLE{'' if column.nullable else ' NOT NULL'}"
+            for column in table.columns
+            if isinstance(column.type, Double) and (table.name, column.name) in single
+        ]
+        if changes:
+            conn.exec_driver_sql(f"ALTER TABLE {table.name} {', '.join(changes)}")
 
 
 BACKFILL_PAGE = 500
@@ -401,7 +417,7 @@ UPGRADES: dict[int, Upgrade] = {
     4: _upgrade_to_unread_items,
     5: _upgrade_to_lazy_check,
     6: _upgrade_to_audit,
-    7: _upgrade_placeholder_8,
+    7: _upgrade_to_double_timestamps,
     8: _upgrade_to_findings,
 }
 """`UPGRADES[n]` moves a store at version `n` to version `n + 1`, inside one transaction."""

@@ -18,10 +18,12 @@ from typing import Any
 import httpx2
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import text
 
 from migrate.cli import main
 from migrate.errors import EXIT_OK, EXIT_PARTIAL
 from migrate.jobs.models import JobRef, ResumeConfig, WorkConfig
+from migrate.jobs.rollback import rollback_job
 from migrate.jobs.run import resume_job, run_job, work_on_job
 from migrate.jobs.status import job_status
 from migrate.jobs.verify import verify_job
@@ -257,6 +259,63 @@ def test_verify_repair_removes_a_copy_that_landed_after_the_job_finished(tmp_pat
     assert [c.source_id for c in again.conversations] == ["conv-0002"]
 
 
+def _lose_the_tail(job_dir: Path, base_url: str, source_id: str, count: int) -> int:
+    """Take the last `count` items of a conversation away, on the server and in the state
+    store, as if the job had never landed them; returns the conversation's seq."""
+    store = StateStore.from_url(f"sqlite:///{job_dir / 'state.db'}")
+    try:
+        row = next(r for r, _ in store.iter_conversations() if r.source_id == source_id)
+        ids = store.item_ids(row.seq)
+        tail = sorted(ids)[-count:]
+        with httpx2.Client(headers={"Authorization": "Bearer test"}) as http:
+            for position in tail:
+                gone = http.delete(
+                    f"{base_url}/conversations/{row.conversation_id}/items/{ids[position]}"
+                )
+                assert gone.status_code == 200, gone.text
+        with store.engine.begin() as conn:
+            conn.execute(
+                text("DELETE FROM items WHERE seq = :seq AND position >= :start"),
+                {"seq": row.seq, "start": tail[0]},
+            )
+            conn.execute(
+                text("UPDATE conversations SET landed_items = landed_items - :n WHERE seq = :seq"),
+                {"n": count, "seq": row.seq},
+            )
+        return row.seq
+    finally:
+        store.close()
+
+
+def test_an_audit_append_applied_late_settles_and_counts_as_repairs(
+    tmp_path: Path, local_server: ServerFactory
+) -> None:
+    base_url = local_server()
+    source = write_source(tmp_path / "source.jsonl", conversations=2, messages=25)
+    job_dir = tmp_path / "job"
+    target = TargetConfig(kind="openai", base_url=base_url, timeout=1.0)
+    assert run_job(run_config(source, job_dir, target=target, settle=3.0)).exit_code == EXIT_OK
+    seq = _lose_the_tail(job_dir, base_url, "conv-0001", 5)
+    # The audit's append of the missing tail times out; the server applies it 2 s later.
+    with AdminClient(base_url) as admin:
+        admin.set_faults(script=["apply_late"], late_seconds=2.0)
+    report = verify_job(JobRef(job_dir=job_dir), repair=True)
+    wait_for_late_writes(local_server, base_url)
+    assert (report.repaired, report.repaired_conversations) == (5, 1), report
+    assert (report.matching, report.differing) == (2, 0), report
+    # Settled, then found by the listing: not sent again, and the 5 items are the repairs.
+    assert [outcome for outcome, _, _ in intents_of(job_dir, "append_missing")] == ["ambiguous"]
+    summary = job_status(JobRef(job_dir=job_dir))
+    assert summary.late_writes_repaired == 5
+    assert summary.items.landed == summary.items.planned
+    assert target_mismatches(job_dir, tmp_path / "servers" / "server-0.db") == {}
+    store = StateStore.from_url(f"sqlite:///{job_dir / 'state.db'}")
+    try:
+        assert store.conversation(seq).status == "migrated"
+    finally:
+        store.close()
+
+
 def test_verify_waits_through_429s_instead_of_reporting_items_missing(
     tmp_path: Path, local_server: ServerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -295,6 +354,26 @@ def test_verify_waits_through_429s_instead_of_reporting_items_missing(
     with AdminClient(base_url) as admin:
         rate_limited = admin.stats()["rate_limited"]
     assert rate_limited > other_429s, "verify never met a 429"
+
+
+def test_rollback_waits_through_429s_instead_of_failing_deletions(
+    tmp_path: Path, local_server: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base_url = local_server(rpm=600)
+    source = write_source(tmp_path / "source.jsonl", conversations=4, messages=3)
+    job_dir = tmp_path / "job"
+    target = TargetConfig(kind="openai", base_url=base_url, timeout=10.0)
+    assert run_job(run_config(source, job_dir, target=target)).exit_code == EXIT_OK
+    # One failed deletion is all a conversation may take: only a 429 must not count as one.
+    monkeypatch.setattr(target_module, "READ_ATTEMPTS", 1)
+    with AdminClient(base_url) as admin:
+        before = admin.stats()["rate_limited"]
+        admin.drain(1.5)  # another client of the account takes every request for 1.5 s
+        result = rollback_job(JobRef(job_dir=job_dir))
+        rate_limited = admin.stats()["rate_limited"] - before
+    assert (result.deleted, result.failed) == (4, []), result
+    assert rate_limited > 0, "rollback never met a 429"
+    assert job_status(JobRef(job_dir=job_dir)).state == "rolled_back"
 
 
 @pytest.mark.slow

@@ -185,6 +185,70 @@ def _drop_report_facts(conn: Connection) -> None:
         conn.execute(text(f"ALTER TABLE conversations DROP COLUMN {column}"))
 
 
+VERSION_7_FLOATS = {
+    # table: (column, NOT NULL)
+    "job": (("created_at", True), ("started_at", False), ("finished_at", False), ("elapsed", True)),
+    "conversations": (("claimed_at", False), ("deleted_at", False), ("updated_at", True)),
+    "intents": (("created_at", True), ("resolved_at", False)),
+    "ledger": (("updated_at", True),),
+}
+"""The columns version 7 made FLOAT (single precision on MariaDB)."""
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "mariadb"])
+def test_a_version_7_store_on_mariadb_gets_double_timestamps(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'state.db'}"
+        if engine == "sqlite"
+        else str(request.getfixturevalue("mariadb_url"))
+    )
+    created = 1764604800.125  # a second needs 31 bits: FLOAT keeps 24
+    store = StateStore.from_url(url, create=True)
+    store.create_job(JobRecord(job_id="j", created_at=created, config={}, source="t", target={}))
+    with store.engine.begin() as conn:
+        if engine == "mariadb":
+            for table, columns in VERSION_7_FLOATS.items():
+                changes = ", ".join(
+                    f"MODIFY {column} FLOAT{' NOT NULL' if required else ''}"
+                    for column, required in columns
+                )
+                conn.execute(text(f"ALTER TABLE {table} {changes}"))
+        _drop_report_facts(conn)
+        conn.execute(text("UPDATE schema_version SET version = 7"))
+    store.close()
+    store = StateStore.from_url(url)
+    assert store.schema_version() == state.SCHEMA_VERSION == 9
+    if engine == "mariadb":
+        with store.engine.connect() as conn:
+            types: dict[str, str] = dict(
+                conn.execute(
+                    text(
+                        "SELECT CONCAT(TABLE_NAME, '.', COLUMN_NAME), DATA_TYPE "
+                        "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+                        "AND DATA_TYPE IN ('float', 'double')"
+                    )
+                ).all()
+            )
+            nullable: dict[str, str] = dict(
+                conn.execute(
+                    text(
+                        "SELECT CONCAT(TABLE_NAME, '.', COLUMN_NAME), IS_NULLABLE "
+                        "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()"
+                    )
+                ).all()
+            )
+        assert set(types.values()) == {"double"}, types
+        for table, columns in VERSION_7_FLOATS.items():
+            for column, required in columns:
+                assert nullable[f"{table}.{column}"] == ("NO" if required else "YES")
+    # A timestamp written now keeps its fraction of a second.
+    store.update_job(started_at=created + 0.5)
+    assert store.job().started_at == created + 0.5
+    store.close()
+
+
 def _drop_audit_columns(conn: Connection) -> None:
     """What version 7 added (and everything after): the settle and audit columns."""
     _drop_report_facts(conn)
