@@ -3,10 +3,14 @@
     .venv/bin/python bench/report_cost.py [--conversations N ...] [--items K]
 
 Builds a finished job of N conversations of K items each (every one created and its items
-landed, through the journal), then times `write_report_files` (the id map, findings, errors,
-summary and `report.html`) and reports CPU seconds per conversation and per item, and the
-peak RSS growth. Several sizes in one run show whether the end of a job grows faster than
-the job itself.
+landed, through the journal), appending the report tables as conversations finish the way a
+running job does (`migrate.jobs.report_files`, once per 500 conversations here), then times
+the end of the job: `write_report_files` (the last rows, summary and `report.html`). Then
+the same files written whole from the state store into another directory (what `migrate
+report --out` does, and what the end of a job cost before the tables were kept up to date).
+Reports wall and CPU seconds, CPU per conversation and per item, the CPU the appends took
+while the job ran, and the peak RSS growth. Several sizes in one run show whether the end of
+a job grows with the job.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ if __package__ in (None, ""):
 
 from bench.child import peak_rss_mb
 from bench.journal_cost import BATCH, bench_plan
-from migrate.jobs.report import write_report_files
+from migrate.jobs.report import report_tables, write_report_files
 from migrate.jobs.status import job_summary
 from migrate.state.records import JobRecord
 from migrate.state.store import StateStore
@@ -30,12 +34,15 @@ from migrate.state.store import StateStore
 CHUNK = 500
 
 
-def finished_job(job_dir: Path, conversations: int, items: int) -> StateStore:
-    """A state store in `job_dir` holding a finished job of `conversations` x `items`."""
+def finished_job(job_dir: Path, conversations: int, items: int) -> tuple[StateStore, float]:
+    """A state store in `job_dir` holding a finished job of `conversations` x `items`, and the
+    CPU seconds its report tables took to keep up to date."""
     store = StateStore.from_url(f"sqlite:///{job_dir / 'state.db'}", create=True)
     store.create_job(
         JobRecord(job_id="bench", created_at=time.time(), config={}, source="bench", target={})
     )
+    tables = report_tables(store, job_dir)
+    appending = 0.0
     for first in range(0, conversations, CHUNK):
         plans = [
             (seq, bench_plan(seq, items)) for seq in range(first, min(conversations, first + CHUNK))
@@ -57,9 +64,12 @@ def finished_job(job_dir: Path, conversations: int, items: int) -> StateStore:
                     source_conversation_id=plan.source_id,
                     migrated=start + len(batch) == items,
                 )
+        started = time.process_time()
+        tables.advance()
+        appending += time.process_time() - started
     store.update_job(planning_complete=True, state="finished")
     store.recent_plans.clear()
-    return store
+    return store, appending
 
 
 def main() -> None:
@@ -70,23 +80,34 @@ def main() -> None:
     for size in args.conversations:
         with tempfile.TemporaryDirectory() as workdir:
             job_dir = Path(workdir)
-            store = finished_job(job_dir, size, args.items)
+            store, appending = finished_job(job_dir, size, args.items)
             try:
                 rss_before = peak_rss_mb()
-                cpu = time.process_time()
-                started = time.perf_counter()
-                summary = job_summary(store, job_dir)
-                write_report_files(store, job_dir, summary.model_dump(mode="json"))
-                cpu = time.process_time() - cpu
-                wall = time.perf_counter() - started
+                end = _timed(store, job_dir, kept=True)
+                whole = _timed(store, job_dir / "whole", kept=False)
             finally:
                 store.close()
         items = size * args.items
+        for name, (wall, cpu) in (("end of job", end), ("whole report", whole)):
+            print(
+                f"{size} conversations x {args.items} items: {name} {wall:.2f} s wall, "
+                f"{cpu:.2f} s CPU = {1e3 * cpu / size:.3f} ms/conversation, "
+                f"{1e6 * cpu / items:.1f} us/item"
+            )
         print(
-            f"{size} conversations x {args.items} items: report {wall:.2f} s wall, {cpu:.2f} s "
-            f"CPU = {1e3 * cpu / size:.3f} ms/conversation, {1e6 * cpu / items:.1f} us/item; "
+            f"  appends while the job ran {appending:.2f} s CPU "
+            f"({1e6 * appending / items:.1f} us/item); "
             f"peak RSS +{peak_rss_mb() - rss_before:.1f} MiB"
         )
+
+
+def _timed(store: StateStore, directory: Path, *, kept: bool) -> tuple[float, float]:
+    """(wall, CPU) seconds of the report files written into `directory`."""
+    cpu, started = time.process_time(), time.perf_counter()
+    directory.mkdir(exist_ok=True)
+    summary = job_summary(store, directory)
+    write_report_files(store, directory, summary.model_dump(mode="json"), kept=kept)
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
 if __name__ == "__main__":

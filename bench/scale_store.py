@@ -6,9 +6,11 @@ For each size, builds a job of N conversations of K items (plans stored as `migr
 stores them; the first half landed through the journal, the rest pending), then times the
 statements a running worker repeats: the lease renewal of a worker holding 32 claims, a claim
 of 32 conversations, the planner's bounded look at unfinished work, and the journal's writes
-per call; then the report files of the whole job, and the job directory's size per million
-conversations. No network: the figures are the store's own. The ratios printed compare each
-size with the smallest, so flat means close to 1.
+per call; then the end of the job's report (its tables appended to as the landed half
+finished, as a running job does, then `write_report_files`: the pending half's rows, the
+summary and the page), and the job directory's size per million conversations. No network:
+the figures are the store's own. The ratios printed compare each size with the smallest, so
+flat means close to 1.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ if __package__ in (None, ""):
 
 from bench.journal_cost import BATCH, bench_plan
 from migrate.jobs.planner import PLAN_AHEAD
-from migrate.jobs.report import write_report_files
+from migrate.jobs.report import report_tables, write_report_files
 from migrate.jobs.status import job_summary
 from migrate.state.records import JobRecord
 from migrate.state.store import StateStore
@@ -78,6 +80,7 @@ def measure(job_dir: Path, conversations: int, items: int) -> dict[str, float]:
         store.register_worker("done", host="bench", pid=0, plans=False, lease=LEASE)
         half = conversations // 2
         landed = 0
+        tables = report_tables(store, job_dir)
         while landed < half:
             claims = store.claim_work("done", limit=min(CHUNK, half - landed), lease=LEASE)
             store.owner = "done"
@@ -85,6 +88,7 @@ def measure(job_dir: Path, conversations: int, items: int) -> dict[str, float]:
                 _land(store, claim.seq, items)
             store.owner = None
             landed += len(claims)
+            tables.advance()
         store.register_worker("w", host="bench", pid=0, plans=False, lease=LEASE)
         held = store.claim_work("w", limit=CLAIMS, lease=LEASE)
         store.owner = "w"

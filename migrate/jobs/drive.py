@@ -15,7 +15,7 @@ from migrate.jobs.models import JobSummary, WorkConfig
 from migrate.jobs.planner import _Planner, plan_ahead
 from migrate.jobs.processes import WorkerProcesses
 from migrate.jobs.progress import _Listener
-from migrate.jobs.report import write_report_files
+from migrate.jobs.report import keep_report_tables, write_report_files
 from migrate.jobs.status import job_summary
 from migrate.replay.options import CrashHook, ReplayOptions, SimulatedCrash, settle_seconds
 from migrate.replay.replayer import Replayer
@@ -88,10 +88,13 @@ def _drive(
                 idle=lambda: listener.refresh(store) if planner is None else None,
             )
             pumping = None if extra is None else asyncio.create_task(extra.pump_forever())
+            reporting = (
+                None if job_dir is None else asyncio.create_task(keep_report_tables(store, job_dir))
+            )
             try:
                 await replayer.replay_all(work)
             finally:
-                for task in (planning, pumping):
+                for task in (planning, pumping, reporting):
                     if task is not None:
                         task.cancel()
                         await asyncio.gather(task, return_exceptions=True)

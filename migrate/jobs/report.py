@@ -1,7 +1,10 @@
 """The job's report: the id map and what happened, as files in the job directory.
 
-Written from the state store (streamed, whatever the job's size) at the end of every run and
-resume, and again by `migrate report`:
+Written from the state store (streamed, whatever the job's size, never parsing a plan: the
+findings and figures the report needs are stored beside each plan). The tables are appended to
+as conversations finish, while the job runs (`migrate.jobs.report_files`: after a kill, the
+next run cuts them back to what the state store recorded and goes on), so the end of a run or
+resume, and `migrate report`, only add the last rows and write the summary and the page:
 
 - `conversations.csv`: `source_id` -> `target_conversation_id`, status, item counts, input
   tokens (for the job's model, `migrate.context`), findings, calls, retries, reconciliations,
@@ -34,28 +37,27 @@ Nothing here ever holds a secret: the state store has none to give.
 
 from __future__ import annotations
 
+import asyncio
+import csv
 import json
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pydantic import BaseModel, ConfigDict
 
-from migrate.context.figures import TokenTally
-from migrate.jobs.files import (
-    error_row,
-    finding_row,
-    report_path,
-    write_csv,
-    write_json_lines,
-    write_text,
-)
+from migrate.context.figures import TokenFigures, TokenTally
+from migrate.jobs.files import error_row, finding_row, json_line, write_text
+from migrate.jobs.report_files import ReportTables, RowWriter
 from migrate.plan.planner import iso_time
 from migrate.reporting import run_report
-from migrate.reporting.collect import CodeTally, run_samples
+from migrate.reporting.collect import run_samples
 from migrate.reporting.render import write_report_html
+from migrate.state.plan_facts import CHAIN_METADATA
+from migrate.state.records import ConversationRow
 from migrate.state.store import StateStore
-from migrate.transform.findings import ErrorRecord, Finding
+from migrate.transform.findings import ErrorRecord
 from migrate.transform.policy import Policy
 
 CONVERSATION_FIELDS = [
@@ -77,11 +79,8 @@ CONVERSATION_FIELDS = [
     "error_code",
     "error_message",
     "deleted",
-    "first_response_id",
-    "leaf_response_id",
+    *CHAIN_METADATA,
 ]
-CHAIN_METADATA = ("first_response_id", "leaf_response_id")
-"""Responses chains: the first and last response ids, from the conversation's metadata."""
 ITEM_FIELDS = [
     "source_id",
     "source_item_id",
@@ -95,14 +94,11 @@ RECORDED = "recorded"
 PENDING_VERIFY = "pending_verify"
 """`target_item_id_status` of an item a create carried: its id is read by `migrate verify`
 (the create answers without item ids); `migrate report` after it writes the id."""
-_ITEM_COLUMNS = {
-    "source_id": "source_conversation_id",
-    "source_item_id": "source_item_id",
-    "position": "position",
-    "target_item_id": "item_id",
-    "target_conversation_id": "conversation_id",
-}
-"""Report column -> state store column."""
+CONTEXT_CODES = ("context_over_limit", "context_near_limit", "context_trimmed")
+REPORT_EVERY = 5.0
+"""Seconds between two appends of the finished conversations' rows while a job runs."""
+
+logger = logging.getLogger(__name__)
 
 
 def write_report_files(
@@ -113,45 +109,24 @@ def write_report_files(
     html_only: bool = False,
     progress: Callable[[int, int], None] | None = None,
     compress: bool | None = None,
+    kept: bool = True,
 ) -> list[Path]:
-    """Write every report file into `job_dir` (replacing old ones); returns their paths.
+    """Bring every report file in `job_dir` up to date; returns their paths.
 
-    `html_only`: only `summary.json` and `report.html` (the figures are still counted).
-    `progress` is called with (conversations done, total) while the id map is written.
-    `compress`: the id maps, findings and errors as `.gz` (None: as the job was started,
-    `job_compresses`); `summary.json` and `report.html` stay plain.
+    `html_only`: only `summary.json` and `report.html`. `progress` is called with
+    (conversations written, total) while the tables are written. `compress`: the id maps,
+    findings and errors as `.gz` (None: as the job was started, `job_compresses`);
+    `summary.json` and `report.html` stay plain. `kept`: `job_dir` is the job's directory,
+    whose tables the job keeps up to date (False: another directory, written whole).
     """
     if compress is None:
         compress = job_compresses(store)
-    total = int(summary.get("conversations", {}).get("total", 0))
-    tokens = TokenTally(Policy.model_validate(store.job().config.get("policy") or {}))
-    codes = CodeTally()
-    rows = _conversation_rows(store, tokens, progress, total)
-
-    def named(name: str) -> Path:
-        return report_path(job_dir, name, compress=compress)
-
-    findings = _finding_rows(store, codes)
-    if html_only:
-        for _ in rows:
-            pass
-        for _ in findings:
-            pass
-    written = (
-        []
-        if html_only
-        else [
-            write_csv(named("conversations.csv"), CONVERSATION_FIELDS, rows),
-            write_csv(named("items.csv"), ITEM_FIELDS, _item_rows(store, _source_times(store))),
-            write_json_lines(named("findings.jsonl"), findings),
-            write_json_lines(named("errors.jsonl"), _error_rows(store)),
-        ]
-    )
+    written = [] if html_only else report_tables(store, job_dir, compress, kept).finish(progress)
     samples = run_samples(store, job_dir)
-    report = run_report(store, job_dir, codes).model_copy(update={"samples": len(samples)})
+    report = run_report(store, job_dir).model_copy(update={"samples": len(samples)})
     summary = {
         **summary,
-        "tokens": tokens.figures().model_dump(mode="json"),
+        "tokens": token_figures(store).model_dump(mode="json"),
         "report": report.model_dump(mode="json"),
     }
     summary_path = job_dir / "summary.json"
@@ -161,59 +136,100 @@ def write_report_files(
     return written
 
 
+def report_tables(
+    store: StateStore, job_dir: Path, compress: bool | None = None, kept: bool = True
+) -> ReportTables:
+    """The job's report tables in `job_dir` (`compress` None: as the job was started)."""
+    writers: dict[str, tuple[str, RowWriter]] = {
+        "conversations.csv": (_csv_header(CONVERSATION_FIELDS), _conversation_rows(store)),
+        "items.csv": (_csv_header(ITEM_FIELDS), _item_rows(store)),
+        "findings.jsonl": ("", _finding_rows(store)),
+        "errors.jsonl": ("", _error_rows(store)),
+    }
+    if compress is None:
+        compress = job_compresses(store)
+    return ReportTables(store, job_dir, writers, compress=compress, kept=kept)
+
+
+async def keep_report_tables(store: StateStore, job_dir: Path) -> None:
+    """Append the rows of finished conversations to the report tables until cancelled.
+
+    A failed append is logged and tried again later: the end of the job writes what is left
+    (and reports the error if it persists)."""
+    tables = report_tables(store, job_dir)
+    while True:
+        await asyncio.sleep(REPORT_EVERY)
+        try:
+            await asyncio.to_thread(tables.advance)
+        except Exception as exc:  # the job goes on; the end of the job tries again
+            logger.warning(
+                "the report files could not be brought up to date: %s",
+                exc,
+                extra={"event": "report_append_failed"},
+            )
+
+
 def job_compresses(store: StateStore) -> bool:
     """Whether the job writes its report files compressed (`--compress` when it started)."""
     return bool(store.job().config.get("compress", False))
 
 
-class _PlanFigures(BaseModel):
-    """The fields of a stored plan the report uses (the items are skipped, not built)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    metadata: dict[str, str] = {}
-    batch_sizes: list[int] = []
-    """Non-empty exactly when the plan has items."""
-    tokens: int | None = None
-    tokens_estimate: str | None = None
-    findings: list[Finding] = []
-
-
-def _conversation_rows(
-    store: StateStore,
-    tally: TokenTally,
-    progress: Callable[[int, int], None] | None,
-    total: int,
-) -> Iterator[dict[str, Any]]:
-    for done, (row, plan) in enumerate(store.iter_plans_as(_PlanFigures), start=1):
-        if progress is not None and (done % 100 == 0 or done == total):
-            progress(done, max(total, done))
-        if row.error_code is not None:
-            tally.add_failure(row.error_code)
-        elif plan is not None and plan.batch_sizes:
-            tally.add(plan.tokens, plan.findings, estimated=plan.tokens_estimate is not None)
-        metadata = plan.metadata if plan is not None else {}
-        yield {
-            "source_id": row.source_id,
-            "target_conversation_id": row.conversation_id,
-            "status": row.status,
-            "planned_items": row.planned_items,
-            "landed_items": row.landed_items,
-            "tokens": None if plan is None else plan.tokens,
-            "findings": row.findings,
-            "source_kind": row.source_kind,
-            "location": row.location,
-            "calls": row.calls,
-            "retries": row.retries,
-            "reconciliations": row.reconciliations,
-            "possible_orphans": row.possible_orphans,
-            "possible_orphans_with_items": row.orphans_with_items,
-            "unread_item_ids": row.unread_items,
-            "error_code": row.error_code,
-            "error_message": row.error_message,
-            "deleted": row.deleted_at is not None,
-            **{key: metadata.get(key) for key in CHAIN_METADATA},
+def token_figures(store: StateStore) -> TokenFigures:
+    """The token figures of the job's planned conversations, from the store's columns."""
+    tally = TokenTally(Policy.model_validate(store.job().config.get("policy") or {}))
+    for tokens in store.planned_tokens():
+        tally.add(tokens, (), estimated=False)
+    estimated, with_code, failed_over = store.token_counts(CONTEXT_CODES)
+    return tally.figures().model_copy(
+        update={
+            "estimated": estimated,
+            "over_limit": with_code["context_over_limit"] + failed_over,
+            "near_limit": with_code["context_near_limit"],
+            "trimmed": with_code["context_trimmed"],
         }
+    )
+
+
+def _csv_header(fields: list[str]) -> str:
+    return ",".join(fields) + "\r\n"
+
+
+def _cells(values: list[Any]) -> list[Any]:
+    return ["" if value is None else value for value in values]
+
+
+def _conversation_rows(store: StateStore) -> RowWriter:
+    def write(file: IO[str], start: int, stop: int) -> None:
+        writer = csv.writer(file)
+        for row, _ in store.iter_conversations(start=start, stop=stop):
+            writer.writerow(_cells(_conversation_values(row)))
+
+    return write
+
+
+def _conversation_values(row: ConversationRow) -> list[Any]:
+    return [
+        row.source_id,
+        row.conversation_id,
+        row.status,
+        row.planned_items,
+        row.landed_items,
+        row.tokens,
+        row.findings,
+        row.source_kind,
+        row.location,
+        row.calls,
+        row.retries,
+        row.reconciliations,
+        row.possible_orphans,
+        row.orphans_with_items,
+        row.unread_items,
+        row.error_code,
+        row.error_message,
+        row.deleted_at is not None,
+        row.first_response_id,
+        row.leaf_response_id,
+    ]
 
 
 class _ItemTime(BaseModel):
@@ -230,45 +246,72 @@ class _PlanTimes(BaseModel):
     items: list[_ItemTime] = []
 
 
-def _source_times(store: StateStore) -> Iterator[tuple[int, list[float | None]]]:
-    """(seq, each planned item's source timestamp) for every conversation, in source order."""
-    for row, plan in store.iter_plans_as(_PlanTimes):
+def _item_rows(store: StateStore) -> RowWriter:
+    def write(file: IO[str], start: int, stop: int) -> None:
+        writer = csv.writer(file)
+        times = _source_times(store, start, stop)
+        seq, plan_times = -1, []
+        for item in store.iter_items(start=start, stop=stop):
+            item_id = item["item_id"]
+            while seq < item["seq"]:
+                seq, plan_times = next(times, (item["seq"], []))
+            position = int(item["position"])
+            at = plan_times[position] if seq == item["seq"] and position < len(plan_times) else None
+            writer.writerow(
+                _cells(
+                    [
+                        item["source_conversation_id"],
+                        item["source_item_id"],
+                        item["position"],
+                        item_id,
+                        item["conversation_id"],
+                        RECORDED if item_id is not None else PENDING_VERIFY,
+                        None if at is None else (iso_time(at) or at),
+                    ]
+                )
+            )
+
+    return write
+
+
+def _source_times(
+    store: StateStore, start: int, stop: int
+) -> Iterator[tuple[int, list[float | None]]]:
+    """(seq, each planned item's source timestamp) for the conversations `start <= seq < stop`,
+    in source order: items have no timestamp in the API, so `items.csv` keeps the source's."""
+    for row, plan in store.iter_plans_as(_PlanTimes, start=start, stop=stop):
         yield row.seq, [] if plan is None else [item.source_created_at for item in plan.items]
 
 
-def _item_rows(
-    store: StateStore, times: Iterator[tuple[int, list[float | None]]]
-) -> Iterator[dict[str, Any]]:
-    """The rows of `items.csv`; `times` (in the same order) gives `source_created_at`."""
-    seq = -1
-    plan_times: list[float | None] = []
-    for item in store.iter_items():
-        row = {field: item[column] for field, column in _ITEM_COLUMNS.items()}
-        row["target_item_id_status"] = RECORDED if item["item_id"] is not None else PENDING_VERIFY
-        while seq < item["seq"]:
-            seq, plan_times = next(times, (item["seq"], []))
-        position = int(item["position"])
-        at = plan_times[position] if seq == item["seq"] and position < len(plan_times) else None
-        row["source_created_at"] = None if at is None else (iso_time(at) or at)
+def _finding_rows(store: StateStore) -> RowWriter:
+    def write(file: IO[str], start: int, stop: int) -> None:
+        for _, location, finding in store.iter_findings(start, stop):
+            file.write(json_line(finding_row(finding, location)))
+
+    return write
+
+
+def _error_rows(store: StateStore) -> RowWriter:
+    def write(file: IO[str], start: int, stop: int) -> None:
+        for row in _failed(store, start, stop):
+            error = ErrorRecord(
+                code=row.error_code or "unknown",
+                message=row.error_message or "",
+                location=row.location,
+                conversation_id=row.source_id,
+                hint=row.error_hint,
+            )
+            file.write(
+                json_line(
+                    error_row(
+                        error, target_conversation_id=row.conversation_id, retryable=row.retryable
+                    )
+                )
+            )
+
+    return write
+
+
+def _failed(store: StateStore, start: int, stop: int) -> Iterator[ConversationRow]:
+    for row, _ in store.iter_conversations(statuses=["failed"], start=start, stop=stop):
         yield row
-
-
-def _finding_rows(store: StateStore, tally: CodeTally) -> Iterator[dict[str, Any]]:
-    for row, plan in store.iter_plans_as(_PlanFigures):
-        if plan is None:
-            continue
-        for finding in plan.findings:
-            tally.add_finding(finding, row.location)
-            yield finding_row(finding, row.location)
-
-
-def _error_rows(store: StateStore) -> Iterator[dict[str, Any]]:
-    for row, _ in store.iter_conversations(statuses=["failed"]):
-        error = ErrorRecord(
-            code=row.error_code or "unknown",
-            message=row.error_message or "",
-            location=row.location,
-            conversation_id=row.source_id,
-            hint=row.error_hint,
-        )
-        yield error_row(error, target_conversation_id=row.conversation_id, retryable=row.retryable)

@@ -61,6 +61,7 @@ def write_report(
             html_only=html_only,
             progress=progress,
             compress=compress,
+            kept=ref.job_dir is not None and directory.resolve() == ref.job_dir.resolve(),
         )
     finally:
         store.close()

@@ -1,8 +1,8 @@
 """The report's data for a plan (gathered while planning) and for a run (queried from the store).
 
 A run's figures are aggregate queries over the state store (GROUP BY code, GROUP BY time
-bucket), never a walk over its rows, except the findings: those live inside each stored plan, so
-they are counted while `migrate.report` streams the plans out to `findings.jsonl` anyway.
+bucket), never a walk over its rows; the findings are counted in the `findings` table, where
+each plan's findings are stored with it.
 """
 
 from __future__ import annotations
@@ -124,15 +124,15 @@ def _floor_sqlite(element: _floor, compiler: SQLCompiler, **kw: Any) -> str:
     return f"CAST({compiler.process(element.clauses, **kw)} AS INTEGER)"
 
 
-def run_report(store: StateStore, job_dir: Path | None, findings: CodeTally) -> ReportData:
-    """The report's data for a job in the state store; `findings` counted over its plans."""
+def run_report(store: StateStore, job_dir: Path | None) -> ReportData:
+    """The report's data for a job in the state store."""
     totals = store.totals()
     pauses = read_pauses(job_dir)
     return ReportData(
         kind="run",
         conversations=totals.total,
         errors=_error_rows(store, totals.total),
-        findings=findings.rows(totals.total),
+        findings=_finding_rows(store, totals.total),
         timeline=_timeline(store, pauses),
         sessions=_sessions(store),
         pauses=_pauses(pauses),
@@ -169,6 +169,36 @@ def _error_rows(store: StateStore, total: int) -> list[CodeCount]:
                     ],
                 )
             )
+    return sorted(rows, key=lambda row: (-row.conversations, row.code))
+
+
+def _finding_rows(store: StateStore, total: int) -> list[CodeCount]:
+    rows = []
+    for figures in store.finding_codes():
+        examples: list[Example] = []
+        for _, location, finding in store.iter_findings(code=figures.code, page=50):
+            if all(example.location != location for example in examples):
+                examples.append(
+                    Example(
+                        source_id=finding.conversation_id,
+                        location=location,
+                        message=finding.message,
+                    )
+                )
+            if len(examples) == MAX_EXAMPLES:
+                break
+        entry = describe(figures.code)
+        rows.append(
+            CodeCount(
+                code=figures.code,
+                count=figures.count,
+                conversations=figures.conversations,
+                share=share(figures.conversations, total),
+                meaning=entry.meaning,
+                remedy=entry.remedy,
+                examples=examples,
+            )
+        )
     return sorted(rows, key=lambda row: (-row.conversations, row.code))
 
 

@@ -31,11 +31,13 @@ from migrate.errors import ConfigError
 from migrate.plan.model import ConversationPlan
 from migrate.state.schema import (
     conversations,
+    findings,
     intents,
     items,
     job_table,
     ledger,
     pace,
+    report_progress,
     workers,
 )
 from migrate.transform.transformer import PlannedItem
@@ -230,7 +232,7 @@ def retire_job(conn: Connection, target: str) -> str | None:
     conn.execute(
         delete(ledger).where(ledger.c.target == target, ledger.c.conversation_id.in_(deleted))
     )
-    for table in (intents, items, conversations, workers, job_table):
+    for table in (intents, items, findings, conversations, workers, job_table, report_progress):
         conn.execute(delete(table))
     conn.execute(pace.update().values(paused_until=0.0))
     return str(job.job_id)

@@ -65,6 +65,11 @@ class ConversationRow(BaseModel):
     """When its last write whose outcome is unknown was recorded (None: none since its audit)."""
     repairs: int = 0
     """Items the audit deleted (surplus copies a late write left) or appended."""
+    tokens: int | None = None
+    """The plan's input tokens (`migrate.state.plan_facts`)."""
+    tokens_estimated: bool = False
+    first_response_id: str | None = None
+    leaf_response_id: str | None = None
 
 
 class OpenIntent(BaseModel):

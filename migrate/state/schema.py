@@ -13,7 +13,11 @@ Tables:
   whose new id is not read yet, repairs); for a conversation an earlier job created and this
   one appends to, `base_items`, the items it already held; `ambiguous_at`, when the
   conversation's last write whose outcome is unknown was recorded (it is neither reconciled
-  before the settle time has passed since, nor migrated before its audit).
+  before the settle time has passed since, nor migrated before its audit); what the report
+  shows of the plan, stored with it so that the report never reads plans back: `tokens`,
+  `tokens_estimated`, and a Responses chain's `first_response_id` and `leaf_response_id`.
+- `findings`: the plan's findings, one row each (`number` in the plan's order), written in the
+  transaction that stores the plan: the report streams them from here.
 - `items`: one row per landed item: source conversation id, position, source item id, new id
   (NULL while unread: a create that carried the item answers without item ids, and the next
   listing of the conversation, `migrate verify`'s at the latest, fills it in).
@@ -23,6 +27,9 @@ Tables:
 - `workers`: one row per process that replayed the job: host, pid, start, last heartbeat,
   lease, whether it plans the source; the rate limit's share and the job's elapsed time come
   from it.
+- `report_progress`: one row: how far the report files in the job directory are written
+  (`migrate.jobs.report_files`): every conversation below `below` is in them, the files ending
+  at the byte sizes in `files` (JSON), and a signature of those rows to tell when one changed.
 - `pace`: one row; the time until which every worker holds off after a 429.
 - `ledger`: what landed per (target, source conversation) across every job the store has
   held: the new conversation id, how many items landed and their chained fingerprint, the job
@@ -50,7 +57,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     insert,
+    select,
+    update,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
@@ -59,7 +69,9 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 8
+from migrate.state.plan_facts import PlanFacts, fact_columns, finding_rows
+
+SCHEMA_VERSION = 9
 
 Status = Literal["pending", "in_progress", "migrated", "failed", "skipped"]
 FINAL_STATUSES: tuple[Status, ...] = ("migrated", "failed", "skipped")
@@ -152,6 +164,10 @@ conversations = Table(
     Column("base_items", Integer),
     Column("ambiguous_at", Double),
     Column("repairs", Integer, nullable=False, default=0),
+    Column("tokens", Integer),
+    Column("tokens_estimated", Boolean, nullable=False, default=False),
+    Column("first_response_id", String(512)),
+    Column("leaf_response_id", String(512)),
     Index("ix_conversations_status", "status"),
     Index("ix_conversations_source_id", "source_id"),
     # Claims walk the pending rows in source order without sorting the whole table.
@@ -168,6 +184,17 @@ items = Table(
     Column("source_conversation_id", String(512)),
     Column("source_item_id", String(512)),
     Column("item_id", String(128)),
+)
+
+findings = Table(
+    "findings",
+    metadata,
+    Column("seq", Integer, ForeignKey("conversations.seq"), primary_key=True),
+    Column("number", Integer, primary_key=True, autoincrement=False),
+    Column("code", String(64), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("finding", _LongText, nullable=False),
+    Index("ix_findings_code", "code", "seq"),
 )
 
 intents = Table(
@@ -205,6 +232,14 @@ pace = Table(
     Column("paused_until", Double, nullable=False),
 )
 
+report_progress = Table(
+    "report_progress",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("below", Integer, nullable=False),
+    Column("files", Text, nullable=False),
+    Column("signature", Text, nullable=False),
+)
 
 ledger = Table(
     "ledger",
@@ -331,6 +366,51 @@ def _upgrade_to_double_timestamps(conn: Connection) -> None:
             conn.exec_driver_sql(f"ALTER TABLE {table.name} {', '.join(changes)}")
 
 
+BACKFILL_PAGE = 500
+
+
+def _upgrade_to_findings(conn: Connection) -> None:
+    """Version 8 -> 9: findings and the report's plan figures stored beside each plan, and
+    the report's progress; filled in once from the stored plans."""
+    add = "ALTER TABLE conversations ADD COLUMN"
+    conn.exec_driver_sql(f"{add} tokens INTEGER")
+    false = "false" if conn.dialect.name == "postgresql" else "0"
+    boolean = Boolean().compile(dialect=conn.dialect)
+    conn.exec_driver_sql(f"{add} tokens_estimated {boolean} NOT NULL DEFAULT {false}")
+    for column in ("first_response_id", "leaf_response_id"):
+        conn.exec_driver_sql(f"{add} {column} VARCHAR(512)")
+    findings.create(conn)
+    report_progress.create(conn)
+    c = conversations.c
+    facts = (
+        update(conversations)
+        .where(c.seq == bindparam("b_seq"))
+        .values({name: bindparam(f"b_{name}") for name in fact_columns(None)})
+    )
+    after = -1
+    while True:
+        rows = conn.execute(
+            select(c.seq, c.plan)
+            .where(c.seq > after, c.plan.is_not(None))
+            .order_by(c.seq)
+            .limit(BACKFILL_PAGE)
+        ).all()
+        if not rows:
+            return
+        plans = [(int(seq), PlanFacts.model_validate_json(text)) for seq, text in rows]
+        conn.execute(
+            facts,
+            [
+                {"b_seq": seq, **{f"b_{k}": v for k, v in fact_columns(plan).items()}}
+                for seq, plan in plans
+            ],
+        )
+        found = [row for seq, plan in plans for row in finding_rows(seq, plan.findings)]
+        if found:
+            conn.execute(insert(findings), found)
+        after = plans[-1][0]
+
+
 Upgrade = Callable[[Connection], None]
 UPGRADES: dict[int, Upgrade] = {
     1: _upgrade_to_workers,
@@ -340,5 +420,6 @@ UPGRADES: dict[int, Upgrade] = {
     5: _upgrade_to_lazy_check,
     6: _upgrade_to_audit,
     7: _upgrade_to_double_timestamps,
+    8: _upgrade_to_findings,
 }
 """`UPGRADES[n]` moves a store at version `n` to version `n + 1`, inside one transaction."""

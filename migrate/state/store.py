@@ -23,6 +23,7 @@ from sqlalchemy import (
     Engine,
     case,
     create_engine,
+    delete,
     func,
     insert,
     inspect,
@@ -39,12 +40,16 @@ from migrate.state import schema
 from migrate.state.base import RecentPlans
 from migrate.state.journal import Journal
 from migrate.state.leases import Leases
-from migrate.state.ledger import retire_job, sync_note
+from migrate.state.ledger import retire_job
+from migrate.state.outcomes import outcome_values
+from migrate.state.plan_facts import finding_rows
 from migrate.state.records import ConversationRow, JobRecord, NoJobError, OpenIntent, Totals
+from migrate.state.report_reads import ReportReads
 from migrate.state.schema import (
     Status,
     conversations,
     epoch_now,
+    findings,
     intents,
     items,
     job_table,
@@ -59,7 +64,7 @@ PlanView = TypeVar("PlanView", bound=BaseModel)
 """What `iter_plans_as` parses each stored plan into: `ConversationPlan` or a few of its fields."""
 
 
-class StateStore(Journal, Leases):
+class StateStore(Journal, Leases, ReportReads):
     """The state of one job in a SQL database; every method that changes it commits once."""
 
     def __init__(self, engine: Engine) -> None:
@@ -172,22 +177,34 @@ class StateStore(Journal, Leases):
         if not outcomes:
             return
         now = time.time()
-        rows = [_outcome_values(seq, outcome, now) for seq, outcome in outcomes]
+        rows = [outcome_values(seq, outcome, now) for seq, outcome in outcomes]
+        found = [
+            row
+            for seq, outcome in outcomes
+            if isinstance(outcome, ConversationPlan)
+            for row in finding_rows(seq, outcome.findings)
+        ]
         with self.engine.begin() as conn:
             conn.execute(insert(conversations), rows)
+            if found:
+                conn.execute(insert(findings), found)
         for seq, outcome in outcomes:
             if isinstance(outcome, ConversationPlan) and outcome.items:
                 self.recent_plans.remember(seq, outcome)
 
     def replace_outcome(self, seq: int, outcome: ConversationPlan | ErrorRecord) -> None:
         """Replace the plan of a conversation nothing was sent for yet (the source changed)."""
-        values = _outcome_values(seq, outcome, time.time())
+        values = outcome_values(seq, outcome, time.time())
         counters = ("seq", "calls", "retries", "reconciliations", "possible_orphans", "repairs")
         for counter in (*counters, "orphans_with_items", "unread_items"):
             values.pop(counter)
         values.update(landed_items=0, retryable=False)
+        found = finding_rows(seq, outcome.findings) if isinstance(outcome, ConversationPlan) else []
         with self.engine.begin() as conn:
             conn.execute(update(conversations).where(conversations.c.seq == seq).values(**values))
+            conn.execute(delete(findings).where(findings.c.seq == seq))
+            if found:
+                conn.execute(insert(findings), found)
         self.recent_plans.pop(seq, None)
 
     def fail_unclaimed(self, seq: int, error: ErrorRecord, *, retryable: bool) -> None:
@@ -257,27 +274,33 @@ class StateStore(Journal, Leases):
         *,
         statuses: Sequence[Status] | None = None,
         with_plans: bool = False,
+        start: int = 0,
+        stop: int | None = None,
         page: int = 500,
     ) -> Iterator[tuple[ConversationRow, ConversationPlan | None]]:
-        """Every conversation in source order (optionally by status), read page by page."""
-        return self.iter_plans_as(
-            ConversationPlan if with_plans else None, statuses=statuses, page=page
-        )
+        """Every conversation in source order (optionally by status, `start <= seq < stop`),
+        read page by page."""
+        model = ConversationPlan if with_plans else None
+        return self.iter_plans_as(model, statuses=statuses, start=start, stop=stop, page=page)
 
     def iter_plans_as(
         self,
         model: type[PlanView] | None,
         *,
         statuses: Sequence[Status] | None = None,
+        start: int = 0,
+        stop: int | None = None,
         page: int = 500,
     ) -> Iterator[tuple[ConversationRow, PlanView | None]]:
         """`iter_conversations` with each plan parsed as `model` (None: plans not read).
 
         A model of a few plan fields (ignoring the rest) reads plans several times faster
         than `ConversationPlan`, which builds every item."""
-        after = -1
+        after = start - 1
         while True:
             query = _row_select(with_plan=model is not None).where(conversations.c.seq > after)
+            if stop is not None:
+                query = query.where(conversations.c.seq < stop)
             if statuses is not None:
                 query = query.where(conversations.c.status.in_(statuses))
             query = query.order_by(conversations.c.seq).limit(page)
@@ -309,9 +332,11 @@ class StateStore(Journal, Leases):
             int(position): None if item_id is None else str(item_id) for position, item_id in rows
         }
 
-    def iter_items(self, *, page: int = 5000) -> Iterator[dict[str, Any]]:
-        """Every landed item in source order."""
-        after: tuple[int, int] = (-1, -1)
+    def iter_items(
+        self, *, start: int = 0, stop: int | None = None, page: int = 5000
+    ) -> Iterator[dict[str, Any]]:
+        """Every landed item in source order (of the conversations `start <= seq < stop`)."""
+        after: tuple[int, int] = (start, -1)
         columns = [
             items.c.seq,
             conversations.c.conversation_id,
@@ -330,6 +355,8 @@ class StateStore(Journal, Leases):
                 .order_by(items.c.seq, items.c.position)
                 .limit(page)
             )
+            if stop is not None:
+                query = query.where(items.c.seq < stop)
             with self.engine.connect() as conn:
                 rows = conn.execute(query).all()
             if not rows:
@@ -435,62 +462,3 @@ def _job_values(record: JobRecord) -> dict[str, Any]:
     values["config"] = json.dumps(values["config"])
     values["target"] = json.dumps(values["target"])
     return values
-
-
-def _outcome_values(
-    seq: int, outcome: ConversationPlan | ErrorRecord, now: float
-) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "seq": seq,
-        "landed_items": 0,
-        "calls": 0,
-        "retries": 0,
-        "reconciliations": 0,
-        "possible_orphans": 0,
-        "orphans_with_items": 0,
-        "unread_items": 0,
-        "repairs": 0,
-        "ambiguous_at": None,
-        "retryable": False,
-        "updated_at": now,
-    }
-    if isinstance(outcome, ErrorRecord):
-        return base | {
-            "conversation_id": None,
-            "base_items": None,
-            "source_id": outcome.conversation_id,
-            "source_kind": None,
-            "location": outcome.location,
-            "status": "failed",
-            "planned_items": 0,
-            "planned_calls": 0,
-            "fingerprint": None,
-            "plan": None,
-            "findings": 0,
-            "error_code": outcome.code,
-            "error_message": outcome.message,
-            "error_hint": outcome.hint,
-        }
-    append = outcome.append
-    status: Status = "pending" if outcome.items else "skipped"
-    if append is not None and append.reconcile and outcome.items:
-        # The conversation may hold more than the ledger says: reconcile before any write.
-        status = "in_progress"
-    return base | {
-        "source_id": outcome.source_id,
-        "source_kind": outcome.source_kind,
-        "location": outcome.location,
-        "status": status,
-        "planned_items": len(outcome.items),
-        "planned_calls": (1 if append is None else 0) + len(outcome.batch_sizes)
-        if outcome.items
-        else 0,
-        "fingerprint": outcome.fingerprint,
-        "plan": outcome.model_dump_json(),
-        "findings": sum(f.count for f in outcome.findings),
-        "error_code": sync_note(outcome),
-        "error_message": None,
-        "error_hint": None,
-        "conversation_id": None if append is None else append.conversation_id,
-        "base_items": None if append is None else append.position,
-    }

@@ -153,7 +153,7 @@ def test_a_version_4_store_gains_unread_item_ids_and_orphans_with_items(
         )
     store.close()
     store = StateStore.from_url(url)
-    assert store.schema_version() == state.SCHEMA_VERSION == 8
+    assert store.schema_version() == state.SCHEMA_VERSION == 9
     # The rows of version 4 are kept; the new counters start at 0, the check has no bound.
     assert store.job().checked_below is None
     assert store.item_ids(0) == {0: "msg_kept"}
@@ -175,6 +175,14 @@ def test_a_version_4_store_gains_unread_item_ids_and_orphans_with_items(
     store.record_orphans(1, [], 1, with_items=True)
     assert store.totals().orphans_with_items == 1
     store.close()
+
+
+def _drop_report_facts(conn: Connection) -> None:
+    """What version 9 added: the findings and report progress tables, the plan's figures."""
+    conn.execute(text("DROP TABLE findings"))
+    conn.execute(text("DROP TABLE report_progress"))
+    for column in ("tokens", "tokens_estimated", "first_response_id", "leaf_response_id"):
+        conn.execute(text(f"ALTER TABLE conversations DROP COLUMN {column}"))
 
 
 VERSION_7_FLOATS = {
@@ -207,10 +215,11 @@ def test_a_version_7_store_on_mariadb_gets_double_timestamps(
                     for column, required in columns
                 )
                 conn.execute(text(f"ALTER TABLE {table} {changes}"))
+        _drop_report_facts(conn)
         conn.execute(text("UPDATE schema_version SET version = 7"))
     store.close()
     store = StateStore.from_url(url)
-    assert store.schema_version() == state.SCHEMA_VERSION == 8
+    assert store.schema_version() == state.SCHEMA_VERSION == 9
     if engine == "mariadb":
         with store.engine.connect() as conn:
             types: dict[str, str] = dict(
@@ -241,7 +250,8 @@ def test_a_version_7_store_on_mariadb_gets_double_timestamps(
 
 
 def _drop_audit_columns(conn: Connection) -> None:
-    """What version 7 added: the settle and audit columns."""
+    """What version 7 added (and everything after): the settle and audit columns."""
+    _drop_report_facts(conn)
     conn.execute(text("ALTER TABLE conversations DROP COLUMN ambiguous_at"))
     conn.execute(text("ALTER TABLE conversations DROP COLUMN repairs"))
     conn.execute(text("ALTER TABLE intents DROP COLUMN item_id"))
