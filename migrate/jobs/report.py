@@ -278,8 +278,11 @@ def _source_times(
     store: StateStore, start: int, stop: int
 ) -> Iterator[tuple[int, list[float | None]]]:
     """(seq, each planned item's source timestamp) for the conversations `start <= seq < stop`,
-    in source order: items have no timestamp in the API, so `items.csv` keeps the source's."""
-    for row, plan in store.iter_plans_as(_PlanTimes, start=start, stop=stop):
+    in source order: items have no timestamp in the API, so `items.csv` keeps the source's.
+    The stored plan is the one place that holds them; a plan that cannot be read leaves them
+    empty rather than failing the report."""
+    plans = store.iter_plans_as(_PlanTimes, start=start, stop=stop, unreadable_as_none=True)
+    for row, plan in plans:
         yield row.seq, [] if plan is None else [item.source_created_at for item in plan.items]
 
 

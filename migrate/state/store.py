@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import (
     Engine,
     case,
@@ -291,8 +291,10 @@ class StateStore(Journal, Leases, ReportReads):
         start: int = 0,
         stop: int | None = None,
         page: int = 500,
+        unreadable_as_none: bool = False,
     ) -> Iterator[tuple[ConversationRow, PlanView | None]]:
-        """`iter_conversations` with each plan parsed as `model` (None: plans not read).
+        """`iter_conversations` with each plan parsed as `model` (None: plans not read; with
+        `unreadable_as_none`, also a plan that does not parse as `model`).
 
         A model of a few plan fields (ignoring the rest) reads plans several times faster
         than `ConversationPlan`, which builds every item."""
@@ -310,7 +312,13 @@ class StateStore(Journal, Leases, ReportReads):
                 return
             for values in rows:
                 text = values.pop("plan", None)
-                plan = model.model_validate_json(text) if text and model is not None else None
+                plan = None
+                if text and model is not None:
+                    try:
+                        plan = model.model_validate_json(text)
+                    except ValidationError:
+                        if not unreadable_as_none:
+                            raise
                 yield ConversationRow.model_validate(values), plan
             after = rows[-1]["seq"]
 
