@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
@@ -114,6 +114,7 @@ class LocalConversationsServer:
             exception_handlers={
                 ApiError: self._api_error,
                 HTTPException: self._http_error,
+                ClientDisconnect: self._client_gone,
                 Exception: self._unexpected_error,
             },
         )
@@ -495,6 +496,12 @@ class LocalConversationsServer:
         assert isinstance(exc, HTTPException)
         message = f"Invalid URL ({request.method} {request.url.path})"
         return error_response(ApiError(404, message))
+
+    async def _client_gone(self, request: Request, exc: Exception) -> Response:
+        # The client stopped sending its request (a job stopping, a killed process): nothing
+        # was applied and no one reads the answer. Not the server's error.
+        logger.debug("client gone during %s %s", request.method, request.url.path)
+        return Response(status_code=499)
 
     async def _unexpected_error(self, request: Request, exc: Exception) -> Response:
         logger.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)

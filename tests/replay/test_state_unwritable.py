@@ -79,7 +79,8 @@ def test_a_full_state_store_stops_the_run_with_exit_3_then_resume_lands_everythi
     monkeypatch.undo()  # space freed
     stopped = job_status(JobRef(job_dir=job_dir))
     assert stopped.conversations.migrated < CONVERSATIONS
-    resumed = cli("resume", str(job_dir))
+    # The write the full store could not record settles first: the run is gone, so briefly.
+    resumed = cli("resume", str(job_dir), "--settle", "0.1")
     assert resumed.exit_code == EXIT_OK, resumed.output
     assert_exactly_once(job_dir, migrated=CONVERSATIONS)
 
