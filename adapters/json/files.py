@@ -13,6 +13,10 @@ Every record that cannot be read becomes a `SourceFailure` naming the file, the 
 index (or byte offset, when a JSON array is malformed) and the conversation id when known;
 reading goes on with the next record. In a directory, a file that cannot be read or whose
 format cannot be told fails alone (one failure naming it) and the other files are read.
+
+A source of one JSON Lines file of one conversation a line (Chat Completions, fine-tuning,
+ShareGPT, Responses) can tell where each record it read starts (`mark`), and start a later read
+there (`start_at`) once it has checked that every byte before it is unchanged.
 """
 
 from __future__ import annotations
@@ -34,11 +38,14 @@ from adapters.json.sharegpt import read_sharegpt
 from adapters.json.stream import (
     ByteMeter,
     Layout,
+    LineMark,
+    LineStart,
     RawFailure,
     RawRecord,
     iter_raw_records,
     peek_first_value,
     sniff_layout,
+    verify_line_mark,
 )
 from adapters.json.threads import read_export
 from adapters.model import (
@@ -52,6 +59,11 @@ from adapters.responses.records import read_responses
 
 logger = logging.getLogger(__name__)
 
+
+MARKS_KEPT = 10_000
+"""Marks of records read but not yet asked for (`JsonFilesSource.mark`) kept at most: the
+oldest go first (a record that was read and never stored)."""
+_ONE_PER_RECORD = ("chat_completions", "finetune", "sharegpt", "responses")
 
 _FORMAT_HINT = (
     "pass the format explicitly (format = chat_completions, finetune, sharegpt, chatgpt, "
@@ -85,6 +97,46 @@ class JsonFilesSource:
         self._detected: dict[SourceFile, tuple[Layout, JsonFormat | None]] = {}
         if config.format == "auto":
             self._detect_first_file()
+        self._marks: dict[str, LineMark] = {}
+        self._start: LineStart | None = None
+
+    def mark(self, location: str) -> str | None:
+        """Where the record read at `location` starts, for `start_at` (None: this source
+        cannot start a read there: only one JSON Lines file of one conversation a line can)."""
+        found = self._marks.pop(location, None)
+        return None if found is None else found.encode()
+
+    def start_at(self, mark: str) -> bool:
+        """Start the next read at `mark` (from `mark`), if every byte of the file before it is
+        as it was when the mark was taken; False (the read starts at the beginning) if not."""
+        decoded = LineMark.decode(mark)
+        path = self._marked_file()
+        if decoded is None or path is None:
+            return False
+        try:
+            self._start = verify_line_mark(path, decoded)
+        except OSError:
+            self._start = None
+        return self._start is not None
+
+    def _marked_file(self) -> Path | None:
+        """The one file a read can start inside of, if the source is one such file."""
+        if self._config.format == "assistants" or len(self._files) != 1 or self._several:
+            return None
+        path = self._files[0]
+        if not isinstance(path, Path):
+            return None
+        try:
+            layout, found = self._layout_and_format(path)
+        except OSError:
+            return None
+        self._detected[path] = (layout, found)
+        return path if layout is Layout.JSONL and found in _ONE_PER_RECORD else None
+
+    def _remember_mark(self, location: str, mark: LineMark) -> None:
+        if len(self._marks) >= MARKS_KEPT:
+            del self._marks[next(iter(self._marks))]
+        self._marks[location] = mark
 
     def describe(self) -> str:
         """A one-line description for logs and reports."""
@@ -96,8 +148,10 @@ class JsonFilesSource:
 
         A Chat Completions or fine-tuning record whose id `skip` accepts (asked as the record
         is reached) comes out as an `UnreadConversation`: its JSON is parsed, its messages are
-        not decoded. A record that would fail to read is never skipped."""
+        not decoded. A record that would fail to read is never skipped. After `start_at`, the
+        read starts at its mark (once)."""
         self.meter.reset()
+        self._marks.clear()
         if self._config.format == "assistants":
             yield from read_export(
                 self._root, self._config.thread_order, self._config.lone_surrogates
@@ -199,8 +253,16 @@ class JsonFilesSource:
             yield from read_export(path, self._config.thread_order, self._config.lone_surrogates)
             return
         logger.debug("reading %s as %s (%s)", display, found, layout.value)
+        marked = layout is Layout.JSONL and found in _ONE_PER_RECORD and not self._several
+        start, self._start = self._start, None
         records = iter_raw_records(
-            path, display=display, relname=relname, layout=layout, meter=self.meter
+            path,
+            display=display,
+            relname=relname,
+            layout=layout,
+            meter=self.meter,
+            start=start if marked else None,
+            marks=self._remember_mark if marked else None,
         )
         for raw in records:
             if isinstance(raw, RawFailure):

@@ -10,6 +10,7 @@ item's brackets do not balance.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -66,6 +67,62 @@ class RawFailure:
     location: str
     code: str
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class LineMark:
+    """Where a JSON Lines record starts: its line, its byte offset, and a digest of every byte
+    of the file before it (so a later read can tell the bytes before it are unchanged)."""
+
+    line: int
+    offset: int
+    digest: str
+
+    def encode(self) -> str:
+        return f"jsonl:{self.line}:{self.offset}:{self.digest}"
+
+    @classmethod
+    def decode(cls, text: str) -> LineMark | None:
+        """The mark `encode` wrote, or None for anything else."""
+        kind, _, rest = text.partition(":")
+        line, _, rest = rest.partition(":")
+        offset, _, digest = rest.partition(":")
+        if kind != "jsonl" or not line.isdigit() or not offset.isdigit() or not digest:
+            return None
+        return cls(int(line), int(offset), digest)
+
+
+MarkRecorder = Callable[[str, LineMark], None]
+"""Told the location and `LineMark` of each record as it is read."""
+
+
+def _prefix_digest() -> Any:
+    return hashlib.blake2b(digest_size=16)
+
+
+@dataclass(frozen=True, slots=True)
+class LineStart:
+    """A verified place to start reading a JSON Lines file: the mark, and the digest of the
+    bytes before it, ready to take the bytes after it."""
+
+    mark: LineMark
+    digest: Any
+
+
+def verify_line_mark(path: SourceFile, mark: LineMark) -> LineStart | None:
+    """The start at `mark` if the file's bytes before it digest as they did, else None."""
+    digest = _prefix_digest()
+    left = mark.offset
+    with path.open("rb") as f:
+        while left > 0:
+            chunk = f.read(min(left, _READ_BYTES))
+            if not chunk:
+                return None
+            digest.update(chunk)
+            left -= len(chunk)
+    if digest.hexdigest() != mark.digest:
+        return None
+    return LineStart(mark, digest)
 
 
 _File = TypeVar("_File", bound=IO[bytes])
@@ -145,18 +202,22 @@ def iter_raw_records(
     layout: Layout,
     one_record: Callable[[Any], bool] = looks_like_message,
     meter: ByteMeter | None = None,
+    start: LineStart | None = None,
+    marks: MarkRecorder | None = None,
 ) -> Iterator[RawRecord | RawFailure]:
     """Yield every top-level record of `path` in file order, or the failure to parse it.
 
     A JSON array is one record when `one_record` holds for its first item that parses (by
     default: a chat message, so the array is one conversation's messages), else each item is.
     `meter`, when given, can tell at any time how far into the file the reading has got.
+    JSON Lines only: `start` (from `verify_line_mark`) reads from there on, and `marks` is told
+    each record's `LineMark`.
     """
     meter = meter or ByteMeter()
     try:
         match layout:
             case Layout.JSONL:
-                yield from _iter_jsonl(path, display, relname, meter)
+                yield from _iter_jsonl(path, display, relname, meter, start, marks)
             case Layout.ARRAY:
                 yield from _iter_array(path, display, relname, one_record, meter)
             case Layout.OBJECT:
@@ -217,10 +278,23 @@ def scan_object_prefixes(path: SourceFile, *, max_events: int) -> list[tuple[str
 
 
 def _iter_jsonl(
-    path: SourceFile, display: str, relname: str, meter: ByteMeter
+    path: SourceFile,
+    display: str,
+    relname: str,
+    meter: ByteMeter,
+    start: LineStart | None = None,
+    marks: MarkRecorder | None = None,
 ) -> Iterator[RawRecord | RawFailure]:
+    first_line, offset = (1, 0) if start is None else (start.mark.line, start.mark.offset)
+    digest = _prefix_digest() if start is None else start.digest.copy()
     with meter.reading(path.open("rb")) as f:
-        for lineno, raw in enumerate(f, 1):
+        f.seek(offset)
+        for lineno, raw in enumerate(f, first_line):
+            if marks is not None:
+                if raw.strip():
+                    marks(f"{display}:{lineno}", LineMark(lineno, offset, digest.hexdigest()))
+                digest.update(raw)
+                offset += len(raw)
             if lineno == 1:
                 raw = raw.removeprefix(_BOM)
             if not raw.strip():

@@ -13,7 +13,7 @@ from typing import Any
 from migrate.errors import MigrateError, SourceReadError
 from migrate.jobs.progress import _Listener
 from migrate.jobs.resume import SourceCheck
-from migrate.plan.pipeline import PlanOutcome
+from migrate.plan.pipeline import MarkOf, PlanOutcome, marks_by_seq
 from migrate.state.store import StateStore
 
 PLAN_CHUNK = 100
@@ -42,12 +42,15 @@ class _Planner:
         *,
         first_seq: int,
         check: SourceCheck | None = None,
+        marks: MarkOf | None = None,
     ) -> None:
         self.store = store
         self.outcomes = outcomes
         self.seq = first_seq
         self.check = check
         """`resume`'s source check, which runs first, over the stored conversations."""
+        self.marks = marks if check is None else check.mark
+        """Where each record planned starts in the source, stored with it."""
 
     async def run(
         self,
@@ -101,7 +104,7 @@ class _Planner:
                     return
                 numbered = list(enumerate(chunk, start=self.seq))
                 self.seq += len(chunk)
-                self.store.add_outcomes(numbered)
+                self.store.add_outcomes(numbered, marks_by_seq(self.marks, numbered))
                 listener.planned(numbered)
                 planned.set()
         finally:

@@ -29,6 +29,17 @@ Decisions worth knowing:
   reader skips.
 - A stored row the source skipped is remembered by id until the source ends: if the record
   turns up later (the source was reordered), it is compared then, never planned twice.
+- The read starts at the first conversation not migrated when the source can start there (one
+  JSON Lines file of one conversation a line): each row keeps where its record starts
+  (`source_mark`: line, byte offset, digest of every byte before it). If the bytes before it
+  digest as they did, the records before it are the ones the job migrated, byte for byte, so
+  reading them could only skip them again: they are not read at all. A mark is stored only
+  while the read that takes it is in step with the stored rows (every record so far the next
+  row, or new after them all), so that what it vouches for holds. Records after it are
+  checked as above; one whose id a conversation before it has is a duplicate of that one,
+  named by its location, as a read from the beginning would find. Otherwise (the source
+  changed before it, another layout, a job cut to its first `--limit` records) the read
+  starts at the beginning.
 """
 
 from __future__ import annotations
@@ -38,7 +49,7 @@ from collections.abc import Iterator
 
 from migrate.jobs.models import CountCallback
 from migrate.plan.model import ConversationPlan
-from migrate.plan.pipeline import PlanOutcome, Unplanned
+from migrate.plan.pipeline import MarkOf, PlanOutcome, Unplanned, id_key, marks_by_seq
 from migrate.state.records import ConversationRow
 from migrate.state.store import StateStore
 from migrate.transform.findings import ErrorRecord
@@ -49,7 +60,14 @@ logger = logging.getLogger(__name__)
 class SourceCheck:
     """Compares the re-read source with the stored conversations, chunk by chunk."""
 
-    def __init__(self, store: StateStore, *, progress: CountCallback | None = None) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        *,
+        progress: CountCallback | None = None,
+        first: int = 0,
+        marks: MarkOf | None = None,
+    ) -> None:
         self.store = store
         self.outcomes: Iterator[PlanOutcome] = iter(())
         """The re-read source, planned with `skip=self.skips` (set before `start`)."""
@@ -57,12 +75,38 @@ class SourceCheck:
         self.stored = store.known_count()
         self.next_seq = self.stored
         """The `seq` a record new to the job takes."""
-        self.checked = 0
+        self.first = first
+        """The first stored conversation the read reaches: the source's read starts at its
+        record (`JsonFilesSource.start_at`); all before it are migrated, and not compared."""
+        self.checked = first
         self.migrated_changed = 0
-        self._rows = (row for row, _ in store.iter_conversations())
+        self._marks = marks
+        self._in_step = True
+        """Every record so far matched the stored conversation next in line (or was new after
+        them all): only then does a record's mark tell that what is before it is stored."""
+        self._rows = (row for row, _ in store.iter_conversations(start=first))
         self._row: ConversationRow | None = None
         self._started = False
         self._gone: dict[str, int] = {}
+        self._ids_before: set[bytes] | None = None
+        """The source ids before `first` (digests), read once, when first needed."""
+
+    def earlier(self, source_id: str) -> str | None:
+        """Where a conversation before `first` with this source id was read (the read does
+        not reach those records, so its own look for duplicate ids cannot see them)."""
+        if self.first == 0:
+            return None
+        if self._ids_before is None:
+            self._ids_before = {id_key(known) for known in self.store.source_ids_below(self.first)}
+        if id_key(source_id) not in self._ids_before:
+            return None
+        return self.store.first_location_before(source_id, self.first)
+
+    def mark(self, location: str) -> str | None:
+        """The source mark of the record read at `location`, while the read is in step with
+        the stored conversations (a mark is kept only where every record before it is one)."""
+        found = None if self._marks is None else self._marks(location)
+        return found if self._in_step else None
 
     @property
     def done(self) -> bool:
@@ -101,13 +145,14 @@ class SourceCheck:
                 break
             outcome = next(self.outcomes, None)
             if outcome is None:
+                self._in_step = False
                 while self._row is not None:
                     self._gone_row(self._row)
                     self._advance()
                 break
             self._match(outcome, new)
         if new:
-            self.store.add_outcomes(new)
+            self.store.add_outcomes(new, marks_by_seq(self.mark, new))
         self.store.update_job(checked_below=self.bound)
         if self.progress is not None:
             self.progress(self.checked, max(self.stored, self.checked))
@@ -129,6 +174,7 @@ class SourceCheck:
             if seq is None:
                 yield outcome
             else:
+                self._in_step = False
                 self._compare(self.store.conversation(seq), outcome)
 
     # --- matching ------------------------------------------------------------------------------
@@ -145,6 +191,7 @@ class SourceCheck:
             self._compare(row, outcome)
             self._advance()
             return
+        self._in_step = False
         if source_id is not None:
             seq = self.store.first_seq_with(source_id, at_least=row.seq)
             if seq is not None:
@@ -172,7 +219,7 @@ class SourceCheck:
                 self.store.reset_for_retry(row.seq)
             return
         if row.conversation_id is None:
-            self.store.replace_outcome(row.seq, outcome)
+            self.store.replace_outcome(row.seq, outcome, self.mark(outcome.location))
         elif row.status == "in_progress":
             self._fail(row, "source_changed", "changed in the source")
         elif row.status == "migrated":

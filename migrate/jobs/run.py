@@ -18,11 +18,13 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from adapters import Source
 from migrate.config import JobConfig
 from migrate.errors import ConfigError, StateWriteError
 from migrate.jobs.delta import sync_outcomes, take_subset
@@ -44,13 +46,21 @@ from migrate.jobs.processes import check_processes
 from migrate.jobs.progress import _Listener
 from migrate.jobs.record import holds_job, record_job
 from migrate.jobs.resume import SourceCheck, retry_all_failures, retry_transient_failures
-from migrate.plan.pipeline import PlanOutcome, iterate_plans, open_configured_source
+from migrate.plan.pipeline import (
+    PlanOutcome,
+    iterate_plans,
+    open_configured_source,
+    source_marks,
+    start_read_at,
+)
 from migrate.replay.options import CrashHook, ReplayOptions
 from migrate.replay.target import TargetConfig, describe_target, preflight, validate_target
 from migrate.replay.workers import forget_gone_workers
 from migrate.reporting.collect import sampler
 from migrate.state.records import JobRecord
 from migrate.state.store import StateStore
+
+logger = logging.getLogger(__name__)
 
 
 def run_job(
@@ -122,7 +132,7 @@ def start_job(
             listener,
             stop,
             crash_hook,
-            planner=_Planner(store, outcomes, first_seq=0),
+            planner=_Planner(store, outcomes, first_seq=0, marks=source_marks(source)),
             processes=config.processes,
         )
     finally:
@@ -206,12 +216,23 @@ def _resume(
                 exc.message = f"cannot re-read the source to check it: {exc.message}"
                 exc.hint = "use --no-source-check to replay the stored plans as they are"
                 raise
-            check = SourceCheck(store, progress=check_progress)
+            check = SourceCheck(
+                store,
+                progress=check_progress,
+                first=_read_start(store, job, source),
+                marks=source_marks(source),
+            )
             observe = sampler(config.job.job_dir)
             check.outcomes = _job_outcomes(
                 store,
                 job,
-                iterate_plans(source, job_config.policy, observe=observe, skip=check.skips),
+                iterate_plans(
+                    source,
+                    job_config.policy,
+                    observe=observe,
+                    skip=check.skips,
+                    earlier=check.earlier,
+                ),
             )
             check.start()
             planner = _Planner(store, check.outcomes, first_seq=check.next_seq, check=check)
@@ -237,6 +258,27 @@ def _resume(
         )
     finally:
         store.close()
+
+
+def _read_start(store: StateStore, job: JobRecord, source: Source) -> int:
+    """The first stored conversation `resume`'s read of the source reaches: the first one not
+    migrated, when the source can start a read at its record and is unchanged before it (all
+    before it are migrated, so reading them would change nothing); else 0, the beginning.
+    Not for a job cut to its first `--limit` records (the cut counts from the beginning)."""
+    start = store.read_start()
+    if start is None or Subset.model_validate(job.config.get("subset") or {}).limit is not None:
+        return 0
+    first, mark = start
+    if first == 0 or mark is None or not start_read_at(source, mark):
+        return 0
+    logger.info(
+        "the source check starts at conversation %d: the %d before it are migrated and the "
+        "source is unchanged up to there",
+        first,
+        first,
+        extra={"event": "source_check_start", "seq": first},
+    )
+    return first
 
 
 def work_on_job(

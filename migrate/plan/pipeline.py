@@ -7,7 +7,7 @@ hands it to the replayer. A plan with no items means the conversation is skipped
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -93,6 +93,32 @@ def read_total(source: Source, config: SourceConfig) -> ReadTotal:
     return ReadTotal(None)
 
 
+MarkOf = Callable[[str], str | None]
+"""Where the record read at a location starts in the source (None: the source cannot say)."""
+
+
+def source_marks(source: Source) -> MarkOf | None:
+    """How to learn where each record of `source` starts, if its reader can start a read
+    there (`JsonFilesSource.mark`)."""
+    return source.mark if isinstance(source, JsonFilesSource) else None
+
+
+def start_read_at(source: Source, mark: str) -> bool:
+    """Make the next read of `source` start at `mark`; False if it cannot (the source changed
+    before it, or its reader cannot start inside it): the read starts at the beginning."""
+    return isinstance(source, JsonFilesSource) and source.start_at(mark)
+
+
+def marks_by_seq(
+    mark_of: MarkOf | None, numbered: Sequence[tuple[int, PlanOutcome]]
+) -> dict[int, str]:
+    """The marks of numbered outcomes just read (for `StateStore.add_outcomes`)."""
+    if mark_of is None:
+        return {}
+    found = ((seq, mark_of(outcome.location)) for seq, outcome in numbered)
+    return {seq: mark for seq, mark in found if mark is not None}
+
+
 def expected_conversations(
     config: SourceConfig, *, limit: int | None = None, ids: int | None = None
 ) -> int | None:
@@ -151,19 +177,33 @@ def iterate_plans(
     *,
     observe: Observer | None = None,
     skip: Callable[[str], bool] | None = None,
+    earlier: Callable[[str], str | None] | None = None,
 ) -> Iterator[PlanOutcome]:
     """Yield one plan (or one error) per source record, in source order.
 
     A conversation whose source id an earlier one of the job had is handled by
     `policy.duplicate_source_id`, and its finding names both copies' locations. The ids seen
-    are kept as 16-byte digests with where the first copy was (`FirstCopies`). A conversation
-    whose id `skip` accepts is not transformed: it comes out as `Unplanned` (and is not
-    observed); a JSON reader does not even decode its messages (`read_source`). `skip` is asked
-    only for an id's first record, as that record is reached.
+    are kept as 16-byte digests with where the first copy was (`FirstCopies`); for a read that
+    starts after the source's first records (`JsonFilesSource.start_at`), `earlier` tells where
+    an id's copy among those records is (None: it has none). A conversation whose id `skip`
+    accepts is not transformed: it comes out as `Unplanned` (and is not observed); a JSON
+    reader does not even decode its messages (`read_source`). `skip` is asked only for an id's
+    first record, as that record is reached.
     """
     first_seen = FirstCopies()
+    asked: list[str] = []  # the last id `earlier` found no copy of (asked once a record)
+
+    def note_earlier(source_id: str) -> None:
+        if earlier is None or source_id in first_seen or asked == [source_id]:
+            return
+        location = earlier(source_id)
+        if location is None:
+            asked[:] = [source_id]
+        else:
+            first_seen.first_location(source_id, location)
 
     def first_and_skipped(source_id: str) -> bool:
+        note_earlier(source_id)
         return source_id not in first_seen and skip is not None and skip(source_id)
 
     for record in read_source(source, skip=None if skip is None else first_and_skipped):
@@ -181,6 +221,7 @@ def iterate_plans(
                 conversation_id=record.conversation_id,
             )
         else:
+            note_earlier(record.id)
             first_location = first_seen.first_location(record.id, record.location)
             if first_location is not None:
                 outcome = _duplicate(record, first_location, policy)
@@ -209,11 +250,11 @@ class FirstCopies:
         self._head_list: list[str] = []
 
     def __contains__(self, source_id: object) -> bool:
-        return isinstance(source_id, str) and _id_key(source_id) in self._seen
+        return isinstance(source_id, str) and id_key(source_id) in self._seen
 
     def first_location(self, source_id: str, location: str) -> str | None:
         """Where `source_id` was first read, or None (and `location` remembered) if it was not."""
-        key = _id_key(source_id)
+        key = id_key(source_id)
         seen = self._seen.get(key)
         if seen is not None:
             return self._head_list[seen[0]] + seen[1]
@@ -227,7 +268,8 @@ class FirstCopies:
         return None
 
 
-def _id_key(source_id: str) -> bytes:
+def id_key(source_id: str) -> bytes:
+    """A source id as the 16-byte digest `FirstCopies` keeps."""
     return hashlib.blake2b(source_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 

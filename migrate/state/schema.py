@@ -15,7 +15,10 @@ Tables:
   conversation's last write whose outcome is unknown was recorded (it is neither reconciled
   before the settle time has passed since, nor migrated before its audit); what the report
   shows of the plan, stored with it so that the report never reads plans back: `tokens`,
-  `tokens_estimated`, and a Responses chain's `first_response_id` and `leaf_response_id`.
+  `tokens_estimated`, and a Responses chain's `first_response_id` and `leaf_response_id`;
+  `source_mark`, where the record starts in the source when the reader can start a read there
+  (`JsonFilesSource.mark`: a JSON Lines file's line, byte offset and a digest of the bytes
+  before it), so that `resume` reads on from the first conversation not migrated.
 - `findings`: the plan's findings, one row each (`number` in the plan's order), written in the
   transaction that stores the plan: the report streams them from here.
 - `items`: one row per landed item: source conversation id, position, source item id, new id
@@ -71,7 +74,7 @@ from sqlalchemy.types import TypeDecorator
 
 from migrate.state.plan_facts import PlanFacts, fact_columns, finding_rows
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 Status = Literal["pending", "in_progress", "migrated", "failed", "skipped"]
 FINAL_STATUSES: tuple[Status, ...] = ("migrated", "failed", "skipped")
@@ -168,6 +171,7 @@ conversations = Table(
     Column("tokens_estimated", Boolean, nullable=False, default=False),
     Column("first_response_id", String(512)),
     Column("leaf_response_id", String(512)),
+    Column("source_mark", String(128)),
     Index("ix_conversations_status", "status"),
     Index("ix_conversations_source_id", "source_id"),
     # Claims walk the pending rows in source order without sorting the whole table.
@@ -411,6 +415,12 @@ def _upgrade_to_findings(conn: Connection) -> None:
         after = plans[-1][0]
 
 
+def _upgrade_to_source_marks(conn: Connection) -> None:
+    """Version 9 -> 10: where each record starts in the source (rows stored before have none:
+    a resume of such a job reads its source from the beginning)."""
+    conn.exec_driver_sql("ALTER TABLE conversations ADD COLUMN source_mark VARCHAR(128)")
+
+
 Upgrade = Callable[[Connection], None]
 UPGRADES: dict[int, Upgrade] = {
     1: _upgrade_to_workers,
@@ -421,5 +431,6 @@ UPGRADES: dict[int, Upgrade] = {
     6: _upgrade_to_audit,
     7: _upgrade_to_double_timestamps,
     8: _upgrade_to_findings,
+    9: _upgrade_to_source_marks,
 }
 """`UPGRADES[n]` moves a store at version `n` to version `n + 1`, inside one transaction."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -27,6 +27,7 @@ from sqlalchemy import (
     func,
     insert,
     inspect,
+    or_,
     select,
     update,
 )
@@ -172,12 +173,21 @@ class StateStore(Journal, Leases, ReportReads):
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(conversations)).scalar_one())
 
-    def add_outcomes(self, outcomes: Sequence[tuple[int, ConversationPlan | ErrorRecord]]) -> None:
-        """Record newly planned conversations (pending, skipped or failed), in one transaction."""
+    def add_outcomes(
+        self,
+        outcomes: Sequence[tuple[int, ConversationPlan | ErrorRecord]],
+        marks: Mapping[int, str] | None = None,
+    ) -> None:
+        """Record newly planned conversations (pending, skipped or failed), in one transaction,
+        with where each starts in the source (`marks` by `seq`, when the source can tell)."""
         if not outcomes:
             return
         now = time.time()
-        rows = [outcome_values(seq, outcome, now) for seq, outcome in outcomes]
+        marks = marks or {}
+        rows = [
+            outcome_values(seq, outcome, now) | {"source_mark": marks.get(seq)}
+            for seq, outcome in outcomes
+        ]
         found = [
             row
             for seq, outcome in outcomes
@@ -192,9 +202,12 @@ class StateStore(Journal, Leases, ReportReads):
             if isinstance(outcome, ConversationPlan) and outcome.items:
                 self.recent_plans.remember(seq, outcome)
 
-    def replace_outcome(self, seq: int, outcome: ConversationPlan | ErrorRecord) -> None:
-        """Replace the plan of a conversation nothing was sent for yet (the source changed)."""
-        values = outcome_values(seq, outcome, time.time())
+    def replace_outcome(
+        self, seq: int, outcome: ConversationPlan | ErrorRecord, mark: str | None = None
+    ) -> None:
+        """Replace the plan of a conversation nothing was sent for yet (the source changed),
+        and where it starts in the source (None: not known)."""
+        values = outcome_values(seq, outcome, time.time()) | {"source_mark": mark}
         counters = ("seq", "calls", "retries", "reconciliations", "possible_orphans", "repairs")
         for counter in (*counters, "orphans_with_items", "unread_items"):
             values.pop(counter)
@@ -231,6 +244,46 @@ class StateStore(Journal, Leases, ReportReads):
         with self.engine.connect() as conn:
             found = conn.execute(query).scalar()
         return None if found is None else int(found)
+
+    def first_location_before(self, source_id: str, before: int) -> str | None:
+        """Where the first conversation below `seq` `before` with this source id was read
+        (an index look), or None if there is none."""
+        c = conversations.c
+        query = (
+            select(c.location)
+            .where(c.source_id == source_id, c.seq < before)
+            .order_by(c.seq)
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            found = conn.execute(query).scalar()
+        return None if found is None else str(found)
+
+    def source_ids_below(self, below: int) -> Iterator[str]:
+        """The source ids of the conversations below `seq` `below` (read from the source id
+        index alone, in one pass)."""
+        c = conversations.c
+        query = select(c.source_id, c.seq).where(c.source_id.is_not(None))
+        with self.engine.connect() as conn:
+            for source_id, seq in conn.execute(query):
+                if seq < below:
+                    yield str(source_id)
+
+    def read_start(self) -> tuple[int, str | None] | None:
+        """Where a resume's read of the source can start: the first conversation not migrated
+        (else the last one) and its source mark (None: not known); None for no conversations.
+
+        Every conversation before it is migrated."""
+        c = conversations.c
+        unfinished = or_(c.status != "migrated", c.conversation_id.is_(None))
+        with self.engine.connect() as conn:
+            seq = conn.execute(select(func.min(c.seq)).where(unfinished)).scalar()
+            if seq is None:
+                seq = conn.execute(select(func.max(c.seq))).scalar()
+            if seq is None:
+                return None
+            mark = conn.execute(select(c.source_mark).where(c.seq == seq)).scalar()
+        return int(seq), None if mark is None else str(mark)
 
     def reset_for_retry(self, seq: int) -> None:
         """Put a failed conversation back in line (free: the worker that failed it is gone)."""
@@ -456,7 +509,8 @@ _OPEN_CREATES_ALL = (
 _ROW_COLUMNS = [
     (column + _OPEN_CREATES).label(column.name) if column.name == "possible_orphans" else column
     for column in conversations.c
-    if column.name not in ("plan", "claimed_by", "claimed_at", "updated_at", "lease_until")
+    if column.name
+    not in ("plan", "claimed_by", "claimed_at", "updated_at", "lease_until", "source_mark")
 ]
 
 

@@ -112,12 +112,13 @@ def test_a_version_7_store_gets_its_findings_from_its_stored_plans_once(
     with store.engine.begin() as conn:
         conn.execute(text("DROP TABLE findings"))
         conn.execute(text("DROP TABLE report_progress"))
-        for column in ("tokens", "tokens_estimated", "first_response_id", "leaf_response_id"):
+        dropped = ("tokens", "tokens_estimated", "first_response_id", "leaf_response_id")
+        for column in (*dropped, "source_mark"):
             conn.execute(text(f"ALTER TABLE conversations DROP COLUMN {column}"))
         conn.execute(text("UPDATE schema_version SET version = 7"))
     store.close()
     store = StateStore.from_url(url)
-    assert store.schema_version() == state.SCHEMA_VERSION == 9
+    assert store.schema_version() == state.SCHEMA_VERSION == 10
     assert stored_findings(store) == expected
     assert [store.conversation(n) for n in (0, 1, 2, len(plans))] == expected_rows
     assert store.report_progress() is None

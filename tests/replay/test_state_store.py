@@ -153,7 +153,7 @@ def test_a_version_4_store_gains_unread_item_ids_and_orphans_with_items(
         )
     store.close()
     store = StateStore.from_url(url)
-    assert store.schema_version() == state.SCHEMA_VERSION == 9
+    assert store.schema_version() == state.SCHEMA_VERSION == 10
     # The rows of version 4 are kept; the new counters start at 0, the check has no bound.
     assert store.job().checked_below is None
     assert store.item_ids(0) == {0: "msg_kept"}
@@ -177,8 +177,30 @@ def test_a_version_4_store_gains_unread_item_ids_and_orphans_with_items(
     store.close()
 
 
+def _drop_source_marks(conn: Connection) -> None:
+    """What version 10 added: where each record starts in the source."""
+    conn.execute(text("ALTER TABLE conversations DROP COLUMN source_mark"))
+
+
+def test_a_version_9_store_gains_source_marks_and_its_rows_have_none(tmp_path: Path) -> None:
+    store = new_store(tmp_path)
+    store.add_outcomes([(n, plan_of(f"c{n}", 2)) for n in range(2)], {0: "jsonl:1:0:00", 1: "x"})
+    assert store.read_start() == (0, "jsonl:1:0:00")
+    with store.engine.begin() as conn:
+        _drop_source_marks(conn)
+        conn.execute(text("UPDATE schema_version SET version = 9"))
+    store.close()
+    store = StateStore.from_url(f"sqlite:///{tmp_path / 'state.db'}")
+    assert store.schema_version() == state.SCHEMA_VERSION == 10
+    # No mark: a resume of this job reads its source from the beginning.
+    assert store.read_start() == (0, None)
+    store.close()
+
+
 def _drop_report_facts(conn: Connection) -> None:
-    """What version 9 added: the findings and report progress tables, the plan's figures."""
+    """What version 9 added (and everything after): the findings and report progress tables,
+    the plan's figures."""
+    _drop_source_marks(conn)
     conn.execute(text("DROP TABLE findings"))
     conn.execute(text("DROP TABLE report_progress"))
     for column in ("tokens", "tokens_estimated", "first_response_id", "leaf_response_id"):
@@ -219,7 +241,7 @@ def test_a_version_7_store_on_mariadb_gets_double_timestamps(
         conn.execute(text("UPDATE schema_version SET version = 7"))
     store.close()
     store = StateStore.from_url(url)
-    assert store.schema_version() == state.SCHEMA_VERSION == 9
+    assert store.schema_version() == state.SCHEMA_VERSION == 10
     if engine == "mariadb":
         with store.engine.connect() as conn:
             types: dict[str, str] = dict(
