@@ -26,7 +26,7 @@ import httpx2
 import openai
 from openai import AsyncOpenAI
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
 
 from adapters.azure import AzureAuth, split_url
 from migrate.errors import (
@@ -391,7 +391,7 @@ class Target:
         finally:
             self.limiter.release(headers, served=served)
         try:
-            parsed = response.json()
+            parsed = from_json(response.content)
         except ValueError as exc:
             raise CallAmbiguous(f"{method.upper()} {path}: the target answered non-JSON") from exc
         if not isinstance(parsed, dict):
