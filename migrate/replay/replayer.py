@@ -233,8 +233,11 @@ class Replayer(Creator):
             await self._update_metadata(seq, plan, conversation_id, budget, fresh=fresh)
         total = len(plan.items)
         ends = _batch_ends(plan)
-        # An audit's append left in doubt is finished by whoever takes the conversation next.
-        repairing = audit or (landed < total and self.store.repair_start(seq) is not None)
+        # An audit's append left in doubt is finished by whoever takes the conversation next
+        # (a fresh one was never audited).
+        repairing = audit or (
+            landed < total and not fresh and self.store.repair_start(seq) is not None
+        )
         while landed < total:
             self._check_stop()
             end = next(e for e in ends if e > landed)

@@ -35,7 +35,7 @@ class Journal(StoreBase):
         that lands items moves a pending conversation to in progress: a rollback's or an
         audit's deletion leaves the status as it is (`verify --repair` of a migrated one)."""
         now = time.time()
-        with self.engine.begin() as conn:
+        with self.statements.transaction() as conn:
             if kind not in ("delete", "delete_item"):
                 self._hot_update(conn, "intent", seq, {"b_now": now}, _started_values)
             statement = self.statements.get("intent", self._intent_insert)
@@ -58,7 +58,7 @@ class Journal(StoreBase):
     def record_created(self, seq: int, intent_id: int, conversation_id: str) -> None:
         """The conversation exists: its id and the outcome in one transaction."""
         now = time.time()
-        with self.engine.begin() as conn:
+        with self.statements.transaction() as conn:
             self._hot_update(
                 conn, "created", seq, {"b_now": now, "b_cid": conversation_id}, _created_values
             )
@@ -145,7 +145,7 @@ class Journal(StoreBase):
         those positions are filled in, not landed again.
         """
         now = time.time()
-        with self.engine.begin() as conn:
+        with self.statements.transaction() as conn:
             if reconciled and landed:
                 unread = {
                     int(position)
