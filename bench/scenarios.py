@@ -1,9 +1,10 @@
-"""The benchmark scenarios: calls, throughput, rate-limit use, faults, planning memory and speed.
+"""The benchmark scenarios: calls, throughput, rate-limit use, faults, planning, disk, scale.
 
 Every scenario generates its own seeded data under a work directory, runs the server (when it
 needs one) as a `migrate serve` child process and each measured workload in another child
-process (`bench.child`), and returns `Result`s whose ratios compare with a reference measured in
-the same run or with what the protocol allows.
+process (`bench.child`; `bench.scale_store` for the state store at scale), and returns
+`Result`s whose ratios compare with a reference measured in the same run or with what the
+protocol allows.
 
 It is one module over 500 lines because it is one thing: the table of scenarios (`SCENARIOS`),
 each a function of the same shape that `bench.run` calls by name.
@@ -81,6 +82,10 @@ class Scale(BaseModel):
     storm_messages: int
     storm_drain_seconds: float
     """Seconds another client drains the rate limit from the storm job's first request on."""
+    store_sizes: tuple[int, ...]
+    """Conversations of the jobs whose state store is measured at scale, smallest first."""
+    store_rounds: int
+    """Rounds of 25 runs of each timed statement of those jobs, half a second apart."""
 
 
 SCALES: dict[str, Scale] = {
@@ -100,6 +105,8 @@ SCALES: dict[str, Scale] = {
         storm_conversations=12,
         storm_messages=40,
         storm_drain_seconds=2.0,
+        store_sizes=(400, 800, 1_600),
+        store_rounds=2,
     ),
     "quick": Scale(
         name="quick",
@@ -117,6 +124,8 @@ SCALES: dict[str, Scale] = {
         storm_conversations=150,
         storm_messages=60,
         storm_drain_seconds=10.0,
+        store_sizes=(3_000, 10_000, 30_000),
+        store_rounds=10,
     ),
     "full": Scale(
         name="full",
@@ -134,6 +143,8 @@ SCALES: dict[str, Scale] = {
         storm_conversations=150,
         storm_messages=100,
         storm_drain_seconds=20.0,
+        store_sizes=(30_000, 100_000, 300_000),
+        store_rounds=10,
     ),
 }
 
@@ -904,6 +915,92 @@ def _size(path: Path) -> int:
     return path.stat().st_size
 
 
+# --- 7. the state store at scale ---------------------------------------------------------------
+
+STORE_FLAT = 1.3
+"""How much a figure per call or per conversation may grow from the smallest job to the largest."""
+STORE_REPORT_SECONDS = 10.0
+STORE_FIGURES = (
+    ("journal_cpu_ms_per_call", "journal CPU per call", "ms"),
+    ("renewal_min_ms", "lease renewal, 32 claims, fastest run", "ms"),
+    ("claim_min_ms", "claim of 32, fastest run", "ms"),
+    ("planner_look_min_ms", "planner's bounded look, fastest run", "ms"),
+    ("job_dir_gb_per_million", "job directory per million conversations", "GB"),
+    ("state_db_gb_per_million", "state.db per million conversations", "GB"),
+)
+
+
+def state_store(scale: Scale, workdir: Path, *, seed: int) -> list[Result]:
+    """The state store's per-call and periodic costs and size at three job sizes, each job
+    half landed (`bench.scale_store`, a fresh process per size), against the smallest; and
+    the end of the largest job's report."""
+    del seed  # the jobs are built from fixed plans
+    measured = [_scale_store_child(size, scale.store_rounds, workdir) for size in scale.store_sizes]
+    smallest, largest = measured[0], measured[-1]
+    sizes = [figures["conversations"] for figures in measured]
+    results = []
+    for key, name, unit in STORE_FIGURES:
+        ratios = [figures[key] / smallest[key] for figures in measured]
+        results.append(
+            Result(
+                scenario="scale",
+                name=f"{name}, {sizes[-1]:,} conversations",
+                value=largest[key],
+                unit=unit,
+                ratio=ratios[-1],
+                reference=f"the job of {sizes[0]:,} conversations",
+                target=f"every size <= {STORE_FLAT}x the smallest",
+                met=max(ratios) <= STORE_FLAT,
+                detail={
+                    "sizes": sizes,
+                    "values": [figures[key] for figures in measured],
+                    "ratios": ratios,
+                },
+            )
+        )
+    results.append(
+        Result(
+            scenario="scale",
+            name=f"end of the job's report, {sizes[-1]:,} conversations",
+            value=largest["report_s"],
+            unit="s",
+            ratio=ratio(largest["report_s"], smallest["report_s"]),
+            reference=f"the job of {sizes[0]:,} conversations",
+            target=f"< {STORE_REPORT_SECONDS:g} s",
+            met=largest["report_s"] < STORE_REPORT_SECONDS,
+            detail={"sizes": sizes, "measured": measured},
+        )
+    )
+    return results
+
+
+def _scale_store_child(conversations: int, rounds: int, workdir: Path) -> dict[str, Any]:
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "scale_store.py"),
+            "--conversations",
+            str(conversations),
+            "--rounds",
+            str(rounds),
+            "--json",
+            "--workdir",
+            str(workdir),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise BenchError(
+            f"scale_store at {conversations} exited with {completed.returncode}:\n"
+            + completed.stderr[-4000:]
+        )
+    figures: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return figures
+
+
 def storm(scale: Scale, workdir: Path, *, seed: int) -> list[Result]:
     """A 429 storm from another client of the account, then the job alone (`bench.storm`)."""
     from bench.storm import storm as run_storm  # bench.storm builds on this module
@@ -919,4 +1016,5 @@ SCENARIOS: dict[str, Callable[..., list[Result]]] = {
     "storm": storm,
     "planning": planning,
     "disk": disk,
+    "scale": state_store,
 }

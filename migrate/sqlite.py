@@ -30,4 +30,8 @@ def configure_sqlite(engine: Engine, *, immediate_only_for_writes: bool = False)
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         immediate = not immediate_only_for_writes or conn.get_execution_options().get("write")
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # Straight to the driver: this runs before every transaction, and SQLAlchemy's own
+        # execution path (events, result objects) would cost more than the statement.
+        conn.connection.dbapi_connection.execute(  # type: ignore[union-attr]
+            "BEGIN IMMEDIATE" if immediate else "BEGIN"
+        )

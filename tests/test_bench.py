@@ -53,6 +53,7 @@ def test_every_scenario_reports_without_errors(report: dict[str, Any]) -> None:
         "storm",
         "planning",
         "disk",
+        "scale",
     }
     assert report["scale"] == "tiny"
     assert report["machine"]["cpus"] >= 1
@@ -180,3 +181,21 @@ def test_disk_reports_every_file_of_the_job(report: dict[str, Any]) -> None:
     assert "items.csv" not in compressed
     assert compressed["items.csv.gz"] < files["items.csv"]
     assert packed["ratio"] < 1
+
+
+def test_scale_compares_every_size_with_the_smallest(report: dict[str, Any]) -> None:
+    results = _results(report, "scale")
+    *flat, end = results
+    assert len(flat) == 6 and end["unit"] == "s"
+    for result in flat:
+        detail = result["detail"]
+        assert detail["sizes"] == [400, 800, 1_600]
+        values = detail["values"]
+        assert all(value > 0 for value in values)
+        assert detail["ratios"] == pytest.approx([value / values[0] for value in values])
+        assert result["value"] == values[-1]
+        assert result["met"] == (max(detail["ratios"]) <= 1.3)
+    measured = end["detail"]["measured"]
+    assert [figures["conversations"] for figures in measured] == [400, 800, 1_600]
+    assert end["value"] == measured[-1]["report_s"]
+    assert end["met"] == (end["value"] < 10)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from migrate.errors import JobError, StateWriteError, files_written
+from migrate.jobs.heap import long_lived_heap
 from migrate.jobs.models import JobSummary, WorkConfig
 from migrate.jobs.planner import _Planner, plan_ahead
 from migrate.jobs.processes import WorkerProcesses
@@ -112,7 +113,8 @@ def _drive(
         try:
             if extra is not None:
                 extra.start()
-            asyncio.run(replay())
+            with long_lived_heap(planning=planner is not None):
+                asyncio.run(replay())
         except SimulatedCrash:
             end_workers(at_once=True)
             session.stop(crashed=True)

@@ -279,11 +279,14 @@ def _source_times(
 ) -> Iterator[tuple[int, list[float | None]]]:
     """(seq, each planned item's source timestamp) for the conversations `start <= seq < stop`,
     in source order: items have no timestamp in the API, so `items.csv` keeps the source's.
-    The stored plan is the one place that holds them; a plan that cannot be read leaves them
-    empty rather than failing the report."""
-    plans = store.iter_plans_as(_PlanTimes, start=start, stop=stop, unreadable_as_none=True)
-    for row, plan in plans:
-        yield row.seq, [] if plan is None else [item.source_created_at for item in plan.items]
+    The stored plan is the one place that holds them; only the plans of conversations with an
+    `item_timestamps_in_report` finding are read (the others have none), and a plan that cannot
+    be read leaves them empty rather than failing the report."""
+    findings = store.iter_findings(start, stop, code="item_timestamps_in_report")
+    for seq in sorted({seq for seq, _, _ in findings}):
+        plans = store.iter_plans_as(_PlanTimes, start=seq, stop=seq + 1, unreadable_as_none=True)
+        for row, plan in plans:
+            yield row.seq, [] if plan is None else [item.source_created_at for item in plan.items]
 
 
 def _finding_rows(store: StateStore) -> RowWriter:

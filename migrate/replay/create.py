@@ -19,7 +19,13 @@ from migrate.state.schema import IntentOutcome
 class Creator(Reconciler):
     """Creates conversations on the target, exactly once where the target can be searched."""
 
-    async def _create(self, seq: int, plan: ConversationPlan, budget: _Budget) -> str:
+    async def _create(
+        self, seq: int, plan: ConversationPlan, budget: _Budget, *, then_append: bool
+    ) -> tuple[str, int | None]:
+        """Create the empty conversation; returns its id and, with `then_append`, the intent of
+        its first append, written down with the create's outcome (None if a stop was asked
+        for or there is nothing to append)."""
+        first = _batch_ends(plan)[0] if then_append and plan.items else None
         while True:
             self._check_stop()
             intent = self.store.record_intent(seq, "create", start=0, count=0)
@@ -36,9 +42,14 @@ class Creator(Reconciler):
                 await self._back_off(error, budget)
                 continue
             self._crash_point("after_create_call", seq)
-            self.store.record_created(seq, intent, conversation_id)
+            append = self.store.record_created(
+                seq,
+                intent,
+                conversation_id,
+                next_intent=None if first is None or self.stop.is_set() else ("append", 0, first),
+            )
             self._crash_point("after_create_outcome", seq)
-            return conversation_id
+            return conversation_id, append
 
     # --- creating with the first batch (Azure; `create_with_items` elsewhere) ----------------
 

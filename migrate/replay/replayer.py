@@ -209,6 +209,7 @@ class Replayer(Creator):
         open_intents = [] if fresh else self.store.open_intents(seq)
         conversation_id = None if row is None else row.conversation_id
         in_doubt = self._in_doubt(seq, row, open_intents)
+        intent: int | None = None  # the next batch's, when the last outcome wrote it down
         if conversation_id is None and plan.append is not None:
             # Appending to a conversation an earlier job landed, and nothing sent for it yet.
             conversation_id = plan.append.conversation_id
@@ -219,7 +220,7 @@ class Replayer(Creator):
             conversation_id, landed = await self._create_findable(seq, plan, budget, open_intents)
         elif conversation_id is None:
             self._count_lost_creates(seq, open_intents)
-            conversation_id = await self._create(seq, plan, budget)
+            conversation_id, intent = await self._create(seq, plan, budget, then_append=fresh)
             landed = 0
         else:
             if in_doubt is not None:
@@ -233,14 +234,18 @@ class Replayer(Creator):
             await self._update_metadata(seq, plan, conversation_id, budget, fresh=fresh)
         total = len(plan.items)
         ends = _batch_ends(plan)
-        # An audit's append left in doubt is finished by whoever takes the conversation next.
-        repairing = audit or (landed < total and self.store.repair_start(seq) is not None)
+        # An audit's append left in doubt is finished by whoever takes the conversation next
+        # (a fresh one was never audited).
+        repairing = audit or (
+            landed < total and not fresh and self.store.repair_start(seq) is not None
+        )
+        kind: IntentKind = "append_missing" if repairing else "append"
         while landed < total:
-            self._check_stop()
             end = next(e for e in ends if e > landed)
             batch = plan.items[landed:end]
-            kind: IntentKind = "append_missing" if repairing else "append"
-            intent = self.store.record_intent(seq, kind, start=landed, count=len(batch))
+            if intent is None:
+                self._check_stop()
+                intent = self.store.record_intent(seq, kind, start=landed, count=len(batch))
             self._crash_point("after_append_intent", seq)
             try:
                 created = await self.target.create_items(
@@ -250,9 +255,13 @@ class Replayer(Creator):
                 landed, in_doubt = await self._after_failed_append(
                     seq, plan, conversation_id, intent, error, budget, landed, in_doubt
                 )
+                intent = None
                 continue
             self._crash_point("after_append_call", seq)
-            self.store.record_appended(
+            # The outcome and the next batch's intent go in one transaction (nothing is sent
+            # between them), unless a stop was asked for: then nothing more is written down.
+            following = next((e for e in ends if e > end), None)
+            intent = self.store.record_appended(
                 seq,
                 intent,
                 landed=[
@@ -262,6 +271,11 @@ class Replayer(Creator):
                 source_conversation_id=plan.source_id,
                 migrated=end == total and in_doubt is None,
                 repairs=len(batch) if repairing else 0,
+                next_intent=(
+                    None
+                    if following is None or self.stop.is_set()
+                    else (kind, end, following - end)
+                ),
             )
             self._crash_point("after_append_outcome", seq)
             self._items_landed(len(batch))

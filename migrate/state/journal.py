@@ -35,34 +35,58 @@ class Journal(StoreBase):
         that lands items moves a pending conversation to in progress: a rollback's or an
         audit's deletion leaves the status as it is (`verify --repair` of a migrated one)."""
         now = time.time()
-        with self.engine.begin() as conn:
+        with self.statements.transaction() as conn:
             if kind not in ("delete", "delete_item"):
                 self._hot_update(conn, "intent", seq, {"b_now": now}, _started_values)
-            statement = self.statements.get("intent", self._intent_insert)
-            cursor = statement.execute(
-                conn,
-                {
-                    "b_seq": seq,
-                    "b_kind": kind,
-                    "b_start": start,
-                    "b_count": count,
-                    "b_now": now,
-                    "b_item": item_id,
-                },
-            )
-            returned = cursor.fetchone() if self.engine.dialect.insert_returning else None
-            intent_id = int(returned[0]) if returned is not None else int(cursor.lastrowid)
-            cursor.close()
-            return intent_id
+            return self._insert_intent(conn, seq, kind, start, count, item_id, now)
 
-    def record_created(self, seq: int, intent_id: int, conversation_id: str) -> None:
-        """The conversation exists: its id and the outcome in one transaction."""
+    def _insert_intent(
+        self,
+        conn: Connection,
+        seq: int,
+        kind: IntentKind,
+        start: int,
+        count: int,
+        item_id: str | None,
+        now: float,
+    ) -> int:
+        statement = self.statements.get("intent", self._intent_insert)
+        cursor = statement.execute(
+            conn,
+            {
+                "b_seq": seq,
+                "b_kind": kind,
+                "b_start": start,
+                "b_count": count,
+                "b_now": now,
+                "b_item": item_id,
+            },
+        )
+        returned = cursor.fetchone() if self.engine.dialect.insert_returning else None
+        intent_id = int(returned[0]) if returned is not None else int(cursor.lastrowid)
+        cursor.close()
+        return intent_id
+
+    def record_created(
+        self,
+        seq: int,
+        intent_id: int,
+        conversation_id: str,
+        *,
+        next_intent: tuple[IntentKind, int, int] | None = None,
+    ) -> int | None:
+        """The conversation exists: its id and the outcome in one transaction, with the intent
+        of its first append if `next_intent` (kind, start, count) is given (its id returned)."""
         now = time.time()
-        with self.engine.begin() as conn:
+        with self.statements.transaction() as conn:
             self._hot_update(
                 conn, "created", seq, {"b_now": now, "b_cid": conversation_id}, _created_values
             )
             self._hot_resolve(conn, intent_id, "applied", now)
+            if next_intent is None:
+                return None
+            kind, start, count = next_intent
+            return self._insert_intent(conn, seq, kind, start, count, None, now)
 
     def record_created_with_items(
         self,
@@ -137,15 +161,18 @@ class Journal(StoreBase):
         calls: int = 1,
         reconciled: bool = False,
         repairs: int = 0,
-    ) -> None:
+        next_intent: tuple[IntentKind, int, int] | None = None,
+    ) -> int | None:
         """Items landed (`(position, source item id, new item id)`): rows, counts, outcome.
 
         `migrated` ends the conversation (and its audit); `repairs` counts items an audit
         appended. A reconciliation's listing also reads the ids of items recorded unread:
-        those positions are filled in, not landed again.
+        those positions are filled in, not landed again. `next_intent` (kind, start, count)
+        writes down the conversation's next append in the same transaction, since nothing is
+        sent between the two; its id is returned.
         """
         now = time.time()
-        with self.engine.begin() as conn:
+        with self.statements.transaction() as conn:
             if reconciled and landed:
                 unread = {
                     int(position)
@@ -168,6 +195,10 @@ class Journal(StoreBase):
             if intent_id is not None:
                 self._hot_resolve(conn, intent_id, outcome, now)
             self._insert_items(conn, seq, source_conversation_id, landed)
+            if next_intent is None:
+                return None
+            kind, start, count = next_intent
+            return self._insert_intent(conn, seq, kind, start, count, None, now)
 
     def _insert_items(
         self,

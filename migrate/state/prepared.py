@@ -4,8 +4,9 @@ The replay protocol writes a few small statements per API call. Built as SQLAlch
 statements each time, most of their cost is building the statement and its cache key, not
 the database; here each is built and compiled once (for the engine's dialect, with named
 bind parameters) and then executed with the DBAPI cursor of the connection SQLAlchemy holds,
-inside the transaction `engine.begin()` opened. So transactions, `BEGIN IMMEDIATE` on SQLite
-and the connection pool stay SQLAlchemy's; only statement construction is skipped.
+inside a SQLAlchemy transaction (`BEGIN IMMEDIATE` on SQLite). The journal's transactions run
+on a connection each thread holds open (`PreparedStatements.transaction`), checked out of the
+pool once rather than twice per API call.
 
 Only statements without expanding parameters (`IN` lists) and with plain values (no type
 that processes its bind values) belong here.
@@ -13,7 +14,9 @@ that processes its bind values) belong here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -62,11 +65,35 @@ class Prepared:
 
 
 class PreparedStatements:
-    """The prepared statements of one engine, compiled on first use, by key."""
+    """The prepared statements of one engine, compiled on first use, by key, and the
+    connections their transactions run on."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._prepared: dict[Any, Prepared] = {}
+        self._local = threading.local()
+        self._held: list[Connection] = []
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A transaction on this thread's own connection, held open between transactions:
+        the replay protocol runs two per API call, and a checkout from the pool and its return
+        each time would cost more than the statements."""
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._local.conn = self.engine.connect()
+            with self._lock:
+                self._held.append(conn)
+        with conn.begin():
+            yield conn
+
+    def close(self) -> None:
+        """Give the held connections back (before the engine is disposed of)."""
+        with self._lock:
+            held, self._held = self._held, []
+        for conn in held:
+            conn.close()
 
     def get(self, key: Any, build: Callable[[], ClauseElement]) -> Prepared:
         prepared = self._prepared.get(key)

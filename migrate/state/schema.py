@@ -23,7 +23,8 @@ Tables:
   transaction that stores the plan: the report streams them from here.
 - `items`: one row per landed item: source conversation id, position, source item id, new id
   (NULL while unread: a create that carried the item answers without item ids, and the next
-  listing of the conversation, `migrate verify`'s at the latest, fills it in).
+  listing of the conversation, `migrate verify`'s at the latest, fills it in). On SQLite the
+  rows are kept in key order (`WITHOUT ROWID`), with no separate index of the key.
 - `intents`: one row per remote write, written before it is sent; its outcome after (an
   audit's deletion of a surplus item names the item; an audit's append of planned items
   missing at the end is an `append_missing`, so that what it lands counts as repairs).
@@ -74,7 +75,7 @@ from sqlalchemy.types import TypeDecorator
 
 from migrate.state.plan_facts import PlanFacts, fact_columns, finding_rows
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 Status = Literal["pending", "in_progress", "migrated", "failed", "skipped"]
 FINAL_STATUSES: tuple[Status, ...] = ("migrated", "failed", "skipped")
@@ -188,6 +189,7 @@ items = Table(
     Column("source_conversation_id", String(512)),
     Column("source_item_id", String(512)),
     Column("item_id", String(128)),
+    sqlite_with_rowid=False,
 )
 
 findings = Table(
@@ -415,8 +417,30 @@ def _upgrade_to_findings(conn: Connection) -> None:
         after = plans[-1][0]
 
 
+def _upgrade_to_clustered_items(conn: Connection) -> None:
+    """Version 9 -> 10: on SQLite the items table is kept in its key's order (`WITHOUT ROWID`):
+    one B-tree instead of a table and an index of its key, a tenth less of the store and of
+    each call's writes. Other databases keep the table as it is (InnoDB already keeps rows in
+    key order)."""
+    if conn.dialect.name != "sqlite":
+        return
+    conn.exec_driver_sql("ALTER TABLE items RENAME TO items_with_rowid")
+    conn.exec_driver_sql(
+        "CREATE TABLE items (seq INTEGER NOT NULL, position INTEGER NOT NULL, "
+        "source_conversation_id VARCHAR(512), source_item_id VARCHAR(512), "
+        "item_id VARCHAR(128), PRIMARY KEY (seq, position), "
+        "FOREIGN KEY(seq) REFERENCES conversations (seq)) WITHOUT ROWID"
+    )
+    conn.exec_driver_sql(
+        "INSERT INTO items (seq, position, source_conversation_id, source_item_id, item_id) "
+        "SELECT seq, position, source_conversation_id, source_item_id, item_id "
+        "FROM items_with_rowid"
+    )
+    conn.exec_driver_sql("DROP TABLE items_with_rowid")
+
+
 def _upgrade_to_source_marks(conn: Connection) -> None:
-    """Version 9 -> 10: where each record starts in the source (rows stored before have none:
+    """Version 10 -> 11: where each record starts in the source (rows stored before have none:
     a resume of such a job reads its source from the beginning)."""
     conn.exec_driver_sql("ALTER TABLE conversations ADD COLUMN source_mark VARCHAR(128)")
 
@@ -431,6 +455,7 @@ UPGRADES: dict[int, Upgrade] = {
     6: _upgrade_to_audit,
     7: _upgrade_to_double_timestamps,
     8: _upgrade_to_findings,
-    9: _upgrade_to_source_marks,
+    9: _upgrade_to_clustered_items,
+    10: _upgrade_to_source_marks,
 }
 """`UPGRADES[n]` moves a store at version `n` to version `n + 1`, inside one transaction."""

@@ -107,6 +107,8 @@ class StateStore(Journal, Leases, ReportReads):
         return store
 
     def close(self) -> None:
+        if self._statements is not None:
+            self._statements.close()
         self.engine.dispose()
 
     def _prepare(self, *, create: bool) -> None:

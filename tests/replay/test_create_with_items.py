@@ -231,16 +231,22 @@ def test_a_crash_around_a_create_with_items_then_resume_lands_everything_once(
     options: dict[str, Any] = {"server": {"flavour": flavour}}
     if flavour == "openai":
         options["create_with_items"] = True
-    with pytest.raises(SimulatedCrash):
+    with pytest.raises(SimulatedCrash) as crash:
         run_job(run_config(source, job_dir, **options), crash_hook=crash_at(point))
+    crashed = int(str(crash.value).rsplit("#", 1)[1].rstrip(")"))
     resume_job(ResumeConfig(job=JobRef(job_dir=job_dir)))
     summary = job_status(JobRef(job_dir=job_dir))
     # The resume kept creating with items (the conversations it started are still unread).
     assert summary.items.unread_ids > 0
     assert summary.possible_orphans == 0
-    if flavour == "azure" or point == "after_create_outcome":
+    orphans = int(read_csv(job_dir / "conversations.csv")[crashed]["possible_orphans_with_items"])
+    if flavour == "azure":
         assert summary.possible_orphans_with_items == 0
+    elif point == "after_create_outcome":
+        # Its create was recorded. (Another conversation's create, in flight at the crash,
+        # may be in doubt: that depends on timing, not on this point.)
+        assert orphans == 0
     else:
         # The create may have landed (it did, after the call) with an id nobody recorded.
-        assert summary.possible_orphans_with_items >= 1
+        assert orphans >= 1
     assert_exactly_once(job_dir, migrated=4)

@@ -118,7 +118,7 @@ def test_a_version_7_store_gets_its_findings_from_its_stored_plans_once(
         conn.execute(text("UPDATE schema_version SET version = 7"))
     store.close()
     store = StateStore.from_url(url)
-    assert store.schema_version() == state.SCHEMA_VERSION == 10
+    assert store.schema_version() == state.SCHEMA_VERSION == 11
     assert stored_findings(store) == expected
     assert [store.conversation(n) for n in (0, 1, 2, len(plans))] == expected_rows
     assert store.report_progress() is None

@@ -153,7 +153,7 @@ def test_a_version_4_store_gains_unread_item_ids_and_orphans_with_items(
         )
     store.close()
     store = StateStore.from_url(url)
-    assert store.schema_version() == state.SCHEMA_VERSION == 10
+    assert store.schema_version() == state.SCHEMA_VERSION == 11
     # The rows of version 4 are kept; the new counters start at 0, the check has no bound.
     assert store.job().checked_below is None
     assert store.item_ids(0) == {0: "msg_kept"}
@@ -178,20 +178,20 @@ def test_a_version_4_store_gains_unread_item_ids_and_orphans_with_items(
 
 
 def _drop_source_marks(conn: Connection) -> None:
-    """What version 10 added: where each record starts in the source."""
+    """What version 11 added: where each record starts in the source."""
     conn.execute(text("ALTER TABLE conversations DROP COLUMN source_mark"))
 
 
-def test_a_version_9_store_gains_source_marks_and_its_rows_have_none(tmp_path: Path) -> None:
+def test_a_version_10_store_gains_source_marks_and_its_rows_have_none(tmp_path: Path) -> None:
     store = new_store(tmp_path)
     store.add_outcomes([(n, plan_of(f"c{n}", 2)) for n in range(2)], {0: "jsonl:1:0:00", 1: "x"})
     assert store.read_start() == (0, "jsonl:1:0:00")
     with store.engine.begin() as conn:
         _drop_source_marks(conn)
-        conn.execute(text("UPDATE schema_version SET version = 9"))
+        conn.execute(text("UPDATE schema_version SET version = 10"))
     store.close()
     store = StateStore.from_url(f"sqlite:///{tmp_path / 'state.db'}")
-    assert store.schema_version() == state.SCHEMA_VERSION == 10
+    assert store.schema_version() == state.SCHEMA_VERSION == 11
     # No mark: a resume of this job reads its source from the beginning.
     assert store.read_start() == (0, None)
     store.close()
@@ -241,7 +241,7 @@ def test_a_version_7_store_on_mariadb_gets_double_timestamps(
         conn.execute(text("UPDATE schema_version SET version = 7"))
     store.close()
     store = StateStore.from_url(url)
-    assert store.schema_version() == state.SCHEMA_VERSION == 10
+    assert store.schema_version() == state.SCHEMA_VERSION == 11
     if engine == "mariadb":
         with store.engine.connect() as conn:
             types: dict[str, str] = dict(
@@ -442,4 +442,40 @@ def test_claims_stop_at_the_bound_of_the_source_check(tmp_path: Path) -> None:
     assert store.unfinished_count(below=2) == 2
     store.update_job(checked_below=None)
     assert [c.seq for c in store.claim_work("b", limit=5, lease=None)] == [2, 3, 4]
+    store.close()
+
+
+def test_a_version_9_store_keeps_its_items_in_key_order_on_sqlite(tmp_path: Path) -> None:
+    store = new_store(tmp_path)
+    with store.engine.begin() as conn:
+        conn.execute(
+            state.conversations.insert().values(
+                seq=0, source_id="c", location="l", status="migrated", updated_at=0.0
+            )
+        )
+        # The layout of version 9: items in a table with a rowid and an index of its key.
+        _drop_source_marks(conn)
+        conn.execute(text("DROP TABLE items"))
+        conn.execute(
+            text(
+                "CREATE TABLE items (seq INTEGER NOT NULL REFERENCES conversations (seq), "
+                "position INTEGER NOT NULL, source_conversation_id VARCHAR(512), "
+                "source_item_id VARCHAR(512), item_id VARCHAR(128), PRIMARY KEY (seq, position))"
+            )
+        )
+        conn.execute(
+            text("INSERT INTO items VALUES (0, 1, 'c', 'm1', 'msg_b'), (0, 0, 'c', 'm0', 'msg_a')")
+        )
+        conn.execute(text("UPDATE schema_version SET version = 9"))
+    store.close()
+    store = StateStore.from_url(f"sqlite:///{tmp_path / 'state.db'}")
+    assert store.schema_version() == state.SCHEMA_VERSION == 11
+    with store.engine.connect() as conn:
+        definition = conn.execute(
+            text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'items'")
+        ).scalar_one()
+        tables = conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'table'")).all()
+    assert definition.endswith("WITHOUT ROWID")
+    assert ("items_with_rowid",) not in tables
+    assert store.item_ids(0) == {0: "msg_a", 1: "msg_b"}
     store.close()
