@@ -78,8 +78,8 @@ class PreparedStatements:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Connection]:
         """A transaction on this thread's own connection, held open between transactions:
-        the replay protocol runs two per API call, and a checkout from the pool and its return
-        each time would cost more than the statements."""
+        the replay protocol runs one or two per API call, and a checkout from the pool and its
+        return each time would cost more than the statements."""
         conn: Connection | None = getattr(self._local, "conn", None)
         if conn is None or conn.closed or conn.invalidated:
             conn = self._local.conn = self.engine.connect()
