@@ -153,19 +153,22 @@ def run_child(request: ChildRequest) -> dict[str, Any]:
     """Run one workload in a fresh interpreter; returns the JSON it prints."""
     path = os.environ.get("PYTHONPATH")
     env = {**os.environ, "PYTHONPATH": str(ROOT) + (os.pathsep + path if path else "")}
-    completed = subprocess.run(
+    return _last_json_line(
         [sys.executable, "-m", "bench.child", request.model_dump_json()],
-        capture_output=True,
-        text=True,
+        f"workload {request.workload}",
         env=env,
-        cwd=ROOT,
-        check=False,
+    )
+
+
+def _last_json_line(
+    command: list[str], what: str, *, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Run `command` from the repository root; returns the JSON of its last line of output."""
+    completed = subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=ROOT, check=False
     )
     if completed.returncode != 0:
-        raise BenchError(
-            f"workload {request.workload} exited with {completed.returncode}:\n"
-            + completed.stderr[-4000:]
-        )
+        raise BenchError(f"{what} exited with {completed.returncode}:\n" + completed.stderr[-4000:])
     result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
     return result
 
@@ -975,7 +978,7 @@ def state_store(scale: Scale, workdir: Path, *, seed: int) -> list[Result]:
 
 
 def _scale_store_child(conversations: int, rounds: int, workdir: Path) -> dict[str, Any]:
-    completed = subprocess.run(
+    return _last_json_line(
         [
             sys.executable,
             str(ROOT / "bench" / "scale_store.py"),
@@ -987,18 +990,8 @@ def _scale_store_child(conversations: int, rounds: int, workdir: Path) -> dict[s
             "--workdir",
             str(workdir),
         ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
+        f"scale_store at {conversations}",
     )
-    if completed.returncode != 0:
-        raise BenchError(
-            f"scale_store at {conversations} exited with {completed.returncode}:\n"
-            + completed.stderr[-4000:]
-        )
-    figures: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
-    return figures
 
 
 def storm(scale: Scale, workdir: Path, *, seed: int) -> list[Result]:
