@@ -42,6 +42,7 @@ import csv
 import json
 import logging
 from collections.abc import Callable, Iterator
+from itertools import groupby
 from pathlib import Path
 from typing import IO, Any
 
@@ -283,8 +284,14 @@ def _source_times(
     `item_timestamps_in_report` finding are read (the others have none), and a plan that cannot
     be read leaves them empty rather than failing the report."""
     findings = store.iter_findings(start, stop, code="item_timestamps_in_report")
-    for seq in sorted({seq for seq, _, _ in findings}):
-        plans = store.iter_plans_as(_PlanTimes, start=seq, stop=seq + 1, unreadable_as_none=True)
+    stamped = sorted({seq for seq, _, _ in findings})
+    # Read in runs of consecutive conversations: a source with timestamps in every
+    # conversation is paged through as one range, not queried one conversation at a time.
+    for _, run in groupby(enumerate(stamped), key=lambda pair: pair[1] - pair[0]):
+        seqs = [seq for _, seq in run]
+        plans = store.iter_plans_as(
+            _PlanTimes, start=seqs[0], stop=seqs[-1] + 1, unreadable_as_none=True
+        )
         for row, plan in plans:
             yield row.seq, [] if plan is None else [item.source_created_at for item in plan.items]
 
