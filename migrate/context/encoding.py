@@ -67,8 +67,9 @@ def read_packaged_ranks(expected_hash: str | None) -> dict[bytes, int]:
             f"sha256 {actual}, expected {expected_hash}",
             hint=f"install a {PACKAGE} release that ships the unmodified file",
         )
-    decode = binascii.a2b_base64  # what `base64.b64decode` calls, without its checks per line
-    return {
-        decode(token): int(rank)
-        for token, rank in (line.split() for line in contents.splitlines() if line)
-    }
+    # Each line is `base64-token rank`: one split of the whole file gives the tokens and ranks
+    # alternately, and builds no list per line (the file is the one the hash names, whose
+    # every line has the two fields `tiktoken`'s loader reads from it).
+    fields = contents.split()
+    decode = binascii.a2b_base64  # what `base64.b64decode` calls, without its checks per token
+    return dict(zip(map(decode, fields[::2]), map(int, fields[1::2]), strict=True))

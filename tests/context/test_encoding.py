@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
 import socket
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tiktoken.load import load_tiktoken_bpe
 
 from migrate.context import encoding
 from migrate.context.count import count_items
@@ -62,6 +65,16 @@ def test_the_packaged_file_is_tiktokens_own() -> None:
     assert len(ranks) == 199_998
     with pytest.raises(ConfigError, match="is not tiktoken's o200k_base"):
         read_packaged_ranks("0" * 64)
+
+
+def test_the_ranks_are_those_tiktokens_loader_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    packaged = resources.files(encoding.PACKAGE).joinpath(encoding.PACKAGED_FILE).read_bytes()
+    plain = tmp_path / "o200k_base.tiktoken"
+    plain.write_bytes(gzip.decompress(packaged))
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")  # read the file itself, cache nothing
+    assert read_packaged_ranks(O200K_SHA256) == load_tiktoken_bpe(str(plain), O200K_SHA256)
 
 
 def test_a_missing_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
