@@ -60,12 +60,13 @@ ROLE_ALIASES = {"human": "user", "ai": "assistant"}
 """Role names some apps write for the Chat Completions roles."""
 
 TIMESTAMP_FIELDS = ("created_at", "create_time", "created", "timestamp")
+_TIMESTAMP_KEYS = frozenset(TIMESTAMP_FIELDS)
 
 
 def timestamp_field(messages: list[Any]) -> str:
     """The first of `TIMESTAMP_FIELDS` a message of `messages` has (else `created_at`)."""
     for message in messages:
-        if isinstance(message, dict):
+        if isinstance(message, dict) and not _TIMESTAMP_KEYS.isdisjoint(message):
             for key in TIMESTAMP_FIELDS:
                 if message.get(key) is not None:
                     return key
@@ -194,7 +195,16 @@ def message_entries(
         and len(message) == 2
         and role not in ("tool", "function")
     ):
-        return [Message(**at.fields(), role=role, parts=[TextPart(text=content)])]
+        # One validation of plain data: a third cheaper than building the part apart.
+        return [
+            Message.model_validate(
+                {
+                    **at.fields(),
+                    "role": role,
+                    "parts": [{"type": "text", "text": content}],
+                }
+            )
+        ]
 
     own_id = message.get("id")
     own_stamp = next(

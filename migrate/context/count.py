@@ -28,7 +28,7 @@ import base64
 import binascii
 import io
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,7 +93,7 @@ def count_items(items: Iterable[Mapping[str, Any]], model: ModelSpec) -> TokenCo
     for item in items:
         kind = item.get("type", "message")
         if kind == "message":
-            tokens = model.per_message + _content_tokens(item.get("content"), model, count)
+            tokens = model.per_message + _content_tokens(item.get("content"), model, count, encode)
         elif kind in _CALLS:
             name = str(item.get("name") or "")
             call_names[str(item.get("call_id"))] = name
@@ -101,7 +101,7 @@ def count_items(items: Iterable[Mapping[str, Any]], model: ModelSpec) -> TokenCo
             tokens = TOOL_CALL_OVERHEAD + len(encode(name)) + len(encode(str(arguments or "")))
         elif kind in _OUTPUTS:
             name = call_names.get(str(item.get("call_id")), "")
-            output = _content_tokens(item.get("output"), model, count)
+            output = _content_tokens(item.get("output"), model, count, encode)
             tokens = TOOL_OUTPUT_OVERHEAD + len(encode(name)) + output
         else:
             # not an item the planner writes; its fields' text is the best guess available
@@ -110,8 +110,9 @@ def count_items(items: Iterable[Mapping[str, Any]], model: ModelSpec) -> TokenCo
     return count
 
 
-def _content_tokens(content: Any, model: ModelSpec, count: TokenCount) -> int:
-    encode = o200k_base().encode_ordinary
+def _content_tokens(
+    content: Any, model: ModelSpec, count: TokenCount, encode: Callable[[str], list[int]]
+) -> int:
     if content is None:
         return 0
     if isinstance(content, str):

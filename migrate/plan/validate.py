@@ -90,9 +90,14 @@ _ANNOTATION_FIELDS: dict[str, dict[str, type]] = {
 }
 
 
+def _is_mapping(value: object) -> bool:
+    # a dict first: the ABC check costs more, and nearly every value is a dict
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def item_problems(item: Mapping[str, Any]) -> list[str]:
     """Why `item` must not be sent (shape only; call pairing is `batch_problems`' job)."""
-    if not isinstance(item, Mapping):
+    if not _is_mapping(item):
         return [f"an item must be an object, not {type(item).__name__}"]
     kind = item.get("type")
     if kind in PROVIDER_TYPES:
@@ -162,8 +167,10 @@ def batch_problems(items: Sequence[Mapping[str, Any]], seen_call_ids: set[str]) 
     if len(items) > MAX_ITEMS_PER_CALL:
         problems.append(f"a batch holds {len(items)} items (max {MAX_ITEMS_PER_CALL})")
     for index, item in enumerate(items):
-        problems += [f"item {index}: {problem}" for problem in item_problems(item)]
-        if not isinstance(item, Mapping):
+        found = item_problems(item)
+        if found:
+            problems += [f"item {index}: {problem}" for problem in found]
+        if not _is_mapping(item):
             continue
         kind = item.get("type")
         call_id = item.get("call_id")
@@ -229,18 +236,19 @@ def _message_problems(item: Mapping[str, Any]) -> list[str]:
         return ["message content must be a non-empty string or a non-empty list of parts"]
     problems: list[str] = []
     for index, part in enumerate(content):
-        where = f"content[{index}]"
-        if not isinstance(part, Mapping):
-            problems.append(f"{where} must be an object")
+        if not _is_mapping(part):
+            problems.append(f"content[{index}] must be an object")
             continue
         kind = part.get("type")
         if kind not in allowed_parts:
             problems.append(
-                f"{where}: part type {kind!r} is not allowed in a {role} message; "
+                f"content[{index}]: part type {kind!r} is not allowed in a {role} message; "
                 f"allowed: {sorted(allowed_parts)}"
             )
             continue
-        problems += [f"{where}: {p}" for p in _part_problems(part, kind)]
+        found = _part_problems(part, kind)
+        if found:
+            problems += [f"content[{index}]: {p}" for p in found]
     return problems
 
 

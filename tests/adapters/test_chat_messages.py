@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from adapters import JsonSourceConfig, SqlSourceConfig, open_source
+from adapters.chat_messages import Provenance, message_entries
 from adapters.model import SourceConversation, SourceFailure, SourceRecord
 
 IMAGE = {"type": "image_url", "image_url": {"url": "https://x.test/a.png", "detail": "low"}}
@@ -235,3 +236,21 @@ def test_each_case_reads_or_fails_as_documented(tmp_path: Path, name: str) -> No
             assert detail[1]["metadata"] == {"extra_content": {"thought_signature": "s"}}
         case "plain text":
             assert roles == ["user", "assistant"]
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        Provenance(position="message 0"),
+        Provenance(position="row 7", source_id="m7", created_at=1700000000.5, metadata={"k": [1]}),
+    ],
+)
+def test_a_plain_text_message_decodes_as_the_general_rules_decode_it(at: Provenance) -> None:
+    # `name: None` takes the message off the plain-text shortcut without changing its meaning
+    plain = message_entries({"role": "Human", "content": "hi"}, at, [])
+    general = message_entries({"role": "Human", "content": "hi", "name": None}, at, [])
+    assert plain == general
+    assert [entry.model_dump_json() for entry in plain] == [
+        entry.model_dump_json() for entry in general
+    ]
+    assert plain[0].metadata is not at.metadata
