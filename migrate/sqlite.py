@@ -7,6 +7,9 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+WRITE_BEGIN = "BEGIN IMMEDIATE"
+"""How a writing transaction begins: with the write lock, so that writers queue, not fail."""
+
 
 def configure_sqlite(engine: Engine, *, immediate_only_for_writes: bool = False) -> None:
     """WAL, a busy timeout, foreign keys, and `BEGIN IMMEDIATE` so writers queue, not fail.
@@ -33,5 +36,5 @@ def configure_sqlite(engine: Engine, *, immediate_only_for_writes: bool = False)
         # Straight to the driver: this runs before every transaction, and SQLAlchemy's own
         # execution path (events, result objects) would cost more than the statement.
         conn.connection.dbapi_connection.execute(  # type: ignore[union-attr]
-            "BEGIN IMMEDIATE" if immediate else "BEGIN"
+            WRITE_BEGIN if immediate else "BEGIN"
         )

@@ -3,8 +3,10 @@ right after, each in one transaction; the conversation's counters move with it."
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import (
@@ -22,6 +24,13 @@ from sqlalchemy.sql import ClauseElement
 from migrate.state.base import StoreBase
 from migrate.state.schema import IntentKind, IntentOutcome, conversations, intents, items
 
+ITEM_ROWS = 20
+"""Item rows per `INSERT` (the API's most items per call): one statement per call, not one
+per item (each row's round through the driver costs more than the database's work)."""
+PSYCOPG_ITEM_ROWS = 16
+"""psycopg parses the placeholders of a statement with more than 50 bind values again on every
+call: 16 rows (3 values each, 2 shared) a statement there."""
+
 
 class Journal(StoreBase):
     """The replay protocol's writes: an intent before each remote write, its outcome after."""
@@ -35,14 +44,14 @@ class Journal(StoreBase):
         that lands items moves a pending conversation to in progress: a rollback's or an
         audit's deletion leaves the status as it is (`verify --repair` of a migrated one)."""
         now = time.time()
-        with self.statements.transaction() as conn:
+        with self.statements.transaction() as cursor:
             if kind not in ("delete", "delete_item"):
-                self._hot_update(conn, "intent", seq, {"b_now": now}, _started_values)
-            return self._insert_intent(conn, seq, kind, start, count, item_id, now)
+                self._hot_update(cursor, "intent", seq, {"b_now": now}, _started_values)
+            return self._insert_intent(cursor, seq, kind, start, count, item_id, now)
 
     def _insert_intent(
         self,
-        conn: Connection,
+        cursor: Any,
         seq: int,
         kind: IntentKind,
         start: int,
@@ -51,8 +60,8 @@ class Journal(StoreBase):
         now: float,
     ) -> int:
         statement = self.statements.get("intent", self._intent_insert)
-        cursor = statement.execute(
-            conn,
+        statement.execute(
+            cursor,
             {
                 "b_seq": seq,
                 "b_kind": kind,
@@ -62,10 +71,9 @@ class Journal(StoreBase):
                 "b_item": item_id,
             },
         )
-        returned = cursor.fetchone() if self.engine.dialect.insert_returning else None
-        intent_id = int(returned[0]) if returned is not None else int(cursor.lastrowid)
-        cursor.close()
-        return intent_id
+        # All of RETURNING's one row, so that SQLite's statement is done before the commit.
+        returned = cursor.fetchall() if self.engine.dialect.insert_returning else None
+        return int(returned[0][0]) if returned else int(cursor.lastrowid)
 
     def record_created(
         self,
@@ -78,15 +86,15 @@ class Journal(StoreBase):
         """The conversation exists: its id and the outcome in one transaction, with the intent
         of its first append if `next_intent` (kind, start, count) is given (its id returned)."""
         now = time.time()
-        with self.statements.transaction() as conn:
+        with self.statements.transaction() as cursor:
             self._hot_update(
-                conn, "created", seq, {"b_now": now, "b_cid": conversation_id}, _created_values
+                cursor, "created", seq, {"b_now": now, "b_cid": conversation_id}, _created_values
             )
-            self._hot_resolve(conn, intent_id, "applied", now)
+            self._hot_resolve(cursor, intent_id, "applied", now)
             if next_intent is None:
                 return None
             kind, start, count = next_intent
-            return self._insert_intent(conn, seq, kind, start, count, None, now)
+            return self._insert_intent(cursor, seq, kind, start, count, None, now)
 
     def record_created_with_items(
         self,
@@ -104,21 +112,17 @@ class Journal(StoreBase):
         are recorded without their new ids; the next listing fills them in (`fill_item_ids`).
         """
         now = time.time()
-        c = conversations.c
-        values: dict[str, Any] = {
-            "conversation_id": conversation_id,
-            "calls": c.calls + 1,
-            "landed_items": c.landed_items + len(unread),
-            "unread_items": c.unread_items + len(unread),
-            "updated_at": now,
-        }
-        if migrated:
-            values["status"] = "migrated"
-        with self.engine.begin() as conn:
-            self._update(conn, seq, **values)
-            self._hot_resolve(conn, intent_id, "applied", now)
+        with self.statements.transaction() as cursor:
+            self._hot_update(
+                cursor,
+                ("created_with_items", migrated),
+                seq,
+                {"b_now": now, "b_cid": conversation_id, "b_landed": len(unread)},
+                lambda: _created_with_items_values(migrated=migrated),
+            )
+            self._hot_resolve(cursor, intent_id, "applied", now)
             self._insert_items(
-                conn,
+                cursor,
                 seq,
                 source_conversation_id,
                 [(position, source, None) for position, source in unread],
@@ -128,21 +132,17 @@ class Journal(StoreBase):
         """New ids of items recorded unread (`found`: position -> id), read by a listing."""
         if not found:
             return
-        with self.engine.begin() as conn:
-            self._fill(conn, seq, found)
+        with self.statements.transaction() as cursor:
+            self._fill(cursor, seq, found)
 
-    def _fill(self, conn: Connection, seq: int, found: Mapping[int, str]) -> int:
+    def _fill(self, cursor: Any, seq: int, found: Mapping[int, str]) -> None:
+        statement = self.statements.get("fill", _fill_update)
         filled = 0
         for position, item_id in found.items():
-            cursor = conn.execute(
-                update(items)
-                .where(items.c.seq == seq, items.c.position == position, items.c.item_id.is_(None))
-                .values(item_id=item_id)
-            )
-            filled += cursor.rowcount
+            values = {"b_seq": seq, "b_position": position, "b_item_id": item_id}
+            filled += statement.execute(cursor, values).rowcount
         if filled:
-            self._update(conn, seq, unread_items=conversations.c.unread_items - filled)
-        return filled
+            self._hot_update(cursor, "filled", seq, {"b_filled": filled}, _filled_values)
 
     def record_conversation_found(self, seq: int, conversation_id: str) -> None:
         """A create whose outcome was unknown was found on the target (which lists them)."""
@@ -172,61 +172,55 @@ class Journal(StoreBase):
         sent between the two; its id is returned.
         """
         now = time.time()
-        with self.statements.transaction() as conn:
+        with self.statements.transaction() as cursor:
             if reconciled and landed:
+                unread_select = self.statements.get("unread", _unread_select)
                 unread = {
                     int(position)
-                    for (position,) in conn.execute(
-                        select(items.c.position).where(
-                            items.c.seq == seq, items.c.item_id.is_(None)
-                        )
-                    )
+                    for (position,) in unread_select.execute(cursor, {"b_seq": seq}).fetchall()
                 }
                 if unread:
-                    self._fill(conn, seq, {p: item_id for p, _, item_id in landed if p in unread})
+                    self._fill(cursor, seq, {p: item_id for p, _, item_id in landed if p in unread})
                     landed = [entry for entry in landed if entry[0] not in unread]
             self._hot_update(
-                conn,
+                cursor,
                 ("appended", reconciled, migrated),
                 seq,
                 {"b_now": now, "b_landed": len(landed), "b_calls": calls, "b_repairs": repairs},
                 lambda: _appended_values(reconciled=reconciled, migrated=migrated),
             )
             if intent_id is not None:
-                self._hot_resolve(conn, intent_id, outcome, now)
-            self._insert_items(conn, seq, source_conversation_id, landed)
+                self._hot_resolve(cursor, intent_id, outcome, now)
+            self._insert_items(cursor, seq, source_conversation_id, landed)
             if next_intent is None:
                 return None
             kind, start, count = next_intent
-            return self._insert_intent(conn, seq, kind, start, count, None, now)
+            return self._insert_intent(cursor, seq, kind, start, count, None, now)
 
     def _insert_items(
         self,
-        conn: Connection,
+        cursor: Any,
         seq: int,
         source_conversation_id: str | None,
         landed: Sequence[tuple[int, str | None, str | None]],
     ) -> None:
-        if landed:
-            self.statements.get("items", _items_insert).execute_many(
-                conn,
-                [
-                    {
-                        "b_seq": seq,
-                        "b_position": position,
-                        "b_source_conversation_id": source_conversation_id,
-                        "b_source_item_id": source_item_id,
-                        "b_item_id": item_id,
-                    }
-                    for position, source_item_id, item_id in landed
-                ],
-            )
+        """The rows of landed items (`(position, source item id, new item id)`), a few
+        statements of many rows each."""
+        step = PSYCOPG_ITEM_ROWS if self.engine.dialect.driver == "psycopg" else ITEM_ROWS
+        for first in range(0, len(landed), step):
+            rows = landed[first : first + step]
+            size = len(rows)
+            statement = self.statements.get(("items", size), functools.partial(_items_insert, size))
+            values = dict(zip(_item_row_names(size), chain.from_iterable(rows), strict=True))
+            values["b_seq"] = seq
+            values["b_source_conversation_id"] = source_conversation_id
+            statement.execute(cursor, values)
 
     # --- the hot statements, prepared once (`migrate.state.prepared`) -------------------------
 
     def _hot_update(
         self,
-        conn: Connection,
+        cursor: Any,
         key: object,
         seq: int,
         values: dict[str, Any],
@@ -242,18 +236,15 @@ class Journal(StoreBase):
             return query.values(**set_values())
 
         statement = self.statements.get(("update", key, owner is not None), build)
-        bound = {**values, "b_seq": seq}
+        values["b_seq"] = seq
         if owner is not None:
-            bound["b_owner"] = owner
-        cursor = statement.execute(conn, bound)
-        changed = cursor.rowcount
-        cursor.close()
-        if changed == 0 and owner is not None:
+            values["b_owner"] = owner
+        if statement.execute(cursor, values).rowcount == 0 and owner is not None:
             raise self._claim_lost(seq)
 
-    def _hot_resolve(self, conn: Connection, intent_id: int, outcome: str, now: float) -> None:
+    def _hot_resolve(self, cursor: Any, intent_id: int, outcome: str, now: float) -> None:
         statement = self.statements.get("resolve", _resolve_update)
-        statement.execute(conn, {"b_id": intent_id, "b_outcome": outcome, "b_now": now}).close()
+        statement.execute(cursor, {"b_id": intent_id, "b_outcome": outcome, "b_now": now})
 
     def _intent_insert(self) -> ClauseElement:
         query = insert(intents).values(
@@ -469,6 +460,24 @@ def _created_values() -> dict[str, Any]:
     }
 
 
+def _created_with_items_values(*, migrated: bool) -> dict[str, Any]:
+    c = conversations.c
+    values: dict[str, Any] = {
+        "conversation_id": bindparam("b_cid"),
+        "calls": c.calls + 1,
+        "landed_items": c.landed_items + bindparam("b_landed"),
+        "unread_items": c.unread_items + bindparam("b_landed"),
+        "updated_at": bindparam("b_now"),
+    }
+    if migrated:
+        values["status"] = "migrated"
+    return values
+
+
+def _filled_values() -> dict[str, Any]:
+    return {"unread_items": conversations.c.unread_items - bindparam("b_filled")}
+
+
 def _appended_values(*, reconciled: bool, migrated: bool) -> dict[str, Any]:
     c = conversations.c
     values: dict[str, Any] = {
@@ -493,13 +502,48 @@ def _resolve_update() -> ClauseElement:
     )
 
 
-def _items_insert() -> ClauseElement:
+@functools.cache
+def _item_row_names(size: int) -> tuple[str, ...]:
+    """The bind names of `_items_insert(size)`'s rows, row by row in a landed entry's order."""
+    return tuple(
+        f"b_{column}_{row}"
+        for row in range(size)
+        for column in ("position", "source_item_id", "item_id")
+    )
+
+
+def _items_insert(size: int) -> ClauseElement:
+    """`size` item rows of one conversation in one statement (`_item_row_names`)."""
+    names = _item_row_names(size)
     return insert(items).values(
-        seq=bindparam("b_seq"),
-        position=bindparam("b_position"),
-        source_conversation_id=bindparam("b_source_conversation_id"),
-        source_item_id=bindparam("b_source_item_id"),
-        item_id=bindparam("b_item_id"),
+        [
+            {
+                "seq": bindparam("b_seq"),
+                "source_conversation_id": bindparam("b_source_conversation_id"),
+                "position": bindparam(names[3 * row]),
+                "source_item_id": bindparam(names[3 * row + 1]),
+                "item_id": bindparam(names[3 * row + 2]),
+            }
+            for row in range(size)
+        ]
+    )
+
+
+def _unread_select() -> ClauseElement:
+    return select(items.c.position).where(
+        items.c.seq == bindparam("b_seq"), items.c.item_id.is_(None)
+    )
+
+
+def _fill_update() -> ClauseElement:
+    return (
+        update(items)
+        .where(
+            items.c.seq == bindparam("b_seq"),
+            items.c.position == bindparam("b_position"),
+            items.c.item_id.is_(None),
+        )
+        .values(item_id=bindparam("b_item_id"))
     )
 
 

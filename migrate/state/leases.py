@@ -3,13 +3,14 @@ shared 429 pause, all read against the database's clock (`epoch_now`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
     and_,
+    bindparam,
     case,
     func,
     insert,
@@ -199,19 +200,16 @@ class Leases(StoreBase):
         counting stops there (the cost stays bounded whatever the job's size); with `below`,
         only those whose `seq` is below it. Without `audits`, those that only wait for their
         audit are left out."""
-        c = conversations.c
-        unfinished: ColumnElement[bool] = c.status.in_(("pending", "in_progress"))
-        if below is not None:
-            unfinished = unfinished & (c.seq < below)
-        if not audits:
-            unfinished = and_(unfinished, _replayable(None))
-        if at_most is None:
-            query = select(func.count()).where(unfinished)
-        else:
-            found = select(c.seq).where(unfinished).limit(at_most).subquery()
-            query = select(func.count()).select_from(found)
-        with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar_one())
+        values = {
+            name: value
+            for name, value in (("b_at_most", at_most), ("b_below", below))
+            if value is not None
+        }
+        statement = self.statements.get(
+            ("unfinished", *values, audits), lambda: _unfinished_count(values, audits=audits)
+        )
+        with self.statements.reading() as cursor:
+            return int(statement.execute(cursor, values).fetchall()[0][0])
 
     def known_count(self) -> int:
         """Source records planned so far (an index lookup, not a count)."""
@@ -281,6 +279,22 @@ def _replayable(settled_before: float | None) -> Any:
     if settled_before is not None:
         settled = and_(settled, c.ambiguous_at <= settled_before)
     return or_(c.ambiguous_at.is_(None), settled)
+
+
+def _unfinished_count(bound: Collection[str], *, audits: bool) -> Any:
+    """`Leases.unfinished_count`'s count, stopping at `b_at_most` and counting below `b_below`
+    if those are in `bound` (not required: the statuses are rendered into the statement as it
+    is compiled, before any values are given)."""
+    c = conversations.c
+    unfinished: ColumnElement[bool] = c.status.in_(("pending", "in_progress"))
+    if "b_below" in bound:
+        unfinished = unfinished & (c.seq < bindparam("b_below", required=False))
+    if not audits:
+        unfinished = and_(unfinished, _replayable(None))
+    if "b_at_most" not in bound:
+        return select(func.count()).where(unfinished)
+    found = select(c.seq).where(unfinished).limit(bindparam("b_at_most", required=False)).subquery()
+    return select(func.count()).select_from(found)
 
 
 def _release() -> Any:

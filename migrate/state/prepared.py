@@ -2,27 +2,29 @@
 
 The replay protocol writes a few small statements per API call. Built as SQLAlchemy Core
 statements each time, most of their cost is building the statement and its cache key, not
-the database; here each is built and compiled once (for the engine's dialect, with named
-bind parameters) and then executed with the DBAPI cursor of the connection SQLAlchemy holds,
-inside a SQLAlchemy transaction (`BEGIN IMMEDIATE` on SQLite). The journal's transactions run
-on a connection each thread holds open (`PreparedStatements.transaction`), checked out of the
-pool once rather than twice per API call.
+the database; here each is built and compiled once (for the engine's dialect) and then run
+with the DBAPI cursor. The journal's transactions run on a connection each thread holds open
+(`PreparedStatements.transaction`), checked out of the pool once rather than once per API
+call, and begun and committed on the driver itself: SQLAlchemy's transaction and its events
+would cost more than the statements.
 
-Only statements without expanding parameters (`IN` lists) and with plain values (no type
-that processes its bind values) belong here.
+Only statements whose values need no processing belong here (no type that processes its bind
+values); a constant `IN` list is rendered as plain bind values.
 """
 
 from __future__ import annotations
 
 import contextlib
+import operator
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from migrate.sqlite import WRITE_BEGIN
 from migrate.state.unwritable import raise_if_unwritable
 
 
@@ -30,38 +32,41 @@ class Prepared:
     """One statement compiled for one dialect; runs with a mapping of its bind values."""
 
     def __init__(self, statement: ClauseElement, engine: Engine) -> None:
-        compiled = statement.compile(dialect=engine.dialect)
+        compiled = statement.compile(
+            dialect=engine.dialect, compile_kwargs={"render_postcompile": True}
+        )
         assert isinstance(compiled, SQLCompiler)
         self.sql = compiled.string
         self.defaults = dict(compiled.params)
-        self.order: tuple[str, ...] | None = (
-            tuple(compiled.positiontup or ()) if compiled.positional else None
-        )
+        self._in_order = in_order(compiled.positiontup or ()) if compiled.positional else None
 
     def parameters(self, values: Mapping[str, Any]) -> Any:
         merged = {**self.defaults, **values}
-        if self.order is None:
-            return merged
-        return tuple(merged[name] for name in self.order)
+        return merged if self._in_order is None else self._in_order(merged)
 
-    def execute(self, conn: Connection, values: Mapping[str, Any]) -> Any:
-        """Run once on `conn`'s driver cursor; returns the cursor (rowcount, fetchone)."""
-        cursor = _cursor(conn)
-        try:
-            cursor.execute(self.sql, self.parameters(values))
-        except Exception as exc:
-            raise_if_unwritable(conn.engine, exc)
-            raise
+    def execute(self, cursor: Any, values: Mapping[str, Any]) -> Any:
+        """Run on a driver cursor (of `PreparedStatements.transaction` or `reading`);
+        returns the cursor (rowcount, fetchall)."""
+        cursor.execute(self.sql, self.parameters(values))
         return cursor
 
-    def execute_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        cursor = _cursor(conn)
-        try:
-            cursor.executemany(self.sql, [self.parameters(row) for row in rows])
-        except Exception as exc:
-            raise_if_unwritable(conn.engine, exc)
-            raise
-        cursor.close()
+
+def in_order(names: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """The values of `names`, in that order, as a positional paramstyle takes them."""
+    if not names:
+        return lambda _values: ()
+    if len(names) == 1:
+        name = names[0]
+        return lambda values: (values[name],)
+    return operator.itemgetter(*names)
+
+
+class _Held(NamedTuple):
+    """A thread's own connection, its driver connection and the cursor its statements run on."""
+
+    conn: Connection
+    dbapi: Any
+    cursor: Any
 
 
 class PreparedStatements:
@@ -74,19 +79,39 @@ class PreparedStatements:
         self._local = threading.local()
         self._held: list[Connection] = []
         self._lock = threading.Lock()
+        # Every transaction here writes: on SQLite it takes the write lock as it begins, as
+        # the engine's own transactions do (`configure_sqlite`); the other drivers begin one
+        # with their first statement.
+        self._begin = WRITE_BEGIN if engine.dialect.name == "sqlite" else None
+        self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """A transaction on this thread's own connection, held open between transactions:
-        the replay protocol runs one or two per API call, and a checkout from the pool and its
-        return each time would cost more than the statements."""
-        conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is None or conn.closed or conn.invalidated:
-            conn = self._local.conn = self.engine.connect()
-            with self._lock:
-                self._held.append(conn)
-        with conn.begin():
-            yield conn
+    def transaction(self) -> Iterator[Any]:
+        """A write transaction on this thread's own connection, held open between
+        transactions (the replay protocol runs one or two per API call); yields the driver
+        cursor. Committed when the block ends, rolled back if it raises."""
+        held = self._hold()
+        try:
+            if self._begin is not None:
+                held.cursor.execute(self._begin)
+            yield held.cursor
+            held.dbapi.commit()
+        except BaseException as exc:
+            self._roll_back(held)
+            if isinstance(exc, self._driver_error):
+                raise_if_unwritable(self.engine, exc)
+            raise
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Any]:
+        """A driver cursor on a connection from the pool, for reads only (the pool rolls back
+        what the driver began when the connection goes back)."""
+        with self.engine.connect() as conn:
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                yield cursor
+            finally:
+                cursor.close()
 
     def close(self) -> None:
         """Give the held connections back (before the engine is disposed of)."""
@@ -101,8 +126,21 @@ class PreparedStatements:
             prepared = self._prepared[key] = Prepared(build(), self.engine)
         return prepared
 
+    def _hold(self) -> _Held:
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is None or held.conn.closed or held.conn.invalidated:
+            conn = self.engine.connect()
+            dbapi = conn.connection.dbapi_connection
+            assert dbapi is not None
+            held = self._local.held = _Held(conn, dbapi, dbapi.cursor())
+            with self._lock:
+                self._held.append(conn)
+        return held
 
-def _cursor(conn: Connection) -> Any:
-    dbapi = conn.connection.dbapi_connection
-    assert dbapi is not None
-    return dbapi.cursor()
+    @staticmethod
+    def _roll_back(held: _Held) -> None:
+        try:
+            held.dbapi.rollback()
+        except Exception:
+            # The connection is lost or unusable: the next transaction opens another.
+            held.conn.invalidate()

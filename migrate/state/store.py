@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import (
     Engine,
+    bindparam,
     case,
     create_engine,
     delete,
@@ -33,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql import ClauseElement
 
 from migrate.errors import JobError, state_write_error
 from migrate.plan.model import ConversationPlan
@@ -399,34 +401,18 @@ class StateStore(Journal, Leases, ReportReads):
         self, *, start: int = 0, stop: int | None = None, page: int = 5000
     ) -> Iterator[dict[str, Any]]:
         """Every landed item in source order (of the conversations `start <= seq < stop`)."""
-        after: tuple[int, int] = (start, -1)
-        columns = [
-            items.c.seq,
-            conversations.c.conversation_id,
-            items.c.source_conversation_id,
-            items.c.source_item_id,
-            items.c.position,
-            items.c.item_id,
-        ]
-        names = [column.name for column in columns]
+        statement = self.statements.get(("iter_items", stop is not None), _items_page(stop))
+        values: dict[str, Any] = {"b_seq": start, "b_position": -1, "b_page": page}
+        if stop is not None:
+            values["b_stop"] = stop
         while True:
-            seq, position = after
-            query = (
-                select(*columns)
-                .join_from(items, conversations, items.c.seq == conversations.c.seq)
-                .where((items.c.seq > seq) | ((items.c.seq == seq) & (items.c.position > position)))
-                .order_by(items.c.seq, items.c.position)
-                .limit(page)
-            )
-            if stop is not None:
-                query = query.where(items.c.seq < stop)
-            with self.engine.connect() as conn:
-                rows = conn.execute(query).all()
+            with self.statements.reading() as cursor:
+                rows = statement.execute(cursor, values).fetchall()
             if not rows:
                 return
             for row in rows:
-                yield dict(zip(names, row, strict=True))
-            after = (rows[-1][0], rows[-1][4])
+                yield dict(zip(_ITEM_COLUMNS, row, strict=True))
+            values["b_seq"], values["b_position"] = rows[-1][0], rows[-1][4]
 
     def created_count(self) -> int:
         """Conversations this job created on the target and has not deleted."""
@@ -514,6 +500,45 @@ _ROW_COLUMNS = [
     if column.name
     not in ("plan", "claimed_by", "claimed_at", "updated_at", "lease_until", "source_mark")
 ]
+
+
+_ITEM_COLUMNS = (
+    "seq",
+    "conversation_id",
+    "source_conversation_id",
+    "source_item_id",
+    "position",
+    "item_id",
+)
+"""What `iter_items` yields of each item (`seq` and `position` first and fifth: the page's end)."""
+
+
+def _items_page(stop: int | None) -> Callable[[], ClauseElement]:
+    """A page of `iter_items`: the items after (`b_seq`, `b_position`), `b_page` of them (and
+    below `b_stop` if there is a `stop`)."""
+
+    def build() -> ClauseElement:
+        i = items.c
+        after = (i.seq > bindparam("b_seq")) | (
+            (i.seq == bindparam("b_seq")) & (i.position > bindparam("b_position"))
+        )
+        query = (
+            select(
+                i.seq,
+                conversations.c.conversation_id,
+                i.source_conversation_id,
+                i.source_item_id,
+                i.position,
+                i.item_id,
+            )
+            .join_from(items, conversations, i.seq == conversations.c.seq)
+            .where(after)
+            .order_by(i.seq, i.position)
+            .limit(bindparam("b_page"))
+        )
+        return query if stop is None else query.where(i.seq < bindparam("b_stop"))
+
+    return build
 
 
 def _row_select(*, with_plan: bool = False) -> Any:
