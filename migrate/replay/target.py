@@ -4,7 +4,8 @@ Either the OpenAI API (or any Conversations-compatible server at `base_url`), or
 server started in-process for the job (`kind="local"`). Every call goes through `AsyncOpenAI`
 with the SDK's retries off: `migrate.replay` retries by kind of failure, which this module
 classifies (`CallError.kind`). Item writes skip the SDK's request transform (we validate items
-ourselves when planning); the SDK still supplies base URL, auth, headers and error classes.
+ourselves when planning); the SDK still supplies base URL, auth, headers and error classes. On
+a client with a fixed API key, writes also skip its request layer (`migrate.replay.direct`).
 
 What a failed call means is `migrate.replay.failures`; how the target stores what we send
 (`item_difference`), which reconciliation and `verify` compare, is `migrate.replay.stored`.
@@ -42,6 +43,7 @@ from migrate.errors import (
     TargetUnreachableError,
 )
 from migrate.replay.azure import CLOCK_SLACK_SECONDS, azure_client, conversations_url, matches
+from migrate.replay.direct import DirectWrites, http_client
 from migrate.replay.failures import classify
 from migrate.replay.ratelimit import RateLimiter
 
@@ -147,8 +149,11 @@ class Target:
         unreachable_after: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
         can_list_conversations: bool = False,
+        writes: DirectWrites | None = None,
     ) -> None:
         self.client = client
+        self.writes = writes
+        """Sends the writes past the SDK's request layer (None: every call by `client`)."""
         self.can_list_conversations = can_list_conversations
         """The target lists conversations (Azure): a lost create can be found, not orphaned."""
         self.limiter = limiter
@@ -352,9 +357,10 @@ class Target:
         params: dict[str, Any] | None = None,
         timeout: float | None = None,
     ) -> dict[str, Any]:
+        call_timeout = min(timeout, self.timeout) if timeout is not None else self.timeout
         options: Any = {
             "max_retries": 0,
-            "timeout": min(timeout, self.timeout) if timeout is not None else self.timeout,
+            "timeout": call_timeout,
             "security": {"bearer_auth": True},
         }
         if params is not None:
@@ -374,12 +380,13 @@ class Target:
             if method == "post":
                 # The body goes as JSON bytes, which the SDK sends as they are: the same
                 # compact UTF-8 JSON its own encoder writes, in a quarter of the time.
-                response = await self.client.post(
-                    self._url(path),
-                    cast_to=httpx2.Response,
-                    content=None if body is None else to_json(body),
-                    options=options,
-                )
+                content = to_json(body or {})
+                if self.writes is not None:
+                    response = await self.writes.post(path, content, timeout=call_timeout)
+                else:
+                    response = await self.client.post(
+                        self._url(path), cast_to=httpx2.Response, content=content, options=options
+                    )
             elif method == "get":
                 response = await self.client.get(
                     self._url(path), cast_to=httpx2.Response, options=options
@@ -439,7 +446,7 @@ def preflight(config: TargetConfig) -> None:
 async def open_target(config: TargetConfig, *, job_dir: Path | None) -> AsyncIterator[Target]:
     """Connect to the target (starting the local server for `kind="local"`, in `job_dir`)."""
     validate_target(config)
-    with _client_for(config, job_dir) as (client, description, can_list):
+    with _client_for(config, job_dir) as (client, description, can_list, writes):
         limiter = RateLimiter(max_rate=config.max_rate)
         target = Target(
             client,
@@ -448,6 +455,7 @@ async def open_target(config: TargetConfig, *, job_dir: Path | None) -> AsyncIte
             description=description,
             can_list_conversations=can_list,
             unreachable_after=config.unreachable_after,
+            writes=writes,
         )
         try:
             yield target
@@ -458,18 +466,20 @@ async def open_target(config: TargetConfig, *, job_dir: Path | None) -> AsyncIte
 @contextlib.contextmanager
 def _client_for(
     config: TargetConfig, job_dir: Path | None
-) -> Iterator[tuple[AsyncOpenAI, str, bool]]:
-    """The SDK client, the target's description and whether it lists conversations."""
+) -> Iterator[tuple[AsyncOpenAI, str, bool, DirectWrites | None]]:
+    """The SDK client, the target's description, whether it lists conversations, and how
+    writes skip the SDK's request layer (None: they do not)."""
     if config.kind == "azure":
         assert config.azure_endpoint is not None
         client, description = azure_client(config.azure_endpoint, timeout=config.timeout)
-        yield client, description, True
+        yield client, description, True, None
         return
     if config.kind == "openai":
         base_url = resolve_base_url(config)
         # Compatible servers may need no key; the SDK insists on a non-empty one.
         api_key = os.environ.get("OPENAI_API_KEY") or "unused"
-        yield _openai_client(config, base_url, api_key), describe_target(config, base_url), False
+        client, writes = _openai_client(config, base_url, api_key)
+        yield client, describe_target(config, base_url), False, writes
         return
     if job_dir is None:
         raise ConfigError(
@@ -489,21 +499,28 @@ def _client_for(
         if options.flavour == "azure":
             auth = AzureAuth(method="api_key", api_key=api_key)
             azure, _ = azure_client(base_url, timeout=config.timeout, auth=auth)
-            yield azure, describe_target(config, f"{base_url} (Azure flavour)"), True
+            yield azure, describe_target(config, f"{base_url} (Azure flavour)"), True, None
         else:
-            plain = _openai_client(config, base_url, api_key)
-            yield plain, describe_target(config, base_url), False
+            plain, writes = _openai_client(config, base_url, api_key)
+            yield plain, describe_target(config, base_url), False, writes
 
 
-def _openai_client(config: TargetConfig, base_url: str, api_key: str) -> AsyncOpenAI:
+def _openai_client(
+    config: TargetConfig, base_url: str, api_key: str
+) -> tuple[AsyncOpenAI, DirectWrites | None]:
+    """The SDK client for a fixed `api_key`, and its direct writes (none with a query)."""
     # A query in the base URL (a proxy's `api-version`) goes on every request, not in the path.
     base, query = split_url(base_url)
-    return AsyncOpenAI(
+    timeout = httpx2.Timeout(config.timeout, connect=min(5.0, config.timeout))
+    http = http_client(base, timeout)
+    client = AsyncOpenAI(
         api_key=api_key,
         base_url=base,
         default_query=query or None,
         organization=config.organization,
         project=config.project,
         max_retries=0,
-        timeout=httpx2.Timeout(config.timeout, connect=min(5.0, config.timeout)),
+        timeout=timeout,
+        http_client=http,
     )
+    return client, None if query else DirectWrites(client, http)
