@@ -478,8 +478,8 @@ def _client_for(
         base_url = resolve_base_url(config)
         # Compatible servers may need no key; the SDK insists on a non-empty one.
         api_key = os.environ.get("OPENAI_API_KEY") or "unused"
-        client, writes = _openai_client(config, base_url, api_key)
-        yield client, describe_target(config, base_url), False, writes
+        plain, writes = _openai_client(config, base_url, api_key)
+        yield plain, describe_target(config, base_url), False, writes
         return
     if job_dir is None:
         raise ConfigError(

@@ -100,8 +100,16 @@ def _failures(handler: Handler) -> list[tuple[Any, ...]]:
                 await target.create_items("conv_1", BATCH)
             error = caught.value
             seen.append(
-                (type(error), error.kind, error.message, error.status, error.code)
-                + (error.retry_after, error.api_shaped, type(error.__cause__))
+                (
+                    type(error),
+                    error.kind,
+                    error.message,
+                    error.status,
+                    error.code,
+                    error.retry_after,
+                    error.api_shaped,
+                    type(error.__cause__),
+                )
             )
 
     asyncio.run(both())
