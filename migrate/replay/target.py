@@ -26,7 +26,7 @@ import httpx2
 import openai
 from openai import AsyncOpenAI
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_core import from_json, to_json
+from pydantic_core import SchemaValidator, core_schema, from_json, to_json
 
 from adapters.azure import AzureAuth, split_url
 from migrate.errors import (
@@ -55,6 +55,28 @@ PREFLIGHT_TIMEOUT = 8.0
 """Seconds the preflight waits (a wrong `--base-url` must fail fast)."""
 LIST_INCLUDE = ["message.input_image.image_url"]
 """Listed items leave image URLs out unless asked for them; verification compares them."""
+_CREATED_IDS = SchemaValidator(
+    core_schema.typed_dict_schema(
+        {
+            "data": core_schema.typed_dict_field(
+                core_schema.list_schema(
+                    core_schema.typed_dict_schema(
+                        {
+                            "id": core_schema.typed_dict_field(
+                                core_schema.any_schema(), required=False
+                            )
+                        },
+                        extra_behavior="ignore",
+                    )
+                ),
+                required=False,
+            )
+        },
+        extra_behavior="ignore",
+    )
+)
+"""An append's answer read down to its items' ids: the items echo what was sent, which the
+replayer does not read, so they are never made into Python objects."""
 
 
 class TargetConfig(BaseModel):
@@ -196,9 +218,13 @@ class Target:
     async def create_items(
         self, conversation_id: str, batch: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
-        """Append `batch` (1..20 items, sent as is); returns the created items in order."""
+        """Append `batch` (1..20 items, sent as is); returns the created items in order, each
+        with its `id` only."""
         body = await self._call(
-            "post", f"/conversations/{conversation_id}/items", body={"items": batch}
+            "post",
+            f"/conversations/{conversation_id}/items",
+            body={"items": batch},
+            answer=_CREATED_IDS,
         )
         data = body.get("data")
         if not isinstance(data, list) or len(data) != len(batch):
@@ -351,7 +377,10 @@ class Target:
         body: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
         timeout: float | None = None,
+        answer: SchemaValidator | None = None,
     ) -> dict[str, Any]:
+        """Send one request; returns the JSON object it answered (with `answer`, the parts of
+        it that schema names, when the answer fits it)."""
         options: Any = {
             "max_retries": 0,
             "timeout": min(timeout, self.timeout) if timeout is not None else self.timeout,
@@ -406,12 +435,23 @@ class Target:
         finally:
             self.limiter.release(headers, served=served)
         try:
-            parsed = from_json(response.content)
+            parsed = _parsed(response.content, answer)
         except ValueError as exc:
             raise CallAmbiguous(f"{method.upper()} {path}: the target answered non-JSON") from exc
         if not isinstance(parsed, dict):
             raise CallAmbiguous(f"{method.upper()} {path}: unexpected answer {parsed!r}")
         return parsed
+
+
+def _parsed(content: bytes, answer: SchemaValidator | None) -> Any:
+    """`content` as JSON, read down to what `answer` names when it fits (else read whole, so
+    that an unexpected answer is reported as it came)."""
+    if answer is not None:
+        try:
+            return answer.validate_json(content)
+        except ValidationError:
+            pass
+    return from_json(content)
 
 
 def _is_openai(base_url: str) -> bool:
