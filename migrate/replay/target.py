@@ -218,13 +218,10 @@ class Target:
     async def create_items(
         self, conversation_id: str, batch: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
-        """Append `batch` (1..20 items, sent as is); returns the created items in order, each
-        with its `id` only."""
+        """Append `batch` (1..20 items, sent as is); returns the created items in order
+        (their ids at least: the replayer reads nothing else)."""
         body = await self._call(
-            "post",
-            f"/conversations/{conversation_id}/items",
-            body={"items": batch},
-            answer=_CREATED_IDS,
+            "post", f"/conversations/{conversation_id}/items", body={"items": batch}
         )
         data = body.get("data")
         if not isinstance(data, list) or len(data) != len(batch):
@@ -377,10 +374,8 @@ class Target:
         body: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
         timeout: float | None = None,
-        answer: SchemaValidator | None = None,
     ) -> dict[str, Any]:
-        """Send one request; returns the JSON object it answered (with `answer`, the parts of
-        it that schema names, when the answer fits it)."""
+        """Send one request; returns the JSON object it answered."""
         options: Any = {
             "max_retries": 0,
             "timeout": min(timeout, self.timeout) if timeout is not None else self.timeout,
@@ -435,7 +430,10 @@ class Target:
         finally:
             self.limiter.release(headers, served=served)
         try:
-            parsed = _parsed(response.content, answer)
+            # Only an append (`POST /conversations/{id}/items`) is read down to its ids.
+            parsed = _parsed(
+                response.content, ids_only=method == "post" and path.endswith("/items")
+            )
         except ValueError as exc:
             raise CallAmbiguous(f"{method.upper()} {path}: the target answered non-JSON") from exc
         if not isinstance(parsed, dict):
@@ -443,12 +441,13 @@ class Target:
         return parsed
 
 
-def _parsed(content: bytes, answer: SchemaValidator | None) -> Any:
-    """`content` as JSON, read down to what `answer` names when it fits (else read whole, so
-    that an unexpected answer is reported as it came)."""
-    if answer is not None:
+def _parsed(content: bytes, *, ids_only: bool) -> Any:
+    """`content` as JSON; with `ids_only`, an append's answer read down to its items' ids when
+    it has the expected shape (else read whole, so that an unexpected answer is reported as it
+    came)."""
+    if ids_only:
         try:
-            return answer.validate_json(content)
+            return _CREATED_IDS.validate_json(content)
         except ValidationError:
             pass
     return from_json(content)
