@@ -42,7 +42,7 @@ _MIN_WAIT = 0.001
 """Shortest wait: a shorter one could be lost in the clock's rounding and spin."""
 
 
-# A server sends few distinct values (a job sees the same ones on every answer).
+# Read on every answer, and a server sends few distinct values.
 @functools.lru_cache(maxsize=256)
 def parse_duration(value: str) -> float | None:
     """Seconds in an `x-ratelimit-reset-*` value such as `1s`, `6m0s`, `20ms` or `0.5`."""

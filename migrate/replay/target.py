@@ -430,7 +430,6 @@ class Target:
         finally:
             self.limiter.release(headers, served=served)
         try:
-            # Only an append (`POST /conversations/{id}/items`) is read down to its ids.
             parsed = _parsed(
                 response.content, ids_only=method == "post" and path.endswith("/items")
             )
