@@ -43,6 +43,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import groupby, islice
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 
@@ -198,7 +199,12 @@ def _csv_header(fields: list[str]) -> str:
 
 
 def write_csv_rows(file: IO[str], rows: Iterable[Sequence[Any]]) -> None:
-    """Write `rows` exactly as `csv.writer(file).writerows(rows)` does (None as an empty cell).
+    """Write `rows` exactly as `csv.writer(file).writerows(rows)` does (None as an empty cell)."""
+    write_csv_cells(file, (["" if value is None else str(value) for value in row] for row in rows))
+
+
+def write_csv_cells(file: IO[str], rows: Iterable[Sequence[str]]) -> None:
+    """Write rows of text cells exactly as `csv.writer(file).writerows(rows)` does.
 
     `csv.writer` looks at every character of every field to decide whether to quote it, which
     made it most of the cost of `items.csv`. A page of rows is joined first; when the text then
@@ -210,9 +216,7 @@ def write_csv_rows(file: IO[str], rows: Iterable[Sequence[Any]]) -> None:
     rows = iter(rows)
     while page := list(islice(rows, CSV_PAGE)):
         widths = list(map(len, page))
-        text = "\r\n".join(
-            [",".join(["" if value is None else str(value) for value in row]) for row in page]
-        )
+        text = "\r\n".join(map(",".join, page))
         lines = len(page)
         plain = (
             min(widths) > 1  # `csv.writer` quotes a row's only field when it is empty
@@ -275,29 +279,38 @@ class _PlanTimes(BaseModel):
 
 def _item_rows(store: StateStore) -> RowWriter:
     def write(file: IO[str], start: int, stop: int) -> None:
-        write_csv_rows(file, _item_values(store, start, stop))
+        write_csv_cells(file, _item_cells(store, start, stop))
 
     return write
 
 
-def _item_values(store: StateStore, start: int, stop: int) -> Iterator[tuple[Any, ...]]:
+_ITEM_KEYS = itemgetter(
+    "seq", "position", "source_conversation_id", "source_item_id", "item_id", "conversation_id"
+)
+
+
+def _item_cells(store: StateStore, start: int, stop: int) -> Iterator[tuple[str, ...]]:
     """The `items.csv` row of every landed item of the conversations `start <= seq < stop`."""
     times = _source_times(store, start, stop)
     seq, plan_times = -1, []
-    for item in store.iter_items(start=start, stop=stop):
-        item_id = item["item_id"]
-        while seq < item["seq"]:
-            seq, plan_times = next(times, (item["seq"], []))
-        position = int(item["position"])
-        at = plan_times[position] if seq == item["seq"] and position < len(plan_times) else None
+    items = map(_ITEM_KEYS, store.iter_items(start=start, stop=stop))
+    for item_seq, position, source_id, source_item_id, item_id, conversation_id in items:
+        while seq < item_seq:
+            seq, plan_times = next(times, (item_seq, []))
+        at = None
+        if plan_times and seq == item_seq:
+            index = int(position)
+            if index < len(plan_times):
+                at = plan_times[index]
+        # The text columns hold a string or None (an empty cell).
         yield (
-            item["source_conversation_id"],
-            item["source_item_id"],
-            item["position"],
-            item_id,
-            item["conversation_id"],
+            source_id or "",
+            source_item_id or "",
+            str(position),
+            item_id or "",
+            conversation_id or "",
             RECORDED if item_id is not None else PENDING_VERIFY,
-            None if at is None else (iso_time(at) or at),
+            "" if at is None else str(iso_time(at) or at),
         )
 
 

@@ -20,6 +20,7 @@ met, and `on_pause` tells the process's worker about a pause met here (`migrate.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import re
@@ -41,6 +42,8 @@ _MIN_WAIT = 0.001
 """Shortest wait: a shorter one could be lost in the clock's rounding and spin."""
 
 
+# Read on every answer, and a server sends few distinct values.
+@functools.lru_cache(maxsize=256)
 def parse_duration(value: str) -> float | None:
     """Seconds in an `x-ratelimit-reset-*` value such as `1s`, `6m0s`, `20ms` or `0.5`."""
     text = value.strip()
@@ -112,6 +115,8 @@ class RateLimiter:
         self._storm: tuple[float, float] | None = None
         self._in_flight = 0
         self._lock: asyncio.Lock | None = None
+        self._queued = 0
+        """Callers in `acquire` that hold the lock or wait for it."""
         self._share = 1.0
         self.rate_limited_count = 0
         self.on_pause: Callable[[float], None] | None = None
@@ -164,19 +169,31 @@ class RateLimiter:
 
     async def acquire(self) -> None:
         """Wait until one more request may be sent, and count it as sent."""
+        # With no caller ahead, a call that need not wait takes its token at once, as it
+        # would through the lock (which it would hold without waiting).
+        if not self._queued and self._wait_time() <= 0:
+            self._take()
+            return
         if self._lock is None:
             self._lock = asyncio.Lock()
-        # The lock makes waiters take tokens in arrival order instead of racing on wake-up.
-        async with self._lock:
-            while (wait := self._wait_time()) > 0:
-                await self._sleep(wait)
-            now = self._clock()
-            if self._rate is not None:
-                self._tokens -= 1.0
-            if self._mirror is not None:
-                self._mirror.tokens -= 1.0
-            self._sent.append(now)
-            self._in_flight += 1
+        self._queued += 1
+        try:
+            # The lock makes waiters take tokens in arrival order instead of racing on wake-up.
+            async with self._lock:
+                while (wait := self._wait_time()) > 0:
+                    await self._sleep(wait)
+                self._take()
+        finally:
+            self._queued -= 1
+
+    def _take(self) -> None:
+        now = self._clock()
+        if self._rate is not None:
+            self._tokens -= 1.0
+        if self._mirror is not None:
+            self._mirror.tokens -= 1.0
+        self._sent.append(now)
+        self._in_flight += 1
 
     def release(self, headers: Mapping[str, str] | None, *, served: bool = False) -> None:
         """A request finished; learn from its response headers when there was a response.
@@ -252,9 +269,11 @@ class RateLimiter:
 
     def _observe(self, headers: Mapping[str, str]) -> None:
         remaining = _number(headers.get("x-ratelimit-remaining-requests"))
+        if remaining is None:
+            return
         reset = headers.get("x-ratelimit-reset-requests")
         seconds = parse_duration(reset) if reset is not None else None
-        if remaining is None or seconds is None:
+        if seconds is None:
             return
         limit = _number(headers.get("x-ratelimit-limit-requests"))
         now = self._clock()

@@ -27,7 +27,7 @@ import httpx2
 import openai
 from openai import AsyncOpenAI
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_core import from_json, to_json
+from pydantic_core import SchemaValidator, core_schema, from_json, to_json
 
 from adapters.azure import AzureAuth, split_url
 from migrate.errors import (
@@ -57,6 +57,28 @@ PREFLIGHT_TIMEOUT = 8.0
 """Seconds the preflight waits (a wrong `--base-url` must fail fast)."""
 LIST_INCLUDE = ["message.input_image.image_url"]
 """Listed items leave image URLs out unless asked for them; verification compares them."""
+_CREATED_IDS = SchemaValidator(
+    core_schema.typed_dict_schema(
+        {
+            "data": core_schema.typed_dict_field(
+                core_schema.list_schema(
+                    core_schema.typed_dict_schema(
+                        {
+                            "id": core_schema.typed_dict_field(
+                                core_schema.any_schema(), required=False
+                            )
+                        },
+                        extra_behavior="ignore",
+                    )
+                ),
+                required=False,
+            )
+        },
+        extra_behavior="ignore",
+    )
+)
+"""An append's answer read down to its items' ids: the items echo what was sent, which the
+replayer does not read, so they are never made into Python objects."""
 
 
 class TargetConfig(BaseModel):
@@ -201,7 +223,8 @@ class Target:
     async def create_items(
         self, conversation_id: str, batch: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
-        """Append `batch` (1..20 items, sent as is); returns the created items in order."""
+        """Append `batch` (1..20 items, sent as is); returns the created items in order
+        (their ids at least: the replayer reads nothing else)."""
         body = await self._call(
             "post", f"/conversations/{conversation_id}/items", body={"items": batch}
         )
@@ -357,6 +380,7 @@ class Target:
         params: dict[str, Any] | None = None,
         timeout: float | None = None,
     ) -> dict[str, Any]:
+        """Send one request; returns the JSON object it answered."""
         call_timeout = min(timeout, self.timeout) if timeout is not None else self.timeout
         options: Any = {
             "max_retries": 0,
@@ -413,12 +437,26 @@ class Target:
         finally:
             self.limiter.release(headers, served=served)
         try:
-            parsed = from_json(response.content)
+            parsed = _parsed(
+                response.content, ids_only=method == "post" and path.endswith("/items")
+            )
         except ValueError as exc:
             raise CallAmbiguous(f"{method.upper()} {path}: the target answered non-JSON") from exc
         if not isinstance(parsed, dict):
             raise CallAmbiguous(f"{method.upper()} {path}: unexpected answer {parsed!r}")
         return parsed
+
+
+def _parsed(content: bytes, *, ids_only: bool) -> Any:
+    """`content` as JSON; with `ids_only`, an append's answer read down to its items' ids when
+    it has the expected shape (else read whole, so that an unexpected answer is reported as it
+    came)."""
+    if ids_only:
+        try:
+            return _CREATED_IDS.validate_json(content)
+        except ValidationError:
+            pass
+    return from_json(content)
 
 
 def _is_openai(base_url: str) -> bool:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,9 @@ from migrate.errors import CallError
 from migrate.jobs.verify import compare_with_plan
 from migrate.plan.model import ConversationPlan
 from migrate.replay.failures import classify
+from migrate.replay.ratelimit import RateLimiter
 from migrate.replay.stored import item_difference
+from migrate.replay.target import Target
 from migrate.transform.transformer import PlannedItem
 
 RECORDINGS = Path(__file__).resolve().parent / "recordings"
@@ -206,3 +209,52 @@ def test_verify_names_missing_duplicated_extra_reordered_and_changed_items() -> 
     problems = compare_with_plan(plan, changed, RECORDED)
     assert kinds(problems) == ["changed"]
     assert problems[0].position == 1
+
+
+def append_answered(content: bytes) -> list[dict[str, Any]]:
+    """What `Target.create_items` returns (or raises) for a batch of two answered `content`."""
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=content)
+
+    async def append() -> list[dict[str, Any]]:
+        http = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
+        client = openai.AsyncOpenAI(
+            api_key="k", base_url="http://test/v1", max_retries=0, http_client=http
+        )
+        target = Target(client, limiter=RateLimiter(), timeout=5.0, description="test")
+        try:
+            return await target.create_items("conv_1", [{"type": "message"}] * 2)
+        finally:
+            await client.close()
+
+    return asyncio.run(append())
+
+
+def test_an_append_answer_is_read_down_to_its_ids() -> None:
+    items = listed(("msg_a", "one"), ("msg_b", "two"))
+    answer = {"object": "list", "data": items, "first_id": "msg_a", "has_more": False}
+    assert append_answered(json.dumps(answer).encode()) == [{"id": "msg_a"}, {"id": "msg_b"}]
+    no_id = {"data": [{"type": "message"}, {"id": 7}]}
+    assert append_answered(json.dumps(no_id).encode()) == [{}, {"id": 7}]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"not json", "POST /conversations/conv_1/items: the target answered non-JSON"),
+        (b"[1, 2]", "POST /conversations/conv_1/items: unexpected answer [1, 2]"),
+        (b'{"data": [{"id": "msg_a"}]}', "the target answered 1 items for a batch of 2"),
+        (b'{"data": "none"}', "the target answered no items for a batch of 2"),
+    ],
+)
+def test_an_unexpected_append_answer_is_ambiguous(content: bytes, message: str) -> None:
+    with pytest.raises(CallError) as raised:
+        append_answered(content)
+    assert raised.value.kind == "ambiguous"
+    assert raised.value.message == message
+
+
+def test_an_append_answer_of_another_shape_is_read_whole() -> None:
+    answer = {"data": [{"id": "msg_a", "type": "message"}, "not an item"]}
+    assert append_answered(json.dumps(answer).encode()) == [{"id": "msg_a", "type": "message"}]
