@@ -2,11 +2,12 @@
 
     .venv/bin/python bench/journal_cost.py [--conversations N] [--repeat R] [--url URL]
 
-For each conversation the replay protocol writes an intent and an outcome for its create and
-for each of its five 20-item appends (one `migrate run` of 100-message conversations), with
-the store held by one worker as `migrate run` holds it. Prints the CPU time per call (intent
-plus outcome) of each repeat; no network and no server, so the figure is the store's share of
-`migrate run`'s client CPU per call. SQLite in a temporary directory unless `--url` is given.
+For each conversation the journal writes of one `migrate run` of 100-message conversations, as
+the replay writes them: the create's intent, then for the create and each of its five 20-item
+appends the outcome and the next call's intent in one transaction (7 transactions for 6
+calls), with the store held by one worker as `migrate run` holds it. Prints the CPU time per
+call of each repeat; no network and no server, so the figure is the store's share of `migrate
+run`'s client CPU per call. SQLite in a temporary directory unless `--url` is given.
 """
 
 from __future__ import annotations
@@ -67,13 +68,18 @@ def one_run(url: str, conversations: int) -> tuple[float, int]:
         started = time.process_time()
         for claim in claims:
             seq, plan = claim.seq, claim.plan
-            intent = store.record_intent(seq, "create", start=0, count=0)
-            store.record_created(seq, intent, f"conv_{seq}")
+            batches = plan.batches()
+            # As the replay does: the create's intent alone, then each outcome and the next
+            # call's intent in one transaction.
+            create = store.record_intent(seq, "create", start=0, count=0)
+            intent = store.record_created(
+                seq, create, f"conv_{seq}", next_intent=("append", 0, len(batches[0]))
+            )
             calls += 1
-            for batch_index, batch in enumerate(plan.batches()):
+            for batch_index, batch in enumerate(batches):
                 start = batch_index * BATCH
-                intent = store.record_intent(seq, "append", start=start, count=len(batch))
-                store.record_appended(
+                following = batches[batch_index + 1] if batch_index + 1 < len(batches) else None
+                intent = store.record_appended(
                     seq,
                     intent,
                     landed=[
@@ -81,7 +87,10 @@ def one_run(url: str, conversations: int) -> tuple[float, int]:
                         for offset, planned in enumerate(batch)
                     ],
                     source_conversation_id=plan.source_id,
-                    migrated=start + len(batch) == ITEMS,
+                    migrated=following is None,
+                    next_intent=None
+                    if following is None
+                    else ("append", start + len(batch), len(following)),
                 )
                 calls += 1
         return time.process_time() - started, calls

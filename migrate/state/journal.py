@@ -71,9 +71,10 @@ class Journal(StoreBase):
                 "b_item": item_id,
             },
         )
-        # All of RETURNING's one row, so that SQLite's statement is done before the commit.
-        returned = cursor.fetchall() if self.engine.dialect.insert_returning else None
-        return int(returned[0][0]) if returned else int(cursor.lastrowid)
+        if self.engine.dialect.name != "postgresql":
+            return int(cursor.lastrowid)
+        (returned,) = cursor.fetchall()
+        return int(returned[0])
 
     def record_created(
         self,
@@ -210,7 +211,15 @@ class Journal(StoreBase):
         for first in range(0, len(landed), step):
             rows = landed[first : first + step]
             size = len(rows)
-            statement = self.statements.get(("items", size), functools.partial(_items_insert, size))
+            statement = self.statements.get(
+                ("items", size), functools.partial(_items_insert, size), order=_item_order(size)
+            )
+            if statement.positional:
+                ordered: list[Any] = []
+                for position, source_item_id, item_id in rows:
+                    ordered += (seq, position, source_conversation_id, source_item_id, item_id)
+                statement.execute_in_order(cursor, ordered)
+                continue
             values = dict(zip(_item_row_names(size), chain.from_iterable(rows), strict=True))
             values["b_seq"] = seq
             values["b_source_conversation_id"] = source_conversation_id
@@ -255,7 +264,9 @@ class Journal(StoreBase):
             created_at=bindparam("b_now"),
             item_id=bindparam("b_item"),
         )
-        return query.returning(intents.c.id) if self.engine.dialect.insert_returning else query
+        # The id: RETURNING on PostgreSQL, whose driver has no `lastrowid` of a sequence;
+        # elsewhere the driver's `lastrowid`, without a row to fetch.
+        return query.returning(intents.c.id) if self.engine.dialect.name == "postgresql" else query
 
     def record_attempt_failed(
         self,
@@ -509,6 +520,23 @@ def _item_row_names(size: int) -> tuple[str, ...]:
         f"b_{column}_{row}"
         for row in range(size)
         for column in ("position", "source_item_id", "item_id")
+    )
+
+
+@functools.cache
+def _item_order(size: int) -> tuple[str, ...]:
+    """The bind names of `_items_insert(size)` in the order of its placeholders: each row's
+    in the table's column order (how `_insert_items` lays out a positional driver's values)."""
+    return tuple(
+        name
+        for row in range(size)
+        for name in (
+            "b_seq",
+            f"b_position_{row}",
+            "b_source_conversation_id",
+            f"b_source_item_id_{row}",
+            f"b_item_id_{row}",
+        )
     )
 
 

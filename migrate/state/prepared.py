@@ -31,14 +31,21 @@ from migrate.state.unwritable import raise_if_unwritable
 class Prepared:
     """One statement compiled for one dialect; runs with a mapping of its bind values."""
 
-    def __init__(self, statement: ClauseElement, engine: Engine) -> None:
+    def __init__(
+        self, statement: ClauseElement, engine: Engine, order: Sequence[str] | None = None
+    ) -> None:
         compiled = statement.compile(
             dialect=engine.dialect, compile_kwargs={"render_postcompile": True}
         )
         assert isinstance(compiled, SQLCompiler)
         self.sql = compiled.string
         self.defaults = dict(compiled.params)
-        self._in_order = in_order(compiled.positiontup or ()) if compiled.positional else None
+        self.positional = compiled.positional
+        """Whether the driver takes the bind values in order (`execute_in_order`)."""
+        names = compiled.positiontup or ()
+        if order is not None and self.positional and list(names) != list(order):
+            raise ValueError(f"bind values in the order {names}, not {order}")
+        self._in_order = in_order(names) if self.positional else None
 
     def parameters(self, values: Mapping[str, Any]) -> Any:
         merged = {**self.defaults, **values}
@@ -48,6 +55,12 @@ class Prepared:
         """Run on a driver cursor (of `PreparedStatements.transaction` or `reading`);
         returns the cursor (rowcount, fetchall)."""
         cursor.execute(self.sql, self.parameters(values))
+        return cursor
+
+    def execute_in_order(self, cursor: Any, values: Sequence[Any]) -> Any:
+        """`execute` with every bind value already in the statement's order (the `order` it was
+        prepared with), on a positional driver: no mapping built for a statement of many values."""
+        cursor.execute(self.sql, values)
         return cursor
 
 
@@ -82,7 +95,7 @@ class PreparedStatements:
         # Every transaction here writes: on SQLite it takes the write lock as it begins, as
         # the engine's own transactions do (`configure_sqlite`); the other drivers begin one
         # with their first statement.
-        self._begin = WRITE_BEGIN if engine.dialect.name == "sqlite" else None
+        self._sqlite = engine.dialect.name == "sqlite"
         self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
 
     @contextlib.contextmanager
@@ -92,10 +105,16 @@ class PreparedStatements:
         cursor. Committed when the block ends, rolled back if it raises."""
         held = self._hold()
         try:
-            if self._begin is not None:
-                held.cursor.execute(self._begin)
-            yield held.cursor
-            held.dbapi.commit()
+            if self._sqlite:
+                held.cursor.execute(WRITE_BEGIN)
+                yield held.cursor
+                # The cursor's statement cache prepares COMMIT once; the driver's commit()
+                # prepares it again each time. Either ends the transaction the BEGIN opened
+                # (the driver opens none of its own: `configure_sqlite`).
+                held.cursor.execute("COMMIT")
+            else:
+                yield held.cursor
+                held.dbapi.commit()
         except BaseException as exc:
             self._roll_back(held)
             if isinstance(exc, self._driver_error):
@@ -120,10 +139,15 @@ class PreparedStatements:
         for conn in held:
             conn.close()
 
-    def get(self, key: Any, build: Callable[[], ClauseElement]) -> Prepared:
+    def get(
+        self, key: Any, build: Callable[[], ClauseElement], *, order: Sequence[str] | None = None
+    ) -> Prepared:
+        """The statement prepared under `key`, built and compiled on first use; `order` names
+        the bind values in the order a caller of `execute_in_order` passes them (checked
+        against the compiled statement)."""
         prepared = self._prepared.get(key)
         if prepared is None:
-            prepared = self._prepared[key] = Prepared(build(), self.engine)
+            prepared = self._prepared[key] = Prepared(build(), self.engine, order)
         return prepared
 
     def _hold(self) -> _Held:

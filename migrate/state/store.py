@@ -519,8 +519,11 @@ def _items_page(stop: int | None) -> Callable[[], ClauseElement]:
 
     def build() -> ClauseElement:
         i = items.c
-        after = (i.seq > bindparam("b_seq")) | (
-            (i.seq == bindparam("b_seq")) & (i.position > bindparam("b_position"))
+        # `seq >= b_seq` first: a bound on the key's first column, so that each page starts
+        # where the last one ended in the primary key (the OR alone reads the key from its
+        # start on every page on SQLite).
+        after = (i.seq >= bindparam("b_seq")) & (
+            (i.seq > bindparam("b_seq")) | (i.position > bindparam("b_position"))
         )
         query = (
             select(

@@ -479,3 +479,73 @@ def test_a_version_9_store_keeps_its_items_in_key_order_on_sqlite(tmp_path: Path
     assert ("items_with_rowid",) not in tables
     assert store.item_ids(0) == {0: "msg_a", 1: "msg_b"}
     store.close()
+
+
+@pytest.mark.parametrize(
+    "engine",
+    [
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+        pytest.param("mariadb_dialect", marks=pytest.mark.mariadb),
+    ],
+)
+def test_journal_ids_and_items_read_back_in_pages_on_any_engine(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if engine == "sqlite":
+        url = f"sqlite:///{tmp_path / 'state.db'}"
+    elif engine == "mariadb_dialect":
+        # The `mariadb` dialect has RETURNING, the `mysql` one (same server) not: both ids.
+        url = str(request.getfixturevalue("mariadb_url")).replace("mysql+", "mariadb+", 1)
+    else:
+        url = str(request.getfixturevalue(f"{engine}_url"))
+    store = StateStore.from_url(url, create=True)
+    store.create_job(JobRecord(job_id="j", created_at=0.0, config={}, source="test", target={}))
+    store.add_outcomes([(seq, plan_of(f"s{seq}", 25)) for seq in range(4)])
+    opened: list[int] = []
+    for seq in range(4):
+        create = store.record_intent(seq, "create", start=0, count=0)
+        first = store.record_created(seq, create, f"conv{seq}", next_intent=("append", 0, 20))
+        assert first is not None
+        following = store.record_appended(
+            seq,
+            first,
+            landed=[(p, f"s{seq}-{p}", f"item{seq}-{p}") for p in range(20)],
+            source_conversation_id=f"s{seq}",
+            migrated=False,
+            next_intent=("append", 20, 5),
+        )
+        assert following is not None
+        opened += [create, first, following]
+        assert [(i.id, i.start, i.count) for i in store.open_intents(seq)] == [(following, 20, 5)]
+        store.record_appended(
+            seq,
+            following,
+            landed=[(p, f"s{seq}-{p}", f"item{seq}-{p}") for p in range(20, 25)],
+            source_conversation_id=f"s{seq}",
+            migrated=True,
+        )
+        assert store.open_intents(seq) == []
+    assert len(set(opened)) == len(opened)
+    with store.engine.connect() as conn:
+        kept = conn.execute(select(state.intents.c.id, state.intents.c.outcome)).all()
+    assert sorted(kept) == sorted((i, "applied") for i in opened)
+
+    every = [(seq, p) for seq in range(4) for p in range(25)]
+    for page in (7, 25, 1000):
+        read = list(store.iter_items(page=page))
+        assert [(row["seq"], row["position"]) for row in read] == every
+        assert read[26] == {
+            "seq": 1,
+            "conversation_id": "conv1",
+            "source_conversation_id": "s1",
+            "source_item_id": "s1-1",
+            "position": 1,
+            "item_id": "item1-1",
+        }
+        middle = [
+            (row["seq"], row["position"]) for row in store.iter_items(start=1, stop=3, page=page)
+        ]
+        assert middle == [key for key in every if 1 <= key[0] < 3]
+    store.close()
