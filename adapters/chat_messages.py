@@ -92,7 +92,7 @@ MESSAGE_KEYS = frozenset(
 """The message keys the decoder interprets; every other key goes to the entry's metadata."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Provenance:
     """Where a message sits, and what its container knows about it.
 
@@ -207,21 +207,23 @@ def message_entries(
         ]
 
     own_id = message.get("id")
-    own_stamp = next(
-        (
-            stamp
-            for key in TIMESTAMP_FIELDS
-            if (stamp := parse_timestamp(message.get(key))) is not None
-        ),
-        None,
-    )
+    own_stamp = None
+    if not _TIMESTAMP_KEYS.isdisjoint(message):  # most messages carry no timestamp
+        own_stamp = next(
+            (
+                stamp
+                for key in TIMESTAMP_FIELDS
+                if (stamp := parse_timestamp(message.get(key))) is not None
+            ),
+            None,
+        )
     extra = {k: v for k, v in message.items() if k not in MESSAGE_KEYS}
-    at = replace(
-        at,
-        source_id=at.source_id or (own_id if isinstance(own_id, str) and own_id else None),
-        created_at=at.created_at if at.created_at is not None else own_stamp,
-        metadata={**at.metadata, **extra},
-    )
+    source_id = at.source_id or (own_id if isinstance(own_id, str) and own_id else None)
+    created_at = at.created_at if at.created_at is not None else own_stamp
+    if extra or source_id is not at.source_id or created_at is not at.created_at:
+        at = replace(
+            at, source_id=source_id, created_at=created_at, metadata={**at.metadata, **extra}
+        )
     name = _text_or_none(message.get("name"))
     if extra:
         notes.append(

@@ -89,24 +89,31 @@ def count_items(items: Iterable[Mapping[str, Any]], model: ModelSpec) -> TokenCo
     """Count `items` (API items as planned or as a server lists them) for `model`."""
     encode = o200k_base().encode_ordinary
     count = TokenCount(reply_overhead=model.reply_overhead)
-    call_names: dict[str, str] = {}
+    per_item = count.per_item
+    per_message = model.per_message
+    # a conversation calls few tools many times: each name is encoded once, not per call
+    name_tokens: dict[str, int] = {"": 0}
+    call_name_tokens: dict[str, int] = {}
     for item in items:
         kind = item.get("type", "message")
         if kind == "message":
-            tokens = model.per_message + _content_tokens(item.get("content"), model, count, encode)
+            tokens = per_message + _content_tokens(item.get("content"), model, count, encode)
         elif kind in _CALLS:
             name = str(item.get("name") or "")
-            call_names[str(item.get("call_id"))] = name
+            named = name_tokens.get(name)
+            if named is None:
+                named = name_tokens[name] = len(encode(name))
+            call_name_tokens[str(item.get("call_id"))] = named
             arguments = item.get("arguments") if kind == "function_call" else item.get("input")
-            tokens = TOOL_CALL_OVERHEAD + len(encode(name)) + len(encode(str(arguments or "")))
+            tokens = TOOL_CALL_OVERHEAD + named + len(encode(str(arguments or "")))
         elif kind in _OUTPUTS:
-            name = call_names.get(str(item.get("call_id")), "")
+            named = call_name_tokens.get(str(item.get("call_id")), 0)
             output = _content_tokens(item.get("output"), model, count, encode)
-            tokens = TOOL_OUTPUT_OVERHEAD + len(encode(name)) + output
+            tokens = TOOL_OUTPUT_OVERHEAD + named + output
         else:
             # not an item the planner writes; its fields' text is the best guess available
-            tokens = model.per_message + len(encode(str(_strings(item))))
-        count.per_item.append(tokens)
+            tokens = per_message + len(encode(str(_strings(item))))
+        per_item.append(tokens)
     return count
 
 

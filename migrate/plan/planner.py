@@ -53,16 +53,19 @@ def plan_conversation(conversation: SourceConversation, policy: Policy) -> Conve
     result = transform(conversation, policy)
     findings = list(result.findings)
     metadata = build_metadata(conversation, findings)
+    api_items = [planned.item for planned in result.items]
     fit = fit_context(
-        [planned.item for planned in result.items],
+        api_items,
         entries=[(planned.entry_index, planned.source_id) for planned in result.items],
         conversation_id=conversation.id,
         policy=policy,
     )
     findings += fit.findings
-    items = _with_source_times(result.items[fit.dropped :], conversation)
+    items = result.items[fit.dropped :]
+    api_items = api_items[fit.dropped :]
+    _add_source_times(items, conversation)
     findings += _timestamp_findings(conversation, items)
-    batch_sizes = batch_sizes_for([planned.item for planned in items])
+    batch_sizes = batch_sizes_for(api_items)
     plan = ConversationPlan(
         source_kind=conversation.source_kind,
         source_id=conversation.id,
@@ -70,7 +73,7 @@ def plan_conversation(conversation: SourceConversation, policy: Policy) -> Conve
         metadata=metadata,
         items=items,
         batch_sizes=batch_sizes,
-        fingerprint=fingerprint(metadata, batch_sizes, [planned.item for planned in items]),
+        fingerprint=fingerprint(metadata, batch_sizes, api_items),
         findings=findings,
         tokens=fit.tokens,
         tokens_estimate=fit.estimate,
@@ -90,17 +93,14 @@ def iso_time(seconds: float) -> str | None:
     return moment.strftime(pattern)
 
 
-def _with_source_times(
-    items: list[PlannedItem], conversation: SourceConversation
-) -> list[PlannedItem]:
-    """`items`, each with its source entry's timestamp."""
+def _add_source_times(items: list[PlannedItem], conversation: SourceConversation) -> None:
+    """Give each of `items` its source entry's timestamp, in place: the items are the
+    transform's own, and a copy of each would cost about as much as building it."""
     entries = conversation.entries
-    return [
-        planned
-        if (at := entries[planned.entry_index].created_at) is None
-        else planned.model_copy(update={"source_created_at": at})
-        for planned in items
-    ]
+    for planned in items:
+        at = entries[planned.entry_index].created_at
+        if at is not None:
+            planned.source_created_at = at
 
 
 def _timestamp_findings(
@@ -244,13 +244,13 @@ def validate_plan(plan: ConversationPlan) -> None:
             location=plan.location,
         )
     seen_call_ids: set[str] = set()
+    items = [planned.item for planned in plan.items]
     offset = 0
-    for batch in plan.batches():
-        items = [planned.item for planned in batch]
-        problems = batch_problems(items, seen_call_ids)
+    for size in plan.batch_sizes:
+        problems = batch_problems(items[offset : offset + size], seen_call_ids)
         if problems:
-            raise _invalid_item(plan, batch, offset, problems)
-        offset += len(batch)
+            raise _invalid_item(plan, plan.items[offset : offset + size], offset, problems)
+        offset += size
 
 
 def _invalid_item(

@@ -29,8 +29,10 @@ class PlannedItem(BaseModel):
     `items.csv` keeps it (set by `migrate.plan.planner`)."""
 
 
-@dataclass
+@dataclass(slots=True, eq=False)
 class _Call:
+    """One tool call of the walk; calls are told apart by identity (each has its own id)."""
+
     call_id: str
     original_id: str | None
     tool_type: str
@@ -48,7 +50,7 @@ _RECORDED, _ADDED = 0, 1
 """Sort keys of a group's outputs: the source's own, then empty ones added for missing outputs."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _Group:
     """Consecutive calls and the outputs that directly follow them."""
 
