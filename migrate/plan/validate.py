@@ -37,7 +37,6 @@ _ITEM_KEYS: dict[str, frozenset[str]] = {
     "custom_tool_call": frozenset({"type", "call_id", "name", "input"}),
     "custom_tool_call_output": frozenset({"type", "call_id", "output"}),
 }
-_MESSAGE_KEYS = _ITEM_KEYS["message"]
 PROVIDER_TYPES = frozenset(
     {
         "reasoning",
@@ -75,8 +74,6 @@ _PART_KEYS: dict[str, frozenset[str]] = {
     "output_text": frozenset({"type", "text", "annotations"}),
     "refusal": frozenset({"type", "refusal"}),
 }
-_INPUT_TEXT_KEYS = _PART_KEYS["input_text"]
-_OUTPUT_TEXT_KEYS = _PART_KEYS["output_text"]
 _INPUT_PARTS = frozenset({"input_text", "input_image", "input_file"})
 _OUTPUT_PARTS = frozenset({"output_text", "refusal"})
 _ANNOTATION_FIELDS: dict[str, dict[str, type]] = {
@@ -103,11 +100,6 @@ def item_problems(item: Mapping[str, Any]) -> list[str]:
     if not _is_mapping(item):
         return [f"an item must be an object, not {type(item).__name__}"]
     kind = item.get("type")
-    if kind == "message":
-        # nearly every item: checked before the rarer kinds
-        problems = _unknown_keys(item, _MESSAGE_KEYS, kind)
-        problems += _message_problems(item)
-        return problems
     if kind in PROVIDER_TYPES:
         item_id = item.get("id")
         if isinstance(item_id, str) and item_id:
@@ -118,7 +110,9 @@ def item_problems(item: Mapping[str, Any]) -> list[str]:
     if not isinstance(kind, str) or kind not in _ITEM_KEYS:
         return [f"item type {kind!r} is not one we send; allowed: {sorted(_ITEM_KEYS)}"]
     problems = _unknown_keys(item, _ITEM_KEYS[kind], kind)
-    if kind in CALL_TYPES:
+    if kind == "message":
+        problems += _message_problems(item)
+    elif kind in CALL_TYPES:
         problems += _call_id_problems(item, kind)
         name = item.get("name")
         if not isinstance(name, str) or not 1 <= len(name) <= MAX_TOOL_NAME_CHARS:
@@ -252,29 +246,10 @@ def _message_problems(item: Mapping[str, Any]) -> list[str]:
                 f"allowed: {sorted(allowed_parts)}"
             )
             continue
-        if _is_plain_text(part, kind):
-            continue
         found = _part_problems(part, kind)
         if found:
             problems += [f"content[{index}]: {p}" for p in found]
     return problems
-
-
-def _is_plain_text(part: Mapping[str, Any], kind: str) -> bool:
-    """A text part that `_part_problems` would pass, told apart without building its lists:
-    nearly every part is one."""
-    text = part.get("text")
-    if type(text) is not str:
-        return False
-    if kind == "input_text":
-        return len(text) <= MAX_INPUT_TEXT_CHARS and part.keys() <= _INPUT_TEXT_KEYS
-    annotations = part.get("annotations")
-    return (
-        kind == "output_text"
-        and type(annotations) is list
-        and not annotations
-        and part.keys() <= _OUTPUT_TEXT_KEYS
-    )
 
 
 def _part_problems(part: Mapping[str, Any], kind: str) -> list[str]:

@@ -108,7 +108,7 @@ class _ToolCalls(_Content):
             self._orphan(call_id, output, name)
             return
         sent: str | list[dict[str, Any]] = output
-        if parts and any(not isinstance(part, TextPart) for part in parts):
+        if any(not isinstance(part, TextPart) for part in parts):
             # An output with images or files is sent as content parts, as the API allows.
             sent = self._input_content("tool", parts)
         call.answered = True
