@@ -11,10 +11,12 @@ Workloads:
 - `job`: `migrate.jobs.run_job` against a running server (`openai` target with its base URL).
 - `verify`: `migrate.jobs.verify_job` of a finished job.
 - `bare`: the same requests as `job`, from an async `openai` client with no state store and no
-  checkpointing (raw `client.post`, no SDK request transform): the baseline for the tool.
+  checkpointing (raw `client.post`, no SDK request transform) on the HTTP client the job sends
+  on (`migrate.replay.direct.http_client`, the SDK's aiohttp transport): the baseline for the tool.
 - `sdk`: the same requests through the typed SDK methods (`conversations.create`,
   `conversations.items.create`), which run the SDK's request transform on every item.
-- `http`: the same requests from a bare `httpx2.AsyncClient` (no SDK at all): the floor.
+- `http`: the same requests from a bare `httpx2.AsyncClient` on its default transport (no SDK
+  at all).
 
 With `profile` set, the measured part runs under `cProfile` and its statistics are written
 to that path (`python -m pstats PATH`); CPU figures then include the profiler's own cost.
@@ -352,14 +354,18 @@ def _timed_client(
     import httpx2
     from openai import AsyncOpenAI
 
+    from migrate.replay.direct import http_client
+
     assert request.base_url is not None
 
     async def main() -> int:
+        timeout = httpx2.Timeout(request.timeout, connect=5.0)
         client = AsyncOpenAI(
             api_key="bench",
             base_url=request.base_url,
             max_retries=0,
-            timeout=httpx2.Timeout(request.timeout, connect=5.0),
+            timeout=timeout,
+            http_client=http_client(str(request.base_url), timeout),
         )
         try:
             return await land_all(client)

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import httpx2
 import openai
 
@@ -30,11 +31,37 @@ def classify(exc: openai.APIError) -> CallError:
         error.api_shaped = isinstance(exc.body, dict) and isinstance(exc.body.get("message"), str)
         return error
     cause = exc.__cause__
+    origin = _aiohttp_origin(exc)
+    if origin is not None:
+        return _classify_aiohttp(origin)
     if isinstance(cause, httpx2.ConnectError | httpx2.ConnectTimeout | httpx2.PoolTimeout):
         return CallUnreachable(f"cannot connect: {cause.__class__.__name__}: {cause}")
     if isinstance(exc, openai.APITimeoutError):
         return CallTimedOut("the call timed out")
     detail = f"{cause.__class__.__name__}: {cause}" if cause is not None else str(exc)
+    return CallAmbiguous(f"connection lost: {detail}")
+
+
+def _aiohttp_origin(exc: BaseException) -> aiohttp.ClientError | None:
+    """The `aiohttp` error behind an SDK error, when the client sends through `aiohttp`."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, aiohttp.ClientError):
+            return seen
+        seen = seen.__cause__
+    return None
+
+
+def _classify_aiohttp(origin: aiohttp.ClientError) -> CallError:
+    """What an `aiohttp` failure means, from its own class: the SDK's transport reports every
+    lost connection as `httpx2.ConnectTimeout`, including one dropped after the request was
+    sent (which the target may have applied), so its `httpx2` class cannot tell."""
+    detail = f"{origin.__class__.__name__}: {origin}"
+    # Raised while connecting (or waiting for a connection), before any byte of the request.
+    if isinstance(origin, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
+        return CallUnreachable(f"cannot connect: {detail}")
+    if isinstance(origin, aiohttp.ServerTimeoutError):
+        return CallTimedOut("the call timed out")
     return CallAmbiguous(f"connection lost: {detail}")
 
 

@@ -4,14 +4,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
+import struct
 from collections.abc import Callable
 from typing import Any
 
 import httpx2
 import pytest
 
-from migrate.errors import CallError
+from migrate.errors import CallAmbiguous, CallError, CallTimedOut, CallUnreachable
 from migrate.replay.direct import DirectWrites
 from migrate.replay.ratelimit import RateLimiter
 from migrate.replay.target import Target, TargetConfig, open_target
@@ -158,3 +161,83 @@ def test_only_fixed_key_clients_without_a_query_write_directly(
             return target.writes
 
     assert (asyncio.run(writes()) is not None) is direct
+
+
+async def _silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.read(65536)
+    await asyncio.sleep(2)  # longer than the call's timeout
+
+
+async def _drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.read(65536)  # the request arrived: the target may have applied it
+
+
+async def _reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.read(65536)
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def _closing(serve: Callable[..., Any]) -> Callable[..., Any]:
+    """`serve`, then the connection closed (so that no socket outlives the test)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await serve(reader, writer)
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    return handle
+
+
+def _write_failure(serve: Callable[..., Any] | None) -> list[tuple[type[CallError], str]]:
+    """How a write to a real socket fails on the job's HTTP client (direct and through
+    `client.post`): `serve` handles each connection; None refuses them."""
+
+    async def both() -> list[tuple[type[CallError], str]]:
+        server = None
+        if serve is None:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]  # closed again: nothing listens there
+        else:
+            server = await asyncio.start_server(_closing(serve), "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+        config = TargetConfig(kind="openai", base_url=f"http://127.0.0.1:{port}/v1", timeout=0.5)
+        seen: list[tuple[type[CallError], str]] = []
+        try:
+            async with open_target(config, job_dir=None) as direct:
+                through_sdk = Target(
+                    direct.client, limiter=RateLimiter(), timeout=0.5, description="t"
+                )
+                for target in (direct, through_sdk):
+                    with pytest.raises(CallError) as caught:
+                        await target.create_items("conv_1", BATCH)
+                    seen.append((type(caught.value), caught.value.kind))
+        finally:
+            if server is not None:
+                server.close()
+                await server.wait_closed()
+        return seen
+
+    return asyncio.run(both())
+
+
+@pytest.mark.parametrize(
+    ("serve", "expected"),
+    [
+        (None, (CallUnreachable, "not_applied")),
+        (_silent, (CallTimedOut, "ambiguous")),
+        (_drop, (CallAmbiguous, "ambiguous")),
+        (_reset, (CallAmbiguous, "ambiguous")),
+    ],
+    ids=["refused", "no answer", "dropped after the request", "reset after the request"],
+)
+def test_only_a_write_that_never_left_counts_as_not_applied(
+    serve: Callable[..., Any] | None, expected: tuple[type[CallError], str]
+) -> None:
+    # The HTTP client's transport names every lost connection a connect timeout; a write the
+    # target received and then dropped must still count as ambiguous, never as not sent.
+    assert _write_failure(serve) == [expected, expected]
