@@ -6,7 +6,8 @@ option models, header merging, URL parsing, the answer's wrapper (about 0.8 of 1
 the same `httpx2` client). A write here is one `httpx2.Request` built from what the SDK client
 holds, read through its public attributes (the base URL, the default headers and the auth
 headers, over the `httpx2` client's own), sent on the `httpx2` client the SDK itself sends on
-(the SDK's default kind, made here and passed as `http_client` so that we hold it). A failed
+(`http_client`, made here and passed to the SDK so that we hold it: the SDK's own
+`DefaultAioHttpClient`, reads and deletes included). A failed
 answer becomes the SDK's own error (`_make_status_error_from_response`, the one private name
 used), so what a failure means (`migrate.replay.failures`) does not depend on the path a
 call took.
