@@ -24,7 +24,7 @@ from migrate.jobs.models import (
 )
 from migrate.plan.model import ConversationPlan
 from migrate.replay.comparison import Comparison, compare
-from migrate.replay.failures import classify, with_retries
+from migrate.replay.failures import UNWRAPPED_ERRORS, classify, with_retries
 from migrate.replay.options import ReplayOptions
 from migrate.replay.replayer import Replayer
 from migrate.replay.target import Target, open_target
@@ -183,7 +183,7 @@ async def _check_tokens(
             return await exact_input_tokens(
                 target.client, conversation_id=conversation_id, model=check.model
             )
-        except openai.APIError as exc:
+        except (openai.APIError, *UNWRAPPED_ERRORS) as exc:
             raise classify(exc) from exc
 
     check.add(row.source_id, conversation_id, estimate, await with_retries(count))

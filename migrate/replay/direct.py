@@ -25,15 +25,14 @@ from __future__ import annotations
 import ssl
 import warnings
 
-import aiohttp
 import anyio
 import httpx2
 import openai
 from openai import AsyncOpenAI
 
-CONNECTION_ERRORS = (httpx2.RequestError, ssl.SSLError, anyio.EndOfStream, aiohttp.ClientError)
-"""What the SDK reports as `APIConnectionError` (timeouts, a kind of `RequestError`, aside);
-the `aiohttp` transport lets through the `aiohttp` errors it has no `httpx2` class for."""
+CONNECTION_ERRORS = (httpx2.RequestError, ssl.SSLError, anyio.EndOfStream)
+"""What the SDK reports as `APIConnectionError` (timeouts, a kind of `RequestError`, aside).
+Like the SDK, what else the transport raises goes up as it is (`migrate.replay.failures`)."""
 
 # aiohttp warns of any body over 1 MB passed as bytes (a batch with images inline): the body is
 # in memory already, and the event loop's transport buffers what the socket does not take.

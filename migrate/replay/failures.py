@@ -23,20 +23,24 @@ from migrate.errors import (
 )
 from migrate.replay.ratelimit import retry_after_seconds
 
+UNWRAPPED_ERRORS = (aiohttp.ClientError, TimeoutError)
+"""What the SDK's `aiohttp` transport raises that the SDK lets through as it is (the `aiohttp`
+errors it has no `httpx2` class for, a plain timeout) instead of an `APIConnectionError`."""
 
-def classify(exc: openai.APIError) -> CallError:
-    """Map an SDK error to what the replayer may do about it."""
+
+def classify(exc: openai.APIError | aiohttp.ClientError | TimeoutError) -> CallError:
+    """Map an SDK error (or one of `UNWRAPPED_ERRORS`) to what the replayer may do about it."""
     if isinstance(exc, openai.APIStatusError):
         error = _classify_status(exc)
         error.api_shaped = isinstance(exc.body, dict) and isinstance(exc.body.get("message"), str)
         return error
-    cause = exc.__cause__
+    cause = exc.__cause__ if isinstance(exc, openai.APIError) else exc
     origin = _aiohttp_origin(exc)
     if origin is not None:
         return _classify_aiohttp(origin)
     if isinstance(cause, httpx2.ConnectError | httpx2.ConnectTimeout | httpx2.PoolTimeout):
         return CallUnreachable(f"cannot connect: {cause.__class__.__name__}: {cause}")
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, openai.APITimeoutError) or isinstance(cause, TimeoutError):
         return CallTimedOut("the call timed out")
     detail = f"{cause.__class__.__name__}: {cause}" if cause is not None else str(exc)
     return CallAmbiguous(f"connection lost: {detail}")

@@ -44,7 +44,7 @@ from migrate.errors import (
 )
 from migrate.replay.azure import CLOCK_SLACK_SECONDS, azure_client, conversations_url, matches
 from migrate.replay.direct import DirectWrites, http_client
-from migrate.replay.failures import classify
+from migrate.replay.failures import UNWRAPPED_ERRORS, classify
 from migrate.replay.ratelimit import RateLimiter
 
 logger = logging.getLogger(__name__)
@@ -429,7 +429,7 @@ class Target:
             if isinstance(error, CallRateLimited):
                 error.retry_after = self.limiter.rate_limited(error.retry_after, headers)
             raise error from exc
-        except openai.APIConnectionError as exc:
+        except (openai.APIConnectionError, *UNWRAPPED_ERRORS) as exc:
             error = classify(exc)
             if error.no_answer:
                 self._no_answer(error, started)

@@ -11,6 +11,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import httpx2
 import pytest
 
@@ -134,6 +135,9 @@ def test_an_error_answer_fails_a_direct_write_as_it_fails_client_post(status: in
         httpx2.ConnectTimeout("no route"),
         httpx2.RemoteProtocolError("dropped"),
         httpx2.ReadError("reset"),
+        TimeoutError("timed out"),
+        aiohttp.ServerDisconnectedError(),  # what the SDK's transport lets through as it is
+        aiohttp.ClientPayloadError("truncated"),
     ],
     ids=lambda exc: type(exc).__name__,
 )
